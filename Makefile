@@ -1,0 +1,27 @@
+# The two commands: `make run` and `make test`. Everything else is set up by them.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+BOOT := .venv-boot
+UV := $(BOOT)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test install lint asyncapi bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+
+run: install
+	$(UV) run --no-sync python -m shared.stack run
+
+test: install
+	$(UV) run --no-sync python -m pytest
+
+lint: install
+	$(UV) run --no-sync ruff check .
+
+clean:
+	rm -rf .venv $(BOOT)
