@@ -1,0 +1,1 @@
+"""Handlers: load, decide, append (one statement)."""

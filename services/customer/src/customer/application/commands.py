@@ -1,0 +1,240 @@
+"""Customer commands: load, decide, append; many concurrent commands share one statement.
+
+Commands queue up; a worker takes whatever has arrived (up to `max_batch`), decides each
+against the states in memory, and appends all their events, read-model rows and replies in
+one statement (one round trip, one commit). If that statement fails (a duplicate name, a
+concurrent writer), the batch is replayed one command at a time, so each gets its own
+answer; a version conflict without an expected version is retried on fresh state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from shared.contracts.customer import (
+    CommandMeta,
+    CreateCustomer,
+    DeleteCustomer,
+    SetStatus,
+    UpdateCustomer,
+)
+from shared.envelope import EventEnvelope, Metadata
+from shared.errors import ErrorCode, ServiceError
+from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment
+from shared.ids import new_id
+
+from customer.application.settings import SettingsService
+from customer.application.state_cache import StateCache
+from customer.domain import decide as rules
+from customer.domain import events as ev
+from customer.domain.evolve import evolve
+from customer.domain.state import CustomerState
+from customer.projections import board
+
+log = structlog.get_logger(__name__)
+
+RETRIES = 5
+
+
+@dataclass(frozen=True)
+class ExpirePenalty:
+    """The system returns a customer whose penalty has passed to active."""
+
+    customer_id: str
+    meta: CommandMeta
+
+
+Command = CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty
+
+
+@dataclass
+class _Pending:
+    command: Command
+    future: asyncio.Future[bytes]
+    stream_id: str  # a create's new id is fixed here, so a replayed batch keeps it
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+def error_bytes(err: ServiceError) -> bytes:
+    """An error reply, serialized."""
+    return err.to_reply().model_dump_json().encode()
+
+
+class _AppendFailed(Exception):
+    """The batch's statement failed; replay it one command at a time."""
+
+
+class CustomerCommands:
+    """Runs customer commands, batching concurrent ones into one append."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        settings: SettingsService,
+        cache: StateCache,
+        *,
+        max_batch: int = 256,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.cache = cache
+        self.max_batch = max_batch
+        self.clock = clock
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.batches = 0
+        self.commands = 0
+
+    async def handle(self, command: Command) -> bytes:
+        """Run one command; answer its reply (a card, or an error) as JSON bytes."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        stream_id = (
+            str(new_id()) if isinstance(command, CreateCustomer) else str(command.customer_id)
+        )
+        self._queue.put_nowait(_Pending(command, future, stream_id))
+        return await future
+
+    async def run(self) -> None:
+        """The worker: drain the queue in batches until cancelled."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._run_batch(batch)
+            except Exception as exc:  # the database is down, say: answer, don't hang
+                log.exception("command_batch_failed", size=len(batch))
+                unavailable = ServiceError(
+                    ErrorCode.UNAVAILABLE, f"the customer store is unavailable ({type(exc).__name__}); retry"
+                )
+                results = [(p, error_bytes(unavailable)) for p in batch]
+                self.cache.forget(p.stream_id for p in batch)
+            for pending, reply in results:
+                if not pending.future.done():
+                    pending.future.set_result(reply)
+            self.batches += 1
+            self.commands += len(batch)
+
+    async def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
+        if len(batch) > 1:
+            try:
+                return await self._execute(batch)
+            except _AppendFailed:
+                self.cache.forget(p.stream_id for p in batch)
+        return [(p, await self._execute_one(p)) for p in batch]
+
+    async def _execute_one(self, pending: _Pending) -> bytes:
+        for _ in range(RETRIES):
+            try:
+                [(_, reply)] = await self._execute([pending])
+                return reply
+            except _AppendFailed as exc:
+                cause = exc.__cause__
+                self.cache.forget([pending.stream_id])
+                if isinstance(cause, asyncpg.UniqueViolationError):
+                    if cause.constraint_name == "customers_name_uq":
+                        return error_bytes(ServiceError(
+                            ErrorCode.NAME_TAKEN,
+                            "another customer already has this name (names are unique,"
+                            " case-insensitively, among customers that are not deleted)",
+                        ))
+                    raise cause from None
+                # ConcurrencyError or DuplicateCommand: the next attempt sees fresh state
+        return error_bytes(ServiceError(ErrorCode.CONFLICT, "the customer is changing too fast; retry"))
+
+    async def _execute(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
+        ids = [p.command.meta.command_id for p in batch if p.command.meta.command_id]
+        stored = await self.store.stored_replies(ids) if ids else {}
+        settings = await self.settings.current()
+        await self.cache.ensure(
+            p.stream_id for p in batch if not isinstance(p.command, CreateCustomer)
+        )
+        now = self.clock()
+        working: dict[str, CustomerState | None] = {}
+        answered: dict[str, bytes] = {}
+        events: list[EventEnvelope] = []
+        replies: list[tuple[str, str]] = []
+        results: list[tuple[_Pending, bytes]] = []
+        for pending in batch:
+            cmd = pending.command
+            cid = cmd.meta.command_id
+            if cid and cid in stored:
+                results.append((pending, stored[cid].encode()))
+                continue
+            if cid and cid in answered:
+                results.append((pending, answered[cid]))
+                continue
+            try:
+                if cmd.meta.actor.kind != "system":
+                    rules.require_reason(settings, cmd.meta.reason)
+                stream_id = pending.stream_id
+                if stream_id in working:
+                    state = working[stream_id]
+                elif isinstance(cmd, CreateCustomer):
+                    state = None
+                else:
+                    state = self.cache.get(stream_id)
+                drafts = _decide(cmd, state, now)
+            except ServiceError as err:
+                results.append((pending, error_bytes(err)))
+                continue
+            for i, draft in enumerate(drafts):
+                envelope = EventEnvelope(
+                    type=draft.type, schema_version=ev.SCHEMA_VERSIONS[draft.type],
+                    category=ev.CUSTOMER_CATEGORY, stream_id=stream_id,
+                    version=(state.version if state else 0) + i + 1,
+                    occurred_at=now, metadata=_metadata(cmd.meta), data=draft.data,
+                )
+                state = evolve(state, envelope)
+                events.append(envelope)
+            assert state is not None
+            reply = _dumps(state.card())
+            if drafts:
+                working[stream_id] = state
+                if cid:
+                    replies.append((cid, reply.decode()))
+                    answered[cid] = reply
+            results.append((pending, reply))
+        if events:
+            rows = [board.row(s, s.card()) for s in working.values() if s is not None]
+            try:
+                await self.store.append(
+                    events, replies=replies,
+                    fragments=[Fragment(board.UPSERT_SQL, [json.dumps(rows, default=str)])],
+                )
+            except (ConcurrencyError, DuplicateCommand, asyncpg.UniqueViolationError) as exc:
+                raise _AppendFailed() from exc
+            for stream_id, state in working.items():
+                self.cache.put(stream_id, state)
+        return results
+
+
+def _metadata(meta: CommandMeta) -> Metadata:
+    return Metadata(
+        actor=meta.actor, correlation_id=meta.correlation_id, causation_id=meta.command_id,
+        command_id=meta.command_id, reason=meta.reason,
+    )
+
+
+def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.Draft]:
+    if isinstance(cmd, CreateCustomer):
+        return rules.decide_create(cmd.customer, now)
+    live = rules.require_live(state, str(cmd.customer_id))
+    if isinstance(cmd, ExpirePenalty):
+        return rules.decide_penalty_expiry(live, now)
+    rules.require_expected_version(live, cmd.expected_version)
+    if isinstance(cmd, UpdateCustomer):
+        return rules.decide_update(live, cmd.changes)
+    if isinstance(cmd, SetStatus):
+        return rules.decide_set_status(live, cmd.status, cmd.until, now)
+    return rules.decide_delete(live)

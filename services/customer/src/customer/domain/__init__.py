@@ -1,0 +1,1 @@
+"""Pure domain code: state, decide, evolve. No I/O."""

@@ -1,0 +1,67 @@
+"""The customer aggregate's state, as JSON-mode values (what events carry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from shared.contracts.fields import parse_toml
+
+# fields an operator sets through create/update, in card order
+CARD_FIELDS = (
+    "name", "paypal_email", "website", "status", "penalty_until", "debit_limit",
+    "minimum_payment", "tax", "currency", "portal_access", "channels", "cps", "address",
+    "tags", "config_toml", "verification", "notes",
+)
+
+
+@dataclass(frozen=True)
+class CustomerState:
+    """One customer as folded from its events."""
+
+    id: str
+    fields: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted: bool = False
+    approved_clis: tuple[str, ...] = ()
+    contacts: tuple[dict[str, Any], ...] = ()
+    number_blocks: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def status(self) -> str:
+        """Current status."""
+        return str(self.fields["status"])
+
+    def with_fields(self, **changes: Any) -> CustomerState:
+        """A copy with some card fields replaced."""
+        return replace(self, fields={**self.fields, **changes})
+
+    def card(self) -> dict[str, Any]:
+        """The card as the API shows it (JSON-mode)."""
+        try:
+            config = parse_toml(self.fields.get("config_toml") or "")
+        except ValueError:
+            config = {}
+        return {
+            "id": self.id,
+            **self.fields,
+            "config": config,
+            "approved_clis": list(self.approved_clis),
+            "contacts": list(self.contacts),
+            "number_blocks": list(self.number_blocks),
+            "deleted": self.deleted,
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class SettingsState:
+    """The settings aggregate (audit part for now)."""
+
+    require_reason: bool = False
+    version: int = 0

@@ -1,0 +1,1 @@
+"""FastStream subscribers: thin, they only hand over to the application."""

@@ -1,0 +1,1 @@
+"""Read models kept by the customer service."""

@@ -1,0 +1,162 @@
+"""The board's read model: the row of a customer, and the board query over the rows."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from shared.contracts.customer import SORTABLE, ListCustomers
+from shared.errors import ErrorCode, ErrorDetail, ServiceError
+
+from customer.domain.state import CustomerState
+
+ROW_COLUMNS = (
+    "id", "name", "status", "currency", "country", "tags", "website", "paypal_email",
+    "channels", "cps", "debit_limit", "tax", "minimum_payment", "portal_access",
+    "penalty_until", "deleted", "version", "created_at", "updated_at", "search", "card",
+)
+
+UPSERT_SQL = (
+    f"INSERT INTO customers ({', '.join(ROW_COLUMNS)})"
+    f" SELECT {', '.join(ROW_COLUMNS)} FROM jsonb_populate_recordset(null::customers, {{}}::jsonb)"
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "id")
+)
+
+
+def search_text(state: CustomerState) -> str:
+    """What free-text search looks at: name, website, tags, contact names and e-mails."""
+    f = state.fields
+    parts = [f["name"], f.get("website") or "", " ".join(f["tags"])]
+    for contact in state.contacts:
+        parts.extend([str(contact.get("name") or ""), str(contact.get("email") or "")])
+    return " ".join(p for p in parts if p).lower()
+
+
+def row(state: CustomerState, card: dict[str, Any]) -> dict[str, Any]:
+    """The read-model row of one customer (JSON-ready, for jsonb_populate_recordset)."""
+    f = state.fields
+    return {
+        "id": state.id,
+        "name": f["name"],
+        "status": f["status"],
+        "currency": f["currency"],
+        "country": (f.get("address") or {}).get("country"),
+        "tags": f["tags"],
+        "website": f.get("website"),
+        "paypal_email": f.get("paypal_email"),
+        "channels": f["channels"],
+        "cps": f["cps"],
+        "debit_limit": f["debit_limit"],
+        "tax": f["tax"],
+        "minimum_payment": f["minimum_payment"],
+        "portal_access": f["portal_access"],
+        "penalty_until": f.get("penalty_until"),
+        "deleted": state.deleted,
+        "version": state.version,
+        "created_at": card["created_at"],
+        "updated_at": card["updated_at"],
+        "search": search_text(state),
+        "card": card,
+    }
+
+
+# sort key -> (SQL expression, kind used to decode the cursor value)
+SORT_EXPR: dict[str, tuple[str, str]] = {
+    "name": ("lower(name)", "text"),
+    "status": ("status", "text"),
+    "currency": ("currency", "text"),
+    "country": ("coalesce(country, '')", "text"),
+    "website": ("coalesce(lower(website), '')", "text"),
+    "paypal_email": ("coalesce(lower(paypal_email), '')", "text"),
+    "created_at": ("created_at", "time"),
+    "updated_at": ("updated_at", "time"),
+    "channels": ("channels", "int"),
+    "cps": ("cps", "numeric"),
+    "debit_limit": ("debit_limit", "numeric"),
+    "tax": ("tax", "numeric"),
+    "minimum_payment": ("minimum_payment", "numeric"),
+    "portal_access": ("portal_access", "bool"),
+}
+assert set(SORT_EXPR) == set(SORTABLE)
+
+
+def _bad(field: str, message: str) -> ServiceError:
+    return ServiceError(ErrorCode.VALIDATION, message, [ErrorDetail(field=field, message=message)])
+
+
+def _encode_cursor(sort: str, value: Any, last_id: str) -> str:
+    raw = json.dumps([sort, value, last_id], default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str, kind: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, last_id = json.loads(raw)
+        if cursor_sort != sort:
+            raise ValueError("sort changed")
+        decoded: Any = {
+            "text": str, "int": int, "numeric": Decimal, "bool": bool,
+            "time": datetime.fromisoformat,
+        }[kind](value)
+        return decoded, str(last_id)
+    except Exception:
+        raise _bad("cursor", "the cursor is not valid for this sort; start again without it") from None
+
+
+async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> dict[str, Any]:
+    """One page of the board, with the total count of matching customers."""
+    descending = query.sort.startswith("-")
+    sort = query.sort.lstrip("-")
+    if sort not in SORT_EXPR:
+        raise _bad("sort", f"cannot sort by '{sort}'; sortable: {', '.join(SORTABLE)}")
+    expr, kind = SORT_EXPR[sort]
+    where = ["NOT deleted"]
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if query.q and query.q.strip():
+        term = query.q.strip().lower()
+        for special in ("\\", "%", "_"):
+            term = term.replace(special, "\\" + special)
+        where.append(f"search LIKE {arg('%' + term + '%')}")
+    if query.status:
+        where.append(f"status = ANY({arg(query.status)}::text[])")
+    if query.tag:
+        where.append(f"tags && {arg(query.tag)}::text[]")
+    if query.currency:
+        where.append(f"currency = ANY({arg(query.currency)}::text[])")
+    if query.country:
+        where.append(f"country = ANY({arg(query.country)}::text[])")
+    if query.created_from:
+        where.append(f"created_at >= {arg(query.created_from)}")
+    if query.created_to:
+        where.append(f"created_at < {arg(query.created_to)}")
+    filters = " AND ".join(where)
+    total = await pool.fetchval(f"SELECT count(*) FROM customers WHERE {filters}", *args)
+    page_where = filters
+    if query.cursor:
+        value, last_id = _decode_cursor(query.cursor, query.sort, kind)
+        op = "<" if descending else ">"
+        page_where += f" AND ({expr}, id) {op} ({arg(value)}, {arg(last_id)}::uuid)"
+    order = "DESC" if descending else "ASC"
+    rows = await pool.fetch(
+        f"SELECT card::text AS card, {expr} AS sort_value, id FROM customers"
+        f" WHERE {page_where} ORDER BY {expr} {order}, id {order} LIMIT {arg(query.limit + 1)}",
+        *args,
+    )
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = (
+        _encode_cursor(query.sort, rows[-1]["sort_value"], str(rows[-1]["id"])) if more else None
+    )
+    items = [json.loads(r["card"]) for r in rows]
+    return {"items": items, "next_cursor": next_cursor, "total": total}

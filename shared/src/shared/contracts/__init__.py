@@ -1,0 +1,1 @@
+"""Request/reply models of every service: the NATS API, reused by the gateway."""

@@ -1,0 +1,89 @@
+"""Reusable validated field types (names, money, codes)."""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pycountry
+from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, StringConstraints, TypeAdapter
+
+TOML_MAX_BYTES = 64 * 1024
+
+
+def _currency(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+        raise ValueError(f"'{value}' is not an ISO 4217 currency code (e.g. USD, EUR, GBP)")
+    return code
+
+
+def _country(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"'{value}' is not an ISO 3166-1 alpha-2 country code (e.g. US, GB, DE)")
+    return code
+
+
+_URL = TypeAdapter(HttpUrl)
+
+
+def _website(value: str) -> str:
+    value = value.strip()
+    _URL.validate_python(value)
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValueError("website must be an http:// or https:// URL")
+    return value
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """Parse TOML text; the error names the line and column."""
+    if len(text.encode()) > TOML_MAX_BYTES:
+        raise ValueError(f"config_toml is larger than {TOML_MAX_BYTES} bytes")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config_toml is not valid TOML: {exc}") from None
+
+
+def _toml(value: str) -> str:
+    parse_toml(value)
+    return value
+
+
+def _no_exponent(value: Any) -> Any:
+    if isinstance(value, str) and ("e" in value.lower()):
+        raise ValueError("numbers are written in plain decimal notation, not scientific (1e3)")
+    if isinstance(value, float):
+        return str(value)
+    return value
+
+
+def _normalize(value: Decimal) -> Decimal:
+    # one spelling per number, so "10.50" and "10.5" are the same value in events and diffs
+    return Decimal(format(value.normalize(), "f")) if value else Decimal(0)
+
+
+def _tags(value: list[str]) -> list[str]:
+    return sorted({t.strip() for t in value if t.strip()})
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+CurrencyCode = Annotated[str, AfterValidator(_currency)]
+CountryCode = Annotated[str, AfterValidator(_country)]
+WebUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_website)]
+TomlText = Annotated[str, AfterValidator(_toml)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_tags)]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_no_exponent),
+    Field(max_digits=18, decimal_places=4, allow_inf_nan=False),
+    AfterValidator(_normalize),
+]
+NonNegativeMoney = Annotated[Money, Field(ge=0)]
+Percent = Annotated[Money, Field(ge=0, le=100)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Notes = Annotated[str, StringConstraints(max_length=20_000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

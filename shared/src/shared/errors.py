@@ -1,0 +1,94 @@
+"""Typed errors: one shape on NATS and HTTP, `{"error": {"code", "message", "details"}}`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorCode(StrEnum):
+    """Error codes every service may answer; the gateway maps each to one HTTP status."""
+
+    VALIDATION = "validation_error"
+    REASON_REQUIRED = "reason_required"
+    NOT_FOUND = "not_found"
+    DELETED = "customer_deleted"
+    CONFLICT = "conflict"
+    NAME_TAKEN = "name_taken"
+    CURRENCY_IMMUTABLE = "currency_immutable"
+    INVALID_TRANSITION = "invalid_status_transition"
+    VERSION_MISMATCH = "version_mismatch"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal_error"
+
+
+HTTP_STATUS: dict[str, int] = {
+    ErrorCode.VALIDATION: 422,
+    ErrorCode.REASON_REQUIRED: 422,
+    ErrorCode.CURRENCY_IMMUTABLE: 422,
+    ErrorCode.INVALID_TRANSITION: 422,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.DELETED: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.NAME_TAKEN: 409,
+    ErrorCode.VERSION_MISMATCH: 412,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class ErrorDetail(BaseModel):
+    """One problem with one field (`field` is a dotted path, or None for the whole request)."""
+
+    field: str | None = None
+    message: str
+    type: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """The error itself."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorReply(BaseModel):
+    """What a failed request answers."""
+
+    error: ErrorBody
+
+
+class ServiceError(Exception):
+    """A failure that becomes a typed error reply (never a stack trace)."""
+
+    def __init__(
+        self, code: str, message: str, details: list[ErrorDetail] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+    def to_reply(self) -> ErrorReply:
+        """Render as the error reply model."""
+        return ErrorReply(error=ErrorBody(code=self.code, message=self.message, details=self.details))
+
+
+def details_from_pydantic(errors: list[Any]) -> list[ErrorDetail]:
+    """Turn pydantic's error list into field-named details (no input values echoed)."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        out.append(
+            ErrorDetail(field=".".join(loc) or None, message=str(err.get("msg")), type=err.get("type"))
+        )
+    return out

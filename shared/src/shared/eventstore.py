@@ -1,0 +1,152 @@
+"""The PostgreSQL event store: append with optimistic concurrency, in one statement.
+
+Tables (created by the owning service's migration, see customer's 0001): `events`
+(PRIMARY KEY (stream_id, version), event_id UNIQUE, global `position`), `outbox`
+(positions not yet published) and `commands` (command_id -> first reply).
+An append writes the events, their outbox rows, the command replies and any read-model
+fragments in ONE statement: it fully happens or not at all, in one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from shared.envelope import EventEnvelope, Metadata
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to one of these streams first."""
+
+
+class DuplicateCommand(Exception):
+    """A command with this command_id was committed concurrently."""
+
+
+@dataclass
+class Fragment:
+    """A data-modifying SQL statement joined to the append; `{}` marks each argument in order."""
+
+    sql: str
+    args: list[Any] = field(default_factory=list)
+
+
+_EVENTS = (
+    "e AS (INSERT INTO events (event_id, category, stream_id, version, type, schema_version,"
+    " occurred_at, metadata, data) SELECT * FROM unnest({}::uuid[], {}::text[], {}::text[],"
+    " {}::int[], {}::text[], {}::int[], {}::timestamptz[], {}::jsonb[], {}::jsonb[])"
+    " RETURNING position)"
+)
+_OUTBOX = "o AS (INSERT INTO outbox (position) SELECT position FROM e)"
+_COMMANDS = (
+    "c AS (INSERT INTO commands (command_id, reply) SELECT * FROM unnest({}::text[], {}::jsonb[]))"
+)
+
+
+def _row_to_event(row: asyncpg.Record) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=row["event_id"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        category=row["category"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        occurred_at=row["occurred_at"],
+        metadata=Metadata.model_validate_json(row["metadata"]),
+        data=json.loads(row["data"]),
+        position=row["position"],
+    )
+
+
+EVENT_COLUMNS = (
+    "position, event_id, category, stream_id, version, type, schema_version, occurred_at,"
+    " metadata, data"
+)
+
+
+class EventStore:
+    """Appends and reads events of one service's schema."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def load(self, stream_ids: Sequence[str]) -> dict[str, list[EventEnvelope]]:
+        """All events of these streams, each list in version order."""
+        out: dict[str, list[EventEnvelope]] = {s: [] for s in stream_ids}
+        rows = await self.pool.fetch(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1::text[])"
+            " ORDER BY stream_id, version",
+            list(stream_ids),
+        )
+        for row in rows:
+            out[row["stream_id"]].append(_row_to_event(row))
+        return out
+
+    async def load_until(self, stream_id: str, position: int) -> list[EventEnvelope]:
+        """Events of one stream up to a global position."""
+        rows = await self.pool.fetch(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND position <= $2"
+            " ORDER BY version",
+            stream_id, position,
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def stored_replies(self, command_ids: Sequence[str]) -> dict[str, str]:
+        """First replies of commands already handled (raw JSON text)."""
+        if not command_ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT command_id, reply::text AS reply FROM commands WHERE command_id = ANY($1::text[])",
+            list(command_ids),
+        )
+        return {r["command_id"]: r["reply"] for r in rows}
+
+    async def append(
+        self,
+        events: Sequence[EventEnvelope],
+        *,
+        replies: Sequence[tuple[str, str]] = (),
+        fragments: Sequence[Fragment] = (),
+    ) -> list[int]:
+        """Append events (+ command replies + read-model fragments) atomically; return positions."""
+        parts: list[str] = []
+        args: list[Any] = []
+
+        def add(template: str, values: Sequence[Any]) -> None:
+            placeholders = [f"${len(args) + i + 1}" for i in range(len(values))]
+            parts.append(template.format(*placeholders))
+            args.extend(values)
+
+        add(
+            _EVENTS,
+            [
+                [e.event_id for e in events],
+                [e.category for e in events],
+                [e.stream_id for e in events],
+                [e.version for e in events],
+                [e.type for e in events],
+                [e.schema_version for e in events],
+                [e.occurred_at for e in events],
+                [e.metadata.model_dump_json() for e in events],
+                [json.dumps(e.data, default=str) for e in events],
+            ],
+        )
+        parts.append(_OUTBOX)
+        if replies:
+            add(_COMMANDS, [[r[0] for r in replies], [r[1] for r in replies]])
+        for i, frag in enumerate(fragments):
+            add(f"f{i} AS ({frag.sql})", frag.args)
+        sql = "WITH " + ", ".join(parts) + " SELECT position FROM e ORDER BY position"
+        try:
+            rows = await self.pool.fetch(sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "events_pkey":
+                raise ConcurrencyError(str(exc)) from exc
+            if exc.constraint_name == "commands_pkey":
+                raise DuplicateCommand(str(exc)) from exc
+            raise
+        return [r["position"] for r in rows]

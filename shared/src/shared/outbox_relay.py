@@ -1,0 +1,117 @@
+"""The outbox relay: publishes committed events to JetStream, in order, exactly as stored.
+
+It never tracks "position > last seen": it reads the `outbox` rows that still exist, so a
+transaction that commits late (with a lower position) is published on the next pass.
+One relay publishes at a time (a PostgreSQL advisory lock); LISTEN/NOTIFY wakes it, a
+short poll is the fallback. A crash between publish and delete republishes: JetStream's
+dedup (`Nats-Msg-Id` = event id) and idempotent consumers absorb it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import structlog
+from nats.js import JetStreamContext
+
+from shared.envelope import EventEnvelope
+from shared.eventstore import EVENT_COLUMNS, _row_to_event
+from shared.logging import CAUSATION_HEADER, CORRELATION_HEADER
+
+log = structlog.get_logger(__name__)
+
+NOTIFY_CHANNEL = "outbox"
+
+
+def nats_headers(event: EventEnvelope) -> dict[str, str]:
+    """Headers of the published message: dedup id, type, and tracing ids."""
+    headers = {"Nats-Msg-Id": str(event.event_id), "Patchbay-Event-Type": event.type}
+    if event.metadata.correlation_id:
+        headers[CORRELATION_HEADER] = event.metadata.correlation_id
+    headers[CAUSATION_HEADER] = str(event.event_id)
+    return headers
+
+
+class OutboxRelay:
+    """Moves rows of one schema's outbox to JetStream."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        schema: str,
+        js: JetStreamContext,
+        batch_size: int = 1000,
+        poll_interval_s: float = 1.0,
+        on_published: Callable[[list[EventEnvelope]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.js = js
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.on_published = on_published
+        self.published_total = 0
+        self.is_leader = False
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled: take the lead when free, publish whenever woken."""
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.is_leader = False
+                log.warning("outbox_relay_retrying", error=str(exc), schema=self.schema)
+                await asyncio.sleep(self.poll_interval_s)
+
+    async def _lead(self) -> None:
+        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
+        try:
+            lock_key = f"outbox-relay:{self.schema}"
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):
+                await asyncio.sleep(self.poll_interval_s)
+            self.is_leader = True
+            log.info("outbox_relay_leading", schema=self.schema)
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            while True:
+                self._wake.clear()
+                while await self.publish_pending(conn) == self.batch_size:
+                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def publish_pending(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch of unpublished events in position order; return how many."""
+        rows = await conn.fetch(
+            f"SELECT {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}"
+            " FROM outbox o JOIN events e ON e.position = o.position"
+            " ORDER BY o.position LIMIT $1",
+            self.batch_size,
+        )
+        if not rows:
+            return 0
+        events = [_row_to_event(r) for r in rows]
+        futures = [
+            await self.js.publish_async(
+                e.subject, e.model_dump_json().encode(), headers=nats_headers(e)
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+        await conn.execute(
+            "DELETE FROM outbox WHERE position = ANY($1::bigint[])", [e.position for e in events]
+        )
+        self.published_total += len(events)
+        if self.on_published:
+            await self.on_published(events)
+        return len(events)

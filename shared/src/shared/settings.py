@@ -1,0 +1,21 @@
+"""Settings shared by every service, from `PATCHBAY_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: where NATS and PostgreSQL are, and how to log."""
+
+    model_config = SettingsConfigDict(env_prefix="PATCHBAY_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/patchbay"
+    data_dir: Path = Path(".patchbay")
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    request_timeout_s: float = 5.0

@@ -1,0 +1,97 @@
+"""JetStream streams and consumers, declared as code and created idempotently at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+log = structlog.get_logger(__name__)
+
+DUPLICATE_WINDOW_S = 120.0
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream: its name, subjects and retention."""
+
+    name: str
+    subjects: list[str]
+    retention: RetentionPolicy = RetentionPolicy.LIMITS
+    description: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def config(self, replicas: int = 1) -> StreamConfig:
+        """The nats-py StreamConfig for this spec."""
+        return StreamConfig(
+            name=self.name,
+            subjects=self.subjects,
+            retention=self.retention,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=0,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=replicas,
+            description=self.description or None,
+        )
+
+
+CUSTOMER_EVENTS = StreamSpec(
+    "CUSTOMER_EVENTS",
+    ["events.customer.>", "events.settings.>"],
+    description="Every event of the customer and settings aggregates, kept forever.",
+)
+VERIFICATION_EVENTS = StreamSpec(
+    "VERIFICATION_EVENTS", ["events.verification.>"], description="Verification outcomes."
+)
+NOTIFICATION_EVENTS = StreamSpec(
+    "NOTIFICATION_EVENTS", ["events.notification.>"], description="Delivery outcomes."
+)
+BILLING_EVENTS = StreamSpec(
+    "BILLING_EVENTS",
+    ["events.billing.>", "billing.payments.>"],
+    description="Invoices generated and payments received.",
+)
+CALLS = StreamSpec(
+    "CALLS", ["calls.started.*", "calls.cdr.*"], description="Call starts and records from the switch."
+)
+NOTIFY = StreamSpec(
+    "NOTIFY",
+    ["notify.>"],
+    retention=RetentionPolicy.WORK_QUEUE,
+    description="Work queue of system messages for the notifier.",
+)
+DEAD_LETTERS = StreamSpec(
+    "DEAD_LETTERS", ["dlq.>"], description="Messages a consumer gave up on, with the error."
+)
+
+ALL_STREAMS = [
+    CUSTOMER_EVENTS,
+    VERIFICATION_EVENTS,
+    NOTIFICATION_EVENTS,
+    BILLING_EVENTS,
+    CALLS,
+    NOTIFY,
+    DEAD_LETTERS,
+]
+
+
+async def ensure_streams(
+    js: JetStreamContext, specs: list[StreamSpec] | None = None, *, replicas: int = 1
+) -> None:
+    """Create each stream, or bring an existing one up to its declared config."""
+    for spec in specs or ALL_STREAMS:
+        cfg = spec.config(replicas)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(cfg)
+                log.info("stream_created", stream=spec.name)
+                continue
+            except BadRequestError:
+                pass  # another service created it at the same moment
+        await js.update_stream(cfg)
