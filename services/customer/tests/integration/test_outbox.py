@@ -1,0 +1,136 @@
+"""The outbox relay: every committed event reaches JetStream once, in order, even across crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest_asyncio
+from customer.bootstrap import MIGRATIONS, SCHEMA
+from nats.aio.client import Client as NatsClient
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from shared.envelope import EventEnvelope
+from shared.eventstore import ConcurrencyError, EventStore
+from shared.migrations import migrate
+from shared.outbox_relay import OutboxRelay
+from shared.streams import CUSTOMER_EVENTS, ensure_streams
+from shared.testing.waiting import wait_for
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(make_database: object) -> str:
+    url: str = await make_database()  # type: ignore[operator]
+    await migrate(url, SCHEMA, MIGRATIONS)
+    return url
+
+
+async def published(nats: NatsClient, stream_id: str) -> list[tuple[int, str]]:
+    """(version, event id) of every message of one customer in CUSTOMER_EVENTS."""
+    js = nats.jetstream()
+    sub = await js.subscribe(
+        f"events.customer.{stream_id}.>", ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    out = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except TimeoutError:
+                return out
+            event = EventEnvelope.model_validate_json(msg.data)
+            assert msg.headers and msg.headers["Nats-Msg-Id"] == str(event.event_id)
+            out.append((event.version, str(event.event_id)))
+    finally:
+        await sub.unsubscribe()
+
+
+def events_for(stream_id: str, first: int, count: int) -> list[EventEnvelope]:
+    return [
+        EventEnvelope(type="CustomerUpdated", category="customer", stream_id=stream_id,
+                      version=v, data={"changes": {}})
+        for v in range(first, first + count)
+    ]
+
+
+async def test_append_at_a_taken_version_fails(db: str) -> None:
+    pool = await asyncpg.create_pool(db, server_settings={"search_path": SCHEMA})
+    try:
+        store = EventStore(pool)
+        sid = str(uuid.uuid4())
+        results = await asyncio.gather(
+            *[store.append(events_for(sid, 1, 1)) for _ in range(4)], return_exceptions=True
+        )
+        assert sum(not isinstance(r, Exception) for r in results) == 1
+        assert all(isinstance(r, ConcurrencyError) for r in results if isinstance(r, Exception))
+    finally:
+        await pool.close()
+
+
+async def test_relay_publishes_after_a_crash_exactly_once(db: str, nats: NatsClient) -> None:
+    js = nats.jetstream()
+    await ensure_streams(js, [CUSTOMER_EVENTS])
+    pool = await asyncpg.create_pool(db, server_settings={"search_path": SCHEMA})
+    store = EventStore(pool)
+    sid = str(uuid.uuid4())
+    try:
+        # committed while no relay runs (it crashed before publishing)
+        await store.append(events_for(sid, 1, 3))
+        assert await published(nats, sid) == []
+        relay = OutboxRelay(dsn=db, schema=SCHEMA, js=js, poll_interval_s=0.1)
+        task = asyncio.create_task(relay.run())
+        await wait_for(lambda: relay.published_total >= 3, timeout=10)
+        # the relay dies after publishing but before deleting its outbox rows
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.execute("INSERT INTO outbox SELECT position FROM events WHERE stream_id=$1", sid)
+        await store.append(events_for(sid, 4, 2))
+        again = OutboxRelay(dsn=db, schema=SCHEMA, js=js, poll_interval_s=0.1)
+        task = asyncio.create_task(again.run())
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        got = await published(nats, sid)
+        assert [v for v, _ in got] == [1, 2, 3, 4, 5]
+        assert len({e for _, e in got}) == 5
+    finally:
+        await pool.close()
+
+
+async def test_late_commit_with_a_lower_position_is_not_skipped(db: str, nats: NatsClient) -> None:
+    js = nats.jetstream()
+    pool = await asyncpg.create_pool(db, server_settings={"search_path": SCHEMA})
+    relay = OutboxRelay(dsn=db, schema=SCHEMA, js=js, poll_interval_s=0.1)
+    task = asyncio.create_task(relay.run())
+    slow_sid, fast_sid = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        async with pool.acquire() as slow:
+            tx = slow.transaction()
+            await tx.start()
+            await EventStore(slow).append(events_for(slow_sid, 1, 1))  # takes the lower position
+            await EventStore(pool).append(events_for(fast_sid, 1, 1))  # commits first
+            await wait_for(lambda: published(nats, fast_sid), timeout=10)
+            await tx.commit()
+        await wait_for(lambda: published(nats, slow_sid), timeout=10, message="late commit skipped")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
+
+
+async def test_only_one_relay_leads(db: str, nats: NatsClient) -> None:
+    js = nats.jetstream()
+    relays = [OutboxRelay(dsn=db, schema=SCHEMA, js=js, poll_interval_s=0.1) for _ in range(2)]
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    try:
+        await wait_for(lambda: any(r.is_leader for r in relays), timeout=10)
+        assert sum(r.is_leader for r in relays) == 1
+        leader = next(i for i, r in enumerate(relays) if r.is_leader)
+        tasks[leader].cancel()
+        await asyncio.gather(tasks[leader], return_exceptions=True)
+        await wait_for(lambda: relays[1 - leader].is_leader, timeout=10, message="no takeover")
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
