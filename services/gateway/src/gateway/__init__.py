@@ -1,1 +1,1 @@
-"""Patchbay."""
+"""Patchbay's HTTP gateway: authentication, roles, OpenAPI, HTTP to NATS."""

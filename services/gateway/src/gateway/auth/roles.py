@@ -1,0 +1,39 @@
+"""Roles and what each may do, as data."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """The role of an operator API token."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+    BILLING = "billing"
+
+
+class Permission(StrEnum):
+    """One thing a route needs."""
+
+    CUSTOMERS_READ = "customers:read"
+    CUSTOMERS_WRITE = "customers:write"
+    SETTINGS_READ = "settings:read"
+    SETTINGS_WRITE = "settings:write"
+    TOKENS_MANAGE = "tokens:manage"
+
+
+_READ = frozenset({Permission.CUSTOMERS_READ, Permission.SETTINGS_READ})
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: _READ,
+    Role.BILLING: _READ,  # invoices come later
+    Role.OPERATOR: _READ | {Permission.CUSTOMERS_WRITE},
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+def roles_with(permission: Permission) -> list[Role]:
+    """The roles that hold a permission, for error messages and docs."""
+    return [role for role, perms in ROLE_PERMISSIONS.items() if permission in perms]

@@ -1,0 +1,110 @@
+"""The composition root: builds the runtime (migrations, pool, NATS, tokens) and the app."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+from nats.aio.client import Client as NatsClient
+import structlog
+from fastapi import FastAPI
+from shared.migrations import migrate
+
+from gateway.auth.tokens import TokenCache, TokenStore
+from gateway.entrypoints import board, customers, health, settings_api, tokens_api
+from gateway.errors import install_error_handlers
+from gateway.middleware import RequestContextMiddleware
+from gateway.runtime import Runtime
+from gateway.service_client import ServiceClient
+from gateway.settings import GatewaySettings
+
+SCHEMA = "gateway"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = structlog.get_logger(__name__)
+
+
+async def _nats_event(kind: str, exc: Exception | None = None) -> None:
+    log.warning("nats_" + kind, error=repr(exc) if exc else None)
+
+
+async def connect_nats(url: str) -> NatsClient:
+    """A connection that reconnects forever and logs its ups and downs."""
+
+    async def on_error(exc: Exception) -> None:
+        await _nats_event("error", exc)
+
+    async def on_disconnect() -> None:
+        await _nats_event("disconnected")
+
+    async def on_reconnect() -> None:
+        await _nats_event("reconnected")
+
+    return await nats.connect(
+        url, name="patchbay-gateway", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
+    )
+
+
+async def ensure_first_token(tokens: TokenStore, settings: GatewaySettings) -> None:
+    """Install PATCHBAY_ADMIN_TOKEN, or with no token at all make one and print it once."""
+    if settings.admin_token is not None:
+        await tokens.ensure_admin(settings.admin_token.get_secret_value())
+        return
+    created = await tokens.ensure_any()
+    if created is not None:
+        # stdout, never the structured log: the one time this secret is shown
+        print(f"Patchbay: created the first admin token (shown once): {created}", file=sys.stdout, flush=True)
+
+
+async def start(settings: GatewaySettings) -> Runtime:
+    """Migrate the `gateway` schema, connect, make sure an admin token exists."""
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_size)
+    try:
+        tokens = TokenStore(pool, TokenCache(settings.token_cache_ttl_s))
+        await ensure_first_token(tokens, settings)
+        nc = await connect_nats(settings.nats_url)
+    except BaseException:
+        await pool.close()
+        raise
+    customers = ServiceClient(nc, service="customer", timeout_s=settings.request_timeout_s)
+    log.info("gateway_started", nats=settings.nats_url)
+    return Runtime(settings=settings, pool=pool, nc=nc, tokens=tokens, customers=customers)
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """The FastAPI app; its lifespan starts and stops the runtime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await start(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            log.info("gateway_stopped")
+
+    app = FastAPI(
+        title="Patchbay API", version="0.1.0", lifespan=lifespan,
+        description="Customer management for VoIP carriers. Errors always answer "
+                    '`{"error": {"code", "message", "details"}}`.',
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    for module in (health, customers, board, settings_api, tokens_api):
+        app.include_router(module.router)
+    return app
+
+
+def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
+    """One worker; uvloop and httptools when installed; no access log (we log each request)."""
+    return {
+        "host": settings.http_host, "port": settings.http_port, "workers": 1, "loop": "auto",
+        "http": "auto", "access_log": False, "log_config": None, "server_header": False,
+    }

@@ -1,0 +1,122 @@
+"""FastAPI dependencies: the runtime, the caller's token and role, command metadata."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from shared.errors import ErrorCode, ErrorDetail
+
+from gateway.auth.roles import ROLE_PERMISSIONS, Permission, roles_with
+from gateway.auth.tokens import Principal
+from gateway.errors import ApiError
+from gateway.runtime import Runtime
+
+bearer = HTTPBearer(auto_error=False, description="An operator API token (`pb_...`).")
+IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The runtime that bootstrap put on the app."""
+    return cast(Runtime, request.app.state.runtime)
+
+
+def correlation_id(request: Request) -> str:
+    """The request's correlation id (set by the middleware)."""
+    return cast(str, request.state.correlation_id)
+
+
+@functools.cache
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller's principal, if its token is valid and its role allows this."""
+
+    async def principal(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise ApiError(ErrorCode.UNAUTHENTICATED,
+                           "missing bearer token: send `Authorization: Bearer <token>`", headers=CHALLENGE)
+        found = await get_runtime(request).tokens.authenticate(credentials.credentials)
+        if found is None:
+            raise ApiError(ErrorCode.UNAUTHENTICATED, "the token is invalid or revoked", headers=CHALLENGE)
+        request.state.principal = found
+        if permission not in ROLE_PERMISSIONS[found.role]:
+            allowed = ", ".join(roles_with(permission))
+            raise ApiError(ErrorCode.FORBIDDEN,
+                           f"role '{found.role}' may not do this (needs {permission}: {allowed})")
+        return found
+
+    return principal
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """`3`, `"3"` or `W/"3"` -> 3; absent or `*` -> None."""
+    if value is None or value.strip() in ("", "*"):
+        return None
+    match = IF_MATCH.match(value)
+    if match is None:
+        raise ApiError(ErrorCode.VALIDATION, "If-Match must be a version number, e.g. \"3\"",
+                       [ErrorDetail(field="If-Match", message="not a version number", type="if_match")])
+    return int(match.group(1))
+
+
+async def expected_version(
+    if_match: Annotated[str | None, Header(
+        alias="If-Match", description="The version you last read (`3`, `\"3\"` or `W/\"3\"`).")] = None,
+) -> int | None:
+    """The version the caller expects (412 when it is not the current one)."""
+    return parse_if_match(if_match)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls, with the command metadata to send along."""
+
+    principal: Principal
+    correlation_id: str
+    ip: str | None
+    command_id: str | None
+    reason: str | None
+
+    def meta(self, reason: str | None = None) -> dict[str, Any]:
+        """`CommandMeta` as JSON; a reason given in the body wins over the header."""
+        return {
+            "command_id": self.command_id,
+            "actor": {"kind": "operator", "id": str(self.principal.token_id),
+                      "name": self.principal.name, "ip": self.ip},
+            "reason": reason or self.reason,
+            "correlation_id": self.correlation_id,
+        }
+
+
+@functools.cache
+def caller(permission: Permission) -> Callable[..., Awaitable[Caller]]:
+    """A dependency for commands: the authorized principal plus idempotency key and reason."""
+
+    async def dependency(
+        request: Request,
+        principal: Annotated[Principal, Depends(require(permission))],
+        idempotency_key: Annotated[str | None, Header(
+            alias="Idempotency-Key", min_length=1, max_length=200,
+            description="Retrying with the same key returns the first answer; nothing happens twice.",
+        )] = None,
+        audit_reason: Annotated[str | None, Header(
+            alias="X-Audit-Reason", max_length=500,
+            description="Why (kept in the audit log; required when the audit setting says so).",
+        )] = None,
+    ) -> Caller:
+        reason = audit_reason.strip() if audit_reason else None
+        return Caller(
+            principal=principal, correlation_id=correlation_id(request),
+            ip=request.client.host if request.client else None,
+            command_id=idempotency_key, reason=reason or None,
+        )
+
+    return dependency

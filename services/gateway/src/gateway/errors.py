@@ -1,0 +1,135 @@
+"""The one error shape of the HTTP API, and the handlers that give it to every failure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from shared.errors import HTTP_STATUS, ErrorBody, ErrorCode, ErrorDetail, ErrorReply, ServiceError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+# codes that only HTTP has (no service answers them)
+BAD_REQUEST = "bad_request"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+HTTP_ONLY_STATUS: dict[str, int] = {BAD_REQUEST: 400, METHOD_NOT_ALLOWED: 405, PAYLOAD_TOO_LARGE: 413}
+CODE_FOR_STATUS: dict[int, str] = {
+    400: BAD_REQUEST, 401: ErrorCode.UNAUTHENTICATED, 403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND, 405: METHOD_NOT_ALLOWED, 409: ErrorCode.CONFLICT,
+    412: ErrorCode.VERSION_MISMATCH, 413: PAYLOAD_TOO_LARGE, 422: ErrorCode.VALIDATION,
+    429: ErrorCode.RATE_LIMITED, 503: ErrorCode.UNAVAILABLE,
+}
+LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+class ApiError(ServiceError):
+    """A failure answered over HTTP, optionally with extra response headers."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: list[ErrorDetail] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(code, message, details)
+        self.headers = dict(headers or {})
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of an error code (an unknown code is the server's fault)."""
+    return HTTP_STATUS.get(code) or HTTP_ONLY_STATUS.get(code) or 500
+
+
+def error_response(
+    code: str,
+    message: str,
+    details: Sequence[ErrorDetail] = (),
+    *,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Render `{"error": {"code", "message", "details"}}` with the code's status."""
+    body = ErrorReply(error=ErrorBody(code=code, message=message, details=list(details)))
+    return Response(
+        body.model_dump_json().encode(), status_code=status or status_for(code),
+        media_type="application/json", headers=dict(headers or {}),
+    )
+
+
+def _clean(message: str) -> str:
+    return message.removeprefix("Value error, ")
+
+
+def request_details(errors: Sequence[Any]) -> list[ErrorDetail]:
+    """Name each invalid field by its dotted path, without the `body.`/`query.` location."""
+    details = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in LOCATIONS:
+            loc = loc[1:]
+        kind = err.get("type")
+        message = _clean(str(err.get("msg")))
+        if kind == "json_invalid":
+            problem = (err.get("ctx") or {}).get("error", "cannot be parsed")
+            loc, message = [], f"the body is not valid JSON: {problem}"
+        elif kind == "missing" and not loc:
+            message = "a JSON body is required"
+        details.append(ErrorDetail(field=".".join(loc) or None, message=message, type=kind))
+    return details
+
+
+async def _on_service_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    headers = exc.headers if isinstance(exc, ApiError) else None
+    return error_response(exc.code, exc.message, exc.details, headers=headers)
+
+
+async def _on_validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = request_details(exc.errors())
+    message = "the request is not valid"
+    if any(d.type == "json_invalid" for d in details):
+        message = "the request body is not valid JSON"
+    return error_response(ErrorCode.VALIDATION, message, details)
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = CODE_FOR_STATUS.get(exc.status_code, BAD_REQUEST if exc.status_code < 500 else "internal_error")
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"no such route: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(code, message, status=exc.status_code, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every failure, FastAPI's own included, answer in the one error shape."""
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorReply, "description": description}
+
+
+UNAUTHENTICATED_DOC = _doc("Missing, invalid or revoked bearer token.")
+FORBIDDEN_DOC = _doc("The token's role may not do this.")
+NOT_FOUND_DOC = _doc("No such resource (or the customer was deleted).")
+CONFLICT_DOC = _doc("Conflict, e.g. a name already taken.")
+PRECONDITION_DOC = _doc("`If-Match` names another version than the current one.")
+VALIDATION_DOC = _doc("Invalid input; `details` name each field.")
+UNAVAILABLE_DOC = _doc("A service behind the gateway did not answer.")
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: UNAUTHENTICATED_DOC, 403: FORBIDDEN_DOC, 422: VALIDATION_DOC, 503: UNAVAILABLE_DOC,
+}

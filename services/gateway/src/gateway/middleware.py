@@ -1,0 +1,92 @@
+"""Per-request context: correlation id, body size limit, one log line, last-resort 500."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from shared.errors import ErrorCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import PAYLOAD_TOO_LARGE, error_response
+
+CORRELATION_HEADERS = (b"x-correlation-id", b"x-request-id")
+# a client's id is taken only if it is safe to echo in headers and logs
+SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def correlation_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's X-Correlation-Id / X-Request-Id when it is sane, else a new uuid."""
+    found = dict(headers)
+    for name in CORRELATION_HEADERS:
+        value = found.get(name)
+        if value is not None:
+            text = value.decode("latin-1").strip()
+            if SAFE_ID.match(text):
+                return text
+    return str(uuid.uuid4())
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (no per-request task): cheap enough for the hot read path."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.log = structlog.get_logger("gateway.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run one request with its correlation id bound and logged."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        cid = correlation_id_from(headers)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["correlation_id"] = cid
+        started = time.perf_counter()
+        sent: dict[str, Any] = {"status": None}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", cid.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(correlation_id=cid):
+            try:
+                length = _content_length(headers)
+                if length is not None and length > self.max_body_bytes:
+                    reply = error_response(
+                        PAYLOAD_TOO_LARGE, f"the body is larger than {self.max_body_bytes} bytes"
+                    )
+                    await reply(scope, receive, send_with_id)
+                else:
+                    await self.app(scope, receive, send_with_id)
+            except Exception:
+                self.log.exception("request_failed", method=scope["method"], path=scope["path"])
+                if sent["status"] is not None:
+                    raise  # mid-stream: the server must cut the connection
+                sent["status"] = 500
+                reply = error_response(ErrorCode.INTERNAL, "internal error; it has been logged")
+                await reply(scope, receive, send_with_id)
+            finally:
+                principal = state.get("principal")
+                self.log.info(
+                    "request", method=scope["method"], path=scope["path"], status=sent["status"],
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    actor=getattr(principal, "name", None),
+                )

@@ -1,0 +1,30 @@
+"""What a running gateway holds: built by `bootstrap`, reached by routes through the request."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import asyncpg
+from nats.aio.client import Client as NatsClient
+
+from gateway.auth.tokens import TokenStore
+from gateway.service_client import ServiceClient
+from gateway.settings import GatewaySettings
+
+
+@dataclass
+class Runtime:
+    """Connections and the objects built on them."""
+
+    settings: GatewaySettings
+    pool: asyncpg.Pool
+    nc: NatsClient
+    tokens: TokenStore
+    customers: ServiceClient
+
+    async def stop(self) -> None:
+        """Close NATS (finishing in-flight requests) and the database pool."""
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        await self.pool.close()

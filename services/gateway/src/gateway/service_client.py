@@ -1,0 +1,69 @@
+"""Request/reply to one service over NATS: success bytes, or its error reply as an ApiError."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from pydantic import ValidationError
+from shared.errors import ErrorCode, ErrorReply
+from shared.logging import CORRELATION_HEADER
+
+from gateway.errors import ApiError
+
+
+def raise_if_error(data: bytes, service: str) -> None:
+    """Raise the service's error reply (a top-level `"error"` key) as an ApiError."""
+    if b'"error"' not in data:  # the common case costs one scan, no parse
+        return
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return
+    if not isinstance(parsed, dict) or "error" not in parsed:
+        return
+    try:
+        reply = ErrorReply.model_validate(parsed)
+    except ValidationError:
+        raise ApiError(ErrorCode.INTERNAL, f"the {service} service answered a malformed error") from None
+    raise ApiError(reply.error.code, reply.error.message, reply.error.details)
+
+
+class ServiceClient:
+    """Talks to one service; no responders or no answer in time is 503 `unavailable`."""
+
+    def __init__(self, nc: NatsClient, *, service: str, timeout_s: float) -> None:
+        self.nc = nc
+        self.service = service
+        self.timeout_s = timeout_s
+
+    async def request(
+        self, subject: str, payload: bytes, *, correlation_id: str, timeout_s: float | None = None
+    ) -> bytes:
+        """Send one request; return the success reply's bytes untouched."""
+        timeout = timeout_s or self.timeout_s
+        try:
+            msg = await self.nc.request(
+                subject, payload, timeout=timeout, headers={CORRELATION_HEADER: correlation_id}
+            )
+        except nats.errors.NoRespondersError:
+            raise self._unavailable(f"no responders on {subject}") from None
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise self._unavailable(f"no answer on {subject} within {timeout:g} s") from None
+        except nats.errors.Error as exc:
+            raise self._unavailable(f"NATS is not usable ({type(exc).__name__})") from None
+        raise_if_error(msg.data, self.service)
+        return msg.data
+
+    async def request_json(
+        self, subject: str, body: Any, *, correlation_id: str, timeout_s: float | None = None
+    ) -> Any:
+        """Send a JSON-able body; return the parsed success reply."""
+        payload = json.dumps(body, separators=(",", ":"), default=str).encode()
+        data = await self.request(subject, payload, correlation_id=correlation_id, timeout_s=timeout_s)
+        return json.loads(data)
+
+    def _unavailable(self, why: str) -> ApiError:
+        return ApiError(ErrorCode.UNAVAILABLE, f"the {self.service} service did not answer: {why}")
