@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 import nats
-from nats.aio.client import Client as NatsClient
 import structlog
 from fastapi import FastAPI
+from nats.aio.client import Client as NatsClient
 from shared.migrations import migrate
 
 from gateway.auth.tokens import TokenCache, TokenStore

@@ -100,9 +100,11 @@ class Caller:
 def caller(permission: Permission) -> Callable[..., Awaitable[Caller]]:
     """A dependency for commands: the authorized principal plus idempotency key and reason."""
 
+    authorized = Depends(require(permission))  # a default, not in the (string) annotation
+
     async def dependency(
         request: Request,
-        principal: Annotated[Principal, Depends(require(permission))],
+        principal: Principal = authorized,
         idempotency_key: Annotated[str | None, Header(
             alias="Idempotency-Key", min_length=1, max_length=200,
             description="Retrying with the same key returns the first answer; nothing happens twice.",

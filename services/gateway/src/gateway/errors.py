@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from shared.errors import HTTP_STATUS, ErrorBody, ErrorCode, ErrorDetail, ErrorReply, ServiceError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +25,7 @@ CODE_FOR_STATUS: dict[int, str] = {
     412: ErrorCode.VERSION_MISMATCH, 413: PAYLOAD_TOO_LARGE, 422: ErrorCode.VALIDATION,
     429: ErrorCode.RATE_LIMITED, 503: ErrorCode.UNAVAILABLE,
 }
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
@@ -107,9 +109,20 @@ async def _on_http(request: Request, exc: Exception) -> Response:
         message = f"no such route: {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
+        return error_response(code, message, status=405, headers={"Allow": _allowed(request)})
     else:
         message = str(exc.detail)
     return error_response(code, message, status=exc.status_code, headers=exc.headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes on this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    allowed = [
+        method for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
