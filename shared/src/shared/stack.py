@@ -1,0 +1,308 @@
+"""Run the whole stack on one machine: `python -m shared.stack run` (or `servers`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import importlib.util
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+import structlog
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    die_with_parent,
+    free_port,
+    port_is_free,
+    stop_stale_nats,
+    stop_stale_postgres,
+)
+
+log = structlog.get_logger()
+
+SERVICES = ["customer", "verification", "notifier", "reporting", "gateway"]
+HTTP_SERVICE = "gateway"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+MAX_BACKOFF = 30.0
+
+
+class StackSettings(BaseSettings):
+    """Settings of the local stack runner (PATCHBAY_* environment variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="PATCHBAY_")
+
+    data_dir: Path = Path(".patchbay")
+    nats_url: str | None = None
+    database_url: str | None = None
+    admin_token: SecretStr | None = None
+    http_port: int = 8000
+    http_host: str = "127.0.0.1"
+
+
+def redact_url(url: str) -> str:
+    """Return url with any password masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_admin_token(settings: StackSettings) -> str:
+    """The configured admin token, else the one stored in the data dir (created once, 0600)."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.data_dir / "admin_token"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token
+
+
+def _is_our_child(proc: psutil.Process, name: str) -> bool:
+    """True when proc runs `python -m name`."""
+    try:
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return any(cmdline[i:i + 2] == ["-m", name] for i in range(1, len(cmdline) - 1))
+
+
+def stop_stale_children(run_dir: Path) -> list[int]:
+    """Stop service processes recorded in run_dir by a crashed run; return their pids."""
+    stopped: list[int] = []
+    for pid_file in run_dir.glob("*.pid"):
+        try:
+            proc = psutil.Process(int(pid_file.read_text().strip()))
+        except (OSError, ValueError, psutil.NoSuchProcess):
+            proc = None
+        if proc is not None and _is_our_child(proc, pid_file.stem):
+            log.warning("stopping stale service", service=pid_file.stem, pid=proc.pid)
+            proc.terminate()
+            if psutil.wait_procs([proc], timeout=STOP_TIMEOUT)[1]:
+                proc.kill()
+                proc.wait(5)
+            stopped.append(proc.pid)
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _lock_data_dir(run_dir: Path, stack: ExitStack) -> None:
+    """Hold an exclusive lock so a second runner cannot take this data dir's servers as stale."""
+    handle: IO[str] = stack.enter_context((run_dir / "stack.lock").open("w"))
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another stack is already running on {run_dir.parent}") from None
+
+
+def _port(preferred: int) -> int:
+    """The preferred port if free, else any free one."""
+    return preferred if port_is_free(preferred) else free_port()
+
+
+def start_servers(settings: StackSettings, stack: ExitStack) -> tuple[str, str]:
+    """Start embedded NATS and PostgreSQL unless URLs are configured; return both URLs."""
+    nats_url, database_url = settings.nats_url, settings.database_url
+    if nats_url is None:
+        store = settings.data_dir / "nats"
+        stop_stale_nats(store)  # first, so that a stale server does not hold our port
+        nats = EmbeddedNats(store, port=_port(4222), sync_always=True)
+        stack.callback(nats.stop)
+        nats_url = nats.start()
+    if database_url is None:
+        data = settings.data_dir / "pg"
+        stop_stale_postgres(data)
+        postgres = EmbeddedPostgres(data, port=_port(5432))
+        stack.callback(postgres.stop)
+        database_url = postgres.start()
+    return nats_url, database_url
+
+
+class Supervisor:
+    """Keeps one `python -m <service>` child per service running, restarting with backoff."""
+
+    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
+        self._run_dir = run_dir
+        self._env = env
+        self._stopping = asyncio.Event()
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, names: Sequence[str]) -> None:
+        """Spawn and watch each named service."""
+        self._tasks = [asyncio.create_task(self._keep_running(n), name=n) for n in names]
+
+    async def _spawn(self, name: str) -> asyncio.subprocess.Process:
+        """Start one service child and record its pid."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", name, env=self._env, stdin=asyncio.subprocess.DEVNULL,
+            process_group=0, preexec_fn=die_with_parent(signal.SIGTERM))
+        (self._run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
+        log.info("service started", service=name, pid=proc.pid)
+        return proc
+
+    async def _keep_running(self, name: str) -> None:
+        """Run name until stopping; restart it with exponential backoff when it dies."""
+        backoff = 0.5
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            proc = self._procs[name] = await self._spawn(name)
+            code = await proc.wait()
+            (self._run_dir / f"{name}.pid").unlink(missing_ok=True)
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > MAX_BACKOFF:
+                backoff = 0.5
+            log.warning("service exited; restarting", service=name, code=code, delay=backoff)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def stop(self) -> None:
+        """SIGTERM every child, wait up to STOP_TIMEOUT, then SIGKILL."""
+        self._stopping.set()
+        await asyncio.gather(*(self._stop_one(p) for p in self._procs.values()))
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @staticmethod
+    async def _stop_one(proc: asyncio.subprocess.Process) -> None:
+        """Stop one child politely, then firmly."""
+        if proc.returncode is not None:
+            return
+        with suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            with suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def _answers_200(url: str) -> bool:
+    """One readiness probe: does url answer 200?"""
+    try:
+        import httpx
+    except ImportError:
+        import urllib.request
+
+        def probe() -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as reply:
+                    return int(reply.status) == 200
+            except OSError:
+                return False
+
+        return await asyncio.to_thread(probe)
+    try:
+        async with httpx.AsyncClient(timeout=1) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def wait_ready(
+    url: str, stop: asyncio.Event, timeout: float = READY_TIMEOUT,  # noqa: ASYNC109 (a budget)
+) -> bool:
+    """Poll url until it answers 200 (True), or until timeout or stop (False)."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        if await _answers_200(url):
+            return True
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+    return False
+
+
+def banner(*, http: str | None, nats_url: str, database_url: str, token: str) -> str:
+    """The text shown once the stack is up."""
+    lines = ["", "Patchbay is running."]
+    if http is not None:
+        lines += [f"  gateway:   {http}", f"  API docs:  {http}/docs"]
+    lines += [f"  NATS:      {nats_url}", f"  database:  {redact_url(database_url)}",
+              f"  admin token: {token}", "Press Ctrl-C to stop.", ""]
+    return "\n".join(lines)
+
+
+async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVICES,
+                    http_service: str = HTTP_SERVICE, servers_only: bool = False) -> int:
+    """Start servers and services, supervise them until SIGINT/SIGTERM; return an exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    run_dir = settings.data_dir / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        _lock_data_dir(run_dir, stack)
+        stop_stale_children(run_dir)
+        nats_url, database_url = start_servers(settings, stack)
+        if servers_only:
+            print(f"PATCHBAY_NATS_URL={nats_url}\nPATCHBAY_DATABASE_URL={database_url}",
+                  flush=True)
+            await stop.wait()
+            return 0
+        token = load_admin_token(settings)
+        env = os.environ | {
+            "PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": database_url,
+            "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_HTTP_PORT": str(settings.http_port),
+            "PATCHBAY_HTTP_HOST": settings.http_host,
+            "PATCHBAY_DATA_DIR": str(settings.data_dir.resolve())}
+        names = [n for n in services if importlib.util.find_spec(n) is not None]
+        if missing := [n for n in services if n not in names]:
+            log.warning("services not installed; skipped", services=missing)
+        supervisor = Supervisor(run_dir, env)
+        supervisor.start(names)
+        try:
+            http = f"http://{settings.http_host}:{settings.http_port}"
+            if http_service in names:
+                if not await wait_ready(f"{http}/readyz", stop) and not stop.is_set():
+                    log.error("gateway not ready in time", url=f"{http}/readyz")
+                    return 1
+            shown = http if http_service in names else None
+            print(banner(http=shown, nats_url=nats_url, database_url=database_url, token=token),
+                  flush=True)
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            await supervisor.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m shared.stack", description=__doc__)
+    parser.add_argument("command", choices=["run", "servers"])
+    parser.add_argument("--services", default=",".join(SERVICES),
+                        help="comma-separated service modules to run (default: all)")
+    parser.add_argument("--http-service", default=HTTP_SERVICE,
+                        help="the service whose /readyz tells that the stack is up")
+    args = parser.parse_args(argv)
+    services = [s for s in args.services.split(",") if s]
+    settings = StackSettings()
+    return asyncio.run(run_stack(settings, services=services, http_service=args.http_service,
+                                 servers_only=args.command == "servers"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
