@@ -95,15 +95,15 @@ class EventStore:
         )
         return [_row_to_event(r) for r in rows]
 
-    async def stored_replies(self, command_ids: Sequence[str]) -> dict[str, str]:
-        """First replies of commands already handled (raw JSON text)."""
+    async def stored_replies(self, command_ids: Sequence[str]) -> dict[str, bytes]:
+        """First replies of commands already handled (raw JSON)."""
         if not command_ids:
             return {}
         rows = await self.pool.fetch(
             "SELECT command_id, reply::text AS reply FROM commands WHERE command_id = ANY($1::text[])",
             list(command_ids),
         )
-        return {r["command_id"]: r["reply"] for r in rows}
+        return {r["command_id"]: r["reply"].encode() for r in rows}
 
     async def append(
         self,

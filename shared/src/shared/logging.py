@@ -76,5 +76,12 @@ def bind_from_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             ids["correlation_id"] = cid
         if cause := headers.get(CAUSATION_HEADER):
             ids["causation_id"] = cause
+    structlog.contextvars.unbind_contextvars("correlation_id", "causation_id")
     structlog.contextvars.bind_contextvars(**ids)
     return ids
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id bound to this task's log context, if any."""
+    value = structlog.contextvars.get_contextvars().get("correlation_id")
+    return str(value) if value else None

@@ -11,12 +11,12 @@ from pathlib import Path
 import asyncpg
 import nats
 import structlog
-from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from shared.eventstore import EventStore
 from shared.logging import configure_logging
 from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
+from shared.rpc import RpcServer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
 
@@ -25,7 +25,7 @@ from customer.application.penalty_expiry import run_sweeper
 from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
-from customer.entrypoints.nats_api import error_middleware, register
+from customer.entrypoints.nats_api import QUEUE, routes
 
 SCHEMA = "customer"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,6 +37,7 @@ class CustomerSettings(CommonSettings):
 
     db_pool_size: int = 10
     command_batch: int = 256
+    command_partitions: int = 4
     penalty_sweep_interval_s: float = 1.0
     stream_replicas: int = 1
 
@@ -48,7 +49,7 @@ class CustomerService:
     settings: CustomerSettings
     pool: asyncpg.Pool
     nc: NatsClient
-    broker: NatsBroker
+    rpc: RpcServer
     commands: CustomerCommands
     queries: CustomerQueries
     relay: OutboxRelay
@@ -56,7 +57,7 @@ class CustomerService:
 
     async def stop(self) -> None:
         """Stop taking requests, finish the tasks, close connections."""
-        await self.broker.stop()
+        await self.rpc.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -64,14 +65,6 @@ class CustomerService:
                 await task
         await self.nc.drain()
         await self.pool.close()
-
-
-def build_broker(settings: CustomerSettings) -> NatsBroker:
-    """A broker that reconnects forever and answers every failure with an error reply."""
-    return NatsBroker(
-        settings.nats_url, middlewares=[error_middleware()], max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5, logger=None,
-    )
 
 
 async def start(settings: CustomerSettings) -> CustomerService:
@@ -87,13 +80,15 @@ async def start(settings: CustomerSettings) -> CustomerService:
     store = EventStore(pool)
     settings_service = SettingsService(store)
     commands = CustomerCommands(
-        store, settings_service, StateCache(store), max_batch=settings.command_batch
+        store, settings_service, StateCache(store), max_batch=settings.command_batch,
+        partitions=settings.command_partitions,
     )
     queries = CustomerQueries(pool)
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
-    broker = build_broker(settings)
-    register(broker, commands=commands, queries=queries, settings=settings_service)
-    service = CustomerService(settings, pool, nc, broker, commands, queries, relay)
+    rpc = RpcServer(
+        nc, routes(commands=commands, queries=queries, settings=settings_service), queue=QUEUE
+    )
+    service = CustomerService(settings, pool, nc, rpc, commands, queries, relay)
     service.tasks = [
         asyncio.create_task(commands.run(), name="commands"),
         asyncio.create_task(relay.run(), name="outbox-relay"),
@@ -101,7 +96,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
             run_sweeper(pool, commands, settings.penalty_sweep_interval_s), name="penalty-sweeper"
         ),
     ]
-    await broker.start()
+    await rpc.start()
     log.info("customer_service_started", nats=settings.nats_url)
     return service
 

@@ -46,6 +46,15 @@ async def test_retried_command_appends_nothing(nc: NatsClient, service: Customer
     two = await call(nc, "customer.cmd.update", update)
     assert one == two and one["version"] == 2
     assert await count_events(service, first["id"]) == 2
+    # a retry that reaches a replica (or a restarted process) that never saw the first answer
+    service.commands.recent = type(service.commands.recent)()
+    service.commands.cache.forget([first["id"]])
+    together = await asyncio.gather(
+        call(nc, "customer.cmd.update", update), call(nc, "customer.cmd.create", body),
+        create(nc), create(nc),
+    )
+    assert together[0] == one and together[1] == first
+    assert await count_events(service, first["id"]) == 2
 
 
 async def test_names_are_unique_case_insensitively_among_live_customers(nc: NatsClient) -> None:

@@ -1,8 +1,10 @@
 """Customer commands: load, decide, append; many concurrent commands share one statement.
 
-Commands queue up; a worker takes whatever has arrived (up to `max_batch`), decides each
-against the states in memory, and appends all their events, read-model rows and replies in
-one statement (one round trip, one commit). If that statement fails (a duplicate name, a
+Commands queue up by customer partition; each partition's worker takes whatever has arrived
+(up to `max_batch`), decides each against the states in memory, and appends all their
+events, read-model rows and replies in one statement (one round trip, one commit). Several
+partitions commit at once, so one batch's commit wait overlaps the next batch's work, while
+one customer's commands stay in order in one worker. If that statement fails (a duplicate name, a
 concurrent writer), the batch is replayed one command at a time, so each gets its own
 answer; a version conflict without an expected version is retried on fresh state.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +32,7 @@ from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment
 from shared.ids import new_id
+from shared.rpc import error_bytes
 
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
@@ -65,9 +69,22 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
-def error_bytes(err: ServiceError) -> bytes:
-    """An error reply, serialized."""
-    return err.to_reply().model_dump_json().encode()
+class RecentReplies:
+    """Replies to the last commands this process committed, by command id (bounded)."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._replies: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, command_id: str) -> bytes | None:
+        """The stored reply, if this process committed that command recently."""
+        return self._replies.get(command_id)
+
+    def put(self, command_id: str, reply: bytes) -> None:
+        """Remember a committed command's reply."""
+        self._replies[command_id] = reply
+        if len(self._replies) > self.max_entries:
+            self._replies.popitem(last=False)
 
 
 class _AppendFailed(Exception):
@@ -84,6 +101,7 @@ class CustomerCommands:
         cache: StateCache,
         *,
         max_batch: int = 256,
+        partitions: int = 4,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -91,7 +109,8 @@ class CustomerCommands:
         self.cache = cache
         self.max_batch = max_batch
         self.clock = clock
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queues: list[asyncio.Queue[_Pending]] = [asyncio.Queue() for _ in range(partitions)]
+        self.recent = RecentReplies()
         self.batches = 0
         self.commands = 0
 
@@ -101,15 +120,20 @@ class CustomerCommands:
         stream_id = (
             str(new_id()) if isinstance(command, CreateCustomer) else str(command.customer_id)
         )
-        self._queue.put_nowait(_Pending(command, future, stream_id))
+        self._queues[hash(stream_id) % len(self._queues)].put_nowait(
+            _Pending(command, future, stream_id)
+        )
         return await future
 
     async def run(self) -> None:
-        """The worker: drain the queue in batches until cancelled."""
+        """Run every partition's worker until cancelled."""
+        await asyncio.gather(*[self._work(queue) for queue in self._queues])
+
+    async def _work(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
                 results = await self._run_batch(batch)
             except Exception as exc:  # the database is down, say: answer, don't hang
@@ -128,7 +152,10 @@ class CustomerCommands:
     async def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
         if len(batch) > 1:
             try:
-                return await self._execute(batch)
+                # optimistic: no look-up of stored replies first; a retried command that this
+                # process has not answered makes the append fail on commands_pkey, and then
+                # each command goes the careful way below
+                return await self._execute(batch, check_stored=False)
             except _AppendFailed:
                 self.cache.forget(p.stream_id for p in batch)
         return [(p, await self._execute_one(p)) for p in batch]
@@ -152,9 +179,13 @@ class CustomerCommands:
                 # ConcurrencyError or DuplicateCommand: the next attempt sees fresh state
         return error_bytes(ServiceError(ErrorCode.CONFLICT, "the customer is changing too fast; retry"))
 
-    async def _execute(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
+    async def _execute(
+        self, batch: list[_Pending], check_stored: bool = True
+    ) -> list[tuple[_Pending, bytes]]:
         ids = [p.command.meta.command_id for p in batch if p.command.meta.command_id]
-        stored = await self.store.stored_replies(ids) if ids else {}
+        stored = {cid: r for cid in ids if (r := self.recent.get(cid)) is not None}
+        if check_stored and len(stored) < len(ids):
+            stored |= await self.store.stored_replies([i for i in ids if i not in stored])
         settings = await self.settings.current()
         await self.cache.ensure(
             p.stream_id for p in batch if not isinstance(p.command, CreateCustomer)
@@ -169,7 +200,7 @@ class CustomerCommands:
             cmd = pending.command
             cid = cmd.meta.command_id
             if cid and cid in stored:
-                results.append((pending, stored[cid].encode()))
+                results.append((pending, stored[cid]))
                 continue
             if cid and cid in answered:
                 results.append((pending, answered[cid]))
@@ -216,6 +247,8 @@ class CustomerCommands:
                 raise _AppendFailed() from exc
             for stream_id, state in working.items():
                 self.cache.put(stream_id, state)
+            for cid, reply in answered.items():
+                self.recent.put(cid, reply)
         return results
 
 
