@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import Any
+
+from pydantic import SecretStr, field_validator
 from shared.settings import CommonSettings
 
 
@@ -16,3 +18,13 @@ class GatewaySettings(CommonSettings):
     token_cache_ttl_s: float = 5.0
     ready_timeout_s: float = 1.0
     max_body_bytes: int = 1024 * 1024
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `PATCHBAY_ADMIN_TOKEN=` must not make the empty string an admin secret
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
