@@ -1,0 +1,158 @@
+"""Durable JetStream pull consumers that never stall: batches, explicit acks, retries, dead letters.
+
+FastStream's defaults are traps here (batch 1, one worker, and REJECT_ON_ERROR that drops a
+message whose handler raised), so consumers are built on nats-py's pull API directly:
+- fetch in large batches, hand the whole batch to the handler (one transaction for it);
+- if the batch fails, retry its messages one by one, so one bad message cannot block the rest;
+- a message that fails is NAKed with a growing delay, up to `max_deliver` deliveries;
+- a message that can never succeed (bad JSON, wrong schema: `Poison`), or that ran out of
+  deliveries, goes to `dlq.<durable>` on the DEAD_LETTERS stream with the error in its
+  headers, is TERMed, and the consumer goes on with the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+
+log = structlog.get_logger(__name__)
+
+BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
+
+
+class Poison(Exception):
+    """A message that no retry can fix: dead-letter it at once."""
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer on one stream."""
+
+    stream: str
+    durable: str
+    filter_subjects: list[str]
+    max_deliver: int = 5
+    ack_wait_s: float = 30.0
+    backoff_s: list[float] = field(default_factory=lambda: [0.2, 1.0, 5.0, 15.0])
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+    max_ack_pending: int = 20_000
+
+    def config(self) -> ConsumerConfig:
+        """The nats-py consumer config."""
+        subjects = self.filter_subjects
+        return ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=self.deliver_policy,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+        )
+
+
+async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Create the durable consumer, or update it to the declared config."""
+    try:
+        await js.consumer_info(spec.stream, spec.durable)
+    except NotFoundError:
+        await js.add_consumer(spec.stream, spec.config())
+        return
+    with contextlib.suppress(Exception):  # an incompatible change keeps the old config
+        await js.add_consumer(spec.stream, spec.config())
+
+
+def _is_poison(exc: BaseException) -> bool:
+    return isinstance(exc, Poison | ValidationError | ValueError | UnicodeDecodeError | KeyError)
+
+
+class JetStreamConsumer:
+    """Runs one durable consumer until cancelled."""
+
+    def __init__(
+        self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, *,
+        batch: int = 500, fetch_timeout_s: float = 1.0,
+    ) -> None:
+        self.js = js
+        self.spec = spec
+        self.handler = handler
+        self.batch = batch
+        self.fetch_timeout_s = fetch_timeout_s
+        self.handled = 0
+        self.dead_lettered = 0
+        self.failures = 0
+
+    async def run(self) -> None:
+        """Fetch, handle, ack; reconnect and go on after any failure of our own."""
+        while True:
+            try:
+                await ensure_consumer(self.js, self.spec)
+                sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
+                while True:
+                    try:
+                        msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
+                    except (NatsTimeoutError, TimeoutError):
+                        continue
+                    await self.process(msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer_restarting", durable=self.spec.durable, error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        """Handle a batch; on failure, each message alone."""
+        try:
+            await self.handler(msgs)
+        except Exception:
+            for msg in msgs:
+                await self._one(msg)
+            return
+        for msg in msgs:
+            await msg.ack()
+        self.handled += len(msgs)
+
+    async def _one(self, msg: Msg) -> None:
+        try:
+            await self.handler([msg])
+        except Exception as exc:
+            self.failures += 1
+            delivered = msg.metadata.num_delivered if msg.reply else self.spec.max_deliver
+            if _is_poison(exc) or delivered >= self.spec.max_deliver:
+                await self.dead_letter(msg, exc)
+                return
+            delay = self.spec.backoff_s[min(delivered - 1, len(self.spec.backoff_s) - 1)]
+            log.warning("message_retry", durable=self.spec.durable, subject=msg.subject,
+                        delivered=delivered, delay_s=delay, error=str(exc))
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()
+        self.handled += 1
+
+    async def dead_letter(self, msg: Msg, exc: BaseException) -> None:
+        """Park a message on `dlq.<durable>` with its error, then TERM it."""
+        meta = msg.metadata
+        headers = {
+            "Patchbay-Error": f"{type(exc).__name__}: {exc}"[:1000],
+            "Patchbay-Original-Subject": msg.subject,
+            "Patchbay-Original-Stream": meta.stream,
+            "Patchbay-Original-Sequence": str(meta.sequence.stream),
+            "Patchbay-Consumer": self.spec.durable,
+            "Nats-Msg-Id": f"dlq:{self.spec.durable}:{meta.stream}:{meta.sequence.stream}",
+        }
+        await self.js.publish(f"dlq.{self.spec.durable}", msg.data, headers=headers)
+        await msg.term()
+        self.dead_lettered += 1
+        log.error("message_dead_lettered", durable=self.spec.durable, subject=msg.subject,
+                  sequence=meta.sequence.stream, error=str(exc))

@@ -1,0 +1,64 @@
+"""The consumer base against a real nats-server: retries, dead letters, no stall."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from shared.consumer import ConsumerSpec, JetStreamConsumer, Poison
+from shared.streams import DEAD_LETTERS, StreamSpec, ensure_streams
+from shared.testing.waiting import wait_for
+
+
+async def test_poison_is_dead_lettered_transient_is_retried_and_the_rest_go_on(nats: NatsClient) -> None:
+    js = nats.jetstream()
+    name = f"T{uuid.uuid4().hex[:8]}".upper()
+    await ensure_streams(js, [StreamSpec(name, [f"{name.lower()}.>"]), DEAD_LETTERS])
+    seen: list[int] = []
+    flaky_failures = {"left": 2}
+
+    async def handler(msgs: Sequence[Msg]) -> None:
+        values = []
+        for msg in msgs:
+            body = json.loads(msg.data)  # bad JSON raises ValueError: poison
+            if body.get("poison"):
+                raise Poison("this one can never work")
+            if body.get("flaky") and flaky_failures["left"] > 0:
+                flaky_failures["left"] -= 1
+                raise ConnectionError("database away for a moment")
+            values.append(body["n"])
+        seen.extend(values)
+
+    spec = ConsumerSpec(name, f"durable-{name.lower()}", [f"{name.lower()}.>"],
+                        max_deliver=4, backoff_s=[0.05])
+    consumer = JetStreamConsumer(js, spec, handler, batch=50, fetch_timeout_s=0.2)
+    for n in range(10):
+        await js.publish(f"{name.lower()}.a", json.dumps({"n": n}).encode())
+    await js.publish(f"{name.lower()}.a", b"{not json")
+    await js.publish(f"{name.lower()}.a", json.dumps({"poison": True}).encode())
+    await js.publish(f"{name.lower()}.a", json.dumps({"n": 10, "flaky": True}).encode())
+    for n in range(11, 20):
+        await js.publish(f"{name.lower()}.a", json.dumps({"n": n}).encode())
+
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: sorted(seen) == list(range(20)), timeout=15,
+                       message=f"not every good message was handled: {sorted(seen)}")
+        await wait_for(lambda: consumer.dead_lettered == 2, timeout=5)
+        dlq = await js.pull_subscribe(f"dlq.{spec.durable}", durable=None, stream="DEAD_LETTERS")
+        parked = await dlq.fetch(2, timeout=5)
+        assert sorted(m.data for m in parked) == sorted([b"{not json", b'{"poison": true}'])
+        assert all(m.headers and m.headers["Patchbay-Consumer"] == spec.durable for m in parked)
+
+        async def settled() -> bool:
+            info = await js.consumer_info(name, spec.durable)
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        await wait_for(settled, timeout=5, message="messages left unacknowledged")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
