@@ -18,7 +18,7 @@ from gateway.errors import ApiError
 from gateway.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="An operator API token (`pb_...`).")
-IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+IF_MATCH = re.compile(r'^\s*(?:W/)?(?:"(\d{1,18})"|(\d{1,18}))\s*$')
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -64,7 +64,7 @@ def parse_if_match(value: str | None) -> int | None:
     if match is None:
         raise ApiError(ErrorCode.VALIDATION, "If-Match must be a version number, e.g. \"3\"",
                        [ErrorDetail(field="If-Match", message="not a version number", type="if_match")])
-    return int(match.group(1))
+    return int(match.group(1) or match.group(2))
 
 
 async def expected_version(

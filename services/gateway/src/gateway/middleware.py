@@ -88,5 +88,5 @@ class RequestContextMiddleware:
                 self.log.info(
                     "request", method=scope["method"], path=scope["path"], status=sent["status"],
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    actor=getattr(principal, "name", None),
+                    actor=getattr(principal, "name", None), correlation_id=cid,
                 )

@@ -114,3 +114,18 @@ async def test_openapi_documents_models_errors_and_bearer_auth(gateway) -> None:
     params = {p["name"] for p in spec["paths"]["/v1/customers/{customer_id}"]["patch"]["parameters"]}
     assert {"If-Match", "Idempotency-Key", "X-Audit-Reason"} <= params
     assert (await gateway.client.get("/docs")).status_code == 200
+
+
+async def test_one_log_line_per_request_without_secrets(gateway) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        reply = await gateway.client.get("/v1/tokens", headers={"X-Correlation-Id": "log-check"})
+    assert reply.status_code == 200
+    lines = [entry for entry in logs if entry["event"] == "request"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["method"] == "GET" and line["path"] == "/v1/tokens" and line["status"] == 200
+    assert line["correlation_id"] == "log-check" and line["duration_ms"] >= 0
+    assert line["actor"] == "admin"
+    assert gateway.admin_token not in repr(logs) and "Bearer" not in repr(logs)
