@@ -19,3 +19,5 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     request_timeout_s: float = 5.0
+    # key for sealing secrets (see shared.secrets); the stack runner makes one per data dir
+    secret_key: str | None = None
