@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from gateway.bootstrap import create_app
 from gateway.settings import GatewaySettings
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from shared.embedded import EmbeddedNats
 from shared.testing.waiting import wait_for
 
 Reply = dict[str, Any] | Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -56,13 +58,26 @@ def admin_token() -> str:
     return "pb_test_" + secrets.token_urlsafe(16)
 
 
+@pytest.fixture(scope="module")
+def module_nats_url(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A nats-server of this module's own (embedded mode), so no other test's responder answers."""
+    if os.environ.get("PATCHBAY_NATS_URL"):
+        yield nats_url
+        return
+    server = EmbeddedNats(tmp_path_factory.mktemp("module-nats"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def gateway_settings(
-    nats_url: str, make_database: Callable[[], Awaitable[str]], admin_token: str
+    module_nats_url: str, make_database: Callable[[], Awaitable[str]], admin_token: str
 ) -> GatewaySettings:
-    """Settings pointing at the session's NATS and a fresh database."""
+    """Settings pointing at the module's NATS and a fresh database."""
     return GatewaySettings(
-        nats_url=nats_url, database_url=await make_database(), admin_token=admin_token,
+        nats_url=module_nats_url, database_url=await make_database(), admin_token=admin_token,
         request_timeout_s=2.0, max_body_bytes=200_000,
     )
 
@@ -102,10 +117,10 @@ class FakeService:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def fake_customer(nats_url: str, gateway: Gateway) -> AsyncIterator[FakeService]:
+async def fake_customer(gateway: Gateway) -> AsyncIterator[FakeService]:
     """A fake customer service on `customer.>`, answering before the test starts."""
     fake = FakeService()
-    nc: NatsClient = await nats.connect(nats_url)
+    nc: NatsClient = await nats.connect(gateway.settings.nats_url)
     sub = await nc.subscribe("customer.>", cb=fake.handle)
     probe: NatsClient = gateway.app.state.runtime.nc
 
