@@ -20,6 +20,12 @@ run: install
 test: install
 	$(UV) run --no-sync python -m pytest
 
+asyncapi: install
+	$(UV) run --no-sync python -m shared.asyncapi docs/asyncapi.json
+
+bench: install
+	$(UV) run --no-sync python bench/commands.py
+
 lint: install
 	$(UV) run --no-sync ruff check .
 

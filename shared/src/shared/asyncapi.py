@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
+from shared.errors import ErrorReply
 from shared.rpc import Route
 
 
@@ -34,4 +38,60 @@ def document(services: dict[str, list[Route]], *, version: str = "0.1.0") -> dic
         description="Request/reply subjects of Patchbay's services. A reply whose top-level"
         " object has the key `error` is an ErrorReply {error: {code, message, details}}.",
     )
-    return json.loads(spec.to_json())
+    doc: dict[str, Any] = json.loads(spec.to_specification().to_json())
+    _add_replies(doc, [r for routes in services.values() for r in routes])
+    return doc
+
+
+def _add_replies(doc: dict[str, Any], routes: list[Route]) -> None:
+    """FastStream documents what a subject receives; add what it answers (or its error)."""
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    messages = components.setdefault("messages", {})
+    template = "#/components/schemas/{model}"
+    for model in {ErrorReply, *(r.reply for r in routes if r.reply)}:
+        schema = model.model_json_schema(ref_template=template)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    for route in routes:
+        answers = [{"$ref": f"#/components/schemas/{ErrorReply.__name__}"}]
+        if route.reply:
+            answers.insert(0, {"$ref": f"#/components/schemas/{route.reply.__name__}"})
+        name = f"{route.subject}:Reply"
+        messages[name] = {
+            "title": name, "contentType": "application/json",
+            "payload": {"oneOf": answers},
+        }
+        operation = doc.get("operations", {}).get(route.subject)
+        if operation is not None:
+            operation["reply"] = {"messages": [{"$ref": f"#/components/messages/{name}"}]}
+
+
+SERVICES = ("customer", "verification", "notifier", "reporting")
+
+
+def collect() -> dict[str, list[Route]]:
+    """Every installed service's `entrypoints.nats_api.documented_routes()`."""
+    found: dict[str, list[Route]] = {}
+    for service in SERVICES:
+        try:
+            module = importlib.import_module(f"{service}.entrypoints.nats_api")
+        except ModuleNotFoundError:
+            continue
+        if hasattr(module, "documented_routes"):
+            found[service] = module.documented_routes()
+    return found
+
+
+def main() -> None:
+    """`python -m shared.asyncapi [out.json]`: write the AsyncAPI document (stdout without a path)."""
+    text = json.dumps(document(collect()), indent=2, sort_keys=True)
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).write_text(text + "\n")
+        print(f"wrote {sys.argv[1]}")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

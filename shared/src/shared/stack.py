@@ -11,7 +11,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO
@@ -31,6 +31,7 @@ from shared.embedded import (
     stop_stale_nats,
     stop_stale_postgres,
 )
+from shared.secrets import Sealer
 
 log = structlog.get_logger()
 
@@ -50,6 +51,7 @@ class StackSettings(BaseSettings):
     nats_url: str | None = None
     database_url: str | None = None
     admin_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
     http_port: int = 8000
     http_host: str = "127.0.0.1"
 
@@ -63,19 +65,30 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def load_admin_token(settings: StackSettings) -> str:
-    """The configured admin token, else the one stored in the data dir (created once, 0600)."""
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    path = settings.data_dir / "admin_token"
+def _stored_secret(path: Path, make: Callable[[], str]) -> str:
+    """A secret kept in the data dir: made once (mode 0600), read back on later starts."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
+    value = make()
     with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
-    return token
+        out.write(value + "\n")
+    return value
+
+
+def load_admin_token(settings: StackSettings) -> str:
+    """The configured admin token, else the one stored in the data dir (created once, 0600)."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    return _stored_secret(settings.data_dir / "admin_token", lambda: secrets.token_urlsafe(32))
+
+
+def load_secret_key(settings: StackSettings) -> str:
+    """The key that seals secrets at rest (PATCHBAY_SECRET_KEY), else one kept in the data dir."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    return _stored_secret(settings.data_dir / "secret_key", Sealer.new_key)
 
 
 def _is_our_child(proc: psutil.Process, name: str) -> bool:
@@ -265,7 +278,8 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
         token = load_admin_token(settings)
         env = os.environ | {
             "PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": database_url,
-            "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_HTTP_PORT": str(settings.http_port),
+            "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_SECRET_KEY": load_secret_key(settings),
+            "PATCHBAY_HTTP_PORT": str(settings.http_port),
             "PATCHBAY_HTTP_HOST": settings.http_host,
             "PATCHBAY_DATA_DIR": str(settings.data_dir.resolve())}
         names = [n for n in services if importlib.util.find_spec(n) is not None]
