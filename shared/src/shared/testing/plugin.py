@@ -67,7 +67,7 @@ def _start(what: str, start: Callable[[], str]) -> str:
 
 
 @contextmanager
-def _server_dir(prefix: str) -> Iterator[Path]:
+def server_dir(prefix: str) -> Iterator[Path]:
     """A temp dir outside pytest's basetemp, removed afterwards.
 
     As root, postgres runs as user pgserver, which must traverse every parent of its data
@@ -84,7 +84,7 @@ def _server_dir(prefix: str) -> Iterator[Path]:
 @pytest.fixture
 def embedded_tmp_path() -> Iterator[Path]:
     """A fresh directory for an embedded server's data (use it instead of tmp_path)."""
-    with _server_dir("test") as path:
+    with server_dir("test") as path:
         yield path
 
 
@@ -102,7 +102,7 @@ def nats_url() -> Iterator[str]:
             stack.callback(container.stop)
             yield _start("NATS container", lambda: str(container.start().get_conn_string()))
             return
-        server = EmbeddedNats(stack.enter_context(_server_dir("nats")))
+        server = EmbeddedNats(stack.enter_context(server_dir("nats")))
         stack.callback(server.stop)
         yield _start("embedded nats-server", server.start)
 
@@ -121,7 +121,7 @@ def database_url() -> Iterator[str]:
             stack.callback(pg.stop)
             yield _start("PostgreSQL container", lambda: str(pg.start().get_connection_url()))
             return
-        server = EmbeddedPostgres(stack.enter_context(_server_dir("pg")), unsafe_fast=True)
+        server = EmbeddedPostgres(stack.enter_context(server_dir("pg")), unsafe_fast=True)
         stack.callback(server.stop)
         yield _start("embedded PostgreSQL", server.start)
 
