@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import structlog
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
@@ -28,26 +27,25 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = structlog.get_logger(__name__)
 
 
-async def _nats_event(kind: str, exc: Exception | None = None) -> None:
-    log.warning("nats_" + kind, error=repr(exc) if exc else None)
-
-
 async def connect_nats(url: str) -> NatsClient:
-    """A connection that reconnects forever and logs its ups and downs."""
+    """A connection that reconnects forever and logs its ups and downs (not our own close)."""
+    nc = NatsClient()
 
     async def on_error(exc: Exception) -> None:
-        await _nats_event("error", exc)
+        log.warning("nats_error", error=repr(exc))
 
     async def on_disconnect() -> None:
-        await _nats_event("disconnected")
+        if not (nc.is_closed or nc.is_draining):
+            log.warning("nats_disconnected")
 
     async def on_reconnect() -> None:
-        await _nats_event("reconnected")
+        log.info("nats_reconnected")
 
-    return await nats.connect(
-        url, name="patchbay-gateway", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+    await nc.connect(
+        url, name="patchbay-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
         connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
     )
+    return nc
 
 
 async def ensure_first_token(tokens: TokenStore, settings: GatewaySettings) -> None:
