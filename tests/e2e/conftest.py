@@ -78,5 +78,5 @@ def _run_stack(data_dir: Path) -> Iterator[Stack]:
     yield Stack(f"http://127.0.0.1:{port}", nats_url.group(1), token, data_dir, proc, lines)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 0, "".join(lines[-40:])
-    gone, alive = psutil.wait_procs(started, timeout=20)
+    _gone, alive = psutil.wait_procs(started, timeout=20)
     assert not alive, f"left running after Ctrl-C: {[p.pid for p in alive]}"
