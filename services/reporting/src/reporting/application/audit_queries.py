@@ -1,0 +1,99 @@
+"""Reading the audit log, and folding a customer's events up to an instant (as-of)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+from customer.domain.evolve import fold
+from shared.envelope import EventEnvelope
+from shared.errors import ErrorCode, ServiceError
+
+from reporting.application import cursor as cursors
+from reporting.contracts import AsOfCard, AsOfQuery, AuditActor, AuditEntryOut, AuditPage, AuditQuery
+
+_FIELDS = (
+    "event_id, occurred_at, customer_id, type, action, category, stream_id, version, actor_kind,"
+    " actor_id, actor_name, ip, reason, correlation_id, causation_id, changes::text, data::text"
+)
+
+
+def _entry(row: asyncpg.Record) -> AuditEntryOut:
+    return AuditEntryOut(
+        event_id=row["event_id"], occurred_at=row["occurred_at"], customer_id=row["customer_id"],
+        type=row["type"], action=row["action"], category=row["category"],
+        stream_id=row["stream_id"], version=row["version"],
+        actor=AuditActor(kind=row["actor_kind"], id=row["actor_id"], name=row["actor_name"]),
+        ip=row["ip"], reason=row["reason"], correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"], changes=json.loads(row["changes"]),
+        data=json.loads(row["data"]) if row["data"] is not None else None,
+    )
+
+
+class AuditQueries:
+    """Queries over the live audit tables."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def page(self, query: AuditQuery) -> AuditPage:
+        """Entries matching the filters, newest first, with keyset paging."""
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if query.customer_id is not None:
+            where.append(f"customer_id = {arg(str(query.customer_id))}")
+        if query.since is not None:
+            where.append(f"occurred_at >= {arg(query.since)}")
+        if query.until is not None:
+            where.append(f"occurred_at < {arg(query.until)}")
+        if query.actor:
+            where.append(f"(actor_name = {arg(query.actor)} OR actor_id = ${len(args)})")
+        if query.type:
+            where.append(f"type = ANY({arg(query.type)}::text[])")
+        filters = " AND ".join(where) or "true"
+        n_filter_args = len(args)
+        page_where = filters
+        if query.cursor:
+            moment, key = cursors.decode(query.cursor)
+            page_where += f" AND (occurred_at, event_id) < ({arg(moment)}, {arg(key)}::uuid)"
+        limit = arg(query.limit + 1)
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            rows = await conn.fetch(
+                f"SELECT {_FIELDS} FROM audit_log WHERE {page_where}"
+                f" ORDER BY occurred_at DESC, event_id DESC LIMIT {limit}", *args,
+            )
+            total = await conn.fetchval(
+                f"SELECT count(*) FROM audit_log WHERE {filters}", *args[:n_filter_args]
+            )
+        items = [_entry(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        next_cursor = cursors.encode(items[-1].occurred_at, str(items[-1].event_id)) if more else None
+        return AuditPage(items=items, next_cursor=next_cursor, total=total)
+
+    async def as_of(self, query: AsOfQuery) -> AsOfCard:
+        """The card folded from the customer's events that occurred up to `at`."""
+        rows = await self.pool.fetch(
+            "SELECT event::text FROM audit_log WHERE stream_id = $1 AND event IS NOT NULL"
+            " AND occurred_at <= $2 ORDER BY version",
+            str(query.customer_id), query.at,
+        )
+        state = fold([EventEnvelope.model_validate_json(r["event"]) for r in rows])
+        if state is None:
+            raise ServiceError(
+                ErrorCode.NOT_FOUND, f"customer {query.customer_id} did not exist at {query.at.isoformat()}"
+            )
+        return AsOfCard(as_of=query.at, card=state.card())
+
+    async def currency_of(self, customer_id: str) -> str | None:
+        """The customer's currency, from its creation event (it never changes)."""
+        value: str | None = await self.pool.fetchval(
+            "SELECT event->'data'->>'currency' FROM audit_log WHERE stream_id = $1"
+            " AND event IS NOT NULL AND type = 'CustomerCreated' LIMIT 1", customer_id,
+        )
+        return value

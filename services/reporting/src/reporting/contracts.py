@@ -1,0 +1,271 @@
+"""The reporting service's NATS API: subjects, requests and replies (the gateway imports these)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from shared.contracts.customer import CommandMeta
+
+Period = Literal["live", "daily", "weekly", "monthly"]
+MAX_INVOICE_DAYS = 366
+
+
+class Subjects:
+    """Request/reply subjects of the reporting service."""
+
+    AUDIT = "reporting.query.audit"
+    AS_OF = "reporting.query.as-of"
+    SUMMARY = "reporting.query.summary"
+    GENERATE_INVOICE = "reporting.cmd.generate-invoice"
+    INVOICES = "reporting.query.invoices"
+    INVOICE = "reporting.query.invoice"
+    BALANCE = "reporting.query.balance"
+    LAG = "reporting.query.lag"
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AuditQuery(Strict):
+    """The audit log of one customer, or of everything (admins): filters and cursor paging."""
+
+    customer_id: UUID | None = None
+    since: datetime | None = Field(default=None, description="From this instant (inclusive).")
+    until: datetime | None = Field(default=None, description="Up to this instant (exclusive).")
+    actor: str | None = Field(default=None, max_length=200, description="Actor name or id.")
+    type: list[str] | None = Field(default=None, max_length=50, description="Event types.")
+    limit: int = Field(default=50, ge=1, le=1000)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+class AuditActor(BaseModel):
+    """Who: an operator token, a portal contact, or the system."""
+
+    kind: str
+    id: str | None
+    name: str
+
+
+class AuditEntryOut(BaseModel):
+    """One entry: when, who, from where, what, and the difference."""
+
+    event_id: UUID
+    occurred_at: datetime
+    customer_id: str | None
+    type: str
+    action: str
+    category: str
+    stream_id: str
+    version: int
+    actor: AuditActor
+    ip: str | None
+    reason: str | None
+    correlation_id: str | None
+    causation_id: str | None
+    changes: dict[str, Any]
+    data: dict[str, Any] | None
+
+
+class AuditPage(BaseModel):
+    """One page of the audit log, oldest first."""
+
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+    total: int
+
+
+class AsOfQuery(Strict):
+    """The card of one customer as it was at an instant."""
+
+    customer_id: UUID
+    at: datetime
+
+
+class AsOfCard(BaseModel):
+    """The card folded from the customer's events up to `as_of`."""
+
+    as_of: datetime
+    card: dict[str, Any]
+
+
+class SummaryQuery(Strict):
+    """Summary rows of one customer: live, or per UTC day, ISO week or month, with totals."""
+
+    customer_id: UUID
+    period: Period = "daily"
+    from_day: date | None = Field(default=None, alias="from")
+    to_day: date | None = Field(default=None, alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SummaryQuery:
+        if self.from_day and self.to_day and self.from_day > self.to_day:
+            raise ValueError("`from` must not be after `to`")
+        return self
+
+
+class Figures(BaseModel):
+    """The figures of one row (ASR and profit % in percent; money as decimal strings)."""
+
+    attempts: int
+    connected: int
+    asr: Decimal
+    acd_s: Decimal
+    duration_s: int
+    billed_duration_s: int
+    charge: Decimal
+    cost: Decimal
+    profit: Decimal
+    profit_pct: Decimal
+    avg_pdd_ms: Decimal
+
+
+class SummaryRow(Figures):
+    """One period's row."""
+
+    period_start: date | datetime
+
+
+class Summary(BaseModel):
+    """Rows of a range and their true totals (sums first, ratios from the sums)."""
+
+    customer_id: UUID
+    period: Period
+    from_day: date = Field(serialization_alias="from")
+    to_day: date = Field(serialization_alias="to")
+    rows: list[SummaryRow]
+    totals: Figures
+    channels_in_use: int | None = None
+    as_of: datetime
+
+
+class GenerateInvoice(Strict):
+    """Invoice a date range, or chosen days, of one customer."""
+
+    meta: CommandMeta = Field(default_factory=CommandMeta)
+    customer_id: UUID
+    from_day: date | None = Field(default=None, alias="from")
+    to_day: date | None = Field(default=None, alias="to")
+    days: list[date] | None = Field(default=None, min_length=1, max_length=MAX_INVOICE_DAYS)
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> GenerateInvoice:
+        if self.days is None and (self.from_day is None or self.to_day is None):
+            raise ValueError("give `from` and `to`, or `days`")
+        if self.days is not None and (self.from_day or self.to_day):
+            raise ValueError("give either `from` and `to`, or `days`, not both")
+        if self.from_day and self.to_day:
+            if self.from_day > self.to_day:
+                raise ValueError("`from` must not be after `to`")
+            if (self.to_day - self.from_day).days >= MAX_INVOICE_DAYS:
+                raise ValueError(f"at most {MAX_INVOICE_DAYS} days per invoice")
+        return self
+
+
+class InvoiceLineOut(BaseModel):
+    """One invoiced day."""
+
+    day: date
+    attempts: int
+    connected: int
+    billed_duration_s: int
+    amount: Decimal
+
+
+class Invoice(BaseModel):
+    """An invoice in the customer's currency."""
+
+    id: UUID
+    number: int
+    customer_id: str
+    currency: str
+    tax_rate: Decimal
+    lines: list[InvoiceLineOut]
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+    period_from: date
+    period_to: date
+    created_at: datetime
+
+
+class ListInvoices(Strict):
+    """Invoices, newest first, of one customer or all."""
+
+    customer_id: UUID | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+class InvoicePage(BaseModel):
+    """One page of invoices."""
+
+    items: list[Invoice]
+    next_cursor: str | None
+    total: int
+
+
+class GetInvoice(Strict):
+    """One invoice."""
+
+    invoice_id: UUID
+
+
+class BalanceQuery(Strict):
+    """A customer's balance."""
+
+    customer_id: UUID
+
+
+class Balance(BaseModel):
+    """Payments minus call charges (charges as rated by the switch, before tax)."""
+
+    customer_id: UUID
+    currency: str | None
+    payments: Decimal
+    charges: Decimal
+    balance: Decimal
+    payments_count: int
+    other_currencies: dict[str, Decimal] = Field(default_factory=dict)
+    as_of: datetime
+
+
+class LagQuery(Strict):
+    """How far each projection is behind its streams, and the last rebuilds."""
+
+
+class StreamLag(BaseModel):
+    """One projection on one stream."""
+
+    projection: str
+    stream: str
+    checkpoint: int
+    stream_last_seq: int
+    behind: int
+
+
+class RebuildProgress(BaseModel):
+    """The last rebuild of a projection."""
+
+    projection: str
+    state: str
+    done: int
+    total: int
+    percent: Decimal
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+class Lag(BaseModel):
+    """Lag of every projection, and rebuild progress."""
+
+    streams: list[StreamLag]
+    rebuilds: list[RebuildProgress]

@@ -1,0 +1,111 @@
+"""Audit entries from any event: who, when, from where, what, and the difference. Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.envelope import EventEnvelope
+
+# keys whose values never reach the audit log, at any depth
+SECRET_KEY = re.compile(
+    r"password|passwd|passphrase|secret|token(?!_id$|_name$)|hash|(^|_)code$|api_?key|credential",
+    re.I,
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def redact(value: Any) -> Any:
+    """A copy of value without any key that names a secret."""
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items() if not SECRET_KEY.search(str(k))}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def action_of(event_type: str) -> str:
+    """`CustomerStatusChanged` -> `status changed`; `ContactAdded` -> `contact added`."""
+    words = _CAMEL.sub(" ", event_type).lower().split()
+    if len(words) > 2 and words[0] == "customer":
+        words = words[1:]
+    if len(words) == 2 and words[0] == "customer":
+        return words[1]
+    return " ".join(words)
+
+
+def _changed_field(event_type: str) -> str:
+    """`CustomerStatusChanged` -> `status` (the field an old/new event is about)."""
+    words = _CAMEL.sub(" ", event_type).lower().split()
+    if len(words) > 2 and words[0] == "customer":
+        words = words[1:]
+    return "_".join(words[:-1]) or "value"
+
+
+def diff_of(event_type: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(changes as {field: {old, new}}, the remaining data when no diff can be derived)."""
+    clean = redact(data)
+    changes = clean.get("changes")
+    if isinstance(changes, dict) and all(isinstance(v, dict) for v in changes.values()):
+        return {k: {"old": v.get("old"), "new": v.get("new")} for k, v in changes.items()}, None
+    if "old" in clean and "new" in clean:
+        out = {_changed_field(event_type): {"old": clean["old"], "new": clean["new"]}}
+        for key in clean:
+            if f"old_{key}" in clean:
+                out[key] = {"old": clean[f"old_{key}"], "new": clean[key]}
+        return out, None
+    if event_type.endswith("Created"):
+        return {k: {"old": None, "new": v} for k, v in clean.items()}, None
+    return {}, clean
+
+
+def customer_of(event: EventEnvelope) -> str | None:
+    """The customer an event is about: the stream of customer events, else `data.customer_id`."""
+    if event.category == "customer":
+        return event.stream_id
+    value = event.data.get("customer_id")
+    return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit log."""
+
+    event_id: str
+    stream: str
+    seq: int
+    customer_id: str | None
+    category: str
+    stream_id: str
+    version: int
+    type: str
+    action: str
+    occurred_at: datetime
+    actor_kind: str
+    actor_id: str | None
+    actor_name: str
+    ip: str | None
+    reason: str | None
+    correlation_id: str | None
+    causation_id: str | None
+    changes: dict[str, Any]
+    data: dict[str, Any] | None
+    # the whole envelope, kept for customer events only: as-of folds it
+    event: str | None
+
+
+def entry_of(event: EventEnvelope, *, stream: str, seq: int, raw: str | None = None) -> AuditEntry:
+    """The audit entry of one event, as delivered at `seq` of `stream`."""
+    changes, data = diff_of(event.type, event.data)
+    meta = event.metadata
+    keep = event.category == "customer"
+    return AuditEntry(
+        event_id=str(event.event_id), stream=stream, seq=seq, customer_id=customer_of(event),
+        category=event.category, stream_id=event.stream_id, version=event.version, type=event.type,
+        action=action_of(event.type), occurred_at=event.occurred_at, actor_kind=meta.actor.kind,
+        actor_id=meta.actor.id, actor_name=meta.actor.name, ip=meta.actor.ip, reason=meta.reason,
+        correlation_id=meta.correlation_id, causation_id=meta.causation_id, changes=changes,
+        data=data, event=(raw if raw is not None else event.model_dump_json()) if keep else None,
+    )

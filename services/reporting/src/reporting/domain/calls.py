@@ -1,0 +1,129 @@
+"""Call starts and records from the switch, and the summary arithmetic over them. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Disposition = Literal["answered", "busy", "no_answer", "failed", "cancelled"]
+MONEY = Decimal("0.0001")
+RATIO = Decimal("0.01")
+ZERO = Decimal(0)
+
+
+class CallStarted(BaseModel):
+    """`calls.started.<customer_id>`: a call began."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=100)
+    started_at: AwareDatetime
+    cli: str | None = None
+    destination: str | None = None
+
+
+class CallRecord(BaseModel):
+    """`calls.cdr.<customer_id>`: a call ended; money in the customer's currency."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=100)
+    started_at: AwareDatetime
+    answered_at: AwareDatetime | None = None
+    ended_at: AwareDatetime
+    cli: str | None = None
+    destination: str | None = None
+    duration_s: int = Field(ge=0)
+    billed_duration_s: int = Field(ge=0)
+    charge: Decimal
+    cost: Decimal
+    disposition: Disposition
+    sip_code: int | None = None
+    pdd_ms: int | None = Field(default=None, ge=0)
+
+    @property
+    def connected(self) -> bool:
+        """An answered call."""
+        return self.disposition == "answered"
+
+
+@dataclass
+class Totals:
+    """Additive call figures of any set of calls; ratios derive from the sums, never averaged."""
+
+    attempts: int = 0
+    connected: int = 0
+    duration_s: int = 0
+    billed_duration_s: int = 0
+    charge: Decimal = ZERO
+    cost: Decimal = ZERO
+    pdd_ms_sum: int = 0
+    pdd_samples: int = 0
+
+    def add_record(self, cdr: CallRecord) -> None:
+        """Count one call record."""
+        self.attempts += 1
+        self.connected += cdr.connected
+        self.duration_s += cdr.duration_s
+        self.billed_duration_s += cdr.billed_duration_s
+        self.charge += cdr.charge
+        self.cost += cdr.cost
+        if cdr.pdd_ms is not None:
+            self.pdd_ms_sum += cdr.pdd_ms
+            self.pdd_samples += 1
+
+    def __iadd__(self, other: Totals) -> Totals:
+        self.attempts += other.attempts
+        self.connected += other.connected
+        self.duration_s += other.duration_s
+        self.billed_duration_s += other.billed_duration_s
+        self.charge += other.charge
+        self.cost += other.cost
+        self.pdd_ms_sum += other.pdd_ms_sum
+        self.pdd_samples += other.pdd_samples
+        return self
+
+    def figures(self) -> dict[str, object]:
+        """The row as the API shows it: sums, and ratios computed from the sums."""
+        profit = self.charge - self.cost
+        return {
+            "attempts": self.attempts,
+            "connected": self.connected,
+            "asr": _ratio(Decimal(self.connected) * 100, self.attempts, RATIO),
+            "acd_s": _ratio(Decimal(self.billed_duration_s), self.connected, RATIO),
+            "duration_s": self.duration_s,
+            "billed_duration_s": self.billed_duration_s,
+            "charge": self.charge.quantize(MONEY, ROUND_HALF_UP),
+            "cost": self.cost.quantize(MONEY, ROUND_HALF_UP),
+            "profit": profit.quantize(MONEY, ROUND_HALF_UP),
+            "profit_pct": _ratio(profit * 100, self.charge, RATIO),
+            "avg_pdd_ms": _ratio(Decimal(self.pdd_ms_sum), self.pdd_samples, RATIO),
+        }
+
+
+def _ratio(numerator: Decimal, denominator: Decimal | int, unit: Decimal) -> Decimal:
+    if not denominator:
+        return ZERO.quantize(unit)
+    return (numerator / Decimal(denominator)).quantize(unit, ROUND_HALF_UP)
+
+
+@dataclass
+class PeriodRow:
+    """Totals of one period (a day, an ISO week from its Monday, a month from its 1st)."""
+
+    period_start: date
+    totals: Totals = field(default_factory=Totals)
+
+
+def total_of(rows: list[PeriodRow]) -> Totals:
+    """The true total of several rows (sums first, ratios after)."""
+    out = Totals()
+    for row in rows:
+        out += row.totals
+    return out

@@ -1,0 +1,83 @@
+"""What every projection is: its tables, its streams, how it decodes and writes a batch."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from shared.consumer import ConsumerSpec
+
+Item = TypeVar("Item")
+NEXT = "__next"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One stream a projection reads, with the subjects it takes from it."""
+
+    stream: str
+    subjects: tuple[str, ...]
+
+
+class Tables(dict[str, str]):
+    """Logical table name -> the physical one (live, or the `__next` copy a rebuild fills)."""
+
+    @classmethod
+    def live(cls, names: Sequence[str]) -> Tables:
+        """The tables that answer queries now."""
+        return cls({n: n for n in names})
+
+    @classmethod
+    def next(cls, names: Sequence[str]) -> Tables:
+        """The side copies a rebuild writes."""
+        return cls({n: n + NEXT for n in names})
+
+
+class Projection(ABC, Generic[Item]):
+    """A read model: decodes messages into items and writes a batch of them in ONE statement.
+
+    One statement is one transaction: the rows and the stream's checkpoint commit together, and
+    a rebuild's rename switch-over sees every batch wholly before or wholly after it. Writes are
+    idempotent by natural key (event id, call id, payment id), so a redelivered message, or one
+    seen by both a rebuild and the live consumer, counts once.
+    """
+
+    name: str
+    tables: tuple[str, ...]
+    checkpoint_table: str
+    sources: tuple[Source, ...]
+
+    def consumer_spec(self, source: Source, prefix: str = "reporting") -> ConsumerSpec:
+        """The durable consumer that keeps this projection live on one stream."""
+        return ConsumerSpec(
+            stream=source.stream, durable=f"{prefix}-{self.name}-{source.stream.lower()}",
+            filter_subjects=list(source.subjects),
+        )
+
+    @abstractmethod
+    def decode(self, stream: str, seq: int, subject: str, data: bytes) -> Item:
+        """One message as an item; raise ValueError (or ValidationError) for a malformed one."""
+
+    @abstractmethod
+    async def write(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tables: Tables, stream: str,
+        items: Sequence[Item], last_seq: int,
+    ) -> int | None:
+        """Write a batch and move the stream's checkpoint to last_seq, in one statement."""
+
+    def checkpoint_sql(self, tables: Tables, stream_arg: int, seq_arg: int) -> str:
+        """A CTE body that moves a checkpoint forward (never back: redeliveries come late)."""
+        t = tables[self.checkpoint_table]
+        return (
+            f"INSERT INTO {t} (stream, seq) VALUES (${stream_arg}, ${seq_arg})"
+            f" ON CONFLICT (stream) DO UPDATE SET seq = GREATEST({t}.seq, excluded.seq)"
+        )
+
+
+async def checkpoints(conn: Any, projection: Projection[Any], tables: Tables) -> dict[str, int]:
+    """The checkpoint (last stream sequence written) of each stream of a projection."""
+    rows = await conn.fetch(f"SELECT stream, seq FROM {tables[projection.checkpoint_table]}")
+    return {r["stream"]: r["seq"] for r in rows}

@@ -1,0 +1,92 @@
+"""Call summaries: records once each by call id, hourly sums in UTC, calls in progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from reporting.domain.calls import CallRecord, CallStarted
+from reporting.projections.base import Projection, Source, Tables
+
+CallItem = tuple[int, CallStarted | CallRecord]
+
+_RECORD_TYPES = (
+    ("call_id", "text"), ("customer_id", "text"), ("started_at", "timestamptz"),
+    ("answered_at", "timestamptz"), ("ended_at", "timestamptz"), ("disposition", "text"),
+    ("sip_code", "int"), ("duration_s", "int"), ("billed_duration_s", "int"),
+    ("charge", "numeric"), ("cost", "numeric"), ("pdd_ms", "int"), ("seq", "bigint"),
+)
+_RECORD_COLUMNS = ", ".join(c for c, _ in _RECORD_TYPES)
+_SUMS = ("attempts", "connected", "duration_s", "billed_duration_s", "charge", "cost",
+         "pdd_ms_sum", "pdd_samples")
+
+
+def _write_sql(t: Tables, checkpoint: str) -> str:
+    """One statement: new records, their hourly sums, calls in progress, the checkpoint."""
+    n = len(_RECORD_TYPES)
+    unnest = ", ".join(f"${i + 1}::{typ}[]" for i, (_, typ) in enumerate(_RECORD_TYPES))
+    starts = f"${n + 1}::text[], ${n + 2}::text[], ${n + 3}::timestamptz[]"
+    add = ", ".join(f"{c} = {t['call_hours']}.{c} + excluded.{c}" for c in _SUMS)
+    return (
+        f"WITH input AS (SELECT * FROM unnest({unnest}) AS r({_RECORD_COLUMNS})),"
+        f" new AS (INSERT INTO {t['call_records']} ({_RECORD_COLUMNS}) SELECT * FROM input"
+        f"  ON CONFLICT (call_id) DO NOTHING RETURNING *),"
+        f" hours AS (INSERT INTO {t['call_hours']} (customer_id, hour, {', '.join(_SUMS)})"
+        f"  SELECT customer_id, date_trunc('hour', started_at, 'UTC'), count(*),"
+        f"  count(*) FILTER (WHERE disposition = 'answered'), sum(duration_s), sum(billed_duration_s),"
+        f"  sum(charge), sum(cost), coalesce(sum(pdd_ms), 0), count(pdd_ms)"
+        f"  FROM new GROUP BY 1, 2 ON CONFLICT (customer_id, hour) DO UPDATE SET {add}),"
+        f" ended AS (DELETE FROM {t['live_calls']} WHERE call_id IN (SELECT call_id FROM input)),"
+        f" started AS (INSERT INTO {t['live_calls']} (call_id, customer_id, started_at)"
+        f"  SELECT s.* FROM unnest({starts}) AS s(call_id, customer_id, started_at)"
+        f"  WHERE s.call_id NOT IN (SELECT call_id FROM input) AND NOT EXISTS"
+        f"  (SELECT 1 FROM {t['call_records']} r WHERE r.call_id = s.call_id)"
+        f"  ON CONFLICT (call_id) DO NOTHING),"
+        f" c AS ({checkpoint}) SELECT count(*) FROM new"
+    )
+
+
+class CallsProjection(Projection[CallItem]):
+    """Summaries from stream CALLS: `calls.started.<customer_id>` and `calls.cdr.<customer_id>`."""
+
+    name = "summaries"
+    tables = ("call_records", "call_hours", "live_calls", "calls_checkpoints")
+    checkpoint_table = "calls_checkpoints"
+    sources = (Source("CALLS", ("calls.started.*", "calls.cdr.*")),)
+
+    def decode(self, stream: str, seq: int, subject: str, data: bytes) -> CallItem:
+        """A start or a record, by subject."""
+        if subject.startswith("calls.cdr."):
+            return seq, CallRecord.model_validate_json(data)
+        if subject.startswith("calls.started."):
+            return seq, CallStarted.model_validate_json(data)
+        raise ValueError(f"not a call subject: {subject}")
+
+    async def write(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tables: Tables, stream: str,
+        items: Sequence[CallItem], last_seq: int,
+    ) -> int:
+        """Write a batch; return how many records were new (duplicates count once)."""
+        records: dict[str, tuple[int, CallRecord]] = {}
+        starts: dict[str, CallStarted] = {}
+        for seq, item in items:
+            if isinstance(item, CallRecord):
+                records.setdefault(item.call_id, (seq, item))
+            else:
+                starts.setdefault(item.call_id, item)
+        columns: list[list[Any]] = [[] for _ in _RECORD_TYPES]
+        for seq, r in records.values():
+            row = (r.call_id, r.customer_id, r.started_at, r.answered_at, r.ended_at, r.disposition,
+                   r.sip_code, r.duration_s, r.billed_duration_s, r.charge, r.cost, r.pdd_ms, seq)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        n = len(_RECORD_TYPES)
+        sql = _write_sql(tables, self.checkpoint_sql(tables, n + 4, n + 5))
+        s = list(starts.values())
+        new: int = await conn.fetchval(
+            sql, *columns, [x.call_id for x in s], [x.customer_id for x in s],
+            [x.started_at for x in s], stream, last_seq,
+        )
+        return new

@@ -1,0 +1,212 @@
+"""Blue/green rebuild: replay the streams into `<table>__next`, catch up, switch over by rename.
+
+The old tables keep answering the whole time. The switch-over is one transaction: it locks the
+live tables (waiting for the batch statement in flight, holding back the next), writes into the
+new tables whatever the live consumer applied past the rebuild's checkpoints, then drops the
+old tables and renames the new ones (and their indexes) into place. The live consumers go on
+writing into the new tables by name; their writes are idempotent by natural key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+
+from reporting.projections.base import NEXT, Projection, Source, Tables, checkpoints
+from reporting.projections.replay import pending_count, replay
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total)
+_QUEUE_DEPTH = 4
+
+
+class RebuildBusy(RuntimeError):
+    """Another rebuild of this projection is running."""
+
+
+@dataclass
+class RebuildResult:
+    """What a rebuild did."""
+
+    projection: str
+    events: int
+    skipped: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Events per second."""
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+class Rebuilder:
+    """Rebuilds one projection from its streams."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, js: JetStreamContext, projection: Projection[Any], *,
+        batch: int = 5000, progress: Progress | None = None,
+    ) -> None:
+        self.pool = pool
+        self.js = js
+        self.projection = projection
+        self.batch = batch
+        self.progress = progress
+        self.live = Tables.live(projection.tables)
+        self.next = Tables.next(projection.tables)
+        self.done = 0
+        self.total = 0
+        self.skipped = 0
+        self._recorded = 0.0
+
+    async def run(self) -> RebuildResult:
+        """Replay, catch up, switch over; the old tables answer until the switch."""
+        started = time.monotonic()
+        async with self.pool.acquire() as lock_conn:
+            key = f"reporting-rebuild:{self.projection.name}"
+            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+                raise RebuildBusy(f"a rebuild of {self.projection.name} is already running")
+            try:
+                await self._record("running", started=True)
+                await self._create_next()
+                await self._replay_all()
+                await self._catch_up()
+                await self._switch()
+                await self._record("switched", finished=True)
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    await self._record("failed", finished=True, error=f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                await lock_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+        result = RebuildResult(self.projection.name, self.done, self.skipped, time.monotonic() - started)
+        log.info("rebuild_switched", projection=result.projection, events=result.events,
+                 skipped=result.skipped, seconds=round(result.seconds, 2))
+        return result
+
+    async def _create_next(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for table in self.projection.tables:
+                await conn.execute(f"DROP TABLE IF EXISTS {table}{NEXT}")
+                await conn.execute(f"CREATE TABLE {table}{NEXT} (LIKE {table} INCLUDING ALL)")
+
+    async def _replay_all(self) -> None:
+        targets = {}
+        for source in self.projection.sources:
+            targets[source.stream] = (await self.js.stream_info(source.stream)).state.last_seq
+            self.total += await pending_count(self.js, source.stream, source.subjects, 1)
+        self._report()
+        for source in self.projection.sources:
+            await self._replay(source, 1, targets[source.stream], self.pool)
+
+    async def _catch_up(self, rounds: int = 3) -> None:
+        """Read what arrived during the replay, so the switch-over has little left to do."""
+        for _ in range(rounds):
+            done = await checkpoints(self.pool, self.projection, self.next)
+            behind = 0
+            for source in self.projection.sources:
+                last = (await self.js.stream_info(source.stream)).state.last_seq
+                start = done.get(source.stream, 0) + 1
+                if last >= start:
+                    n = await pending_count(self.js, source.stream, source.subjects, start)
+                    self.total += n
+                    behind += n
+                    await self._replay(source, start, last, self.pool)
+            if behind < self.batch:
+                return
+
+    async def _switch(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '30s'")
+            await conn.execute(
+                f"LOCK TABLE {', '.join(self.projection.tables)} IN ACCESS EXCLUSIVE MODE"
+            )
+            live = await checkpoints(conn, self.projection, self.live)
+            done = await checkpoints(conn, self.projection, self.next)
+            for source in self.projection.sources:
+                if live.get(source.stream, 0) > done.get(source.stream, 0):
+                    await self._replay(source, done.get(source.stream, 0) + 1, live[source.stream], conn)
+            for table in self.projection.tables:
+                await conn.execute(f"ANALYZE {table}{NEXT}")
+                await conn.execute(f"DROP TABLE {table}")
+                await conn.execute(f"ALTER TABLE {table}{NEXT} RENAME TO {table}")
+                for (index,) in await conn.fetch(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                    " AND tablename = $1", table,
+                ):
+                    if index.startswith(table + NEXT):
+                        renamed = table + index[len(table + NEXT):]
+                        await conn.execute(f'ALTER INDEX "{index}" RENAME TO "{renamed}"')
+
+    async def _replay(self, source: Source, start: int, until: int, conn: Any) -> None:
+        """Decode in this task while the previous batch is written (PostgreSQL works meanwhile)."""
+        queue: asyncio.Queue[tuple[list[Any], int, int] | None] = asyncio.Queue(_QUEUE_DEPTH)
+
+        async def write() -> None:
+            while (item := await queue.get()) is not None:
+                items, last, count = item
+                await self.projection.write(conn, self.next, source.stream, items, last)
+                self.done += count
+                self._report()
+                if time.monotonic() - self._recorded > 1.0:
+                    await self._record("running")
+
+        writer = asyncio.create_task(write())
+        try:
+            async for msgs in replay(self.js, source.stream, source.subjects, start_seq=start,
+                                     until_seq=until, batch=self.batch):
+                if writer.done():
+                    break
+                items, last = self._decode(source.stream, msgs)
+                await queue.put((items, last, len(msgs)))
+            await queue.put(None)
+            await writer
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        self._report()
+        await self._record("running")
+
+    def _decode(self, stream: str, msgs: list[Msg]) -> tuple[list[Any], int]:
+        items = []
+        last = 0
+        decode = self.projection.decode
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            last = seq
+            try:
+                items.append(decode(stream, seq, msg.subject, msg.data))
+            except (ValidationError, ValueError, UnicodeDecodeError):
+                self.skipped += 1  # the live consumer dead-lettered it; skip it here too
+        return items, last
+
+    def _report(self) -> None:
+        if self.progress:
+            self.progress(self.done, max(self.total, self.done))
+
+    async def _record(
+        self, state: str, *, started: bool = False, finished: bool = False, error: str | None = None
+    ) -> None:
+        self._recorded = time.monotonic()
+        with contextlib.suppress(Exception):
+            await self.pool.execute(
+                "INSERT INTO rebuilds (projection, state, started_at, updated_at, done, total, error)"
+                " VALUES ($1, $2, now(), now(), $3, $4, $5) ON CONFLICT (projection) DO UPDATE SET"
+                " state = excluded.state, updated_at = now(), done = excluded.done,"
+                " total = excluded.total, error = excluded.error,"
+                " started_at = CASE WHEN $6 THEN now() ELSE rebuilds.started_at END,"
+                " finished_at = CASE WHEN $7 THEN now() WHEN $6 THEN NULL ELSE rebuilds.finished_at END",
+                self.projection.name, state, self.done, max(self.total, self.done), error, started,
+                finished,
+            )

@@ -1,0 +1,17 @@
+"""Settings of the reporting service, from `PATCHBAY_*` environment variables."""
+
+from __future__ import annotations
+
+from shared.settings import CommonSettings
+
+
+class ReportingSettings(CommonSettings):
+    """Pool size, consumer batches, and how long an unfinished call counts as live."""
+
+    db_pool_size: int = 8
+    consumer_batch: int = 2000
+    # a call whose record never came stops counting as live after this long
+    live_call_max_age_s: float = 4 * 3600.0
+    stream_replicas: int = 1
+    # names of the durable consumers start with this (tests give each service its own)
+    durable_prefix: str = "reporting"
