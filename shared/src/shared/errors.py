@@ -17,6 +17,12 @@ class ErrorCode(StrEnum):
     DELETED = "customer_deleted"
     CONFLICT = "conflict"
     NAME_TAKEN = "name_taken"
+    EMAIL_TAKEN = "email_taken"
+    PASSWORD_IN_NOTES = "password_in_notes"
+    CODE_INVALID = "code_invalid"
+    CODE_EXPIRED = "code_expired"
+    CODE_LOCKED = "code_locked"
+    CODE_NOT_REQUESTED = "code_not_requested"
     CURRENCY_IMMUTABLE = "currency_immutable"
     INVALID_TRANSITION = "invalid_status_transition"
     VERSION_MISMATCH = "version_mismatch"
@@ -36,6 +42,12 @@ HTTP_STATUS: dict[str, int] = {
     ErrorCode.DELETED: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.NAME_TAKEN: 409,
+    ErrorCode.EMAIL_TAKEN: 409,
+    ErrorCode.PASSWORD_IN_NOTES: 422,
+    ErrorCode.CODE_INVALID: 422,
+    ErrorCode.CODE_EXPIRED: 422,
+    ErrorCode.CODE_LOCKED: 422,
+    ErrorCode.CODE_NOT_REQUESTED: 422,
     ErrorCode.VERSION_MISMATCH: 412,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,

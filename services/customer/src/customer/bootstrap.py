@@ -12,19 +12,28 @@ import asyncpg
 import nats
 import structlog
 from nats.aio.client import Client as NatsClient
+from shared.consumer import JetStreamConsumer
+from shared.contracts.contacts import ContactSubjects
 from shared.eventstore import EventStore
 from shared.logging import configure_logging
 from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
+from shared.message_outbox import MessageRelay
 from shared.rpc import RpcServer
+from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
 
+from customer.application import verification_results
 from customer.application.commands import CustomerCommands
+from customer.application.contacts import ContactService
+from customer.application.dial_permission import DialFeed, DialIndex, IndexedStateCache
+from customer.application.passwords import Passwords
 from customer.application.penalty_expiry import run_sweeper
+from customer.application.portal import PortalAccess
 from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
-from customer.application.state_cache import StateCache
+from customer.entrypoints.contacts_api import contact_routes
 from customer.entrypoints.nats_api import QUEUE, routes
 
 SCHEMA = "customer"
@@ -40,6 +49,8 @@ class CustomerSettings(CommonSettings):
     command_partitions: int = 4
     penalty_sweep_interval_s: float = 1.0
     stream_replicas: int = 1
+    # where contacts log in (sent with generated passwords)
+    portal_url: str = "http://127.0.0.1:8000/portal/v1"
 
 
 @dataclass
@@ -54,10 +65,13 @@ class CustomerService:
     queries: CustomerQueries
     relay: OutboxRelay
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    dial: DialFeed | None = None
 
     async def stop(self) -> None:
         """Stop taking requests, finish the tasks, close connections."""
         await self.rpc.stop()
+        if self.dial is not None:
+            await self.dial.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -74,28 +88,55 @@ async def start(settings: CustomerSettings) -> CustomerService:
         settings.database_url, min_size=2, max_size=settings.db_pool_size,
         server_settings={"search_path": SCHEMA},
     )
-    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    feeds: list[DialFeed] = []
+
+    async def reconnected() -> None:
+        for feed in feeds:  # events may have passed while we were away: read everything again
+            asyncio.get_running_loop().create_task(feed.reload_all())
+
+    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                            reconnected_cb=reconnected)
     js = nc.jetstream()
     await ensure_streams(js, replicas=settings.stream_replicas)
     store = EventStore(pool)
     settings_service = SettingsService(store)
+    dial_index = DialIndex()
     commands = CustomerCommands(
-        store, settings_service, StateCache(store), max_batch=settings.command_batch,
+        store, settings_service, IndexedStateCache(store, dial_index), max_batch=settings.command_batch,
         partitions=settings.command_partitions,
     )
+    passwords = Passwords()
+    sealer = Sealer(settings.secret_key) if settings.secret_key else None
+    if sealer is None:
+        log.warning("no_secret_key", effect="generated passwords cannot be sent (PATCHBAY_SECRET_KEY)")
+    contacts = ContactService(commands, pool, passwords, sealer, settings.portal_url)
+    portal = PortalAccess(pool, passwords)
+    dial = DialFeed(dial_index, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
+    feeds.append(dial)
     queries = CustomerQueries(pool)
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     rpc = RpcServer(
-        nc, routes(commands=commands, queries=queries, settings=settings_service), queue=QUEUE
+        nc, [*routes(commands=commands, queries=queries, settings=settings_service),
+             *contact_routes(contacts=contacts, portal=portal)], queue=QUEUE,
     )
-    service = CustomerService(settings, pool, nc, rpc, commands, queries, relay)
+    service = CustomerService(settings, pool, nc, rpc, commands, queries, relay, dial=dial)
+    results = verification_results.VerificationResults(commands)
     service.tasks = [
         asyncio.create_task(commands.run(), name="commands"),
         asyncio.create_task(relay.run(), name="outbox-relay"),
         asyncio.create_task(
             run_sweeper(pool, commands, settings.penalty_sweep_interval_s), name="penalty-sweeper"
         ),
+        asyncio.create_task(
+            MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=js).run(), name="message-relay"
+        ),
+        asyncio.create_task(
+            JetStreamConsumer(js, verification_results.SPEC, results.handle).run(),
+            name="verification-results",
+        ),
+        asyncio.create_task(dial.run(), name="dial-feed"),
     ]
+    await dial.start()
     await rpc.start()
     log.info("customer_service_started", nats=settings.nats_url)
     return service

@@ -34,6 +34,12 @@ from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fr
 from shared.ids import new_id
 from shared.rpc import error_bytes
 
+from customer.application.contact_commands import (
+    CONTACT_COMMANDS,
+    ContactCommand,
+    contact_fragments,
+    decide_contact,
+)
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
@@ -55,7 +61,7 @@ class ExpirePenalty:
     meta: CommandMeta
 
 
-Command = CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty
+Command = CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
 
 
 @dataclass
@@ -175,6 +181,12 @@ class CustomerCommands:
                             "another customer already has this name (names are unique,"
                             " case-insensitively, among customers that are not deleted)",
                         ))
+                    if cause.constraint_name == "contacts_email_uq":
+                        return error_bytes(ServiceError(
+                            ErrorCode.EMAIL_TAKEN,
+                            "another contact already logs in with this e-mail (contact e-mails"
+                            " are unique across all customers)",
+                        ))
                     raise cause from None
                 # ConcurrencyError or DuplicateCommand: the next attempt sees fresh state
         return error_bytes(ServiceError(ErrorCode.CONFLICT, "the customer is changing too fast; retry"))
@@ -196,6 +208,7 @@ class CustomerCommands:
         events: list[EventEnvelope] = []
         replies: list[tuple[str, str]] = []
         results: list[tuple[_Pending, bytes]] = []
+        decided: list[Command] = []  # commands with events, for their extra rows (contacts)
         for pending in batch:
             cmd = pending.command
             cid = cmd.meta.command_id
@@ -231,6 +244,7 @@ class CustomerCommands:
             assert state is not None
             reply = _dumps(state.card())
             if drafts:
+                decided.append(cmd)
                 working[stream_id] = state
                 if cid:
                     replies.append((cid, reply.decode()))
@@ -241,7 +255,8 @@ class CustomerCommands:
             try:
                 await self.store.append(
                     events, replies=replies,
-                    fragments=[Fragment(board.UPSERT_SQL, [json.dumps(rows, default=str)])],
+                    fragments=[Fragment(board.UPSERT_SQL, [json.dumps(rows, default=str)]),
+                               *contact_fragments(decided, working, events, now)],
                 )
             except (ConcurrencyError, DuplicateCommand, asyncpg.UniqueViolationError) as exc:
                 raise _AppendFailed() from exc
@@ -270,4 +285,6 @@ def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev
         return rules.decide_update(live, cmd.changes)
     if isinstance(cmd, SetStatus):
         return rules.decide_set_status(live, cmd.status, cmd.until, now)
+    if isinstance(cmd, CONTACT_COMMANDS):
+        return decide_contact(cmd, live, now)
     return rules.decide_delete(live)

@@ -14,6 +14,18 @@ CUSTOMER_UPDATED = "CustomerUpdated"
 CUSTOMER_STATUS_CHANGED = "CustomerStatusChanged"
 CUSTOMER_DELETED = "CustomerDeleted"
 AUDIT_SETTINGS_CHANGED = "AuditSettingsChanged"
+CONTACT_ADDED = "ContactAdded"
+CONTACT_UPDATED = "ContactUpdated"
+CONTACT_REMOVED = "ContactRemoved"
+CONTACT_PASSWORD_SET = "ContactPasswordSet"
+CONTACT_EMAIL_VERIFIED = "ContactEmailVerified"
+CONTACT_MOBILE_VERIFIED = "ContactMobileVerified"
+CLI_APPROVED = "CliApproved"
+CLI_REMOVED = "CliRemoved"
+CONTACT_EVENTS = frozenset({
+    CONTACT_ADDED, CONTACT_UPDATED, CONTACT_REMOVED, CONTACT_PASSWORD_SET,
+    CONTACT_EMAIL_VERIFIED, CONTACT_MOBILE_VERIFIED, CLI_APPROVED, CLI_REMOVED,
+})
 
 # schema version of each event type as written today; older versions are upcast on read
 SCHEMA_VERSIONS: dict[str, int] = {
@@ -22,6 +34,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     CUSTOMER_STATUS_CHANGED: 1,
     CUSTOMER_DELETED: 1,
     AUDIT_SETTINGS_CHANGED: 1,
+    **{event_type: 1 for event_type in CONTACT_EVENTS},
 }
 
 

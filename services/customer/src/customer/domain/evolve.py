@@ -8,6 +8,7 @@ from typing import Any
 from shared.envelope import EventEnvelope
 
 from customer.domain import events as ev
+from customer.domain.contacts import evolve_contacts
 from customer.domain.state import CARD_FIELDS, CustomerState, SettingsState
 
 
@@ -29,6 +30,8 @@ def evolve(state: CustomerState | None, event: EventEnvelope) -> CustomerState |
         return state.with_fields(status=data["new"], penalty_until=data.get("until"))
     if event.type == ev.CUSTOMER_DELETED:
         return replace(state, deleted=True)
+    if event.type in ev.CONTACT_EVENTS:
+        return evolve_contacts(state, event.type, data)
     return state  # event types of later features leave this state as it is
 
 

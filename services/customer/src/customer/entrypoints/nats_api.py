@@ -24,6 +24,7 @@ from shared.rpc import Route, dumps
 from customer.application.commands import CustomerCommands
 from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
+from customer.entrypoints.contacts_api import DIAL_ROUTE, contact_routes
 
 QUEUE = "customer"
 
@@ -75,4 +76,8 @@ def routes(
 def documented_routes() -> list[Route]:
     """The route table for the AsyncAPI document (handlers never called)."""
     unused: Any = None
-    return routes(commands=unused, queries=unused, settings=unused)
+    return [
+        *routes(commands=unused, queries=unused, settings=unused),
+        *contact_routes(contacts=unused, portal=unused),
+        DIAL_ROUTE,
+    ]

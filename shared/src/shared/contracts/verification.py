@@ -1,0 +1,127 @@
+"""The verification service's NATS API: codes for e-mail and mobile, test calls for CLIs.
+
+Outcomes are events on VERIFICATION_EVENTS, subject `events.verification.<customer_id>.<Type>`,
+`Nats-Msg-Id` = the event id; their data never holds a code. The customer service turns
+`EmailVerified`, `MobileVerified` and `CliVerified` into events of the customer aggregate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from shared.contracts.contacts import E164
+from shared.contracts.customer import Strict
+from shared.envelope import Actor
+
+Channel = Literal["email", "mobile"]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+
+EMAIL_VERIFIED = "EmailVerified"
+MOBILE_VERIFIED = "MobileVerified"
+CLI_VERIFIED = "CliVerified"
+CODE_SENT = "VerificationCodeSent"
+CODE_REJECTED = "VerificationCodeRejected"
+# outcome event type -> what it verifies
+VERIFIED_KINDS: dict[str, Literal["email", "mobile", "cli"]] = {
+    EMAIL_VERIFIED: "email", MOBILE_VERIFIED: "mobile", CLI_VERIFIED: "cli",
+}
+
+
+class VerificationStreams:
+    """Where outcomes go, and where the switch is asked for test calls."""
+
+    STREAM = "VERIFICATION_EVENTS"
+    CATEGORY = "verification"
+    TEST_CALL = "switch.testcall.request"
+
+
+class VerificationSubjects:
+    """Request/reply subjects of the verification service."""
+
+    REQUEST_CODE = "verification.cmd.request-code"
+    CONFIRM_CODE = "verification.cmd.confirm-code"
+    CONFIRM_LINK = "verification.cmd.confirm-link"
+    START_CLI = "verification.cmd.start-cli"
+    CONFIRM_CLI = "verification.cmd.confirm-cli"
+
+
+class PortalCaller(Strict):
+    """The portal session a request comes from (checked again with the customer service)."""
+
+    customer_id: UUID
+    contact_id: UUID
+    ip: str | None = Field(default=None, max_length=64)
+    correlation_id: str | None = Field(default=None, max_length=200)
+
+
+class RequestCode(Strict):
+    """Send a new code to the contact's e-mail (with a confirming link) or mobile."""
+
+    caller: PortalCaller
+    channel: Channel
+
+
+class ConfirmCode(Strict):
+    """The code the contact typed."""
+
+    caller: PortalCaller
+    channel: Channel
+    code: Code
+
+
+class ConfirmLink(Strict):
+    """The e-mail link was followed: the verification's id and its code."""
+
+    verification_id: UUID
+    code: Code
+
+
+class StartCliCheck(Strict):
+    """Ask the switch for a test call to this number that speaks a code."""
+
+    caller: PortalCaller
+    number: E164
+
+
+class ConfirmCli(Strict):
+    """The code the test call spoke."""
+
+    caller: PortalCaller
+    number: E164
+    code: Code
+
+
+class CodeSent(BaseModel):
+    """A code is on its way."""
+
+    verification_id: UUID
+    channel: Literal["email", "mobile", "cli"]
+    target: str
+    expires_at: datetime
+    attempts_left: int
+
+
+class Verified(BaseModel):
+    """The code was right: the outcome is on its way to the customer aggregate."""
+
+    verification_id: UUID
+    channel: Literal["email", "mobile", "cli"]
+    target: str
+    verified: bool = True
+
+
+class TestCallRequest(BaseModel):
+    """What the switch receives on `switch.testcall.request` (it speaks `code` to `number`)."""
+
+    customer_id: UUID
+    number: str
+    code: str
+
+
+def portal_actor(caller: PortalCaller, name: str = "portal contact") -> Actor:
+    """The actor of a change a contact made in the portal."""
+    return Actor(kind="portal", id=str(caller.contact_id), name=name, ip=caller.ip)

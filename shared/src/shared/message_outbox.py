@@ -1,0 +1,126 @@
+"""An outbox for messages that are not events (NOTIFY work items, verification outcomes).
+
+A service writes its messages as rows of `message_outbox` in the same transaction (or the
+same statement, as a `Fragment` of `EventStore.append`) as the change they belong to; the
+relay publishes them to JetStream with `Nats-Msg-Id` = the row's `msg_id`, waits for the
+acks, then deletes the rows. A crash between publish and delete republishes: JetStream's
+dedup and the consumers' idempotency absorb it. One relay publishes at a time per schema
+(an advisory lock); LISTEN/NOTIFY wakes it, a short poll is the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+from nats.js import JetStreamContext
+
+from shared.eventstore import Fragment
+
+log = structlog.get_logger(__name__)
+
+NOTIFY_CHANNEL = "message_outbox"
+
+# the table (`message_outbox`: id identity, subject, msg_id, headers jsonb, payload bytea) and
+# its NOTIFY trigger are created by each service's own migration (customer: 0003_contacts.sql)
+_INSERT = (
+    "INSERT INTO message_outbox (subject, msg_id, headers, payload)"
+    " SELECT * FROM unnest({}::text[], {}::text[], {}::jsonb[], {}::bytea[])"
+)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One message to publish once: subject, dedup id, payload, extra headers."""
+
+    subject: str
+    msg_id: str
+    payload: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _columns(messages: Sequence[OutboxMessage]) -> list[list[object]]:
+    return [
+        [m.subject for m in messages], [m.msg_id for m in messages],
+        [json.dumps(m.headers) for m in messages], [m.payload for m in messages],
+    ]
+
+
+def outbox_fragment(messages: Sequence[OutboxMessage]) -> Fragment:
+    """The messages as a fragment of an event-store append (same statement, same commit)."""
+    return Fragment(_INSERT, list(_columns(messages)))
+
+
+async def insert_messages(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
+    """Write the messages inside the caller's transaction."""
+    if messages:
+        await conn.execute(_INSERT.format("$1", "$2", "$3", "$4"), *_columns(messages))
+
+
+class MessageRelay:
+    """Publishes one schema's `message_outbox` rows to JetStream, in order, acked, then deletes them."""
+
+    def __init__(
+        self, *, dsn: str, schema: str, js: JetStreamContext, batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.js = js
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.published_total = 0
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled: take the lead when free, publish whenever woken."""
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("message_relay_retrying", error=str(exc), schema=self.schema)
+                await asyncio.sleep(self.poll_interval_s)
+
+    async def _lead(self) -> None:
+        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
+        try:
+            key = f"message-relay:{self.schema}"
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+                await asyncio.sleep(self.poll_interval_s)
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            while True:
+                self._wake.clear()
+                while await self.publish_pending(conn) == self.batch_size:
+                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def publish_pending(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch in id order and wait for every ack; return how many."""
+        rows = await conn.fetch(
+            "SELECT id, subject, msg_id, headers::text AS headers, payload FROM message_outbox"
+            " ORDER BY id LIMIT $1", self.batch_size,
+        )
+        if not rows:
+            return 0
+        futures = [
+            await self.js.publish_async(
+                r["subject"], bytes(r["payload"]),
+                headers={**json.loads(r["headers"]), "Nats-Msg-Id": r["msg_id"]},
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*futures)
+        await conn.execute("DELETE FROM message_outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        self.published_total += len(rows)
+        return len(rows)
