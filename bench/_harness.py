@@ -136,6 +136,51 @@ async def closed_loop(
     return Result(name, len(latencies), errors, elapsed, latencies)
 
 
+class CpuMeter:
+    """CPU seconds used by each kind of process (this client, services, postgres, nats) per phase."""
+
+    def __init__(self) -> None:
+        self._start: dict[str, float] = {}
+
+    @staticmethod
+    def _by_kind() -> dict[str, float]:
+        import psutil
+
+        me = psutil.Process()
+        totals: dict[str, float] = {"client": sum(me.cpu_times()[:2])}
+        for proc in me.children(recursive=True):
+            try:
+                name = proc.name()
+                cmd = proc.cmdline()
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            if "postgres" in name:
+                kind = "postgres"
+            elif "nats-server" in name:
+                kind = "nats-server"
+            elif "-m" in cmd:
+                kind = cmd[cmd.index("-m") + 1]
+            else:
+                kind = Path(cmd[-1]).stem if cmd else name
+            totals[kind] = totals.get(kind, 0.0) + times.user + times.system
+        return totals
+
+    def start(self) -> None:
+        """Mark the beginning of a phase."""
+        self._start = self._by_kind()
+
+    def per_op_us(self, ops: int) -> str:
+        """CPU microseconds per operation by process kind since start()."""
+        now = self._by_kind()
+        parts = [
+            f"{kind} {(now[kind] - self._start.get(kind, 0.0)) / max(ops, 1) * 1e6:,.0f}"
+            for kind in sorted(now)
+            if now[kind] - self._start.get(kind, 0.0) > 0.05
+        ]
+        return "CPU µs/op: " + ", ".join(parts)
+
+
 def summary(values: list[float]) -> str:
     """Median of repeated figures."""
     return f"{statistics.median(values):,.0f}"

@@ -20,7 +20,7 @@ from pathlib import Path
 import nats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import closed_loop, process, servers, wait_answering
+from _harness import CpuMeter, closed_loop, process, servers, wait_answering  # noqa: E402
 
 
 async def run(nats_url: str, clients: int, seconds: float) -> None:
@@ -54,12 +54,18 @@ async def run(nats_url: str, clients: int, seconds: float) -> None:
 
     print(f"clients {clients}, {seconds:.0f} s each, client in this process, services in others\n")
     await closed_loop("warm-up", echo, clients=clients, seconds=1, progress=False)
-    baseline = await closed_loop("FastStream echo (baseline)", echo, clients=clients, seconds=seconds)
-    creates = await closed_loop("customer.cmd.create", create, clients=clients, seconds=seconds)
-    updates = await closed_loop("customer.cmd.update", update, clients=clients, seconds=seconds)
+    cpu = CpuMeter()
+    results = []
+    for name, op in (("FastStream echo (baseline)", echo), ("customer.cmd.create", create),
+                     ("customer.cmd.update", update)):
+        cpu.start()
+        result = await closed_loop(name, op, clients=clients, seconds=seconds)
+        results.append((result, cpu.per_op_us(result.count)))
     print()
-    for result in (baseline, creates, updates):
+    baseline = results[0][0]
+    for result, cpu_line in results:
         print(result.line(None if result is baseline else baseline))
+        print(f"    {cpu_line}")
     print("\ntarget: >= 3,000/s, p99 < 20 ms, >= 0.6 of the echo")
     await nc.close()
 

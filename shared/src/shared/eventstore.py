@@ -10,11 +10,12 @@ fragments in ONE statement: it fully happens or not at all, in one round trip.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 
 from shared.envelope import EventEnvelope, Metadata
 
@@ -43,7 +44,7 @@ _EVENTS = (
 )
 _OUTBOX = "o AS (INSERT INTO outbox (position) SELECT position FROM e)"
 _COMMANDS = (
-    "c AS (INSERT INTO commands (command_id, reply) SELECT * FROM unnest({}::text[], {}::jsonb[]))"
+    "c AS (INSERT INTO commands (command_id, reply) SELECT * FROM unnest({}::text[], {}::text[]))"
 )
 
 
@@ -71,8 +72,13 @@ EVENT_COLUMNS = (
 class EventStore:
     """Appends and reads events of one service's schema."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *,
+        on_appended: Callable[[list[EventEnvelope]], None] | None = None,
+    ) -> None:
         self.pool = pool
+        # told of every committed append (events with their positions), e.g. the outbox relay
+        self.on_appended = on_appended
 
     async def load(self, stream_ids: Sequence[str]) -> dict[str, list[EventEnvelope]]:
         """All events of these streams, each list in version order."""
@@ -100,7 +106,7 @@ class EventStore:
         if not command_ids:
             return {}
         rows = await self.pool.fetch(
-            "SELECT command_id, reply::text AS reply FROM commands WHERE command_id = ANY($1::text[])",
+            "SELECT command_id, reply FROM commands WHERE command_id = ANY($1::text[])",
             list(command_ids),
         )
         return {r["command_id"]: r["reply"].encode() for r in rows}
@@ -132,7 +138,7 @@ class EventStore:
                 [e.schema_version for e in events],
                 [e.occurred_at for e in events],
                 [e.metadata.model_dump_json() for e in events],
-                [json.dumps(e.data, default=str) for e in events],
+                [orjson.dumps(e.data, default=str).decode() for e in events],
             ],
         )
         parts.append(_OUTBOX)
@@ -149,4 +155,9 @@ class EventStore:
             if exc.constraint_name == "commands_pkey":
                 raise DuplicateCommand(str(exc)) from exc
             raise
-        return [r["position"] for r in rows]
+        positions = [r["position"] for r in rows]
+        if self.on_appended is not None:
+            self.on_appended(
+                [e.model_copy(update={"position": p}) for e, p in zip(events, positions, strict=True)]
+            )
+        return positions

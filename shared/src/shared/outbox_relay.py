@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -24,6 +24,7 @@ from shared.logging import CAUSATION_HEADER, CORRELATION_HEADER
 log = structlog.get_logger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
+MAX_HINTS = 50_000
 
 
 def nats_headers(event: EventEnvelope) -> dict[str, str]:
@@ -57,6 +58,16 @@ class OutboxRelay:
         self.published_total = 0
         self.is_leader = False
         self._wake = asyncio.Event()
+        # events this process just committed, by position: published without reading them back
+        self._hints: dict[int, EventEnvelope] = {}
+
+    def hint(self, events: Sequence[EventEnvelope]) -> None:
+        """Hand over just-committed events (positions set); the outbox rows stay the truth."""
+        if self.is_leader and len(self._hints) < MAX_HINTS:
+            for event in events:
+                if event.position is not None:
+                    self._hints[event.position] = event
+        self._wake.set()
 
     async def run(self) -> None:
         """Run until cancelled: take the lead when free, publish whenever woken."""
@@ -92,15 +103,25 @@ class OutboxRelay:
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished events in position order; return how many."""
-        rows = await conn.fetch(
-            f"SELECT {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}"
-            " FROM outbox o JOIN events e ON e.position = o.position"
-            " ORDER BY o.position LIMIT $1",
-            self.batch_size,
-        )
-        if not rows:
+        positions = [
+            r[0] for r in await conn.fetch(
+                "SELECT position FROM outbox ORDER BY position LIMIT $1", self.batch_size
+            )
+        ]
+        if not positions:
+            self._hints.clear()
             return 0
-        events = [_row_to_event(r) for r in rows]
+        # hints below the lowest unpublished position were published by another leader
+        for stale in [p for p in self._hints if p < positions[0]]:
+            del self._hints[stale]
+        missing = [p for p in positions if p not in self._hints]
+        fetched: dict[int, EventEnvelope] = {}
+        if missing:
+            rows = await conn.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE position = ANY($1::bigint[])", missing
+            )
+            fetched = {r["position"]: _row_to_event(r) for r in rows}
+        events = [self._hints.pop(p, None) or fetched[p] for p in positions]
         futures = [
             await self.js.publish_async(
                 e.subject, e.model_dump_json().encode(), headers=nats_headers(e)

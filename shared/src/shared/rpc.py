@@ -11,11 +11,11 @@ AsyncAPI document through FastStream, so the docs cannot drift from what is serv
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -123,4 +123,4 @@ class RpcServer:
 
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes."""
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
+    return orjson.dumps(value, default=str)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+from shared.runtime import run
 
 from customer.bootstrap import main
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -14,11 +14,12 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from shared.consumer import JetStreamConsumer
 from shared.contracts.contacts import ContactSubjects
+from shared.db import create_pool
 from shared.eventstore import EventStore
 from shared.logging import configure_logging
+from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
-from shared.message_outbox import MessageRelay
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
@@ -84,10 +85,7 @@ class CustomerService:
 async def start(settings: CustomerSettings) -> CustomerService:
     """Migrate, connect, declare streams, start the relay, the sweeper and the subscribers."""
     await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=2, max_size=settings.db_pool_size,
-        server_settings={"search_path": SCHEMA},
-    )
+    pool = await create_pool(settings.database_url, SCHEMA, max_size=settings.db_pool_size)
     feeds: list[DialFeed] = []
 
     async def reconnected() -> None:
@@ -98,7 +96,8 @@ async def start(settings: CustomerSettings) -> CustomerService:
                             reconnected_cb=reconnected)
     js = nc.jetstream()
     await ensure_streams(js, replicas=settings.stream_replicas)
-    store = EventStore(pool)
+    relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
+    store = EventStore(pool, on_appended=relay.hint)
     settings_service = SettingsService(store)
     dial_index = DialIndex()
     commands = CustomerCommands(
@@ -114,7 +113,6 @@ async def start(settings: CustomerSettings) -> CustomerService:
     dial = DialFeed(dial_index, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
     feeds.append(dial)
     queries = CustomerQueries(pool)
-    relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     rpc = RpcServer(
         nc, [*routes(commands=commands, queries=queries, settings=settings_service),
              *contact_routes(contacts=contacts, portal=portal)], queue=QUEUE,

@@ -12,7 +12,6 @@ answer; a version conflict without an expected version is retried on fresh state
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 from shared.contracts.customer import (
     CommandMeta,
@@ -72,7 +72,7 @@ class _Pending:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
+    return orjson.dumps(value, default=str)
 
 
 class RecentReplies:
@@ -204,6 +204,7 @@ class CustomerCommands:
         )
         now = self.clock()
         working: dict[str, CustomerState | None] = {}
+        cards: dict[str, bytes] = {}  # the latest card JSON of each customer changed here
         answered: dict[str, bytes] = {}
         events: list[EventEnvelope] = []
         replies: list[tuple[str, str]] = []
@@ -246,16 +247,17 @@ class CustomerCommands:
             if drafts:
                 decided.append(cmd)
                 working[stream_id] = state
+                cards[stream_id] = reply
                 if cid:
                     replies.append((cid, reply.decode()))
                     answered[cid] = reply
             results.append((pending, reply))
         if events:
-            rows = [board.row(s, s.card()) for s in working.values() if s is not None]
+            rows = [board.row(s, cards[sid].decode()) for sid, s in working.items() if s is not None]
             try:
                 await self.store.append(
                     events, replies=replies,
-                    fragments=[Fragment(board.UPSERT_SQL, [json.dumps(rows, default=str)]),
+                    fragments=[Fragment(board.UPSERT_SQL, board.columns(rows)),
                                *contact_fragments(decided, working, events, now)],
                 )
             except (ConcurrencyError, DuplicateCommand, asyncpg.UniqueViolationError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from uuid import UUID
 
 import asyncpg
@@ -21,7 +20,7 @@ class CustomerQueries:
     async def get(self, customer_id: UUID) -> bytes:
         """One card as JSON, or a not-found / deleted error."""
         row = await self.pool.fetchrow(
-            "SELECT card::text AS card, deleted FROM customers WHERE id = $1", customer_id
+            "SELECT card, deleted FROM customers WHERE id = $1", customer_id
         )
         if row is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"customer {customer_id} does not exist")
@@ -31,5 +30,4 @@ class CustomerQueries:
 
     async def list(self, query: ListCustomers) -> bytes:
         """One page of the board as JSON."""
-        page = await board.list_customers(self.pool, query)
-        return json.dumps(page, separators=(",", ":")).encode()
+        return await board.list_customers(self.pool, query)

@@ -25,9 +25,9 @@ END $$;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox();
 
--- First reply of every command that appended, by its idempotency key.
+-- First reply of every command that appended, by its idempotency key (JSON text, as sent).
 CREATE TABLE commands (
     command_id text PRIMARY KEY,
-    reply      jsonb       NOT NULL,
+    reply      text        NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );

@@ -20,13 +20,12 @@ CREATE TABLE customers (
     created_at     timestamptz NOT NULL,
     updated_at     timestamptz NOT NULL,
     search         text        NOT NULL,
-    card           jsonb       NOT NULL
+    card           text        NOT NULL  -- the card's JSON, as the API answers it
 );
 
 -- Unique names among customers that are not deleted, case-insensitively.
 CREATE UNIQUE INDEX customers_name_uq ON customers (lower(name)) WHERE NOT deleted;
 CREATE INDEX customers_name_sort ON customers (lower(name), id) WHERE NOT deleted;
 CREATE INDEX customers_created ON customers (created_at, id) WHERE NOT deleted;
-CREATE INDEX customers_status ON customers (status) WHERE NOT deleted;
 CREATE INDEX customers_tags ON customers USING gin (tags);
 CREATE INDEX customers_penalty ON customers (penalty_until) WHERE status = 'penalty' AND NOT deleted;

@@ -20,10 +20,19 @@ ROW_COLUMNS = (
     "penalty_until", "deleted", "version", "created_at", "updated_at", "search", "card",
 )
 
+_TYPES = (
+    "uuid", "text", "text", "text", "text", "text[]", "text", "text", "int", "numeric",
+    "numeric", "numeric", "numeric", "bool", "timestamptz", "bool", "int", "timestamptz",
+    "timestamptz", "text", "text",
+)
+# one array per column; a text[] column travels as an array literal (arrays of arrays do not unnest)
 UPSERT_SQL = (
-    f"INSERT INTO customers ({', '.join(ROW_COLUMNS)})"
-    f" SELECT {', '.join(ROW_COLUMNS)} FROM jsonb_populate_recordset(null::customers, {{}}::jsonb)"
-    " ON CONFLICT (id) DO UPDATE SET "
+    f"INSERT INTO customers ({', '.join(ROW_COLUMNS)}) SELECT "
+    + ", ".join(f"c{i}::text[]" if t == "text[]" else f"c{i}" for i, t in enumerate(_TYPES))
+    + " FROM unnest("
+    + ", ".join("{}::" + ("text" if t == "text[]" else t) + "[]" for t in _TYPES)
+    + ") AS r(" + ", ".join(f"c{i}" for i in range(len(_TYPES))) + ")"
+    + " ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "id")
 )
 
@@ -37,32 +46,31 @@ def search_text(state: CustomerState) -> str:
     return " ".join(p for p in parts if p).lower()
 
 
-def row(state: CustomerState, card: dict[str, Any]) -> dict[str, Any]:
-    """The read-model row of one customer (JSON-ready, for jsonb_populate_recordset)."""
+def _array_literal(values: list[str]) -> str:
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def row(state: CustomerState, card_json: str) -> tuple[Any, ...]:
+    """The read-model row of one customer, in ROW_COLUMNS order."""
     f = state.fields
-    return {
-        "id": state.id,
-        "name": f["name"],
-        "status": f["status"],
-        "currency": f["currency"],
-        "country": (f.get("address") or {}).get("country"),
-        "tags": f["tags"],
-        "website": f.get("website"),
-        "paypal_email": f.get("paypal_email"),
-        "channels": f["channels"],
-        "cps": f["cps"],
-        "debit_limit": f["debit_limit"],
-        "tax": f["tax"],
-        "minimum_payment": f["minimum_payment"],
-        "portal_access": f["portal_access"],
-        "penalty_until": f.get("penalty_until"),
-        "deleted": state.deleted,
-        "version": state.version,
-        "created_at": card["created_at"],
-        "updated_at": card["updated_at"],
-        "search": search_text(state),
-        "card": card,
-    }
+    return (
+        state.id, f["name"], f["status"], f["currency"], (f.get("address") or {}).get("country"),
+        _array_literal(f["tags"]), f.get("website"), f.get("paypal_email"), f["channels"],
+        Decimal(f["cps"]), Decimal(f["debit_limit"]), Decimal(f["tax"]),
+        Decimal(f["minimum_payment"]), f["portal_access"], _time(f.get("penalty_until")),
+        state.deleted, state.version, state.created_at, state.updated_at, search_text(state),
+        card_json,
+    )
+
+
+def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows to one list per column, for UPSERT_SQL's unnest."""
+    return [list(col) for col in zip(*rows, strict=True)]
 
 
 # sort key -> (SQL expression, kind used to decode the cursor value)
@@ -109,8 +117,8 @@ def _decode_cursor(cursor: str, sort: str, kind: str) -> tuple[Any, str]:
         raise _bad("cursor", "the cursor is not valid for this sort; start again without it") from None
 
 
-async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> dict[str, Any]:
-    """One page of the board, with the total count of matching customers."""
+async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> bytes:
+    """One page of the board as JSON, with the total count of matching customers."""
     descending = query.sort.startswith("-")
     sort = query.sort.lstrip("-")
     if sort not in SORT_EXPR:
@@ -149,7 +157,7 @@ async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> dict[str, 
         page_where += f" AND ({expr}, id) {op} ({arg(value)}, {arg(last_id)}::uuid)"
     order = "DESC" if descending else "ASC"
     rows = await pool.fetch(
-        f"SELECT card::text AS card, {expr} AS sort_value, id FROM customers"
+        f"SELECT card, {expr} AS sort_value, id FROM customers"
         f" WHERE {page_where} ORDER BY {expr} {order}, id {order} LIMIT {arg(query.limit + 1)}",
         *args,
     )
@@ -158,5 +166,6 @@ async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> dict[str, 
     next_cursor = (
         _encode_cursor(query.sort, rows[-1]["sort_value"], str(rows[-1]["id"])) if more else None
     )
-    items = [json.loads(r["card"]) for r in rows]
-    return {"items": items, "next_cursor": next_cursor, "total": total}
+    # the cards are stored as the JSON the API answers: join them, don't re-encode them
+    items = ",".join(r["card"] for r in rows)
+    return f'{{"items":[{items}],"next_cursor":{json.dumps(next_cursor)},"total":{total}}}'.encode()
