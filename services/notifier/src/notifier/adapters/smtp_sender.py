@@ -1,0 +1,158 @@
+"""SMTP delivery with aiosmtplib: one connection reused for many messages, a handover hook per send."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+import aiosmtplib
+import structlog
+
+from notifier.domain.rendering import header_safe
+from notifier.domain.retry import Outcome, smtp_outcome
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how to connect (from the e-mail settings; the password already unsealed)."""
+
+    host: str
+    port: int
+    security: str
+    from_address: str
+    from_name: str = ""
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 30.0
+    validate_certs: bool = True
+
+
+@dataclass(frozen=True)
+class Email:
+    """One e-mail to one recipient; `message_key` makes its Message-ID the same on every attempt."""
+
+    to: str
+    subject: str
+    body: str
+    message_key: str
+
+
+def build_message(cfg: SmtpConfig, mail: Email) -> EmailMessage:
+    """The RFC 5322 message: plain text, UTF-8, a stable Message-ID."""
+    msg = EmailMessage()
+    msg["From"] = formataddr((header_safe(cfg.from_name), cfg.from_address))
+    msg["To"] = mail.to
+    msg["Subject"] = header_safe(mail.subject)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    domain = cfg.from_address.rpartition("@")[2] or "patchbay.invalid"
+    msg["Message-ID"] = f"<{mail.message_key}@{domain}>"
+    msg.set_content(mail.body)
+    return msg
+
+
+class SmtpSender:
+    """Sends e-mails over one SMTP connection, reconnecting when it breaks."""
+
+    def __init__(self, cfg: SmtpConfig) -> None:
+        self.cfg = cfg
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._on_final_write: Callable[[], None] | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        cfg = self.cfg
+        tls_context = None if cfg.validate_certs else ssl._create_unverified_context()
+        smtp = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            use_tls=cfg.security == "tls",
+            start_tls=True if cfg.security == "starttls" else False,
+            validate_certs=cfg.validate_certs,
+            tls_context=tls_context,
+            timeout=cfg.timeout_s,
+        )
+        await smtp.connect()
+        if cfg.username:
+            await smtp.login(cfg.username, cfg.password or "")
+        self._hook(smtp)
+        return smtp
+
+    def _hook(self, smtp: aiosmtplib.SMTP) -> None:
+        """Call the armed callback right before the write that ends DATA (the message's last bytes)."""
+        protocol = smtp.protocol
+        assert protocol is not None
+        original = protocol.write
+
+        def write(data: bytes) -> None:
+            callback = self._on_final_write
+            if callback is not None and data.endswith(b".\r\n"):
+                self._on_final_write = None
+                callback()
+            original(data)
+
+        protocol.write = write  # type: ignore[method-assign]
+
+    async def send(self, mail: Email, on_handover: Callable[[], None]) -> Outcome:
+        """Send one e-mail; `on_handover` runs just before its final bytes leave."""
+        handed = False
+
+        def handover() -> None:
+            nonlocal handed
+            on_handover()
+            handed = True
+
+        try:
+            if self._smtp is None or not self._smtp.is_connected:
+                self._smtp = await self._connect()
+            self._on_final_write = handover
+            errors, reply = await self._smtp.send_message(build_message(self.cfg, mail))
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            first = exc.recipients[0] if exc.recipients else None
+            await self._reset()
+            return smtp_outcome(first.code if first else None, first.message if first else str(exc))
+        except (
+            aiosmtplib.SMTPServerDisconnected,
+            aiosmtplib.SMTPConnectError,
+            aiosmtplib.SMTPTimeoutError,
+            OSError,
+        ) as exc:
+            await self.close()
+            if handed:  # the server may have taken it: a retry could deliver it twice
+                return Outcome.handed_over(f"no reply after the message was sent: {type(exc).__name__}")
+            return Outcome.unreachable(f"SMTP connection: {type(exc).__name__}: {exc}")
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset()
+            return smtp_outcome(exc.code, exc.message)
+        except aiosmtplib.SMTPException as exc:
+            await self.close()
+            return Outcome.transient(f"SMTP: {type(exc).__name__}: {exc}")
+        finally:
+            self._on_final_write = None
+        if errors:  # one recipient per message: a refusal shows up as an exception above
+            code, message = next(iter(errors.values()))
+            return smtp_outcome(code, message)
+        return Outcome.sent(reply.strip()[:200] if reply else None)
+
+    async def _reset(self) -> None:
+        """Leave the failed transaction (or the connection, if that fails too)."""
+        try:
+            if self._smtp is not None and self._smtp.is_connected:
+                await self._smtp.rset()
+        except Exception:
+            await self.close()
+
+    async def close(self) -> None:
+        """Say goodbye and drop the connection."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            if smtp.is_connected:
+                await smtp.quit()
+        except Exception:
+            smtp.close()

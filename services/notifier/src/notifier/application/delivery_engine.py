@@ -1,0 +1,209 @@
+"""Sends queued deliveries: claim a batch (committed), send each over a reused connection, record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import structlog
+from shared.secrets import Sealer
+
+from notifier.adapters.delivery_store import DeliveryStore
+from notifier.adapters.handover_journal import HandoverJournal
+from notifier.adapters.sms_sender import TwilioSender
+from notifier.adapters.smtp_sender import Email, SmtpSender
+from notifier.application.channel_settings import ChannelSettings
+from notifier.application.templates import render_system
+from notifier.domain.delivery import Delivery, Recorded
+from notifier.domain.retry import Outcome, RetryPolicy
+
+log = structlog.get_logger(__name__)
+
+JOURNAL_TRUNCATE_BYTES = 1 << 20
+
+
+class Waker:
+    """Wakes every idle worker when deliveries are queued (no wake-up is ever lost)."""
+
+    def __init__(self) -> None:
+        self._events: set[asyncio.Event] = set()
+
+    def register(self) -> asyncio.Event:
+        """An event for one worker."""
+        event = asyncio.Event()
+        self._events.add(event)
+        return event
+
+    def wake(self, *_: Any) -> None:
+        """Wake them all (also usable as a LISTEN callback)."""
+        for event in self._events:
+            event.set()
+
+
+def content(d: Delivery, sealer: Sealer) -> tuple[str | None, str]:
+    """Subject and body: stored for broadcasts, rendered now (secret opened in memory) for system messages."""
+    if d.template is None:
+        return d.subject, d.body or ""
+    secret = sealer.unseal(d.sealed_secret) if d.sealed_secret else None
+    rendered = render_system(d.template, d.channel, d.variables, secret)
+    return rendered.subject, rendered.body
+
+
+class DeliveryEngine:
+    """Per channel, a few workers, each with its own provider connection."""
+
+    def __init__(
+        self,
+        *,
+        store: DeliveryStore,
+        settings: ChannelSettings,
+        journal: HandoverJournal,
+        sealer: Sealer,
+        policy: RetryPolicy,
+        instance: UUID,
+        waker: Waker,
+        workers: dict[str, int],
+        batch: int = 50,
+        idle_poll_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.journal = journal
+        self.sealer = sealer
+        self.policy = policy
+        self.instance = instance
+        self.waker = waker
+        self.workers = workers
+        self.batch = batch
+        self.idle_poll_s = idle_poll_s
+        self.in_flight = 0
+        self.sent = 0
+        self.failed = 0
+
+    async def run(self) -> None:
+        """Run every worker until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for channel, count in self.workers.items():
+                for index in range(count):
+                    group.create_task(self._supervise(channel, index), name=f"deliver-{channel}-{index}")
+
+    async def _supervise(self, channel: str, index: int) -> None:
+        wake = self.waker.register()
+        while True:
+            try:
+                await self._work(channel, wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("delivery_worker_failed", channel=channel, worker=index, error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+
+    async def _config(self, channel: str) -> tuple[Any, int] | None:
+        if channel == "email":
+            return await self.settings.smtp_config()
+        return await self.settings.sms_config()
+
+    async def _work(self, channel: str, wake: asyncio.Event) -> None:
+        sender: SmtpSender | TwilioSender | None = None
+        version = -1
+        pause = 0
+        try:
+            while True:
+                wake.clear()
+                found = await self._config(channel)
+                if found is None:  # nothing can be sent before the settings exist; nothing is claimed
+                    await self._idle(wake, self.idle_poll_s * 4)
+                    continue
+                if sender is None or found[1] != version:  # new settings: a new connection
+                    if sender is not None:
+                        await sender.close()
+                    sender = SmtpSender(found[0]) if channel == "email" else TwilioSender(found[0])
+                    version = found[1]
+                result = await self._one_batch(channel, sender)
+                if result is None:
+                    await self._idle(wake, self.idle_poll_s)
+                elif result:  # the provider is unreachable: back off before claiming more
+                    pause += 1
+                    await asyncio.sleep(self.policy.delay(pause))
+                else:
+                    pause = 0
+        finally:
+            if sender is not None:
+                await sender.close()
+
+    async def _one_batch(self, channel: str, sender: Any) -> bool | None:
+        """Claim and send one batch; None when nothing was due, True when the provider was unreachable."""
+        self.in_flight += 1  # before the claim, so the journal is never truncated under a claim
+        try:
+            claimed = await self.store.claim(channel, self.instance, self.batch)
+            if not claimed:
+                return None
+            done: list[Recorded] = []
+            untouched: list[UUID] = []
+            unreachable = False
+            for index, d in enumerate(claimed):
+                outcome = await self._attempt(sender, d)
+                done.append(self._decide(d, outcome))
+                if outcome.link_down:  # the rest were not attempted: give their attempt back
+                    unreachable = True
+                    untouched = [u.delivery_id for u in claimed[index + 1 :]]
+                    break
+            await self.store.record(done)
+            if untouched:
+                await self.store.release(untouched, self.policy.delay(1))
+            return unreachable
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._truncate_journal()
+
+    def _truncate_journal(self) -> None:
+        with contextlib.suppress(OSError):
+            path = HandoverJournal.path_for(self.journal.directory, self.instance)
+            if path.stat().st_size > JOURNAL_TRUNCATE_BYTES:
+                self.journal.truncate_if_idle()
+
+    async def _attempt(self, sender: Any, d: Delivery) -> Outcome:
+        try:
+            subject, body = content(d, self.sealer)
+        except Exception as exc:  # a template or sealed secret that cannot be used never will be
+            return Outcome.permanent(f"cannot render the message: {type(exc).__name__}")
+        handover: Callable[[], None] = lambda: self.journal.record(d.delivery_id)  # noqa: E731
+        if isinstance(sender, SmtpSender):
+            return await sender.send(
+                Email(to=d.recipient, subject=subject or "", body=body, message_key=str(d.delivery_id)),
+                handover,
+            )
+        assert isinstance(sender, TwilioSender)
+        return await sender.send(d.recipient, body, handover)
+
+    def _decide(self, d: Delivery, outcome: Outcome) -> Recorded:
+        verdict = self.policy.decide(outcome, d.attempts)
+        if verdict == "sent":
+            self.sent += 1
+            return Recorded(
+                d,
+                "sent",
+                provider_id=outcome.provider_id,
+                error=outcome.error,
+                unconfirmed=outcome.unconfirmed,
+            )
+        if verdict == "retry":
+            return Recorded(d, "queued", error=outcome.error, retry_in_s=self.policy.delay(d.attempts))
+        self.failed += 1
+        log.warning(
+            "delivery_failed",
+            delivery_id=str(d.delivery_id),
+            channel=d.channel,
+            attempts=d.attempts,
+            error=outcome.error,
+            dead_lettered=verdict == "dead",
+        )
+        return Recorded(d, "failed", error=outcome.error, dead_letter=verdict == "dead")

@@ -1,0 +1,195 @@
+"""The composition root of the notifier: builds everything, runs it, stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+import nats
+import structlog
+from nats.aio.client import Client as NatsClient
+from shared.consumer import JetStreamConsumer
+from shared.eventstore import EventStore
+from shared.ids import new_id
+from shared.logging import configure_logging
+from shared.migrations import migrate
+from shared.outbox_relay import OutboxRelay
+from shared.rpc import RpcServer
+from shared.secrets import Sealer
+from shared.settings import CommonSettings
+from shared.streams import ensure_streams
+
+from notifier.adapters.customer_directory import CustomerDirectory
+from notifier.adapters.delivery_store import DeliveryStore
+from notifier.adapters.handover_journal import HandoverJournal
+from notifier.application.broadcast import BroadcastService
+from notifier.application.channel_settings import ChannelSettings
+from notifier.application.dead_letters import DeadLetterPublisher
+from notifier.application.delivery_engine import DeliveryEngine, Waker
+from notifier.application.message_queries import MessageQueries
+from notifier.application.recovery import InstanceLease, Recovery
+from notifier.application.system_messages import NOTIFY_CONSUMER, SystemMessages
+from notifier.domain.retry import RetryPolicy
+from notifier.entrypoints.nats_api import QUEUE, routes
+
+SCHEMA = "notifier"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = structlog.get_logger(__name__)
+
+
+class NotifierSettings(CommonSettings):
+    """Settings of the notifier (`PATCHBAY_*`)."""
+
+    db_pool_size: int = 10
+    email_workers: int = 4
+    sms_workers: int = 4
+    delivery_batch: int = 50
+    max_attempts: int = 8
+    retry_base_s: float = 2.0
+    retry_max_s: float = 600.0
+    idle_poll_s: float = 0.5
+    recovery_interval_s: float = 2.0
+    dead_letter_interval_s: float = 1.0
+    journal_dir: Path | None = None  # default: <data_dir>/notifier/handover
+    smtp_validate_certs: bool = True
+    stream_replicas: int = 1
+
+    def handover_dir(self) -> Path:
+        """Where handover journals live (must survive a restart of the process)."""
+        return self.journal_dir or self.data_dir / "notifier" / "handover"
+
+
+@dataclass
+class NotifierService:
+    """Everything the running notifier holds."""
+
+    settings: NotifierSettings
+    instance: UUID
+    pool: asyncpg.Pool
+    nc: NatsClient
+    rpc: RpcServer
+    engine: DeliveryEngine
+    recovery: Recovery
+    lease: InstanceLease
+    journal: HandoverJournal
+    store: DeliveryStore
+    consumer: JetStreamConsumer
+    relay: OutboxRelay
+    listener: asyncpg.Connection
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        """Stop taking work, settle this instance's own open claims, close everything."""
+        await self.rpc.stop()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.journal.close()
+        with contextlib.suppress(Exception):
+            await self.recovery.settle(self.instance)  # claims cut short by the stop
+        await self.lease.release()
+        with contextlib.suppress(Exception):
+            await self.listener.close()
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        await self.pool.close()
+
+
+async def start(settings: NotifierSettings) -> NotifierService:
+    """Migrate, connect, settle dead instances' claims, then start consumers, senders and routes."""
+    sealer = Sealer(settings.secret_key)
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=2,
+        max_size=settings.db_pool_size,
+        server_settings={"search_path": SCHEMA},
+    )
+    nc = await nats.connect(
+        settings.nats_url, name="patchbay-notifier", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+    )
+    js = nc.jetstream()
+    await ensure_streams(js, replicas=settings.stream_replicas)
+    instance = new_id()
+    events = EventStore(pool)
+    store = DeliveryStore(pool, events)
+    channel_settings = ChannelSettings(pool, events, sealer, validate_certs=settings.smtp_validate_certs)
+    waker = Waker()
+    journal = HandoverJournal(settings.handover_dir(), instance)
+    journal.open()
+    lease = InstanceLease(settings.database_url, instance)
+    await lease.acquire()
+    recovery = Recovery(store=store, lease=lease, journal_dir=settings.handover_dir())
+    await recovery.once()
+    policy = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_delay_s=settings.retry_base_s,
+        max_delay_s=settings.retry_max_s,
+    )
+    engine = DeliveryEngine(
+        store=store,
+        settings=channel_settings,
+        journal=journal,
+        sealer=sealer,
+        policy=policy,
+        instance=instance,
+        waker=waker,
+        batch=settings.delivery_batch,
+        idle_poll_s=settings.idle_poll_s,
+        workers={"email": settings.email_workers, "sms": settings.sms_workers},
+    )
+    listener = await asyncpg.connect(settings.database_url)
+    await listener.add_listener("deliveries", waker.wake)
+    system = SystemMessages(store=store, sealer=sealer, wake=waker.wake)
+    consumer = JetStreamConsumer(js, NOTIFY_CONSUMER, system.handle, batch=200)
+    relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
+    dead_letters = DeadLetterPublisher(store, js)
+    broadcasts = BroadcastService(
+        store=store,
+        events=events,
+        directory=CustomerDirectory(nc, timeout_s=settings.request_timeout_s),
+        settings=channel_settings,
+        wake=waker.wake,
+    )
+    rpc = RpcServer(
+        nc,
+        routes(broadcasts=broadcasts, queries=MessageQueries(pool), settings=channel_settings),
+        queue=QUEUE,
+    )
+    service = NotifierService(
+        settings, instance, pool, nc, rpc, engine, recovery, lease, journal, store, consumer, relay, listener
+    )
+    service.tasks = [
+        asyncio.create_task(engine.run(), name="delivery-engine"),
+        asyncio.create_task(recovery.run(settings.recovery_interval_s), name="recovery"),
+        asyncio.create_task(consumer.run(), name="notify-consumer"),
+        asyncio.create_task(relay.run(), name="outbox-relay"),
+        asyncio.create_task(dead_letters.run(settings.dead_letter_interval_s), name="dead-letters"),
+    ]
+    await rpc.start()
+    log.info("notifier_started", instance=str(instance), nats=settings.nats_url)
+    return service
+
+
+async def main() -> None:
+    """Run until SIGINT/SIGTERM."""
+    settings = NotifierSettings()
+    configure_logging("notifier", level=settings.log_level, fmt=settings.log_format)
+    for noisy in ("twilio", "aiosmtplib"):  # request logs of SDKs: nothing a message body could leak into
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    service = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("notifier_stopping")
+    await service.stop()

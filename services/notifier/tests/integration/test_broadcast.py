@@ -1,0 +1,230 @@
+"""Broadcasts end to end in one process: real NATS, PostgreSQL, SMTP server and a Twilio-like API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client as NatsClient
+from notifier.bootstrap import NotifierService, NotifierSettings, start
+from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer, call, card, contact
+from shared.embedded import free_port
+from shared.testing.waiting import wait_for
+
+pytestmark = pytest.mark.servers
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def service(
+    nats_url: str, make_database: Any, secret_key: str, customers: FakeCustomers,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[NotifierService]:
+    settings = NotifierSettings(
+        nats_url=nats_url, database_url=await make_database(), secret_key=secret_key,
+        retry_base_s=0.2, retry_max_s=1.0, max_attempts=6, idle_poll_s=0.1, recovery_interval_s=0.5,
+        journal_dir=Path(tmp_path_factory.mktemp("journal")), email_workers=2, sms_workers=2,
+    )
+    svc = await start(settings)
+    yield svc
+    await svc.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def nc(service: NotifierService, nats: NatsClient) -> NatsClient:
+    """A client the notifier already answers."""
+
+    async def answers() -> bool:
+        try:
+            await nats.request("notifier.query.settings.email", b"{}", timeout=0.5)
+            return True
+        except Exception:
+            return False
+
+    await wait_for(answers, timeout=10, message="the notifier never answered")
+    return nats
+
+
+async def use_smtp(nc: NatsClient, port: int) -> None:
+    reply = await call(nc, "notifier.cmd.settings.email", {
+        "from_address": "noc@carrier.example", "from_name": "Carrier NOC", "smtp_host": "127.0.0.1",
+        "smtp_port": port, "security": "none",
+    })
+    assert "error" not in reply, reply
+
+
+async def use_twilio(nc: NatsClient, twilio: FakeTwilio) -> None:
+    reply = await call(nc, "notifier.cmd.settings.sms", {
+        "account_sid": "AC" + "1" * 32, "auth_token": "tok-" + uuid.uuid4().hex, "from_number": "+15550001111",
+        "api_base_url": twilio.base_url,
+    })
+    assert "error" not in reply, reply
+
+
+async def status(nc: NatsClient, message_id: str) -> dict[str, Any]:
+    reply = await call(nc, "notifier.query.message", {"message_id": message_id})
+    assert "error" not in reply, reply
+    return dict(reply)
+
+
+async def settled(nc: NatsClient, message_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    """Wait until no recipient of the message is queued, sending or retrying."""
+
+    async def done() -> dict[str, Any] | None:
+        s = await status(nc, message_id)
+        return s if s["counts"]["sent"] + s["counts"]["failed"] == s["recipients"] else None
+
+    return await wait_for(done, timeout=timeout, interval=0.1, message=f"message {message_id} to settle")
+
+
+def email_to(customer_ids: list[str], subject: str = "Hello {{customer.name}}",
+             body: str = "Dear {{contact.name}},\nmaintenance tonight.\n", **extra: Any) -> dict[str, Any]:
+    return {"channel": "email", "subject": subject, "body": body, "customer_ids": customer_ids, **extra}
+
+
+async def test_email_broadcast_reaches_every_contact_once_with_placeholders(
+    nc: NatsClient, customers: FakeCustomers, smtp: SmtpServer
+) -> None:
+    await use_smtp(nc, smtp.port)
+    tag = uuid.uuid4().hex[:8]
+    acme, beta, empty = customers.add(
+        card(f"Acme {tag}", [contact("Ann", f"ann-{tag}@acme.example"), contact("Bob", f"bob-{tag}@acme.example")]),
+        card(f"Beta {tag}", [contact("Cyd", f"cyd-{tag}@beta.example", "+15551230001")]),
+        card(f"Empty {tag}", [contact("Dee", None, "+15551230002")]),
+    )
+    unknown = str(uuid.uuid4())
+    reply = await call(nc, "notifier.cmd.send", email_to([acme["id"], beta["id"], empty["id"], unknown]))
+    assert reply["recipients"] == 3, reply
+    assert {(s["customer_id"], s["reason"]) for s in reply["skipped"]} == {
+        (empty["id"], "no contact with an e-mail address"), (unknown, "not found")}
+    final = await settled(nc, reply["message_id"])
+    assert final["counts"]["sent"] == 3 and all(i["attempts"] == 1 for i in final["items"])
+    await wait_for(lambda: smtp.inbox.count() == 3, timeout=5)
+    ann = smtp.inbox.to(f"ann-{tag}@acme.example")
+    assert len(ann) == 1 and ann[0].subject == f"Hello Acme {tag}"
+    assert ann[0].body.startswith("Dear Ann,") and "Carrier NOC" in ann[0].sender
+    assert len({m.message_id for m in smtp.inbox.messages}) == 3
+
+
+async def test_outcomes_are_events_without_bodies(
+    nc: NatsClient, customers: FakeCustomers, smtp: SmtpServer
+) -> None:
+    await use_smtp(nc, smtp.port)
+    tag = uuid.uuid4().hex[:8]
+    (c,) = customers.add(card(f"Evt {tag}", [contact("Eve", f"eve-{tag}@evt.example")]))
+    reply = await call(nc, "notifier.cmd.send", email_to([c["id"]], body=f"secret-body-{tag}"))
+    final = await settled(nc, reply["message_id"])
+    delivery_id = final["items"][0]["delivery_id"]
+    js = nc.jetstream()
+
+    async def sent_event() -> Any:
+        try:
+            return await js.get_last_msg("NOTIFICATION_EVENTS", f"events.notification.{delivery_id}.DeliverySent")
+        except Exception:
+            return None
+
+    raw = await wait_for(sent_event, timeout=10, message="the DeliverySent event")
+    event = json.loads(raw.data)
+    assert event["data"]["customer_id"] == c["id"] and event["data"]["to"] == f"eve-{tag}@evt.example"
+    assert f"secret-body-{tag}" not in raw.data.decode()
+    queued = await js.get_last_msg("NOTIFICATION_EVENTS", f"events.notification.{reply['message_id']}.MessageQueued")
+    assert json.loads(queued.data)["data"]["recipients"] == 1
+
+
+async def test_unknown_placeholder_is_a_validation_error(nc: NatsClient, smtp: SmtpServer) -> None:
+    await use_smtp(nc, smtp.port)
+    reply = await call(nc, "notifier.cmd.send", email_to([str(uuid.uuid4())], body="{{customer.__class__}} {{x}}"))
+    assert reply["error"]["code"] == "validation_error"
+    assert "unknown placeholder" in reply["error"]["details"][0]["message"]
+
+
+async def test_a_retried_command_queues_nothing_new(
+    nc: NatsClient, customers: FakeCustomers, smtp: SmtpServer
+) -> None:
+    await use_smtp(nc, smtp.port)
+    tag = uuid.uuid4().hex[:8]
+    (c,) = customers.add(card(f"Idem {tag}", [contact("Ida", f"ida-{tag}@idem.example")]))
+    body = email_to([c["id"]], meta={"command_id": f"cmd-{tag}"})
+    first, second = await asyncio.gather(call(nc, "notifier.cmd.send", body), call(nc, "notifier.cmd.send", body))
+    assert first == second
+    await settled(nc, first["message_id"])
+    await asyncio.sleep(0.5)
+    assert smtp.inbox.per_recipient()[f"ida-{tag}@idem.example"] == 1
+
+
+async def test_a_refused_address_fails_at_once_and_the_rest_arrive(
+    nc: NatsClient, customers: FakeCustomers, smtp: SmtpServer
+) -> None:
+    await use_smtp(nc, smtp.port)
+    tag = uuid.uuid4().hex[:8]
+    gone = f"gone-{tag}@x.example"
+    smtp.inbox.refuse[gone] = "550 5.1.1 no such user"
+    (c,) = customers.add(card(f"Ref {tag}", [contact("Gus", gone), contact("Hal", f"hal-{tag}@x.example")]))
+    reply = await call(nc, "notifier.cmd.send", email_to([c["id"]]))
+    final = await settled(nc, reply["message_id"])
+    by_to = {i["to"]: i for i in final["items"]}
+    assert by_to[gone]["state"] == "failed" and by_to[gone]["attempts"] == 1
+    assert "550" in by_to[gone]["last_error"] and not by_to[gone]["dead_lettered"]
+    assert by_to[f"hal-{tag}@x.example"]["state"] == "sent"
+
+
+async def test_smtp_down_then_up_delivers_after_retries(nc: NatsClient, customers: FakeCustomers) -> None:
+    port = free_port()
+    await use_smtp(nc, port)  # nothing listens there yet
+    tag = uuid.uuid4().hex[:8]
+    cards = customers.add(*[card(f"Down {tag} {i}", [contact(f"C{i}", f"c{i}-{tag}@down.example")])
+                            for i in range(5)])
+    reply = await call(nc, "notifier.cmd.send", email_to([c["id"] for c in cards]))
+
+    async def retrying() -> bool:
+        return any(i["attempts"] >= 2 for i in (await status(nc, reply["message_id"]))["items"])
+
+    await wait_for(retrying, timeout=10, message="a retry while the SMTP server is down")
+    server = SmtpServer(port).start()
+    try:
+        final = await settled(nc, reply["message_id"], timeout=30)
+        assert final["counts"]["sent"] == 5, final["counts"]
+        assert all(n == 1 for n in server.inbox.per_recipient().values())
+        assert len(server.inbox.per_recipient()) == 5
+    finally:
+        server.stop()
+
+
+async def test_sms_broadcast_and_a_bad_number_fails_without_a_retry_storm(
+    nc: NatsClient, customers: FakeCustomers, twilio: FakeTwilio
+) -> None:
+    await use_twilio(nc, twilio)
+    bad = "+15550009999"
+    twilio.bad_numbers.add(bad)
+    tag = uuid.uuid4().hex[:8]
+    (c,) = customers.add(card(f"Sms {tag}", [contact("Kim", None, "+15550001001"), contact("Lou", None, bad),
+                                             contact("Max", f"max-{tag}@x.example", None)]))
+    reply = await call(nc, "notifier.cmd.send", {"channel": "sms", "body": "Hi {{contact.name}}",
+                                                 "customer_ids": [c["id"]]})
+    assert reply["recipients"] == 2
+    final = await settled(nc, reply["message_id"])
+    by_to = {i["to"]: i for i in final["items"]}
+    assert by_to["+15550001001"]["state"] == "sent"
+    assert by_to[bad]["state"] == "failed" and by_to[bad]["attempts"] == 1
+    assert "21211" in by_to[bad]["last_error"]
+    await asyncio.sleep(1.0)  # a retry storm would show up here
+    assert len(twilio.to(bad)) == 1 and len(twilio.to("+15550001001")) == 1
+    assert twilio.to("+15550001001")[0]["Body"] == "Hi Kim"
+
+
+async def test_broadcast_by_board_filter(nc: NatsClient, customers: FakeCustomers, smtp: SmtpServer) -> None:
+    await use_smtp(nc, smtp.port)
+    tag = uuid.uuid4().hex[:8]
+    customers.add(card(f"F1 {tag}", [contact("A", f"a-{tag}@f.example")], tags=[tag]),
+                  card(f"F2 {tag}", [contact("B", f"b-{tag}@f.example")], tags=[tag]),
+                  card(f"F3 {tag}", [contact("C", f"c-{tag}@f.example")]))
+    reply = await call(nc, "notifier.cmd.send", {"channel": "email", "subject": "s", "body": "b",
+                                                 "filter": {"tag": [tag]}})
+    assert reply["recipients"] == 2
+    await settled(nc, reply["message_id"])
+    assert set(smtp.inbox.per_recipient()) == {f"a-{tag}@f.example", f"b-{tag}@f.example"}
