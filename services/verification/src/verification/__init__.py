@@ -1,0 +1,1 @@
+"""Patchbay's verification service: codes by e-mail and SMS, test calls for CLIs."""

@@ -1,0 +1,1 @@
+"""Handlers: check the portal session, decide, store and publish in one transaction."""

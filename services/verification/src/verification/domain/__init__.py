@@ -1,0 +1,1 @@
+"""Pure rules of verification codes. No I/O."""

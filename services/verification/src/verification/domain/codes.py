@@ -1,0 +1,89 @@
+"""Codes: 6 digits, kept only as an HMAC, 10 minutes to live, 5 wrong tries, one use."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.errors import ErrorCode, ServiceError
+
+CODE_DIGITS = 6
+
+
+def new_code() -> str:
+    """Six random digits."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def pepper_from(secret_key: str) -> bytes:
+    """The HMAC key for codes, derived from PATCHBAY_SECRET_KEY (so a stolen table is not enough)."""
+    return hashlib.sha256(b"patchbay:verification-codes:" + secret_key.encode()).digest()
+
+
+def code_hash(pepper: bytes, verification_id: str, code: str) -> str:
+    """What is stored of a code: HMAC-SHA256 over the verification id and the code."""
+    return hmac.new(pepper, f"{verification_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def matches(pepper: bytes, verification_id: str, code: str, stored: str) -> bool:
+    """Constant-time comparison of a typed code with the stored HMAC."""
+    typed = "".join(ch for ch in code if ch.isdigit())
+    return hmac.compare_digest(code_hash(pepper, verification_id, typed), stored)
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    """One code as stored."""
+
+    id: str
+    customer_id: str
+    contact_id: str
+    channel: str
+    target: str
+    code_hash: str
+    expires_at: datetime
+    attempts: int
+    events: int
+    status: str
+
+
+def check_usable(record: CodeRecord | None, now: datetime, max_attempts: int, target: str) -> CodeRecord:
+    """The code may still be tried: it exists, is open, not expired, not locked, for this target."""
+    if record is None or record.status == "superseded":
+        raise ServiceError(ErrorCode.CODE_NOT_REQUESTED, "no code was requested for this; request one")
+    if record.status == "verified":
+        raise ServiceError(ErrorCode.CONFLICT, "this code was already used; request a new one if needed")
+    if record.target != target:
+        raise ServiceError(
+            ErrorCode.CODE_NOT_REQUESTED, "the code was sent to another address or number; request a new one"
+        )
+    if record.attempts >= max_attempts:
+        raise ServiceError(
+            ErrorCode.CODE_LOCKED, f"{max_attempts} wrong tries: this code is locked; request a new one"
+        )
+    if now >= record.expires_at:
+        raise ServiceError(ErrorCode.CODE_EXPIRED, "the code has expired; request a new one")
+    return record
+
+
+def wrong_code(attempts: int, max_attempts: int) -> ServiceError:
+    """The error for a wrong code, after `attempts` wrong tries."""
+    left = max_attempts - attempts
+    if left <= 0:
+        return ServiceError(
+            ErrorCode.CODE_LOCKED,
+            f"wrong code; {max_attempts} wrong tries: this code is locked; request a new one",
+        )
+    return ServiceError(ErrorCode.CODE_INVALID, f"wrong code; {left} {'try' if left == 1 else 'tries'} left")
+
+
+def rate_limited(recent: int, limit: int, window_s: float) -> ServiceError | None:
+    """Too many codes requested by one contact within the window."""
+    if recent < limit:
+        return None
+    return ServiceError(
+        ErrorCode.RATE_LIMITED, f"at most {limit} codes per {int(window_s // 60)} minutes; try again later"
+    )
