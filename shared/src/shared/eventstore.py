@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from pydantic import TypeAdapter
 
 from shared.envelope import EventEnvelope, Metadata
 
@@ -36,16 +37,21 @@ class Fragment:
     args: list[Any] = field(default_factory=list)
 
 
+# the batch travels as one JSON document per table: serialized in Rust (pydantic/orjson),
+# parsed in C by PostgreSQL; measured here, cheaper than asyncpg encoding a dozen arrays
 _EVENTS = (
     "e AS (INSERT INTO events (event_id, category, stream_id, version, type, schema_version,"
-    " occurred_at, metadata, data) SELECT * FROM unnest({}::uuid[], {}::text[], {}::text[],"
-    " {}::int[], {}::text[], {}::int[], {}::timestamptz[], {}::jsonb[], {}::jsonb[])"
-    " RETURNING position)"
+    " occurred_at, metadata, data) SELECT event_id, category, stream_id, version, type,"
+    " schema_version, occurred_at, metadata, data FROM jsonb_to_recordset({}::jsonb) AS x("
+    "event_id uuid, type text, schema_version int, category text, stream_id text, version int,"
+    " occurred_at timestamptz, metadata jsonb, data jsonb) RETURNING position)"
 )
 _OUTBOX = "o AS (INSERT INTO outbox (position) SELECT position FROM e)"
 _COMMANDS = (
-    "c AS (INSERT INTO commands (command_id, reply) SELECT * FROM unnest({}::text[], {}::text[]))"
+    "c AS (INSERT INTO commands (command_id, reply) SELECT command_id, reply"
+    " FROM jsonb_to_recordset({}::jsonb) AS x(command_id text, reply text))"
 )
+_EVENT_LIST = TypeAdapter(list[EventEnvelope])
 
 
 def _row_to_event(row: asyncpg.Record) -> EventEnvelope:
@@ -127,23 +133,10 @@ class EventStore:
             parts.append(template.format(*placeholders))
             args.extend(values)
 
-        add(
-            _EVENTS,
-            [
-                [e.event_id for e in events],
-                [e.category for e in events],
-                [e.stream_id for e in events],
-                [e.version for e in events],
-                [e.type for e in events],
-                [e.schema_version for e in events],
-                [e.occurred_at for e in events],
-                [e.metadata.model_dump_json() for e in events],
-                [orjson.dumps(e.data, default=str).decode() for e in events],
-            ],
-        )
+        add(_EVENTS, [_EVENT_LIST.dump_json(list(events), exclude={"position"}).decode()])
         parts.append(_OUTBOX)
         if replies:
-            add(_COMMANDS, [[r[0] for r in replies], [r[1] for r in replies]])
+            add(_COMMANDS, [orjson.dumps([{"command_id": c, "reply": r} for c, r in replies]).decode()])
         for i, frag in enumerate(fragments):
             add(f"f{i} AS ({frag.sql})", frag.args)
         sql = "WITH " + ", ".join(parts) + " SELECT position FROM e ORDER BY position"

@@ -257,7 +257,7 @@ class CustomerCommands:
             try:
                 await self.store.append(
                     events, replies=replies,
-                    fragments=[Fragment(board.UPSERT_SQL, board.columns(rows)),
+                    fragments=[Fragment(board.UPSERT_SQL, [board.rows_json(rows)]),
                                *contact_fragments(decided, working, events, now)],
                 )
             except (ConcurrencyError, DuplicateCommand, asyncpg.UniqueViolationError) as exc:

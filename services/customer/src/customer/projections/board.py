@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 from shared.contracts.customer import SORTABLE, ListCustomers
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 
@@ -25,14 +26,12 @@ _TYPES = (
     "numeric", "numeric", "numeric", "bool", "timestamptz", "bool", "int", "timestamptz",
     "timestamptz", "text", "text",
 )
-# one array per column; a text[] column travels as an array literal (arrays of arrays do not unnest)
+# the rows travel as one JSON document (see shared/eventstore.py for why)
 UPSERT_SQL = (
-    f"INSERT INTO customers ({', '.join(ROW_COLUMNS)}) SELECT "
-    + ", ".join(f"c{i}::text[]" if t == "text[]" else f"c{i}" for i, t in enumerate(_TYPES))
-    + " FROM unnest("
-    + ", ".join("{}::" + ("text" if t == "text[]" else t) + "[]" for t in _TYPES)
-    + ") AS r(" + ", ".join(f"c{i}" for i in range(len(_TYPES))) + ")"
-    + " ON CONFLICT (id) DO UPDATE SET "
+    f"INSERT INTO customers ({', '.join(ROW_COLUMNS)}) SELECT {', '.join(ROW_COLUMNS)}"
+    " FROM jsonb_to_recordset({}::jsonb) AS x("
+    + ", ".join(f"{c} {t}" for c, t in zip(ROW_COLUMNS, _TYPES, strict=True))
+    + ") ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "id")
 )
 
@@ -46,31 +45,24 @@ def search_text(state: CustomerState) -> str:
     return " ".join(p for p in parts if p).lower()
 
 
-def _array_literal(values: list[str]) -> str:
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def row(state: CustomerState, card_json: str) -> tuple[Any, ...]:
-    """The read-model row of one customer, in ROW_COLUMNS order."""
+def row(state: CustomerState, card_json: str) -> dict[str, Any]:
+    """The read-model row of one customer (JSON-ready)."""
     f = state.fields
-    return (
-        state.id, f["name"], f["status"], f["currency"], (f.get("address") or {}).get("country"),
-        _array_literal(f["tags"]), f.get("website"), f.get("paypal_email"), f["channels"],
-        Decimal(f["cps"]), Decimal(f["debit_limit"]), Decimal(f["tax"]),
-        Decimal(f["minimum_payment"]), f["portal_access"], _time(f.get("penalty_until")),
-        state.deleted, state.version, state.created_at, state.updated_at, search_text(state),
-        card_json,
-    )
+    return {
+        "id": state.id, "name": f["name"], "status": f["status"], "currency": f["currency"],
+        "country": (f.get("address") or {}).get("country"), "tags": f["tags"],
+        "website": f.get("website"), "paypal_email": f.get("paypal_email"),
+        "channels": f["channels"], "cps": f["cps"], "debit_limit": f["debit_limit"],
+        "tax": f["tax"], "minimum_payment": f["minimum_payment"],
+        "portal_access": f["portal_access"], "penalty_until": f.get("penalty_until"),
+        "deleted": state.deleted, "version": state.version, "created_at": state.created_at,
+        "updated_at": state.updated_at, "search": search_text(state), "card": card_json,
+    }
 
 
-def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows to one list per column, for UPSERT_SQL's unnest."""
-    return [list(col) for col in zip(*rows, strict=True)]
+def rows_json(rows: list[dict[str, Any]]) -> str:
+    """The rows as the one JSON argument of UPSERT_SQL."""
+    return orjson.dumps(rows).decode()
 
 
 # sort key -> (SQL expression, kind used to decode the cursor value)
