@@ -111,6 +111,9 @@ class Recovery:
         """Record the outcome of every open claim of a dead (or stopped) instance; return how many."""
         handed = HandoverJournal.read(self.journal_dir, other)
         claims = await self.store.claims_of(other)
+        if not claims:
+            HandoverJournal.remove(self.journal_dir, other)
+            return 0
         outcomes: list[Recorded] = []
         for d in claims:
             if handed is None:

@@ -1,0 +1,167 @@
+"""`python -m notifier` as a process: killed -9 in the middle of a broadcast, restarted, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client as NatsClient
+from notifier_testkit import FakeCustomers, SmtpServer, call, card, contact
+from shared.contracts.notify import SystemMessage
+from shared.secrets import Sealer
+from shared.testing.waiting import wait_for
+
+pytestmark = pytest.mark.servers
+
+
+@dataclass
+class NotifierProcess:
+    """The notifier as a child process, restartable, with its log in a file."""
+
+    env: dict[str, str]
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, nc: NatsClient) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "notifier", env=self.env, stdout=log, stderr=log,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+
+        async def answers() -> bool:
+            assert self.proc is not None
+            if self.proc.returncode is not None:
+                raise AssertionError(f"notifier exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                await nc.request("notifier.query.settings.email", b"{}", timeout=0.5)
+                return True
+            except Exception:
+                return False
+
+        await wait_for(answers, timeout=30, interval=0.1, message="the notifier process to answer")
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no clean-up of any kind
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def notifier(
+    nats_url: str, make_database: Any, secret_key: str, customers: FakeCustomers, tmp_path: Path
+) -> AsyncIterator[NotifierProcess]:
+    env = os.environ | {
+        "PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": await make_database(),
+        "PATCHBAY_SECRET_KEY": secret_key, "PATCHBAY_DATA_DIR": str(tmp_path / "data"),
+        "PATCHBAY_LOG_FORMAT": "json", "PATCHBAY_LOG_LEVEL": "DEBUG", "PATCHBAY_RETRY_BASE_S": "0.2",
+        "PATCHBAY_RECOVERY_INTERVAL_S": "0.5", "PATCHBAY_IDLE_POLL_S": "0.1",
+    }
+    process = NotifierProcess(env, tmp_path / "notifier.log")
+    yield process
+    await process.stop()
+
+
+async def settled(nc: NatsClient, message_id: str, recipients: int, timeout: float) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        reply = await call(nc, "notifier.query.message", {"message_id": message_id, "limit": 5000})
+        counts = reply["counts"]
+        return reply if counts["sent"] + counts["failed"] == recipients else None
+
+    return await wait_for(done, timeout=timeout, interval=0.2, message="every recipient to be settled")
+
+
+async def test_kill_9_in_the_middle_of_a_broadcast_sends_each_recipient_exactly_one(
+    notifier: NotifierProcess, nats: NatsClient, customers: FakeCustomers, smtp: SmtpServer
+) -> None:
+    await notifier.start(nats)
+    reply = await call(nats, "notifier.cmd.settings.email", {
+        "from_address": "noc@carrier.example", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
+        "security": "none",
+    })
+    assert "error" not in reply, reply
+    tag = uuid.uuid4().hex[:8]
+    cards = customers.add(*[
+        card(f"Kill {tag} {i}", [contact(f"C{i}-{j}", f"c{i}-{j}-{tag}@kill.example") for j in range(10)])
+        for i in range(100)
+    ])
+    sent = await call(nats, "notifier.cmd.send", {
+        "channel": "email", "subject": "Notice for {{customer.name}}", "body": "Hello {{contact.name}}",
+        "customer_ids": [c["id"] for c in cards],
+    }, timeout=30)
+    assert sent["recipients"] == 1000, sent
+    await wait_for(lambda: smtp.inbox.count() >= 300, timeout=60, interval=0.005,
+                   message="a third of the broadcast to arrive")
+    await notifier.kill()
+    at_kill = smtp.inbox.count()
+    assert at_kill < 1000, "the broadcast finished before the kill: nothing was tested"
+
+    await notifier.start(nats)
+    final = await settled(nats, sent["message_id"], 1000, timeout=90)
+    per_recipient = smtp.inbox.per_recipient()
+    expected = {f"c{i}-{j}-{tag}@kill.example" for i in range(100) for j in range(10)}
+    assert set(per_recipient) == expected
+    twice = {rcpt: n for rcpt, n in per_recipient.items() if n != 1}
+    assert not twice, f"{len(twice)} recipients got more than one copy: {list(twice.items())[:5]}"
+    assert final["counts"]["sent"] == 1000, final["counts"]
+
+
+async def test_password_messages_never_reach_logs_or_events(
+    notifier: NotifierProcess, nats: NatsClient, smtp: SmtpServer, secret_key: str
+) -> None:
+    await notifier.start(nats)
+    reply = await call(nats, "notifier.cmd.settings.email", {
+        "from_address": "noc@carrier.example", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
+        "security": "none", "smtp_username": None, "smtp_password": "smtp-pw-" + uuid.uuid4().hex,
+    })
+    assert "error" not in reply and reply["smtp_password"] is None and reply["smtp_password_set"]
+    password = "Pw-" + uuid.uuid4().hex
+    to = f"new-{uuid.uuid4().hex[:8]}@contact.example"
+    message = SystemMessage(
+        notification_id=str(uuid.uuid4()), channel="email", template="contact_password", to=to,
+        variables={"contact_name": "Nia", "customer_name": "Acme"}, sealed_secret=Sealer(secret_key).seal(password),
+    )
+    js = nats.jetstream()
+    for copy in range(2):  # the same notification twice (past the dedup window): still one e-mail
+        await js.publish(message.subject, message.model_dump_json().encode(),
+                         headers={"Nats-Msg-Id": f"{message.notification_id}-{copy}"})
+    await wait_for(lambda: smtp.inbox.to(to), timeout=20, message="the password e-mail")
+    got = smtp.inbox.to(to)[0]
+    assert password in got.body and "Hello Nia" in got.body
+    await asyncio.sleep(1.0)
+    assert len(smtp.inbox.to(to)) == 1
+
+    sub = await js.subscribe("events.notification.>", ordered_consumer=True)
+    seen: list[bytes] = []
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=1.0)
+        except Exception:
+            break
+        seen.append(msg.data)
+    await sub.unsubscribe()
+    mine = [m for m in seen if to.encode() in m]
+    assert any(json.loads(m)["type"] == "DeliverySent" for m in mine)
+    assert not any(password.encode() in m for m in seen)
+    await notifier.stop()
+    text = notifier.log_path.read_text()
+    assert "system_messages_queued" in text and password not in text
+    assert "smtp-pw-" not in text
