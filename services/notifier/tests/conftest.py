@@ -13,7 +13,7 @@ from shared.secrets import Sealer
 
 sys.path.insert(0, str(Path(__file__).parent))  # the testkit module beside this file
 
-from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer  # noqa: E402
+from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer
 
 
 @pytest.fixture(scope="module")

@@ -57,8 +57,11 @@ class Inbox:
         text = body.get_content() if body is not None else ""
         with self.lock:
             for rcpt in envelope.rcpt_tos:
-                self.messages.append(Received(rcpt, str(parsed["Message-ID"]), str(parsed["Subject"]), text,
-                                              str(parsed["From"])))
+                self.messages.append(
+                    Received(
+                        rcpt, str(parsed["Message-ID"]), str(parsed["Subject"]), text, str(parsed["From"])
+                    )
+                )
         return "250 2.0.0 Message accepted for delivery"
 
     def count(self) -> int:
@@ -115,16 +118,31 @@ class FakeTwilio:
         self.auth_seen.append(request.headers.get("Authorization", ""))
         to = fields.get("To", "")
         if to in self.bad_numbers:
-            return web.json_response({
-                "code": 21211, "message": f"The 'To' number {to} is not a valid phone number.",
-                "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400,
-            }, status=400)
+            return web.json_response(
+                {
+                    "code": 21211,
+                    "message": f"The 'To' number {to} is not a valid phone number.",
+                    "more_info": "https://www.twilio.com/docs/errors/21211",
+                    "status": 400,
+                },
+                status=400,
+            )
         sid = "SM" + uuid.uuid4().hex
-        return web.json_response({
-            "sid": sid, "account_sid": request.match_info["sid"], "to": to, "from": fields.get("From"),
-            "body": fields.get("Body"), "status": "queued", "num_segments": "1", "direction": "outbound-api",
-            "api_version": "2010-04-01", "uri": f"/2010-04-01/Accounts/x/Messages/{sid}.json",
-        }, status=201)
+        return web.json_response(
+            {
+                "sid": sid,
+                "account_sid": request.match_info["sid"],
+                "to": to,
+                "from": fields.get("From"),
+                "body": fields.get("Body"),
+                "status": "queued",
+                "num_segments": "1",
+                "direction": "outbound-api",
+                "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/x/Messages/{sid}.json",
+            },
+            status=201,
+        )
 
     async def start(self) -> FakeTwilio:
         """Serve on a free port of 127.0.0.1."""
@@ -154,14 +172,31 @@ class FakeTwilio:
 
 def contact(name: str, email_address: str | None = None, mobile: str | None = None) -> dict[str, Any]:
     """A contact as the customer card shows it."""
-    return {"id": str(uuid.uuid4()), "name": name, "email": email_address, "mobile": mobile, "phone": None,
-            "contact_type": "general", "public_notes": "", "private_notes": "", "ip_whitelist": [],
-            "email_verified": False, "mobile_verified": False}
+    return {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "email": email_address,
+        "mobile": mobile,
+        "phone": None,
+        "contact_type": "general",
+        "public_notes": "",
+        "private_notes": "",
+        "ip_whitelist": [],
+        "email_verified": False,
+        "mobile_verified": False,
+    }
 
 
 def card(name: str, contacts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     """A customer card with contacts (the fields the notifier reads)."""
-    return {"id": str(uuid.uuid4()), "name": name, "contacts": contacts, "deleted": False, "tags": [], **extra}
+    return {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "contacts": contacts,
+        "deleted": False,
+        "tags": [],
+        **extra,
+    }
 
 
 @dataclass
@@ -187,15 +222,17 @@ class FakeCustomers:
         body = json.loads(msg.data)
         items = [c for c in self.cards.values() if not body.get("tag") or set(body["tag"]) & set(c["tags"])]
         start = int(body.get("cursor") or 0)
-        page = items[start:start + body.get("limit", 50)]
+        page = items[start : start + body.get("limit", 50)]
         more = start + len(page) < len(items)
         reply = {"items": page, "next_cursor": str(start + len(page)) if more else None, "total": len(items)}
         await msg.respond(json.dumps(reply).encode())
 
     async def start(self, nc: NatsClient) -> FakeCustomers:
         """Subscribe and make sure the server knows."""
-        self.subs = [await nc.subscribe("customer.query.get", cb=self._get),
-                     await nc.subscribe("customer.query.list", cb=self._list)]
+        self.subs = [
+            await nc.subscribe("customer.query.get", cb=self._get),
+            await nc.subscribe("customer.query.list", cb=self._list),
+        ]
         await nc.flush()
         return self
 

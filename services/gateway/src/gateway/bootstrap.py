@@ -16,6 +16,7 @@ from shared.migrations import migrate
 
 from gateway.auth.tokens import TokenCache, TokenStore
 from gateway.entrypoints import board, customers, health, settings_api, tokens_api
+from gateway.entrypoints import messages_api, notifier_settings_api
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
 from gateway.runtime import Runtime
@@ -97,6 +98,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (health, customers, board, settings_api, tokens_api):
         app.include_router(module.router)
+    for notifier_module in (messages_api, notifier_settings_api):
+        app.include_router(notifier_module.router)
     return app
 
 

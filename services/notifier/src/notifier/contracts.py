@@ -201,11 +201,11 @@ class TestSms(Strict):
 
 
 class TestResult(BaseModel):
-    """The outcome of a test message: delivered, or the provider's error."""
+    """The outcome of a test message: delivered, or why not (a top-level `error` key means an error reply)."""
 
     delivered: bool
     provider_id: str | None = None
-    error: str | None = None
+    reason: str | None = None
     permanent: bool = False
 
 

@@ -22,13 +22,24 @@ pytestmark = pytest.mark.servers
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def service(
-    nats_url: str, make_database: Any, secret_key: str, customers: FakeCustomers,
+    nats_url: str,
+    make_database: Any,
+    secret_key: str,
+    customers: FakeCustomers,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[NotifierService]:
     settings = NotifierSettings(
-        nats_url=nats_url, database_url=await make_database(), secret_key=secret_key,
-        retry_base_s=0.2, retry_max_s=1.0, max_attempts=6, idle_poll_s=0.1, recovery_interval_s=0.5,
-        journal_dir=Path(tmp_path_factory.mktemp("journal")), email_workers=2, sms_workers=2,
+        nats_url=nats_url,
+        database_url=await make_database(),
+        secret_key=secret_key,
+        retry_base_s=0.2,
+        retry_max_s=1.0,
+        max_attempts=6,
+        idle_poll_s=0.1,
+        recovery_interval_s=0.5,
+        journal_dir=Path(tmp_path_factory.mktemp("journal")),
+        email_workers=2,
+        sms_workers=2,
     )
     svc = await start(settings)
     yield svc
@@ -51,18 +62,31 @@ async def nc(service: NotifierService, nats: NatsClient) -> NatsClient:
 
 
 async def use_smtp(nc: NatsClient, port: int) -> None:
-    reply = await call(nc, "notifier.cmd.settings.email", {
-        "from_address": "noc@carrier.example", "from_name": "Carrier NOC", "smtp_host": "127.0.0.1",
-        "smtp_port": port, "security": "none",
-    })
+    reply = await call(
+        nc,
+        "notifier.cmd.settings.email",
+        {
+            "from_address": "noc@carrier.example",
+            "from_name": "Carrier NOC",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "security": "none",
+        },
+    )
     assert "error" not in reply, reply
 
 
 async def use_twilio(nc: NatsClient, twilio: FakeTwilio) -> None:
-    reply = await call(nc, "notifier.cmd.settings.sms", {
-        "account_sid": "AC" + "1" * 32, "auth_token": "tok-" + uuid.uuid4().hex, "from_number": "+15550001111",
-        "api_base_url": twilio.base_url,
-    })
+    reply = await call(
+        nc,
+        "notifier.cmd.settings.sms",
+        {
+            "account_sid": "AC" + "1" * 32,
+            "auth_token": "tok-" + uuid.uuid4().hex,
+            "from_number": "+15550001111",
+            "api_base_url": twilio.base_url,
+        },
+    )
     assert "error" not in reply, reply
 
 
@@ -82,8 +106,12 @@ async def settled(nc: NatsClient, message_id: str, timeout: float = 20.0) -> dic
     return await wait_for(done, timeout=timeout, interval=0.1, message=f"message {message_id} to settle")
 
 
-def email_to(customer_ids: list[str], subject: str = "Hello {{customer.name}}",
-             body: str = "Dear {{contact.name}},\nmaintenance tonight.\n", **extra: Any) -> dict[str, Any]:
+def email_to(
+    customer_ids: list[str],
+    subject: str = "Hello {{customer.name}}",
+    body: str = "Dear {{contact.name}},\nmaintenance tonight.\n",
+    **extra: Any,
+) -> dict[str, Any]:
     return {"channel": "email", "subject": subject, "body": body, "customer_ids": customer_ids, **extra}
 
 
@@ -93,7 +121,10 @@ async def test_email_broadcast_reaches_every_contact_once_with_placeholders(
     await use_smtp(nc, smtp.port)
     tag = uuid.uuid4().hex[:8]
     acme, beta, empty = customers.add(
-        card(f"Acme {tag}", [contact("Ann", f"ann-{tag}@acme.example"), contact("Bob", f"bob-{tag}@acme.example")]),
+        card(
+            f"Acme {tag}",
+            [contact("Ann", f"ann-{tag}@acme.example"), contact("Bob", f"bob-{tag}@acme.example")],
+        ),
         card(f"Beta {tag}", [contact("Cyd", f"cyd-{tag}@beta.example", "+15551230001")]),
         card(f"Empty {tag}", [contact("Dee", None, "+15551230002")]),
     )
@@ -101,7 +132,9 @@ async def test_email_broadcast_reaches_every_contact_once_with_placeholders(
     reply = await call(nc, "notifier.cmd.send", email_to([acme["id"], beta["id"], empty["id"], unknown]))
     assert reply["recipients"] == 3, reply
     assert {(s["customer_id"], s["reason"]) for s in reply["skipped"]} == {
-        (empty["id"], "no contact with an e-mail address"), (unknown, "not found")}
+        (empty["id"], "no contact with an e-mail address"),
+        (unknown, "not found"),
+    }
     final = await settled(nc, reply["message_id"])
     assert final["counts"]["sent"] == 3 and all(i["attempts"] == 1 for i in final["items"])
     await wait_for(lambda: smtp.inbox.count() == 3, timeout=5)
@@ -124,7 +157,9 @@ async def test_outcomes_are_events_without_bodies(
 
     async def sent_event() -> Any:
         try:
-            return await js.get_last_msg("NOTIFICATION_EVENTS", f"events.notification.{delivery_id}.DeliverySent")
+            return await js.get_last_msg(
+                "NOTIFICATION_EVENTS", f"events.notification.{delivery_id}.DeliverySent"
+            )
         except Exception:
             return None
 
@@ -132,13 +167,17 @@ async def test_outcomes_are_events_without_bodies(
     event = json.loads(raw.data)
     assert event["data"]["customer_id"] == c["id"] and event["data"]["to"] == f"eve-{tag}@evt.example"
     assert f"secret-body-{tag}" not in raw.data.decode()
-    queued = await js.get_last_msg("NOTIFICATION_EVENTS", f"events.notification.{reply['message_id']}.MessageQueued")
+    queued = await js.get_last_msg(
+        "NOTIFICATION_EVENTS", f"events.notification.{reply['message_id']}.MessageQueued"
+    )
     assert json.loads(queued.data)["data"]["recipients"] == 1
 
 
 async def test_unknown_placeholder_is_a_validation_error(nc: NatsClient, smtp: SmtpServer) -> None:
     await use_smtp(nc, smtp.port)
-    reply = await call(nc, "notifier.cmd.send", email_to([str(uuid.uuid4())], body="{{customer.__class__}} {{x}}"))
+    reply = await call(
+        nc, "notifier.cmd.send", email_to([str(uuid.uuid4())], body="{{customer.__class__}} {{x}}")
+    )
     assert reply["error"]["code"] == "validation_error"
     assert "unknown placeholder" in reply["error"]["details"][0]["message"]
 
@@ -150,7 +189,9 @@ async def test_a_retried_command_queues_nothing_new(
     tag = uuid.uuid4().hex[:8]
     (c,) = customers.add(card(f"Idem {tag}", [contact("Ida", f"ida-{tag}@idem.example")]))
     body = email_to([c["id"]], meta={"command_id": f"cmd-{tag}"})
-    first, second = await asyncio.gather(call(nc, "notifier.cmd.send", body), call(nc, "notifier.cmd.send", body))
+    first, second = await asyncio.gather(
+        call(nc, "notifier.cmd.send", body), call(nc, "notifier.cmd.send", body)
+    )
     assert first == second
     await settled(nc, first["message_id"])
     await asyncio.sleep(0.5)
@@ -177,8 +218,9 @@ async def test_smtp_down_then_up_delivers_after_retries(nc: NatsClient, customer
     port = free_port()
     await use_smtp(nc, port)  # nothing listens there yet
     tag = uuid.uuid4().hex[:8]
-    cards = customers.add(*[card(f"Down {tag} {i}", [contact(f"C{i}", f"c{i}-{tag}@down.example")])
-                            for i in range(5)])
+    cards = customers.add(
+        *[card(f"Down {tag} {i}", [contact(f"C{i}", f"c{i}-{tag}@down.example")]) for i in range(5)]
+    )
     reply = await call(nc, "notifier.cmd.send", email_to([c["id"] for c in cards]))
 
     async def retrying() -> bool:
@@ -202,10 +244,19 @@ async def test_sms_broadcast_and_a_bad_number_fails_without_a_retry_storm(
     bad = "+15550009999"
     twilio.bad_numbers.add(bad)
     tag = uuid.uuid4().hex[:8]
-    (c,) = customers.add(card(f"Sms {tag}", [contact("Kim", None, "+15550001001"), contact("Lou", None, bad),
-                                             contact("Max", f"max-{tag}@x.example", None)]))
-    reply = await call(nc, "notifier.cmd.send", {"channel": "sms", "body": "Hi {{contact.name}}",
-                                                 "customer_ids": [c["id"]]})
+    (c,) = customers.add(
+        card(
+            f"Sms {tag}",
+            [
+                contact("Kim", None, "+15550001001"),
+                contact("Lou", None, bad),
+                contact("Max", f"max-{tag}@x.example", None),
+            ],
+        )
+    )
+    reply = await call(
+        nc, "notifier.cmd.send", {"channel": "sms", "body": "Hi {{contact.name}}", "customer_ids": [c["id"]]}
+    )
     assert reply["recipients"] == 2
     final = await settled(nc, reply["message_id"])
     by_to = {i["to"]: i for i in final["items"]}
@@ -220,11 +271,14 @@ async def test_sms_broadcast_and_a_bad_number_fails_without_a_retry_storm(
 async def test_broadcast_by_board_filter(nc: NatsClient, customers: FakeCustomers, smtp: SmtpServer) -> None:
     await use_smtp(nc, smtp.port)
     tag = uuid.uuid4().hex[:8]
-    customers.add(card(f"F1 {tag}", [contact("A", f"a-{tag}@f.example")], tags=[tag]),
-                  card(f"F2 {tag}", [contact("B", f"b-{tag}@f.example")], tags=[tag]),
-                  card(f"F3 {tag}", [contact("C", f"c-{tag}@f.example")]))
-    reply = await call(nc, "notifier.cmd.send", {"channel": "email", "subject": "s", "body": "b",
-                                                 "filter": {"tag": [tag]}})
+    customers.add(
+        card(f"F1 {tag}", [contact("A", f"a-{tag}@f.example")], tags=[tag]),
+        card(f"F2 {tag}", [contact("B", f"b-{tag}@f.example")], tags=[tag]),
+        card(f"F3 {tag}", [contact("C", f"c-{tag}@f.example")]),
+    )
+    reply = await call(
+        nc, "notifier.cmd.send", {"channel": "email", "subject": "s", "body": "b", "filter": {"tag": [tag]}}
+    )
     assert reply["recipients"] == 2
     await settled(nc, reply["message_id"])
     assert set(smtp.inbox.per_recipient()) == {f"a-{tag}@f.example", f"b-{tag}@f.example"}

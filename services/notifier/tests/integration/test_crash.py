@@ -34,7 +34,12 @@ class NotifierProcess:
     async def start(self, nc: NatsClient) -> None:
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "notifier", env=self.env, stdout=log, stderr=log,
+                sys.executable,
+                "-m",
+                "notifier",
+                env=self.env,
+                stdout=log,
+                stderr=log,
                 stdin=asyncio.subprocess.DEVNULL,
             )
 
@@ -70,10 +75,15 @@ async def notifier(
     nats_url: str, make_database: Any, secret_key: str, customers: FakeCustomers, tmp_path: Path
 ) -> AsyncIterator[NotifierProcess]:
     env = os.environ | {
-        "PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": await make_database(),
-        "PATCHBAY_SECRET_KEY": secret_key, "PATCHBAY_DATA_DIR": str(tmp_path / "data"),
-        "PATCHBAY_LOG_FORMAT": "json", "PATCHBAY_LOG_LEVEL": "DEBUG", "PATCHBAY_RETRY_BASE_S": "0.2",
-        "PATCHBAY_RECOVERY_INTERVAL_S": "0.5", "PATCHBAY_IDLE_POLL_S": "0.1",
+        "PATCHBAY_NATS_URL": nats_url,
+        "PATCHBAY_DATABASE_URL": await make_database(),
+        "PATCHBAY_SECRET_KEY": secret_key,
+        "PATCHBAY_DATA_DIR": str(tmp_path / "data"),
+        "PATCHBAY_LOG_FORMAT": "json",
+        "PATCHBAY_LOG_LEVEL": "DEBUG",
+        "PATCHBAY_RETRY_BASE_S": "0.2",
+        "PATCHBAY_RECOVERY_INTERVAL_S": "0.5",
+        "PATCHBAY_IDLE_POLL_S": "0.1",
     }
     process = NotifierProcess(env, tmp_path / "notifier.log")
     yield process
@@ -93,23 +103,42 @@ async def test_kill_9_in_the_middle_of_a_broadcast_sends_each_recipient_exactly_
     notifier: NotifierProcess, nats: NatsClient, customers: FakeCustomers, smtp: SmtpServer
 ) -> None:
     await notifier.start(nats)
-    reply = await call(nats, "notifier.cmd.settings.email", {
-        "from_address": "noc@carrier.example", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
-        "security": "none",
-    })
+    reply = await call(
+        nats,
+        "notifier.cmd.settings.email",
+        {
+            "from_address": "noc@carrier.example",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "security": "none",
+        },
+    )
     assert "error" not in reply, reply
     tag = uuid.uuid4().hex[:8]
-    cards = customers.add(*[
-        card(f"Kill {tag} {i}", [contact(f"C{i}-{j}", f"c{i}-{j}-{tag}@kill.example") for j in range(10)])
-        for i in range(100)
-    ])
-    sent = await call(nats, "notifier.cmd.send", {
-        "channel": "email", "subject": "Notice for {{customer.name}}", "body": "Hello {{contact.name}}",
-        "customer_ids": [c["id"] for c in cards],
-    }, timeout=30)
+    cards = customers.add(
+        *[
+            card(f"Kill {tag} {i}", [contact(f"C{i}-{j}", f"c{i}-{j}-{tag}@kill.example") for j in range(10)])
+            for i in range(100)
+        ]
+    )
+    sent = await call(
+        nats,
+        "notifier.cmd.send",
+        {
+            "channel": "email",
+            "subject": "Notice for {{customer.name}}",
+            "body": "Hello {{contact.name}}",
+            "customer_ids": [c["id"] for c in cards],
+        },
+        timeout=30,
+    )
     assert sent["recipients"] == 1000, sent
-    await wait_for(lambda: smtp.inbox.count() >= 300, timeout=60, interval=0.005,
-                   message="a third of the broadcast to arrive")
+    await wait_for(
+        lambda: smtp.inbox.count() >= 300,
+        timeout=60,
+        interval=0.005,
+        message="a third of the broadcast to arrive",
+    )
     await notifier.kill()
     at_kill = smtp.inbox.count()
     assert at_kill < 1000, "the broadcast finished before the kill: nothing was tested"
@@ -128,21 +157,36 @@ async def test_password_messages_never_reach_logs_or_events(
     notifier: NotifierProcess, nats: NatsClient, smtp: SmtpServer, secret_key: str
 ) -> None:
     await notifier.start(nats)
-    reply = await call(nats, "notifier.cmd.settings.email", {
-        "from_address": "noc@carrier.example", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
-        "security": "none", "smtp_username": None, "smtp_password": "smtp-pw-" + uuid.uuid4().hex,
-    })
+    reply = await call(
+        nats,
+        "notifier.cmd.settings.email",
+        {
+            "from_address": "noc@carrier.example",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "security": "none",
+            "smtp_username": None,
+            "smtp_password": "smtp-pw-" + uuid.uuid4().hex,
+        },
+    )
     assert "error" not in reply and reply["smtp_password"] is None and reply["smtp_password_set"]
     password = "Pw-" + uuid.uuid4().hex
     to = f"new-{uuid.uuid4().hex[:8]}@contact.example"
     message = SystemMessage(
-        notification_id=str(uuid.uuid4()), channel="email", template="contact_password", to=to,
-        variables={"contact_name": "Nia", "customer_name": "Acme"}, sealed_secret=Sealer(secret_key).seal(password),
+        notification_id=str(uuid.uuid4()),
+        channel="email",
+        template="contact_password",
+        to=to,
+        variables={"contact_name": "Nia", "customer_name": "Acme"},
+        sealed_secret=Sealer(secret_key).seal(password),
     )
     js = nats.jetstream()
     for copy in range(2):  # the same notification twice (past the dedup window): still one e-mail
-        await js.publish(message.subject, message.model_dump_json().encode(),
-                         headers={"Nats-Msg-Id": f"{message.notification_id}-{copy}"})
+        await js.publish(
+            message.subject,
+            message.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": f"{message.notification_id}-{copy}"},
+        )
     await wait_for(lambda: smtp.inbox.to(to), timeout=20, message="the password e-mail")
     got = smtp.inbox.to(to)[0]
     assert password in got.body and "Hello Nia" in got.body

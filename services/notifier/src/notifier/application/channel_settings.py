@@ -38,7 +38,7 @@ def _result(outcome: Outcome) -> TestResult:
     return TestResult(
         delivered=outcome.kind is OutcomeKind.SENT,
         provider_id=outcome.provider_id,
-        error=outcome.error,
+        reason=outcome.error,
         permanent=outcome.kind is OutcomeKind.PERMANENT,
     )
 

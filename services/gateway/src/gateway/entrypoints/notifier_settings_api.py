@@ -1,0 +1,178 @@
+"""E-mail and SMS settings (admin only): secrets write-only, test messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from gateway.auth.roles import Permission
+from gateway.dependencies import Caller, caller, correlation_id, expected_version, require
+from gateway.entrypoints.messages_api import notifier
+from gateway.errors import COMMON_ERRORS, PRECONDITION_DOC
+
+router = APIRouter(prefix="/v1/settings", tags=["settings"], responses=COMMON_ERRORS)
+
+Admin = Annotated[Caller, Depends(caller(Permission.SETTINGS_WRITE))]
+Version = Annotated[int | None, Depends(expected_version)]
+READ_AS_ADMIN = [Depends(require(Permission.SETTINGS_WRITE))]
+TEST_TIMEOUT_S = 45.0
+
+
+class EmailSettingsWrite(BaseModel):
+    """`PUT /v1/settings/email`: omit `smtp_password` to keep the stored one, `""` to clear it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_address: EmailStr
+    from_name: str = ""
+    smtp_host: str
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, json_schema_extra={"writeOnly": True})
+    security: Literal["none", "starttls", "tls"] = "starttls"
+
+
+class EmailSettingsRead(BaseModel):
+    """The e-mail settings: the password is never shown, only whether one is set."""
+
+    from_address: str | None
+    from_name: str
+    smtp_host: str | None
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: None = None
+    smtp_password_set: bool
+    security: Literal["none", "starttls", "tls"]
+    version: int
+    updated_at: datetime | None
+
+
+class SmsSettingsWrite(BaseModel):
+    """`PUT /v1/settings/sms`: omit `auth_token` to keep the stored one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_sid: str
+    auth_token: str | None = Field(default=None, json_schema_extra={"writeOnly": True})
+    from_number: str
+    api_base_url: str = "https://api.twilio.com"
+
+
+class SmsSettingsRead(BaseModel):
+    """The SMS settings: the auth token is never shown."""
+
+    account_sid: str | None
+    auth_token: None = None
+    auth_token_set: bool
+    from_number: str | None
+    api_base_url: str
+    version: int
+    updated_at: datetime | None
+
+
+class TestMessage(BaseModel):
+    """Where to send the test message (an e-mail address or an E.164 number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str
+
+
+class TestOutcome(BaseModel):
+    """What the provider said."""
+
+    delivered: bool
+    provider_id: str | None
+    reason: str | None
+    permanent: bool
+
+
+def _json(data: bytes) -> Response:
+    head = json.loads(data)
+    headers = {"ETag": f'"{head["version"]}"'} if "version" in head else {}
+    return Response(data, media_type="application/json", headers=headers)
+
+
+async def _ask(
+    request: Request, subject: str, body: dict[str, Any], cid: str, timeout_s: float | None = None
+) -> bytes:
+    payload = json.dumps(body, separators=(",", ":"), default=str).encode()
+    return await notifier(request, timeout_s).request(subject, payload, correlation_id=cid)
+
+
+@router.get("/email", response_model=EmailSettingsRead, dependencies=READ_AS_ADMIN, summary="E-mail settings")
+async def get_email_settings(request: Request) -> Response:
+    """From address and name, SMTP server and security; never the password."""
+    return _json(await _ask(request, "notifier.query.settings.email", {}, correlation_id(request)))
+
+
+@router.put(
+    "/email",
+    response_model=EmailSettingsRead,
+    responses={412: PRECONDITION_DOC},
+    summary="Change the e-mail settings",
+)
+async def put_email_settings(
+    request: Request, body: EmailSettingsWrite, who: Admin, version: Version
+) -> Response:
+    """Replace the settings; the password is sealed at rest and never shown again."""
+    payload = {
+        "meta": who.meta(),
+        "expected_version": version,
+        **body.model_dump(mode="json", exclude_unset=True),
+    }
+    return _json(await _ask(request, "notifier.cmd.settings.email", payload, who.correlation_id))
+
+
+@router.post("/email/test", response_model=TestOutcome, summary="Send a test e-mail")
+async def test_email(request: Request, body: TestMessage, who: Admin) -> Response:
+    """Send one e-mail now with the stored settings; the answer says what the SMTP server said."""
+    data = await _ask(
+        request,
+        "notifier.cmd.settings.email.test",
+        {"meta": who.meta(), "to": body.to},
+        who.correlation_id,
+        TEST_TIMEOUT_S,
+    )
+    return Response(data, media_type="application/json")
+
+
+@router.get("/sms", response_model=SmsSettingsRead, dependencies=READ_AS_ADMIN, summary="SMS settings")
+async def get_sms_settings(request: Request) -> Response:
+    """Twilio account, sender number and API base URL; never the auth token."""
+    return _json(await _ask(request, "notifier.query.settings.sms", {}, correlation_id(request)))
+
+
+@router.put(
+    "/sms",
+    response_model=SmsSettingsRead,
+    responses={412: PRECONDITION_DOC},
+    summary="Change the SMS settings",
+)
+async def put_sms_settings(
+    request: Request, body: SmsSettingsWrite, who: Admin, version: Version
+) -> Response:
+    """Replace the settings; the auth token is sealed at rest and never shown again."""
+    payload = {
+        "meta": who.meta(),
+        "expected_version": version,
+        **body.model_dump(mode="json", exclude_unset=True),
+    }
+    return _json(await _ask(request, "notifier.cmd.settings.sms", payload, who.correlation_id))
+
+
+@router.post("/sms/test", response_model=TestOutcome, summary="Send a test SMS")
+async def test_sms(request: Request, body: TestMessage, who: Admin) -> Response:
+    """Send one SMS now with the stored settings; the answer says what Twilio said."""
+    data = await _ask(
+        request,
+        "notifier.cmd.settings.sms.test",
+        {"meta": who.meta(), "to": body.to},
+        who.correlation_id,
+        TEST_TIMEOUT_S,
+    )
+    return Response(data, media_type="application/json")
