@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -36,13 +37,26 @@ UPSERT_SQL = (
 )
 
 
+WORD = re.compile(r"\w+")
+
+
 def search_text(state: CustomerState) -> str:
-    """What free-text search looks at: name, website, tags, contact names and e-mails."""
+    """What free-text search looks at: name, website, tags, contact names and e-mails.
+
+    Each value is kept whole and also split into words, so `acme` finds `ops@acme.example`.
+    """
     f = state.fields
     parts = [f["name"], f.get("website") or "", " ".join(f["tags"])]
     for contact in state.contacts:
         parts.extend([str(contact.get("name") or ""), str(contact.get("email") or "")])
-    return " ".join(p for p in parts if p).lower()
+    text = " ".join(p for p in parts if p).lower()
+    return f"{text} {' '.join(WORD.findall(text))}"
+
+
+def search_query(q: str) -> str | None:
+    """The tsquery of a search box: every word as a prefix, all required."""
+    words = WORD.findall(q.lower())
+    return " & ".join(f"{w}:*" for w in words) or None
 
 
 def row(state: CustomerState, card_json: str) -> dict[str, Any]:
@@ -123,11 +137,8 @@ async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> bytes:
         args.append(value)
         return f"${len(args)}"
 
-    if query.q and query.q.strip():
-        term = query.q.strip().lower()
-        for special in ("\\", "%", "_"):
-            term = term.replace(special, "\\" + special)
-        where.append(f"search LIKE {arg('%' + term + '%')}")
+    if query.q and (tsquery := search_query(query.q)):
+        where.append(f"search_vector @@ to_tsquery('simple', {arg(tsquery)})")
     if query.status:
         where.append(f"status = ANY({arg(query.status)}::text[])")
     if query.tag:
