@@ -23,9 +23,8 @@ import httpx
 import nats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import CpuMeter, closed_loop, process, servers, wait_answering  # noqa: E402
-
-from shared.embedded import free_port  # noqa: E402
+from _harness import CpuMeter, closed_loop, process, servers, wait_answering
+from shared.embedded import free_port
 
 
 async def wait_http(url: str, timeout: float = 60) -> None:
