@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -13,7 +14,10 @@ from shared.secrets import Sealer
 
 sys.path.insert(0, str(Path(__file__).parent))  # the testkit module beside this file
 
+from nats.aio.client import Client as NatsClient
+from notifier.bootstrap import NotifierService, NotifierSettings, start
 from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer
+from shared.testing.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +52,45 @@ async def customers(nats_url: str) -> AsyncIterator[FakeCustomers]:
     yield fake
     await fake.stop()
     await nc.drain()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def service(
+    nats_url: str,
+    make_database: Any,
+    secret_key: str,
+    customers: FakeCustomers,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[NotifierService]:
+    """The notifier in-process on a fresh database, with short retries (one per test module)."""
+    settings = NotifierSettings(
+        nats_url=nats_url,
+        database_url=await make_database(),
+        secret_key=secret_key,
+        retry_base_s=0.2,
+        retry_max_s=1.0,
+        max_attempts=6,
+        idle_poll_s=0.1,
+        recovery_interval_s=0.5,
+        journal_dir=Path(tmp_path_factory.mktemp("journal")),
+        email_workers=2,
+        sms_workers=2,
+    )
+    svc = await start(settings)
+    yield svc
+    await svc.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def nc(service: NotifierService, nats: NatsClient) -> NatsClient:
+    """A client the notifier already answers."""
+
+    async def answers() -> bool:
+        try:
+            await nats.request("notifier.query.settings.email", b"{}", timeout=0.5)
+            return True
+        except Exception:
+            return False
+
+    await wait_for(answers, timeout=10, message="the notifier never answered")
+    return nats

@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from shared.testing.waiting import wait_for
 
 
 async def call(nc: NatsClient, subject: str, payload: dict[str, Any], timeout: float = 10.0) -> Any:
@@ -240,3 +241,51 @@ class FakeCustomers:
         """Unsubscribe."""
         for sub in self.subs:
             await sub.unsubscribe()
+
+
+async def use_smtp(nc: NatsClient, port: int) -> None:
+    """Point the e-mail settings at a local SMTP port."""
+    reply = await call(
+        nc,
+        "notifier.cmd.settings.email",
+        {
+            "from_address": "noc@carrier.example",
+            "from_name": "Carrier NOC",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "security": "none",
+        },
+    )
+    assert "error" not in reply, reply
+
+
+async def use_twilio(nc: NatsClient, twilio: FakeTwilio) -> None:
+    """Point the SMS settings at the Twilio double."""
+    reply = await call(
+        nc,
+        "notifier.cmd.settings.sms",
+        {
+            "account_sid": "AC" + "1" * 32,
+            "auth_token": "tok-" + uuid.uuid4().hex,
+            "from_number": "+15550001111",
+            "api_base_url": twilio.base_url,
+        },
+    )
+    assert "error" not in reply, reply
+
+
+async def status(nc: NatsClient, message_id: str) -> dict[str, Any]:
+    """A message's delivery status."""
+    reply = await call(nc, "notifier.query.message", {"message_id": message_id})
+    assert "error" not in reply, reply
+    return dict(reply)
+
+
+async def settled(nc: NatsClient, message_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    """Wait until no recipient of the message is queued, sending or retrying."""
+
+    async def done() -> dict[str, Any] | None:
+        s = await status(nc, message_id)
+        return s if s["counts"]["sent"] + s["counts"]["failed"] == s["recipients"] else None
+
+    return await wait_for(done, timeout=timeout, interval=0.1, message=f"message {message_id} to settle")

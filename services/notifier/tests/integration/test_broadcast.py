@@ -3,107 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from nats.aio.client import Client as NatsClient
-from notifier.bootstrap import NotifierService, NotifierSettings, start
-from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer, call, card, contact
+from notifier_testkit import (
+    FakeCustomers,
+    FakeTwilio,
+    SmtpServer,
+    call,
+    card,
+    contact,
+    settled,
+    status,
+    use_smtp,
+    use_twilio,
+)
 from shared.embedded import free_port
 from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def service(
-    nats_url: str,
-    make_database: Any,
-    secret_key: str,
-    customers: FakeCustomers,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[NotifierService]:
-    settings = NotifierSettings(
-        nats_url=nats_url,
-        database_url=await make_database(),
-        secret_key=secret_key,
-        retry_base_s=0.2,
-        retry_max_s=1.0,
-        max_attempts=6,
-        idle_poll_s=0.1,
-        recovery_interval_s=0.5,
-        journal_dir=Path(tmp_path_factory.mktemp("journal")),
-        email_workers=2,
-        sms_workers=2,
-    )
-    svc = await start(settings)
-    yield svc
-    await svc.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def nc(service: NotifierService, nats: NatsClient) -> NatsClient:
-    """A client the notifier already answers."""
-
-    async def answers() -> bool:
-        try:
-            await nats.request("notifier.query.settings.email", b"{}", timeout=0.5)
-            return True
-        except Exception:
-            return False
-
-    await wait_for(answers, timeout=10, message="the notifier never answered")
-    return nats
-
-
-async def use_smtp(nc: NatsClient, port: int) -> None:
-    reply = await call(
-        nc,
-        "notifier.cmd.settings.email",
-        {
-            "from_address": "noc@carrier.example",
-            "from_name": "Carrier NOC",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": port,
-            "security": "none",
-        },
-    )
-    assert "error" not in reply, reply
-
-
-async def use_twilio(nc: NatsClient, twilio: FakeTwilio) -> None:
-    reply = await call(
-        nc,
-        "notifier.cmd.settings.sms",
-        {
-            "account_sid": "AC" + "1" * 32,
-            "auth_token": "tok-" + uuid.uuid4().hex,
-            "from_number": "+15550001111",
-            "api_base_url": twilio.base_url,
-        },
-    )
-    assert "error" not in reply, reply
-
-
-async def status(nc: NatsClient, message_id: str) -> dict[str, Any]:
-    reply = await call(nc, "notifier.query.message", {"message_id": message_id})
-    assert "error" not in reply, reply
-    return dict(reply)
-
-
-async def settled(nc: NatsClient, message_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    """Wait until no recipient of the message is queued, sending or retrying."""
-
-    async def done() -> dict[str, Any] | None:
-        s = await status(nc, message_id)
-        return s if s["counts"]["sent"] + s["counts"]["failed"] == s["recipients"] else None
-
-    return await wait_for(done, timeout=timeout, interval=0.1, message=f"message {message_id} to settle")
 
 
 def email_to(
@@ -266,6 +188,8 @@ async def test_sms_broadcast_and_a_bad_number_fails_without_a_retry_storm(
     await asyncio.sleep(1.0)  # a retry storm would show up here
     assert len(twilio.to(bad)) == 1 and len(twilio.to("+15550001001")) == 1
     assert twilio.to("+15550001001")[0]["Body"] == "Hi Kim"
+    expected = base64.b64encode(b"AC" + b"1" * 32 + b":").decode()
+    assert all(a.startswith("Basic " + expected[:40]) for a in twilio.auth_seen)
 
 
 async def test_broadcast_by_board_filter(nc: NatsClient, customers: FakeCustomers, smtp: SmtpServer) -> None:

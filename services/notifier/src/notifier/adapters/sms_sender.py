@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,13 @@ class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         self.before_request: Callable[[], None] | None = None
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        """Rewrite the host, note the handover, then send."""
+        """Rewrite the host, put the credentials in a header, note the handover, then send."""
         if url.startswith(TWILIO_HOST):
             url = self.base_url + url[len(TWILIO_HOST) :]
+        auth = kwargs.pop("auth", None)
+        if auth is not None:  # aiohttp deprecates its `auth=`: the same Basic header, made here
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Basic {token}"}
         callback, self.before_request = self.before_request, None
         if callback is not None:
             callback()
