@@ -76,8 +76,12 @@ class ReportingService:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # not drain(): a pull subscription whose consumer task is gone may hold messages that
+        # nobody will read, and drain() would wait for them until its timeout
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            await self.nc.flush(timeout=2)
+        with contextlib.suppress(Exception):
+            await self.nc.close()
         await self.pool.close()
 
 

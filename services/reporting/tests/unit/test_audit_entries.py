@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from shared.envelope import Actor, EventEnvelope, Metadata
-
 from reporting.domain.audit import action_of, diff_of, entry_of, redact
+from shared.envelope import Actor, EventEnvelope, Metadata
 
 
 def test_actions_come_from_the_type_name() -> None:

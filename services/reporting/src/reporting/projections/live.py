@@ -53,6 +53,8 @@ class LiveProjection:
             if msgs:
                 bind_from_headers(msgs[-1].headers)
             items, last = decode_batch(self.projection, source.stream, msgs)
+            if not items:
+                return  # fetch can answer an empty batch: nothing to write, no checkpoint to move
             await self.projection.write(self.pool, self.tables, source.stream, items, last)
 
         return handle

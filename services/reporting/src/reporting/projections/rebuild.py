@@ -102,12 +102,15 @@ class Rebuilder:
 
     async def _replay_all(self) -> None:
         targets = {}
+        counts = {}
         for source in self.projection.sources:
             targets[source.stream] = (await self.js.stream_info(source.stream)).state.last_seq
-            self.total += await pending_count(self.js, source.stream, source.subjects, 1)
+            counts[source.stream] = await pending_count(self.js, source.stream, source.subjects, 1)
+        self.total += sum(counts.values())
         self._report()
         for source in self.projection.sources:
-            await self._replay(source, 1, targets[source.stream], self.pool)
+            if counts[source.stream]:
+                await self._replay(source, 1, targets[source.stream], self.pool)
 
     async def _catch_up(self, rounds: int = 3) -> None:
         """Read what arrived during the replay, so the switch-over has little left to do."""
@@ -117,8 +120,10 @@ class Rebuilder:
             for source in self.projection.sources:
                 last = (await self.js.stream_info(source.stream)).state.last_seq
                 start = done.get(source.stream, 0) + 1
-                if last >= start:
-                    n = await pending_count(self.js, source.stream, source.subjects, start)
+                if last < start:
+                    continue
+                n = await pending_count(self.js, source.stream, source.subjects, start)
+                if n:
                     self.total += n
                     behind += n
                     await self._replay(source, start, last, self.pool)
@@ -155,7 +160,8 @@ class Rebuilder:
         async def write() -> None:
             while (item := await queue.get()) is not None:
                 items, last, count = item
-                await self.projection.write(conn, self.next, source.stream, items, last)
+                if items:
+                    await self.projection.write(conn, self.next, source.stream, items, last)
                 self.done += count
                 self._report()
                 if time.monotonic() - self._recorded > 1.0:
@@ -184,11 +190,12 @@ class Rebuilder:
         decode = self.projection.decode
         for msg in msgs:
             seq = msg.metadata.sequence.stream
-            last = seq
             try:
                 items.append(decode(stream, seq, msg.subject, msg.data))
             except (ValidationError, ValueError, UnicodeDecodeError):
                 self.skipped += 1  # the live consumer dead-lettered it; skip it here too
+                continue
+            last = seq  # the checkpoint is the last message applied, as the live consumer's is
         return items, last
 
     def _report(self) -> None:

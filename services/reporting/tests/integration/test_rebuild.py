@@ -1,0 +1,141 @@
+"""Rebuild: a rebuilt projection equals the live one row for row, also when switched over under load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from reporting.bootstrap import ReportingService, all_projections
+from reporting.projections.rebuild import Rebuilder
+from reporting.settings import ReportingSettings
+from shared.testing.waiting import wait_for
+
+from .conftest import call, cdr, create_customer, publish
+
+pytestmark = pytest.mark.servers
+Snapshot = dict[str, list[tuple[str, ...]]]
+
+
+async def snapshot(service: ReportingService) -> Snapshot:
+    """Every row of every projection table, as sorted text tuples."""
+    out: Snapshot = {}
+    async with service.pool.acquire() as conn:
+        for projection in all_projections():
+            for table in projection.tables:
+                rows = await conn.fetch(f"SELECT * FROM {table}")
+                out[table] = sorted(tuple(str(v) for v in r.values()) for r in rows)
+    return out
+
+
+async def quiesce(nc: NatsClient) -> None:
+    """Wait until every projection consumer has handled everything and nothing new arrives."""
+    last: list[Any] = [None]
+
+    async def settled() -> bool:
+        lag = await call(nc, "reporting.query.lag", {})
+        state = [(s["stream"], s["stream_last_seq"], s["checkpoint"]) for s in lag["streams"]]
+        quiet = all(s["behind"] == 0 for s in lag["streams"]) and state == last[0]
+        last[0] = state
+        return quiet
+
+    await wait_for(settled, timeout=30, interval=0.3, message="projections caught up")
+
+
+async def workload(nc: NatsClient, rounds: int, customers: list[str]) -> None:
+    """Customer changes, call starts and records (some twice), payments, other streams' events."""
+    js = nc.jetstream()
+    rng = random.Random(rounds)
+    for i in range(rounds):
+        if i % 10 == 0:
+            customers.append((await create_customer(nc, tax="5"))["id"])
+        cid = rng.choice(customers)
+        await call(nc, "customer.cmd.update", {"customer_id": cid, "changes": {"notes": f"n{i}",
+                                                                                "channels": i % 7}})
+        started = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(60 * 24 * 40))
+        record = cdr(cid, started, disposition=rng.choice(["answered", "answered", "busy", "failed"]),
+                     duration_s=rng.randrange(1, 900), charge=f"{rng.randrange(1, 9999) / 10000:.4f}",
+                     cost=f"{rng.randrange(1, 5000) / 10000:.4f}", pdd_ms=rng.choice([None, 900, 2500]))
+        await publish(js, f"calls.started.{cid}", {k: record[k] for k in ("call_id", "customer_id", "started_at")})
+        await publish(js, f"calls.cdr.{cid}", record)
+        if i % 5 == 0:
+            await publish(js, f"calls.cdr.{cid}", record)  # a duplicate
+            await publish(js, f"billing.payments.{cid}", {
+                "payment_id": uuid.uuid4().hex, "customer_id": cid, "amount": "1.5", "currency": "USD",
+                "received_at": started.isoformat()})
+        if i % 3 == 0:
+            await publish(js, f"calls.started.{cid}", {
+                "call_id": uuid.uuid4().hex, "customer_id": cid, "started_at": datetime.now(UTC).isoformat()})
+    await js.publish(f"calls.cdr.{customers[0]}", b'{"poison": true}')
+
+
+async def test_rebuild_from_the_cli_equals_the_live_projection(
+    nc: NatsClient, reporting: ReportingService, reporting_settings: ReportingSettings
+) -> None:
+    customers: list[str] = []
+    await workload(nc, 60, customers)
+    cid = customers[0]
+    await quiesce(nc)
+    before = await snapshot(reporting)
+    assert len(before["audit_log"]) > 60 and len(before["call_records"]) == 60
+    env = os.environ | {"PATCHBAY_NATS_URL": reporting_settings.nats_url,
+                        "PATCHBAY_DATABASE_URL": reporting_settings.database_url, "PATCHBAY_LOG_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reporting", "rebuild", "all", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert out.decode().count("switched over") == 3, out.decode()
+    assert b"rebuild audit" in err  # the progress bar
+    after = await snapshot(reporting)
+    assert after == before
+    lag = await call(nc, "reporting.query.lag", {})
+    assert {r["projection"]: r["state"] for r in lag["rebuilds"]} == {
+        "audit": "switched", "summaries": "switched", "payments": "switched"}
+    assert all(r["done"] == r["total"] for r in lag["rebuilds"])
+    # the service goes on with the new tables
+    await workload(nc, 5, customers)
+    await quiesce(nc)
+    assert "error" not in await call(nc, "reporting.query.summary", {"customer_id": cid})
+
+
+async def test_switch_over_under_load_loses_and_doubles_nothing(
+    nc: NatsClient, reporting: ReportingService
+) -> None:
+    customers: list[str] = []
+    await workload(nc, 30, customers)
+    await quiesce(nc)
+    stop = asyncio.Event()
+    answered = 0
+
+    async def traffic() -> None:
+        while not stop.is_set():
+            await workload(nc, 10, customers)
+
+    async def readers() -> None:
+        nonlocal answered
+        while not stop.is_set():
+            reply = await call(nc, "reporting.query.summary", {"customer_id": customers[0], "period": "monthly",
+                                                               "from": "2030-01-01", "to": "2030-03-31"})
+            assert "error" not in reply, reply
+            answered += 1
+            await asyncio.sleep(0.01)
+
+    tasks = [asyncio.create_task(traffic()), asyncio.create_task(readers())]
+    js = reporting.nc.jetstream()
+    for projection in all_projections():
+        await Rebuilder(reporting.pool, js, projection, batch=50).run()
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert answered > 0
+    await quiesce(nc)
+    live = await snapshot(reporting)
+    for projection in all_projections():
+        await Rebuilder(reporting.pool, js, projection).run()
+    assert await snapshot(reporting) == live
