@@ -9,7 +9,10 @@ from urllib.parse import quote
 from notifier.domain.rendering import render
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
-OFFERED = ("contact_name", "customer_name", "link", "secret")
+# the values the producers send (customer: contact_name, customer_name, login_email, portal_url;
+# verification: contact_name, expires_minutes, link_base), the link made from link_base, the secret
+OFFERED = ("contact_name", "customer_name", "login_email", "portal_url", "expires_minutes", "link", "secret")
+DEFAULTS = {"expires_minutes": "10"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,8 @@ def load(name: str, channel: str, directory: Path = TEMPLATE_DIR) -> Template:
 
 def values(variables: dict[str, str], secret: str | None) -> dict[str, str]:
     """What a system template may use: the producer's variables (only the offered ones) and the secret."""
-    out = {name: "" for name in OFFERED}
-    out.update({k: v for k, v in variables.items() if k in OFFERED})
+    out = {name: DEFAULTS.get(name, "") for name in OFFERED}
+    out.update({k: v for k, v in variables.items() if k in OFFERED and v})
     if not out["link"] and variables.get("link_base") and secret:
         out["link"] = variables["link_base"] + quote(secret)
     out["secret"] = secret or ""
