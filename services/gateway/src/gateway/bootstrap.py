@@ -15,7 +15,7 @@ from nats.aio.client import Client as NatsClient
 from shared.migrations import migrate
 
 from gateway.auth.tokens import TokenCache, TokenStore
-from gateway.entrypoints import board, customers, health, settings_api, tokens_api
+from gateway.entrypoints import board, customers, health, reporting_api, settings_api, tokens_api
 from gateway.entrypoints import messages_api, notifier_settings_api
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
@@ -98,6 +98,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (health, customers, board, settings_api, tokens_api):
         app.include_router(module.router)
+    app.include_router(reporting_api.router)
     for notifier_module in (messages_api, notifier_settings_api):
         app.include_router(notifier_module.router)
     return app

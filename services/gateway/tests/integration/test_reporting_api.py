@@ -1,0 +1,147 @@
+"""Reporting through the gateway: the real reporting and customer services in-process, roles, CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import nats
+import pytest
+import pytest_asyncio
+from customer.bootstrap import CustomerSettings
+from customer.bootstrap import start as start_customer
+from reporting.bootstrap import start as start_reporting
+from reporting.settings import ReportingSettings
+from shared.testing.waiting import wait_for
+
+pytestmark = pytest.mark.servers
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def services(gateway: Any, module_nats_url: str, make_database: Any) -> AsyncIterator[None]:
+    """The customer and reporting services on the gateway's NATS, each on a fresh database."""
+    customer = await start_customer(CustomerSettings(nats_url=module_nats_url, database_url=await make_database()))
+    reporting = await start_reporting(ReportingSettings(
+        nats_url=module_nats_url, database_url=await make_database(), durable_prefix=f"gw{uuid.uuid4().hex[:8]}"))
+
+    async def answers() -> bool:
+        reply = await gateway.client.get("/v1/reporting/lag")
+        return reply.status_code == 200
+
+    await wait_for(answers, timeout=10, message="the reporting service behind the gateway")
+    yield
+    await reporting.stop()
+    try:
+        await asyncio.wait_for(customer.stop(), 5)
+    except TimeoutError:
+        await customer.nc.close()
+        customer.pool.terminate()
+
+
+@pytest.fixture
+def client(gateway: Any, services: None) -> Any:
+    """The admin client, once the services answer."""
+    return gateway.client
+
+
+async def new_customer(client: Any, **fields: Any) -> dict[str, Any]:
+    reply = await client.post("/v1/customers", json={"name": f"rep-{uuid.uuid4().hex[:10]}", **fields})
+    assert reply.status_code == 201, reply.text
+    return dict(reply.json())
+
+
+async def publish_calls(gateway: Any, customer_id: str, days_ago: int = 2) -> str:
+    """Three calls on a past day; return that day."""
+    nc = await nats.connect(gateway.settings.nats_url)
+    js = nc.jetstream()
+    start = (datetime.now(UTC) - timedelta(days=days_ago)).replace(hour=9, minute=0, second=0, microsecond=0)
+    for i, charge in enumerate(("0.1000", "0.2000", "0.3000")):
+        moment = start + timedelta(minutes=i)
+        await js.publish(f"calls.cdr.{customer_id}", json.dumps({
+            "call_id": uuid.uuid4().hex, "customer_id": customer_id, "started_at": moment.isoformat(),
+            "answered_at": moment.isoformat(), "ended_at": (moment + timedelta(seconds=60)).isoformat(),
+            "duration_s": 60, "billed_duration_s": 60, "charge": charge, "cost": "0.0500",
+            "disposition": "answered", "sip_code": 200, "pdd_ms": 1200}).encode())
+    await nc.drain()
+    return start.date().isoformat()
+
+
+async def test_the_audit_log_shows_the_operator_and_the_diff(client: Any, gateway: Any) -> None:
+    card = await new_customer(client)
+    await client.patch(f"/v1/customers/{card['id']}", json={"channels": 4},
+                       headers={"X-Audit-Reason": "upgrade"})
+
+    async def two() -> Any:
+        reply = await client.get(f"/v1/customers/{card['id']}/audit")
+        return reply.json() if reply.status_code == 200 and reply.json()["total"] == 2 else None
+
+    page = await wait_for(two, timeout=10, message="two audit entries")
+    update = page["items"][0]
+    assert update["action"] == "updated" and update["reason"] == "upgrade"
+    assert update["changes"]["channels"] == {"old": 0, "new": 4}
+    assert update["actor"]["kind"] == "operator" and update["ip"]
+    text = (await client.get(f"/v1/customers/{card['id']}/audit", params={"format": "csv"})).text
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:4] == ["occurred_at", "customer_id", "type", "action"] and len(rows) == 3
+    at = page["items"][1]["occurred_at"]
+    then = await client.get(f"/v1/customers/{card['id']}/as-of", params={"at": at})
+    assert then.status_code == 200 and then.json()["card"]["channels"] == 0
+    early = await client.get(f"/v1/customers/{card['id']}/as-of", params={"at": "2000-01-01T00:00:00Z"})
+    assert early.status_code == 404 and early.json()["error"]["code"] == "not_found"
+
+
+async def test_roles(client: Any, gateway: Any) -> None:
+    viewer = gateway.as_token(await gateway.make_token("viewer"))
+    operator = gateway.as_token(await gateway.make_token("operator"))
+    card = await new_customer(client)
+    cid = card["id"]
+    assert (await client.get(f"/v1/customers/{cid}/summary", headers=viewer)).status_code == 200
+    assert (await client.get(f"/v1/customers/{cid}/audit", headers=viewer)).status_code == 200
+    assert (await client.get("/v1/audit", headers=operator)).status_code == 403
+    assert (await client.get("/v1/audit")).status_code == 200
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    denied = await client.post(f"/v1/customers/{cid}/invoices", json={"days": [day]}, headers=operator)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+    assert (await client.get(f"/v1/customers/{cid}/audit", headers={"Authorization": ""})).status_code == 401
+
+
+async def test_summary_invoice_conflict_and_balance(client: Any, gateway: Any) -> None:
+    card = await new_customer(client, tax="10", currency="EUR")
+    cid = card["id"]
+    day = await publish_calls(gateway, cid)
+
+    async def counted() -> Any:
+        reply = await client.get(f"/v1/customers/{cid}/summary", params={"from": day, "to": day})
+        return reply.json() if reply.json()["totals"]["attempts"] == 3 else None
+
+    summary = await wait_for(counted, timeout=10, message="the calls in the summary")
+    assert summary["rows"][0]["period_start"] == day and Decimal(summary["totals"]["charge"]) == Decimal("0.6")
+    text = (await client.get(f"/v1/customers/{cid}/summary",
+                             params={"from": day, "to": day, "format": "csv"})).text
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][0] == "period_start" and rows[1][0] == day and rows[-1][0] == "total"
+    billing = gateway.as_token(await gateway.make_token("billing"))
+    made = await client.post(f"/v1/customers/{cid}/invoices", json={"from": day, "to": day}, headers=billing)
+    assert made.status_code == 201, made.text
+    invoice = made.json()
+    assert Decimal(invoice["total"]) == Decimal("0.66") and invoice["currency"] == "EUR"
+    assert made.headers["Location"] == f"/v1/invoices/{invoice['id']}"
+    again = await client.post(f"/v1/customers/{cid}/invoices", json={"days": [day]}, headers=billing)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    assert (await client.get(f"/v1/invoices/{invoice['id']}", headers=billing)).json() == invoice
+    listed = (await client.get("/v1/invoices", params={"customer_id": cid})).json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == invoice["id"]
+    bad = await client.post(f"/v1/customers/{cid}/invoices", json={"from": day})
+    assert bad.status_code == 422
+    balance = (await client.get(f"/v1/customers/{cid}/balance")).json()
+    assert balance["currency"] == "EUR" and Decimal(balance["balance"]) == Decimal("-0.6")
+    assert (await client.get(f"/v1/invoices/{uuid.uuid4()}")).status_code == 404
+    lag = (await client.get("/v1/reporting/lag")).json()
+    assert any(s["projection"] == "summaries" for s in lag["streams"])
