@@ -25,6 +25,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from shared.ops import CONSUMER_LAG, MESSAGES
+
 log = structlog.get_logger(__name__)
 
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
@@ -99,17 +101,29 @@ class JetStreamConsumer:
             try:
                 await ensure_consumer(self.js, self.spec)
                 sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
-                while True:
-                    try:
-                        msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
-                    except (NatsTimeoutError, TimeoutError):
-                        continue
-                    await self.process(msgs)
+                try:
+                    while True:
+                        try:
+                            msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
+                        except (NatsTimeoutError, TimeoutError):
+                            await self._record_lag()
+                            continue
+                        await self.process(msgs)
+                finally:
+                    # a pull subscription left behind makes the connection's drain wait its full timeout
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("consumer_restarting", durable=self.spec.durable, error=str(exc))
                 await asyncio.sleep(1.0)
+
+    async def _record_lag(self) -> None:
+        """When idle, note how far behind the stream this consumer is (a gauge)."""
+        with contextlib.suppress(Exception):
+            info = await self.js.consumer_info(self.spec.stream, self.spec.durable)
+            CONSUMER_LAG.labels(self.spec.durable).set(info.num_pending or 0)
 
     async def process(self, msgs: Sequence[Msg]) -> None:
         """Handle a batch; on failure, each message alone."""
@@ -122,6 +136,7 @@ class JetStreamConsumer:
         for msg in msgs:
             await msg.ack()
         self.handled += len(msgs)
+        MESSAGES.labels(self.spec.durable, "handled").inc(len(msgs))
 
     async def _one(self, msg: Msg) -> None:
         try:
@@ -136,9 +151,11 @@ class JetStreamConsumer:
             log.warning("message_retry", durable=self.spec.durable, subject=msg.subject,
                         delivered=delivered, delay_s=delay, error=str(exc))
             await msg.nak(delay=delay)
+            MESSAGES.labels(self.spec.durable, "retried").inc()
             return
         await msg.ack()
         self.handled += 1
+        MESSAGES.labels(self.spec.durable, "handled").inc()
 
     async def dead_letter(self, msg: Msg, exc: BaseException) -> None:
         """Park a message on `dlq.<durable>` with its error, then TERM it."""
@@ -154,5 +171,6 @@ class JetStreamConsumer:
         await self.js.publish(f"dlq.{self.spec.durable}", msg.data, headers=headers)
         await msg.term()
         self.dead_lettered += 1
+        MESSAGES.labels(self.spec.durable, "dead_lettered").inc()
         log.error("message_dead_lettered", durable=self.spec.durable, subject=msg.subject,
                   sequence=meta.sequence.stream, error=str(exc))

@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from shared.envelope import EventEnvelope
 from shared.eventstore import EVENT_COLUMNS, _row_to_event
 from shared.logging import CAUSATION_HEADER, CORRELATION_HEADER
+from shared.ops import PUBLISHED
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +134,7 @@ class OutboxRelay:
             "DELETE FROM outbox WHERE position = ANY($1::bigint[])", [e.position for e in events]
         )
         self.published_total += len(events)
+        PUBLISHED.labels(self.schema).inc(len(events))
         if self.on_published:
             await self.on_published(events)
         return len(events)

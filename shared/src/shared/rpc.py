@@ -11,6 +11,7 @@ AsyncAPI document through FastStream, so the docs cannot drift from what is serv
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.errors import ErrorCode, ServiceError, details_from_pydantic
 from shared.logging import bind_from_headers
+from shared.ops import REQUEST_SECONDS, REQUESTS
 
 log = structlog.get_logger(__name__)
 
@@ -102,18 +104,25 @@ class RpcServer:
 
     async def _serve(self, route: Route, msg: Msg) -> None:
         bind_from_headers(msg.headers)
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             request = route.request.model_validate_json(msg.data or b"{}")
             reply = await route.handler(request)
         except ValidationError as exc:
+            outcome = "invalid"
             reply = error_bytes(validation_error(exc))
         except ServiceError as exc:
+            outcome = exc.code
             reply = error_bytes(exc)
         except Exception as exc:
+            outcome = "internal_error"
             self.failed += 1
             log.exception("request_failed", subject=route.subject, error=str(exc))
             reply = error_bytes(ServiceError(ErrorCode.INTERNAL, "internal error; it has been logged"))
         self.handled += 1
+        REQUESTS.labels(route.subject, outcome).inc()
+        REQUEST_SECONDS.labels(route.subject).observe(time.perf_counter() - started)
         if msg.reply:
             try:
                 await self.nc.publish(msg.reply, reply)

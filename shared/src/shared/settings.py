@@ -21,3 +21,5 @@ class CommonSettings(BaseSettings):
     request_timeout_s: float = 5.0
     # key for sealing secrets (see shared.secrets); the stack runner makes one per data dir
     secret_key: str | None = None
+    # where /metrics, /healthz and /readyz are served (None: not served)
+    ops_port: int | None = None

@@ -15,11 +15,23 @@ from nats.aio.client import Client as NatsClient
 from shared.migrations import migrate
 
 from gateway.auth.tokens import TokenCache, TokenStore
-from gateway.entrypoints import board, customers, health, reporting_api, settings_api, tokens_api
-from gateway.entrypoints import messages_api, notifier_settings_api
+from gateway.entrypoints import (
+    board,
+    contacts_api,
+    customers,
+    health,
+    messages_api,
+    notifier_settings_api,
+    portal_api,
+    reporting_api,
+    settings_api,
+    tokens_api,
+)
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
-from gateway.runtime import Runtime
+from gateway.portal.rate_limit import RateLimiter
+from gateway.portal.sessions import PortalSessions, session_key
+from gateway.runtime import PortalKit, Runtime
 from gateway.service_client import ServiceClient
 from gateway.settings import GatewaySettings
 
@@ -72,8 +84,13 @@ async def start(settings: GatewaySettings) -> Runtime:
         await pool.close()
         raise
     customers = ServiceClient(nc, service="customer", timeout_s=settings.request_timeout_s)
+    verification = ServiceClient(nc, service="verification", timeout_s=settings.request_timeout_s)
+    key = settings.portal_session_key.get_secret_value() if settings.portal_session_key else None
+    portal = PortalKit(PortalSessions(session_key(key, settings.secret_key), settings.portal_session_ttl_s),
+                       RateLimiter(pool))
     log.info("gateway_started", nats=settings.nats_url)
-    return Runtime(settings=settings, pool=pool, nc=nc, tokens=tokens, customers=customers)
+    return Runtime(settings=settings, pool=pool, nc=nc, tokens=tokens, customers=customers,
+                   verification=verification, portal=portal)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -98,9 +115,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (health, customers, board, settings_api, tokens_api):
         app.include_router(module.router)
-    app.include_router(reporting_api.router)
+    for extra in (contacts_api, portal_api):
+        app.include_router(extra.router)
     for notifier_module in (messages_api, notifier_settings_api):
         app.include_router(notifier_module.router)
+    app.include_router(reporting_api.router)
     return app
 
 

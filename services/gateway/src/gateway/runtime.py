@@ -9,8 +9,18 @@ import asyncpg
 from nats.aio.client import Client as NatsClient
 
 from gateway.auth.tokens import TokenStore
+from gateway.portal.rate_limit import RateLimiter
+from gateway.portal.sessions import PortalSessions
 from gateway.service_client import ServiceClient
 from gateway.settings import GatewaySettings
+
+
+@dataclass
+class PortalKit:
+    """What the portal routes need: sessions and rate limits."""
+
+    sessions: PortalSessions
+    limiter: RateLimiter
 
 
 @dataclass
@@ -22,6 +32,8 @@ class Runtime:
     nc: NatsClient
     tokens: TokenStore
     customers: ServiceClient
+    verification: ServiceClient | None = None
+    portal: PortalKit | None = None
 
     async def stop(self) -> None:
         """Close NATS (finishing in-flight requests) and the database pool."""

@@ -18,6 +18,14 @@ class GatewaySettings(CommonSettings):
     token_cache_ttl_s: float = 5.0
     ready_timeout_s: float = 1.0
     max_body_bytes: int = 1024 * 1024
+    # the customer portal: session lifetime and key, and rate limits (attempts per window)
+    portal_session_ttl_s: float = 900.0
+    portal_session_key: SecretStr | None = None
+    portal_login_per_email: int = 10
+    portal_login_per_ip: int = 30
+    portal_login_window_s: float = 300.0
+    portal_code_entries_per_contact: int = 20
+    portal_code_window_s: float = 300.0
 
     @field_validator("admin_token", mode="before")
     @classmethod

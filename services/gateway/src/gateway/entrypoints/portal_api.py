@@ -1,0 +1,238 @@
+"""The customer portal: a contact logs in, sees itself and its customer, and verifies.
+
+Every portal route acts only for the contact and customer inside its session token: no
+route takes a customer or contact id from the client. The customer and verification
+services check the session again on each request (contact still there, portal rules).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
+from shared.contracts.contacts import E164, ContactSubjects, PortalView
+from shared.contracts.verification import CodeSent, VerificationSubjects, Verified
+from shared.errors import ErrorCode
+
+from gateway.dependencies import correlation_id, get_runtime
+from gateway.errors import UNAUTHENTICATED_DOC, VALIDATION_DOC, ApiError, _doc
+from gateway.portal.rate_limit import limit_key
+from gateway.runtime import PortalKit
+from gateway.service_client import ServiceClient
+
+router = APIRouter(prefix="/portal/v1", tags=["portal"])
+portal_bearer = HTTPBearer(auto_error=False, description="A portal session token from POST /portal/v1/login.")
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+RATE_DOC = _doc("Too many attempts; `Retry-After` says when to try again.")
+FORBIDDEN_DOC = _doc(
+    "Portal access is off, the customer is inactive or deleted, or the address is not allowed."
+)
+ERRORS: dict[int | str, dict[str, Any]] = {401: UNAUTHENTICATED_DOC, 403: FORBIDDEN_DOC, 422: VALIDATION_DOC}
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(Strict):
+    """A contact's e-mail and password."""
+
+    email: EmailStr
+    password: SecretStr = Field(min_length=1, max_length=256)
+
+
+class LoginAnswer(BaseModel):
+    """A session token for the portal routes, and when it expires."""
+
+    token: str
+    expires_at: str
+
+
+class CodeEntry(Strict):
+    """A code the contact received."""
+
+    code: str = Field(min_length=1, max_length=20)
+
+
+class CliStart(Strict):
+    """The caller ID to verify by a test call."""
+
+    number: E164
+
+
+def _portal(request: Request) -> tuple[PortalKit, ServiceClient]:
+    runtime = get_runtime(request)
+    assert runtime.portal is not None and runtime.verification is not None
+    return runtime.portal, runtime.verification
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def session(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(portal_bearer)]
+) -> dict[str, Any]:
+    """The caller of a portal route: the contact and customer of a valid session token."""
+    if credentials is None:
+        raise ApiError(ErrorCode.UNAUTHENTICATED, "log in first: POST /portal/v1/login", headers=CHALLENGE)
+    principal = _portal(request)[0].sessions.check(credentials.credentials)
+    if principal is None:
+        raise ApiError(
+            ErrorCode.UNAUTHENTICATED,
+            "the session is invalid or has expired; log in again",
+            headers=CHALLENGE,
+        )
+    request.state.principal = principal
+    return {
+        "customer_id": str(principal.customer_id),
+        "contact_id": str(principal.contact_id),
+        "ip": _ip(request),
+    }
+
+
+Session = Annotated[dict[str, Any], Depends(session)]
+
+
+async def _ask(request: Request, client: ServiceClient, subject: str, body: dict[str, Any]) -> Response:
+    data = await client.request(subject, json.dumps(body).encode(), correlation_id=correlation_id(request))
+    return Response(data, media_type="application/json")
+
+
+@router.post("/login", response_model=LoginAnswer, responses={**ERRORS, 429: RATE_DOC}, summary="Log in")
+async def login(request: Request, body: LoginRequest) -> LoginAnswer:
+    """E-mail and password give a short-lived session token (rate-limited per e-mail and per address)."""
+    kit, _ = _portal(request)
+    settings = get_runtime(request).settings
+    ip = _ip(request) or "unknown"
+    window = settings.portal_login_window_s
+    await kit.limiter.hit(
+        limit_key("login-ip", ip),
+        limit=settings.portal_login_per_ip,
+        window_s=window,
+        what="login attempts from this address",
+    )
+    await kit.limiter.hit(
+        limit_key("login-email", body.email),
+        limit=settings.portal_login_per_email,
+        window_s=window,
+        what="login attempts for this e-mail",
+    )
+    data = await get_runtime(request).customers.request(
+        ContactSubjects.PORTAL_LOGIN,
+        json.dumps(
+            {"email": body.email, "password": body.password.get_secret_value(), "ip": _ip(request)}
+        ).encode(),
+        correlation_id=correlation_id(request),
+    )
+    view = json.loads(data)
+    token, expires = kit.sessions.issue(view["contact"]["id"], view["customer"]["id"])
+    return LoginAnswer(token=token, expires_at=expires.isoformat())
+
+
+@router.get("/me", response_model=PortalView, responses=ERRORS, summary="The contact and its customer")
+async def me(request: Request, who: Session) -> Response:
+    """The logged-in contact and its customer (public notes only)."""
+    return await _ask(request, get_runtime(request).customers, ContactSubjects.PORTAL_SESSION, who)
+
+
+@router.post(
+    "/verify/{channel}",
+    response_model=CodeSent,
+    responses={**ERRORS, 429: RATE_DOC},
+    summary="Request a verification code",
+)
+async def request_code(request: Request, channel: Literal["email", "mobile"], who: Session) -> Response:
+    """Send a 6-digit code to the contact's e-mail (with a link) or mobile; valid 10 minutes."""
+    return await _ask(
+        request, _portal(request)[1], VerificationSubjects.REQUEST_CODE, {"caller": who, "channel": channel}
+    )
+
+
+@router.post(
+    "/verify/{channel}/confirm",
+    response_model=Verified,
+    responses={**ERRORS, 429: RATE_DOC},
+    summary="Confirm a verification code",
+)
+async def confirm_code(
+    request: Request, channel: Literal["email", "mobile"], body: CodeEntry, who: Session
+) -> Response:
+    """Enter the code: 5 wrong tries lock it (request a new one)."""
+    await _limit_codes(request, who)
+    return await _ask(
+        request,
+        _portal(request)[1],
+        VerificationSubjects.CONFIRM_CODE,
+        {"caller": who, "channel": channel, "code": body.code},
+    )
+
+
+@router.get("/verify/email/link", response_model=Verified, responses=ERRORS, summary="The e-mail's link")
+async def confirm_link(
+    request: Request,
+    verification_id: Annotated[UUID, Query()],
+    code: Annotated[str, Query(min_length=1, max_length=20)],
+) -> Response:
+    """Confirm an e-mail by the link in the code's e-mail (no session needed)."""
+    kit, verification = _portal(request)
+    settings = get_runtime(request).settings
+    await kit.limiter.hit(
+        limit_key("link-ip", _ip(request) or "unknown"),
+        limit=settings.portal_code_entries_per_contact,
+        window_s=settings.portal_code_window_s,
+        what="code entries from this address",
+    )
+    return await _ask(
+        request,
+        verification,
+        VerificationSubjects.CONFIRM_LINK,
+        {"verification_id": str(verification_id), "code": code},
+    )
+
+
+@router.post(
+    "/clis",
+    response_model=CodeSent,
+    responses={**ERRORS, 429: RATE_DOC, 503: _doc("No switch.")},
+    summary="Start a CLI test call",
+)
+async def start_cli(request: Request, body: CliStart, who: Session) -> Response:
+    """Ask the switch to call the number and speak a code."""
+    return await _ask(
+        request, _portal(request)[1], VerificationSubjects.START_CLI, {"caller": who, "number": body.number}
+    )
+
+
+@router.post(
+    "/clis/{number}/confirm",
+    response_model=Verified,
+    responses={**ERRORS, 429: RATE_DOC},
+    summary="Confirm a CLI test call's code",
+)
+async def confirm_cli(request: Request, number: str, body: CodeEntry, who: Session) -> Response:
+    """Enter the code the test call spoke; the CLI joins the customer's approved CLIs."""
+    await _limit_codes(request, who)
+    return await _ask(
+        request,
+        _portal(request)[1],
+        VerificationSubjects.CONFIRM_CLI,
+        {"caller": who, "number": number, "code": body.code},
+    )
+
+
+async def _limit_codes(request: Request, who: dict[str, Any]) -> None:
+    kit, _ = _portal(request)
+    settings = get_runtime(request).settings
+    await kit.limiter.hit(
+        limit_key("codes", who["contact_id"]),
+        limit=settings.portal_code_entries_per_contact,
+        window_s=settings.portal_code_window_s,
+        what="code entries",
+    )

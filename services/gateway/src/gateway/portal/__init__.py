@@ -1,0 +1,1 @@
+"""The customer portal's security: signed short-lived sessions and rate limits."""

@@ -1,0 +1,257 @@
+"""The whole portal flow through the gateway, with the real customer and verification services.
+
+Operator adds a contact -> password on NOTIFY -> login -> e-mail code (5 wrong tries lock it, a
+new one verifies) -> mobile code -> CLI test call on switch.testcall.request -> dial permission
+goes from denied (every reason) to allowed. Events, logs and responses never show the password.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import jwt
+import nats
+import pytest
+import pytest_asyncio
+import structlog
+from customer.bootstrap import CustomerSettings
+from customer.bootstrap import start as start_customer
+from gateway.settings import GatewaySettings
+from nats.aio.msg import Msg
+from shared.contracts.notify import SystemMessage
+from shared.secrets import Sealer
+from shared.testing.waiting import wait_for
+from verification.bootstrap import VerificationSettings
+from verification.bootstrap import start as start_verification
+
+pytestmark = pytest.mark.servers
+KEY = Sealer.new_key()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def gateway_settings(
+    module_nats_url: str, make_database: Callable[[], Awaitable[str]], admin_token: str
+) -> GatewaySettings:
+    return GatewaySettings(
+        nats_url=module_nats_url, database_url=await make_database(), admin_token=admin_token,
+        request_timeout_s=3.0, secret_key=KEY, portal_login_per_email=6, portal_login_per_ip=1000,
+        portal_code_entries_per_contact=50,
+    )
+
+
+class Recorder:
+    """NOTIFY messages and test-call requests, as the notifier and the switch would see them."""
+
+    def __init__(self) -> None:
+        self.notes: list[SystemMessage] = []
+        self.calls: list[dict[str, Any]] = []
+        self.events: list[bytes] = []
+
+    async def on_notify(self, msg: Msg) -> None:
+        self.notes.append(SystemMessage.model_validate_json(msg.data))
+
+    async def on_call(self, msg: Msg) -> None:
+        self.calls.append(json.loads(msg.data))
+        await msg.respond(b'{"accepted":true}')
+
+    async def on_event(self, msg: Msg) -> None:
+        self.events.append(msg.data)
+
+    def secret(self, notification_id_prefix: str) -> str | None:
+        for note in reversed(self.notes):
+            if note.notification_id.startswith(notification_id_prefix) and note.sealed_secret:
+                return Sealer(KEY).unseal(note.sealed_secret)
+        return None
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(gateway: Any) -> AsyncIterator[Recorder]:
+    settings = gateway.settings
+    customer = await start_customer(CustomerSettings(nats_url=settings.nats_url, database_url=settings.database_url,
+                                                     secret_key=KEY))
+    verification = await start_verification(VerificationSettings(
+        nats_url=settings.nats_url, database_url=settings.database_url, secret_key=KEY))
+    nc = await nats.connect(settings.nats_url)
+    recorder = Recorder()
+    subs = [await nc.subscribe("notify.>", cb=recorder.on_notify),
+            await nc.subscribe("switch.testcall.request", cb=recorder.on_call),
+            await nc.subscribe("events.>", cb=recorder.on_event)]
+    await nc.flush()
+    yield recorder
+    for sub in subs:
+        await sub.unsubscribe()
+    await nc.drain()
+    await verification.stop()
+    await customer.stop()
+
+
+async def ok(reply: httpx.Response, status: int = 200) -> Any:
+    assert reply.status_code == status, reply.text
+    return reply.json() if reply.content else None
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_the_whole_portal_flow(gateway: Any, world: Recorder) -> None:
+    client: httpx.AsyncClient = gateway.client
+    responses: list[str] = []
+
+    async def record(reply: httpx.Response) -> httpx.Response:
+        await reply.aread()
+        responses.append(reply.text + json.dumps(dict(reply.headers)))
+        return reply
+
+    client.event_hooks["response"] = [record]
+    with structlog.testing.capture_logs() as logs:
+        card = await ok(await client.post("/v1/customers", json={
+            "name": f"portal-{uuid.uuid4().hex[:8]}", "channels": 4,
+            "verification": {"email_required": True, "mobile_required": True, "approved_clis_only": True}}), 201)
+        cid = card["id"]
+        denied = await ok(await client.get(f"/v1/customers/{cid}/dial-permission", params={"cli": "+442079460123"}))
+        assert denied["allowed"] is False
+        assert denied["reasons"] == ["email_unverified", "mobile_unverified", "cli_not_approved"]
+        assert denied["limits"] == {"channels": 4, "cps": "0", "debit_limit": "0"}
+
+        email = f"ann-{uuid.uuid4().hex[:8]}@example.com"
+        contact = await ok(await client.post(f"/v1/customers/{cid}/contacts", json={
+            "name": "Ann", "email": email, "mobile": "+14155550123", "public_notes": "welcome",
+            "private_notes": "operator only"}), 201)
+        assert set(contact) >= {"id", "email_verified", "mobile_verified", "ip_whitelist"}
+        password = await wait_for(lambda: world.secret("contact_password:"), message="password on NOTIFY")
+
+        login = await ok(await client.post("/portal/v1/login", json={"email": email.upper(), "password": password},
+                                           headers={"Authorization": ""}))
+        token = login["token"]
+        me = await ok(await client.get("/portal/v1/me", headers=bearer(token)))
+        assert me["contact"]["id"] == contact["id"] and me["customer"]["id"] == cid
+        assert "private_notes" not in me["contact"] and "notes" not in me["customer"]
+
+        sent = await ok(await client.post("/portal/v1/verify/email", headers=bearer(token)))
+        code = await wait_for(lambda: world.secret(f"verification:{sent['verification_id']}"))
+        wrong = str((int(code) + 1) % 1_000_000).zfill(6)
+        tries = [await client.post("/portal/v1/verify/email/confirm", json={"code": wrong}, headers=bearer(token))
+                 for _ in range(5)]
+        assert [t.status_code for t in tries] == [422] * 5
+        assert [t.json()["error"]["code"] for t in tries] == ["code_invalid"] * 4 + ["code_locked"]
+        locked = await client.post("/portal/v1/verify/email/confirm", json={"code": code}, headers=bearer(token))
+        assert locked.json()["error"]["code"] == "code_locked"
+        again = await ok(await client.post("/portal/v1/verify/email", headers=bearer(token)))
+        new = await wait_for(lambda: world.secret(f"verification:{again['verification_id']}"))
+        await ok(await client.post("/portal/v1/verify/email/confirm", json={"code": new}, headers=bearer(token)))
+
+        mobile = await ok(await client.post("/portal/v1/verify/mobile", headers=bearer(token)))
+        sms = await wait_for(lambda: world.secret(f"verification:{mobile['verification_id']}"))
+        await ok(await client.post("/portal/v1/verify/mobile/confirm", json={"code": sms}, headers=bearer(token)))
+
+        await ok(await client.post("/portal/v1/clis", json={"number": "+442079460123"}, headers=bearer(token)))
+        [call] = [c for c in world.calls if c["customer_id"] == cid]
+        assert call["number"] == "+442079460123" and len(call["code"]) == 6
+        await ok(await client.post("/portal/v1/clis/+442079460123/confirm", json={"code": call["code"]},
+                                   headers=bearer(token)))
+
+        async def allowed() -> bool:
+            reply = await client.get(f"/v1/customers/{cid}/dial-permission", params={"cli": "+442079460123"})
+            return bool(reply.json()["allowed"])
+
+        await wait_for(allowed, message="dial permission allowed after every verification")
+        card = await ok(await client.get(f"/v1/customers/{cid}"))
+        assert card["approved_clis"] == ["+442079460123"]
+        assert card["contacts"][0]["email_verified"] and card["contacts"][0]["mobile_verified"]
+        other_cli = await ok(await client.get(f"/v1/customers/{cid}/dial-permission", params={"cli": "+15550000000"}))
+        assert other_cli["reasons"] == ["cli_not_approved"]
+
+        typed = "Operator-Typed-Pass-77"
+        await ok(await client.post(f"/v1/customers/{cid}/contacts/{contact['id']}/password",
+                                   json={"password": typed}), 204)
+        refused = await client.post("/portal/v1/login", json={"email": email, "password": password},
+                                    headers={"Authorization": ""})
+        assert refused.status_code == 401
+        await ok(await client.post("/portal/v1/login", json={"email": email, "password": typed},
+                                   headers={"Authorization": ""}))
+    client.event_hooks["response"] = []
+
+    secrets_seen = [password, typed, code, new, sms, call["code"]]
+    texts = {"responses": " ".join(responses), "logs": json.dumps(logs, default=str),
+             "events": b" ".join(world.events).decode()}
+    for where, text in texts.items():
+        for secret in secrets_seen[:2]:
+            assert secret not in text, f"a password appears in the {where}"
+    assert not any(c in texts["events"] for c in secrets_seen[2:5]), "a code appears in an event"
+    types = {json.loads(e)["type"] for e in world.events}
+    assert {"ContactAdded", "ContactPasswordSet", "ContactEmailVerified", "ContactMobileVerified", "CliApproved",
+            "EmailVerified", "VerificationCodeRejected", "CliVerified"} <= types
+
+
+async def test_a_portal_token_reaches_only_its_own_customer(gateway: Any, world: Recorder) -> None:
+    client: httpx.AsyncClient = gateway.client
+    cards = [await ok(await client.post("/v1/customers", json={"name": f"iso-{uuid.uuid4().hex[:8]}"}), 201)
+             for _ in range(2)]
+    mine, theirs = cards
+    password = "Isolation-Password-1"
+    email = f"iso-{uuid.uuid4().hex[:8]}@example.com"
+    contact = await ok(await client.post(f"/v1/customers/{mine['id']}/contacts", json={
+        "name": "Mine", "email": email, "password": password}), 201)
+    other = await ok(await client.post(f"/v1/customers/{theirs['id']}/contacts", json={
+        "name": "Theirs", "email": f"x-{email}", "password": password}), 201)
+    token = (await ok(await client.post("/portal/v1/login", json={"email": email, "password": password},
+                                        headers={"Authorization": ""})))["token"]
+    who = bearer(token)
+    ids = {"customer_id": theirs["id"], "contact_id": other["id"]}
+    me = await ok(await client.get("/portal/v1/me", params=ids, headers=who))
+    assert me["customer"]["id"] == mine["id"] and me["contact"]["id"] == contact["id"]
+    own = await ok(await client.post("/portal/v1/verify/email", params=ids, json=ids, headers=who))
+    assert own["target"] == email  # ids sent along are ignored: the session says who
+    for path, body in (("/portal/v1/verify/email/confirm", {"code": "1", **ids}),
+                       ("/portal/v1/clis", {"number": "+14155550100", **ids}),
+                       ("/portal/v1/clis/+14155550100/confirm", {"code": "1", **ids})):
+        reply = await client.post(path, json=body, headers=who)
+        assert reply.status_code == 422, (path, reply.text)  # unknown fields are refused, never obeyed
+    for method, path in (("GET", f"/v1/customers/{theirs['id']}"), ("GET", f"/v1/customers/{mine['id']}"),
+                         ("PATCH", f"/v1/customers/{theirs['id']}/contacts/{other['id']}"),
+                         ("GET", f"/v1/customers/{theirs['id']}/dial-permission")):
+        reply = await client.request(method, path, headers=who, json={} if method == "PATCH" else None)
+        assert reply.status_code == 401, (path, reply.text)  # a portal token is no operator token
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = jwt.encode({**claims, "cid": theirs["id"], "sub": other["id"]}, "guess" * 8, algorithm="HS256")
+    assert (await client.get("/portal/v1/me", headers=bearer(forged))).status_code == 401
+    # the verification service checks the session's pair again: a contact of another customer is refused
+    await ok(await client.delete(f"/v1/customers/{mine['id']}/contacts/{contact['id']}"), 204)
+    assert (await client.get("/portal/v1/me", headers=who)).status_code == 401
+    assert (await client.post("/portal/v1/verify/email", headers=who)).status_code == 401
+
+
+async def test_login_rules_and_rate_limits(gateway: Any, world: Recorder) -> None:
+    client: httpx.AsyncClient = gateway.client
+    card = await ok(await client.post("/v1/customers", json={"name": f"rl-{uuid.uuid4().hex[:8]}"}), 201)
+    password = "RateLimit-Password-1"
+    email = f"rl-{uuid.uuid4().hex[:8]}@example.com"
+    contact = await ok(await client.post(f"/v1/customers/{card['id']}/contacts", json={
+        "name": "R", "email": email, "password": password, "ip_whitelist": ["10.0.0.0/8"]}), 201)
+    anon = {"Authorization": ""}
+    outside = await client.post("/portal/v1/login", json={"email": email, "password": password}, headers=anon)
+    assert outside.status_code == 403 and "whitelist" in outside.json()["error"]["message"]
+    await ok(await client.patch(f"/v1/customers/{card['id']}/contacts/{contact['id']}",
+                                json={"ip_whitelist": ["127.0.0.0/8"]}))
+    await ok(await client.post("/portal/v1/login", json={"email": email, "password": password}, headers=anon))
+    await ok(await client.patch(f"/v1/customers/{card['id']}", json={"portal_access": False}))
+    off = await client.post("/portal/v1/login", json={"email": email, "password": password}, headers=anon)
+    assert off.status_code == 403
+    replies = [await client.post("/portal/v1/login", json={"email": email, "password": "wrong-password"},
+                                 headers=anon) for _ in range(5)]
+    assert [r.status_code for r in replies] == [401, 401, 401, 429, 429]
+    assert int(replies[-1].headers["Retry-After"]) > 0
+    assert (await client.post("/portal/v1/login", json={"email": "no", "password": "x"}, headers=anon)).status_code == 422
+    short = await client.post(f"/v1/customers/{card['id']}/contacts", json={
+        "name": "S", "email": f"s-{email}", "password": "short"})
+    assert short.status_code == 422 and short.json()["error"]["details"][0]["field"] == "password"
+    taken = await client.post(f"/v1/customers/{card['id']}/contacts", json={"name": "T", "email": email.upper()})
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "email_taken"
+    notes = await client.post(f"/v1/customers/{card['id']}/contacts", json={
+        "name": "N", "email": f"n-{email}", "password": password, "public_notes": f"pw {password}"})
+    assert notes.status_code == 422 and notes.json()["error"]["code"] == "password_in_notes"
