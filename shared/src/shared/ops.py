@@ -8,7 +8,9 @@ its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -78,3 +80,33 @@ class OpsServer:
         return web.json_response(
             {"service": self.service, "ready": ok, "checks": checks}, status=200 if ok else 503
         )
+
+
+def readiness(
+    *, pool: Any = None, nc: Any = None, extra: dict[str, Callable[[], bool]] | None = None
+) -> Check:
+    """The usual readiness checks: PostgreSQL answers, NATS is connected, and any extras."""
+
+    async def check() -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        if nc is not None:
+            checks["nats"] = bool(nc.is_connected)
+        if pool is not None:
+            try:
+                checks["postgres"] = await asyncio.wait_for(pool.fetchval("SELECT true"), 2.0) is True
+            except Exception:
+                checks["postgres"] = False
+        for name, probe in (extra or {}).items():
+            checks[name] = bool(probe())
+        return checks
+
+    return check
+
+
+async def serve_ops(service: str, port: int | None, ready: Check) -> OpsServer | None:
+    """Start the ops endpoints when a port is configured (PATCHBAY_OPS_PORT)."""
+    if port is None:
+        return None
+    server = OpsServer(service, port, ready)
+    await server.start()
+    return server

@@ -39,6 +39,7 @@ SERVICES = ["customer", "verification", "notifier", "reporting", "gateway"]
 HTTP_SERVICE = "gateway"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+OPS_PORT_BASE = 9101  # /metrics, /healthz, /readyz of each service: 9101, 9102, ...
 MAX_BACKOFF = 30.0
 
 
@@ -154,9 +155,12 @@ def start_servers(settings: StackSettings, stack: ExitStack) -> tuple[str, str]:
 class Supervisor:
     """Keeps one `python -m <service>` child per service running, restarting with backoff."""
 
-    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, run_dir: Path, env: dict[str, str], per_service: dict[str, dict[str, str]] | None = None
+    ) -> None:
         self._run_dir = run_dir
         self._env = env
+        self._per_service = per_service or {}
         self._stopping = asyncio.Event()
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -168,8 +172,8 @@ class Supervisor:
     async def _spawn(self, name: str) -> asyncio.subprocess.Process:
         """Start one service child and record its pid."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", name, env=self._env, stdin=asyncio.subprocess.DEVNULL,
-            process_group=0, preexec_fn=die_with_parent(signal.SIGTERM))
+            sys.executable, "-m", name, env=self._env | self._per_service.get(name, {}),
+            stdin=asyncio.subprocess.DEVNULL, process_group=0, preexec_fn=die_with_parent(signal.SIGTERM))
         (self._run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
         log.info("service started", service=name, pid=proc.pid)
         return proc
@@ -247,13 +251,15 @@ async def wait_ready(
     return False
 
 
-def banner(*, http: str | None, nats_url: str, database_url: str, token: str) -> str:
+def banner(*, http: str | None, nats_url: str, database_url: str, token: str,
+           ops: dict[str, str] | None = None) -> str:
     """The text shown once the stack is up."""
     lines = ["", "Patchbay is running."]
     if http is not None:
         lines += [f"  gateway:   {http}", f"  API docs:  {http}/docs"]
-    lines += [f"  NATS:      {nats_url}", f"  database:  {redact_url(database_url)}",
-              f"  admin token: {token}", "Press Ctrl-C to stop.", ""]
+    lines += [f"  NATS:      {nats_url}", f"  database:  {redact_url(database_url)}"]
+    lines += [f"  metrics:   {name:<13}{url}" for name, url in (ops or {}).items()]
+    lines += [f"  admin token: {token}", "Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
 
 
@@ -285,7 +291,10 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
         names = [n for n in services if importlib.util.find_spec(n) is not None]
         if missing := [n for n in services if n not in names]:
             log.warning("services not installed; skipped", services=missing)
-        supervisor = Supervisor(run_dir, env)
+        ops = {name: _port(OPS_PORT_BASE + i) for i, name in enumerate(names)}
+        supervisor = Supervisor(
+            run_dir, env, {name: {"PATCHBAY_OPS_PORT": str(port)} for name, port in ops.items()}
+        )
         supervisor.start(names)
         try:
             http = f"http://{settings.http_host}:{settings.http_port}"
@@ -294,7 +303,8 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
                     log.error("gateway not ready in time", url=f"{http}/readyz")
                     return 1
             shown = http if http_service in names else None
-            print(banner(http=shown, nats_url=nats_url, database_url=database_url, token=token),
+            print(banner(http=shown, nats_url=nats_url, database_url=database_url, token=token,
+                         ops={n: f"http://{settings.http_host}:{p}/metrics" for n, p in ops.items()}),
                   flush=True)
             await stop.wait()
         finally:

@@ -19,6 +19,7 @@ from shared.eventstore import EventStore
 from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
+from shared.ops import readiness, serve_ops
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
@@ -26,15 +27,20 @@ from shared.settings import CommonSettings
 from shared.streams import ensure_streams
 
 from customer.application import verification_results
+from customer.application.bulk_edit import BulkEditor
+from customer.application.bulk_upload import BulkUploads
 from customer.application.commands import CustomerCommands
 from customer.application.contacts import ContactService
 from customer.application.dial_permission import DialFeed, DialIndex, IndexedStateCache
+from customer.application.number_blocks import NumberBlocks
 from customer.application.passwords import Passwords
 from customer.application.penalty_expiry import run_sweeper
 from customer.application.portal import PortalAccess
 from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
+from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import contact_routes
+from customer.entrypoints.number_blocks_api import number_block_routes
 from customer.entrypoints.nats_api import QUEUE, routes
 
 SCHEMA = "customer"
@@ -115,7 +121,10 @@ async def start(settings: CustomerSettings) -> CustomerService:
     queries = CustomerQueries(pool)
     rpc = RpcServer(
         nc, [*routes(commands=commands, queries=queries, settings=settings_service),
-             *contact_routes(contacts=contacts, portal=portal)], queue=QUEUE,
+             *contact_routes(contacts=contacts, portal=portal),
+             *bulk_routes(uploads=BulkUploads(store, settings_service), editor=BulkEditor(commands, pool)),
+             *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool))],
+        queue=QUEUE,
     )
     service = CustomerService(settings, pool, nc, rpc, commands, queries, relay, dial=dial)
     results = verification_results.VerificationResults(commands)
@@ -145,10 +154,13 @@ async def main() -> None:
     settings = CustomerSettings()
     configure_logging("customer", level=settings.log_level, fmt=settings.log_format)
     service = await start(settings)
+    ops = await serve_ops("customer", settings.ops_port, readiness(pool=service.pool, nc=service.nc))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("customer_service_stopping")
+    if ops is not None:
+        await ops.stop()
     await service.stop()
