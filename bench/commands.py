@@ -20,7 +20,7 @@ from pathlib import Path
 import nats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import CpuMeter, closed_loop, process, servers, wait_answering  # noqa: E402
+from _harness import CpuMeter, closed_loop, process, servers, wait_answering
 
 
 async def run(nats_url: str, clients: int, seconds: float) -> None:
