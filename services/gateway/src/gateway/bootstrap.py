@@ -34,6 +34,7 @@ from gateway.portal.sessions import PortalSessions, session_key
 from gateway.runtime import PortalKit, Runtime
 from gateway.service_client import ServiceClient
 from gateway.settings import GatewaySettings
+from gateway.web import router as web_router
 
 SCHEMA = "gateway"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -120,6 +121,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for notifier_module in (messages_api, notifier_settings_api):
         app.include_router(notifier_module.router)
     app.include_router(reporting_api.router)
+    app.include_router(web_router)  # the console and portal pages, over the API above
     return app
 
 

@@ -1,0 +1,22 @@
+"""The web pages: the operator console (`/console/`) and the customer portal (`/portal/`).
+
+Server-rendered (Jinja2) over the gateway's own HTTP API, called in-process with the
+browser's token; htmx (vendored) and one small script; no build step.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import RedirectResponse
+
+from gateway.web import auth_pages, board_pages, static_files
+
+router = APIRouter(include_in_schema=False)
+for _module in (static_files, auth_pages, board_pages):
+    router.include_router(_module.router)
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    """The console's board."""
+    return RedirectResponse("/console/", status_code=307)

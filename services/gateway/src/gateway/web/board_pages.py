@@ -1,0 +1,250 @@
+"""The customer board: search, filters, sort, paging, columns, tick boxes, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.datastructures import FormData, MultiDict
+
+from gateway.web.forms import FormErrors, errors_from
+from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page
+
+router = APIRouter(prefix=CONSOLE, route_class=ConsoleRoute, include_in_schema=False)
+
+STATUSES = ("active", "inactive", "pending_approval", "penalty")
+FILTER_FIELDS = ("q", "status", "tag", "currency", "country", "created_from", "created_to")
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A board column: its key, heading, the API's sort name (if sortable), shown by default."""
+
+    key: str
+    label: str
+    sort: str | None = None
+    default: bool = True
+    numeric: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("name", "Name", "name"),
+    Column("status", "Status", "status"),
+    Column("currency", "Currency", "currency"),
+    Column("country", "Country", "country"),
+    Column("channels", "Channels", "channels", numeric=True),
+    Column("cps", "CPS", "cps", numeric=True),
+    Column("debit_limit", "Debit limit", "debit_limit", numeric=True),
+    Column("tags", "Tags"),
+    Column("created_at", "Created", "created_at"),
+    Column("tax", "Tax %", "tax", default=False, numeric=True),
+    Column("minimum_payment", "Min. payment", "minimum_payment", default=False, numeric=True),
+    Column("portal_access", "Portal", "portal_access", default=False),
+    Column("website", "Website", "website", default=False),
+    Column("paypal_email", "PayPal e-mail", "paypal_email", default=False),
+    Column("city", "City", default=False),
+    Column("contacts", "Contacts", default=False, numeric=True),
+    Column("updated_at", "Updated", "updated_at", default=False),
+)
+
+
+def cell(card: dict[str, Any], key: str) -> Any:
+    """The value shown in one cell."""
+    if key == "country":
+        return (card.get("address") or {}).get("country") or ""
+    if key == "city":
+        return (card.get("address") or {}).get("city") or ""
+    if key == "contacts":
+        return len(card.get("contacts") or [])
+    if key == "tags":
+        return ", ".join(card.get("tags") or [])
+    if key == "portal_access":
+        return "yes" if card.get("portal_access") else "no"
+    if key in ("created_at", "updated_at"):
+        return str(card.get(key) or "")[:16].replace("T", " ")
+    value = card.get(key)
+    return "" if value is None else value
+
+
+@dataclass
+class BoardQuery:
+    """The board's state as the URL carries it."""
+
+    q: str = ""
+    status: tuple[str, ...] = ()
+    tag: str = ""
+    currency: str = ""
+    country: str = ""
+    created_from: str = ""
+    created_to: str = ""
+    sort: str = "name"
+    limit: int = 50
+    cursor: str = ""
+    at: int = 0
+
+    @classmethod
+    def parse(cls, params: MultiDict[str] | FormData) -> BoardQuery:
+        """From query parameters (or the filter fields of a posted selection form)."""
+        def one(name: str) -> str:
+            value = params.get(name)
+            return value.strip() if isinstance(value, str) else ""
+
+        limit = int(one("limit")) if one("limit").isdigit() else 50
+        at = int(one("at")) if one("at").isdigit() else 0
+        statuses = tuple(s for s in params.getlist("status") if isinstance(s, str) and s in STATUSES)
+        return cls(q=one("q"), status=statuses, tag=one("tag"), currency=one("currency"),
+                   country=one("country"), created_from=one("created_from"),
+                   created_to=one("created_to"), sort=one("sort") or "name",
+                   limit=max(1, min(limit, 1000)), cursor=one("cursor"), at=at)
+
+    def filters(self) -> list[tuple[str, str]]:
+        """The filter parameters for the API (and for links), without sort and paging."""
+        out: list[tuple[str, str]] = []
+        if self.q:
+            out.append(("q", self.q))
+        out.extend(("status", s) for s in self.status)
+        for name in ("tag", "currency", "country"):
+            if getattr(self, name):
+                out.append((name, getattr(self, name)))
+        for name in ("created_from", "created_to"):
+            value = getattr(self, name)
+            if value:
+                out.append((name, value if "T" in value else f"{value}T00:00:00Z"))
+        return out
+
+    def filter_dict(self) -> dict[str, Any]:
+        """The filter as the bulk and message APIs take it (`{"status": [...], ...}`)."""
+        out: dict[str, Any] = {}
+        if self.q:
+            out["q"] = self.q
+        if self.status:
+            out["status"] = list(self.status)
+        for name in ("tag", "currency", "country"):
+            value = getattr(self, name)
+            if value:
+                out[name] = [v.strip() for v in value.split(",") if v.strip()]
+        for name in ("created_from", "created_to"):
+            value = getattr(self, name)
+            if value:
+                out[name] = value if "T" in value else f"{value}T00:00:00Z"
+        return out
+
+    def api_params(self) -> list[tuple[str, str]]:
+        """Everything the API's board takes."""
+        params = [*self.filters(), ("sort", self.sort), ("limit", str(self.limit))]
+        if self.cursor:
+            params.append(("cursor", self.cursor))
+        return params
+
+    def link(self, **changes: Any) -> str:
+        """The board URL with some of its state changed (filters kept)."""
+        state = {"sort": self.sort, "limit": self.limit, "cursor": self.cursor, "at": self.at, **changes}
+        params = [(k, v) for k, v in self.filters() if k not in ("created_from", "created_to")]
+        params += [(k, getattr(self, k)) for k in ("created_from", "created_to") if getattr(self, k)]
+        params += [(k, str(v)) for k, v in state.items() if v not in ("", None, 0) or k == "limit"]
+        return f"{CONSOLE}/?{urlencode(params)}"
+
+    def export_link(self) -> str:
+        """The CSV export of everything the filter matches, in this order."""
+        return f"{CONSOLE}/export.csv?{urlencode([*self.filters(), ('sort', self.sort)])}"
+
+    def sort_link(self, column: Column) -> str:
+        """Sort by a column; the same column again flips the direction."""
+        assert column.sort is not None
+        flipped = f"-{column.sort}" if self.sort == column.sort else column.sort
+        return self.link(sort=flipped, cursor="", at=0)
+
+    def sort_mark(self, column: Column) -> str:
+        """An arrow on the sorted column."""
+        if column.sort and self.sort == column.sort:
+            return "▲"
+        if column.sort and self.sort == f"-{column.sort}":
+            return "▼"
+        return ""
+
+    @property
+    def filtered(self) -> bool:
+        """Whether any filter or search is on."""
+        return bool(self.filters())
+
+
+BOARD_FIELDS = ("q", "status", "tag", "currency", "country", "created_from", "created_to", "sort",
+                "limit", "cursor")
+
+
+@router.get("/")
+async def board(request: Request, page: Annotated[Page, Depends(current_page)]) -> Response:
+    """The board, one page of it."""
+    query = BoardQuery.parse(request.query_params)
+    result = await page.api.get("/v1/customers", params=query.api_params())
+    errors = errors_from(result, BOARD_FIELDS)
+    data = result.body if result.ok else {"items": [], "next_cursor": None, "total": 0}
+    return page.render("board.html", {
+        "query": query, "columns": COLUMNS, "cell": cell, "statuses": STATUSES,
+        "items": data["items"], "total": data["total"], "next_cursor": data.get("next_cursor"),
+        "page_sizes": PAGE_SIZES, "bulk_upload": await page.api.has_route("POST", "/v1/customers/bulk"),
+    }, errors=errors, status=200 if result.ok or result.status >= 500 else result.status)
+
+
+@router.get("/export.csv")
+async def export_csv(request: Request, page: Annotated[Page, Depends(current_page)]) -> Response:
+    """Every customer the filter matches, as the API's CSV export."""
+    query = BoardQuery.parse(request.query_params)
+    result = await page.api.get("/v1/customers", params=[*query.filters(), ("sort", query.sort),
+                                                        ("format", "csv")])
+    if not result.ok:
+        return page.render("error.html", {"title": "Export failed", "message": result.message},
+                           status=result.status)
+    return _csv_response(result.content)
+
+
+@router.post("/export.csv")
+async def export_selected(page: Annotated[Page, Depends(current_page)]) -> Response:
+    """The ticked customers (or all the filter matches) as CSV."""
+    form = await page.form()
+    query = BoardQuery.parse(form)
+    result = await page.api.get("/v1/customers", params=[*query.filters(), ("sort", query.sort),
+                                                        ("format", "csv")])
+    if not result.ok:
+        return page.render("error.html", {"title": "Export failed", "message": result.message},
+                           status=result.status)
+    ids = set(selected_ids(form))
+    if form.get("all_matching") == "1" or not ids:
+        return _csv_response(result.content)
+    return _csv_response(keep_rows(result.content, ids))
+
+
+def keep_rows(content: bytes, ids: set[str]) -> bytes:
+    """The CSV's header and the rows whose `id` is in ids."""
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
+    if not rows:
+        return content
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(rows[0])
+    writer.writerows(row for row in rows[1:] if row and row[0] in ids)
+    return out.getvalue().encode()
+
+
+def _csv_response(content: bytes) -> Response:
+    return Response(content, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="customers.csv"',
+                             "Cache-Control": "no-store"})
+
+
+def selected_ids(form: FormData) -> list[str]:
+    """The ticked customers' ids."""
+    return [v for v in form.getlist("ids") if isinstance(v, str) and v]
+
+
+def selection_errors(form: FormData) -> FormErrors:
+    """Nothing ticked and not 'all matching': say so."""
+    errors = FormErrors()
+    if not selected_ids(form) and form.get("all_matching") != "1":
+        errors.add(None, "Tick at least one customer (or 'all matching the filter').")
+    return errors

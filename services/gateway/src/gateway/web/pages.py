@@ -1,0 +1,159 @@
+"""What every console page shares: the session, the API as its operator, CSRF checks, rendering."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+
+from gateway.auth.roles import ROLE_PERMISSIONS, Permission, Role
+from gateway.web.api_client import Api, SignInRequired
+from gateway.web.forms import FormErrors
+from gateway.web.session import (
+    CONSOLE_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    ConsoleSettings,
+    CookieSealer,
+    Session,
+    csrf_matches,
+)
+from gateway.web.static_files import static_url
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.globals["static_url"] = static_url
+CONSOLE = "/console"
+
+
+class CsrfFailed(Exception):
+    """A form post without this session's CSRF token."""
+
+
+@functools.cache
+def _sealer(secret_key: str | None) -> CookieSealer:
+    return CookieSealer(secret_key, ConsoleSettings())
+
+
+def sealer(request: Request) -> CookieSealer:
+    """The cookie sealer for this gateway's secret key."""
+    return _sealer(request.app.state.runtime.settings.secret_key)
+
+
+def signin_redirect(request: Request, login_path: str, cookie: str, cookie_path: str) -> Response:
+    """Back to the sign-in page (the session cookie dropped), remembering where we were."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = f"{login_path}?next={quote(target, safe='')}" if request.method == "GET" else login_path
+    response: Response
+    if request.headers.get("hx-request"):
+        response = Response(status_code=204, headers={"HX-Redirect": location})
+    else:
+        response = RedirectResponse(location, status_code=303)
+    sealer(request).clear_cookie(response, cookie, path=cookie_path)
+    return response
+
+
+def forbidden_page(request: Request, message: str) -> Response:
+    """A plain 403 page."""
+    return TEMPLATES.TemplateResponse(
+        request, "error.html", {"title": "Not allowed", "message": message, "page": None}, status_code=403
+    )
+
+
+class ConsoleRoute(APIRoute):
+    """Turns 'sign in again' and CSRF failures into pages, for every console route."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap the handler."""
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                return signin_redirect(request, f"{CONSOLE}/login", CONSOLE_COOKIE, "/")
+            except CsrfFailed:
+                return forbidden_page(request, "The form was stale or not sent from this console "
+                                               "(CSRF check failed). Reload the page and try again.")
+
+        return wrapped
+
+
+@dataclass
+class Page:
+    """One console request: who is signed in, and the API as them."""
+
+    request: Request
+    session: Session
+    api: Api
+
+    @property
+    def role(self) -> str:
+        """The token's role."""
+        return self.session.role
+
+    def can(self, permission: Permission) -> bool:
+        """Whether the role holds a permission (the API checks again anyway)."""
+        try:
+            return permission in ROLE_PERMISSIONS[Role(self.session.role)]
+        except ValueError:
+            return False
+
+    @property
+    def can_write(self) -> bool:
+        """May change customers."""
+        return self.can(Permission.CUSTOMERS_WRITE)
+
+    @property
+    def is_admin(self) -> bool:
+        """May change settings and tokens."""
+        return self.can(Permission.TOKENS_MANAGE)
+
+    @property
+    def csrf(self) -> str:
+        """This session's CSRF token, for forms."""
+        return self.session.csrf
+
+    async def form(self) -> FormData:
+        """The posted form, after its CSRF token is checked."""
+        form = await self.request.form()
+        given = form.get(CSRF_FIELD) or self.request.headers.get(CSRF_HEADER)
+        if not csrf_matches(self.session.csrf, given if isinstance(given, str) else None):
+            raise CsrfFailed()
+        return form
+
+    def reason_headers(self, form: FormData) -> dict[str, str]:
+        """`X-Audit-Reason` from the form's reason field, when one was given."""
+        reason = form.get("reason")
+        if isinstance(reason, str) and reason.strip():
+            return {"X-Audit-Reason": reason.strip().replace("\n", " ")[:500]}
+        return {}
+
+    def render(self, template: str, context: dict[str, Any] | None = None, *, status: int = 200,
+               errors: FormErrors | None = None) -> Response:
+        """A page with the shared context (the page itself, errors)."""
+        ctx = {"page": self, "errors": errors or FormErrors(), **(context or {})}
+        response = TEMPLATES.TemplateResponse(self.request, template, ctx, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def current_page(request: Request) -> Page:
+    """A dependency: the signed-in operator's page, or back to sign-in."""
+    session = sealer(request).open(request.cookies.get(CONSOLE_COOKIE))
+    if session is None:
+        raise SignInRequired("no session")
+    return Page(request=request, session=session, api=Api(request, session.token))
+
+
+def redirect(location: str) -> Response:
+    """See other (after a successful post)."""
+    return RedirectResponse(location, status_code=303)

@@ -1,0 +1,146 @@
+// Patchbay console: the few things the server cannot do (columns kept per browser, tick boxes).
+// Everything else is plain forms and links, boosted by htmx.
+(function () {
+  "use strict";
+  var KEY = "patchbay.board.columns";
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(KEY) || "null"); } catch (e) { return null; }
+  }
+  function save(state) { localStorage.setItem(KEY, JSON.stringify(state)); }
+
+  function defaults(table) {
+    var order = [], hidden = [];
+    table.querySelectorAll("thead th[data-col]").forEach(function (th) {
+      order.push(th.dataset.col);
+      if (th.hasAttribute("data-default-hidden")) hidden.push(th.dataset.col);
+    });
+    return { order: order, hidden: hidden };
+  }
+
+  function current(table) {
+    var base = defaults(table), saved = load();
+    if (!saved) return base;
+    // columns added since the browser saved its choice go last, with their default visibility
+    var order = saved.order.filter(function (k) { return base.order.indexOf(k) >= 0; });
+    base.order.forEach(function (k) {
+      if (order.indexOf(k) < 0) {
+        order.push(k);
+        if (base.hidden.indexOf(k) >= 0 && saved.hidden.indexOf(k) < 0) saved.hidden.push(k);
+      }
+    });
+    return { order: order, hidden: saved.hidden.filter(function (k) { return order.indexOf(k) >= 0; }) };
+  }
+
+  function apply(table, state) {
+    table.querySelectorAll("tr").forEach(function (tr) {
+      state.order.forEach(function (key) {
+        var c = tr.querySelector(':scope > [data-col="' + key + '"]');
+        if (c) tr.appendChild(c);
+      });
+    });
+    table.querySelectorAll("[data-col]").forEach(function (c) {
+      c.classList.toggle("col-hidden", state.hidden.indexOf(c.dataset.col) >= 0);
+    });
+    var list = document.getElementById("column-list");
+    if (list) {
+      state.order.forEach(function (key) {
+        var li = list.querySelector('li[data-col="' + key + '"]');
+        if (li) list.appendChild(li);
+      });
+      list.querySelectorAll(".col-toggle").forEach(function (box) {
+        box.checked = state.hidden.indexOf(box.dataset.col) < 0;
+      });
+    }
+  }
+
+  function board() { return document.getElementById("board"); }
+
+  function refreshColumns() {
+    var table = board();
+    if (table) apply(table, current(table));
+  }
+
+  function change(mutate) {
+    var table = board();
+    if (!table) return;
+    var state = current(table);
+    mutate(state);
+    save(state);
+    apply(table, state);
+  }
+
+  function updateCount() {
+    var ticks = document.querySelectorAll(".row-tick");
+    var n = 0;
+    ticks.forEach(function (t) { if (t.checked) n++; });
+    var all = document.getElementById("select-all");
+    if (all) {
+      all.checked = ticks.length > 0 && n === ticks.length;
+      all.indeterminate = n > 0 && n < ticks.length;
+    }
+    var label = document.getElementById("selected-count");
+    var matching = document.getElementById("all-matching");
+    if (label) label.textContent = (matching && matching.checked) ? "all matching selected" : n + " selected";
+  }
+
+  document.addEventListener("change", function (ev) {
+    var t = ev.target;
+    if (t.classList.contains("col-toggle")) {
+      change(function (s) {
+        s.hidden = s.hidden.filter(function (k) { return k !== t.dataset.col; });
+        if (!t.checked) s.hidden.push(t.dataset.col);
+      });
+    } else if (t.id === "select-all") {
+      document.querySelectorAll(".row-tick").forEach(function (b) { b.checked = t.checked; });
+      updateCount();
+    } else if (t.classList.contains("row-tick") || t.id === "all-matching") {
+      updateCount();
+    }
+  });
+
+  document.addEventListener("click", function (ev) {
+    var t = ev.target;
+    if (t.classList.contains("col-up") || t.classList.contains("col-down")) {
+      var up = t.classList.contains("col-up");
+      change(function (s) {
+        var i = s.order.indexOf(t.dataset.col), j = up ? i - 1 : i + 1;
+        if (i < 0 || j < 0 || j >= s.order.length) return;
+        s.order[i] = s.order[j];
+        s.order[j] = t.dataset.col;
+      });
+    } else if (t.id === "columns-reset") {
+      localStorage.removeItem(KEY);
+      refreshColumns();
+    } else if (t.classList.contains("cells-select")) {
+      // summary tables: clicking cells selects them; the sum and true average are shown
+      t.classList.toggle("picked");
+      summarize(t.closest("table"));
+    }
+  });
+
+  function summarize(table) {
+    if (!table) return;
+    var out = document.getElementById(table.dataset.totalsTarget || "cell-totals");
+    var picked = table.querySelectorAll("td.picked");
+    if (!out) return;
+    if (!picked.length) { out.textContent = ""; return; }
+    var sum = 0, weight = 0, weighted = 0, col = null, mixed = false;
+    picked.forEach(function (td) {
+      var v = parseFloat(td.dataset.value || td.textContent);
+      if (!isNaN(v)) sum += v;
+      var w = parseFloat(td.dataset.weight || "1");
+      weight += w; weighted += v * w;
+      if (col !== null && col !== td.dataset.col) mixed = true;
+      col = td.dataset.col;
+    });
+    var avg = weight ? weighted / weight : 0;
+    out.textContent = picked.length + " cells" + (mixed ? " (several columns)" : "") +
+      ": sum " + sum.toFixed(4).replace(/\.?0+$/, "") + ", average " + avg.toFixed(4).replace(/\.?0+$/, "");
+  }
+
+  function init() { refreshColumns(); updateCount(); }
+  document.addEventListener("DOMContentLoaded", init);
+  document.addEventListener("htmx:load", init);
+  if (document.readyState !== "loading") init();
+})();
