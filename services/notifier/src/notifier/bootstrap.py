@@ -98,8 +98,11 @@ class NotifierService:
         await self.lease.release()
         with contextlib.suppress(Exception):
             await self.listener.close()
+        # not drain(): the pull subscription of the cancelled consumer would hold it for its 30 s timeout
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            await self.nc.flush(timeout=2)
+        with contextlib.suppress(Exception):
+            await self.nc.close()
         await self.pool.close()
 
 

@@ -206,3 +206,25 @@ async def test_broadcast_by_board_filter(nc: NatsClient, customers: FakeCustomer
     assert reply["recipients"] == 2
     await settled(nc, reply["message_id"])
     assert set(smtp.inbox.per_recipient()) == {f"a-{tag}@f.example", f"b-{tag}@f.example"}
+
+
+async def test_a_connection_the_server_dropped_is_replaced_without_a_lost_attempt(
+    nc: NatsClient, customers: FakeCustomers
+) -> None:
+    port = free_port()
+    server = SmtpServer(port).start()
+    await use_smtp(nc, port)
+    tag = uuid.uuid4().hex[:8]
+    (first,) = customers.add(card(f"Keep {tag}", [contact("A", f"a-{tag}@keep.example")]))
+    reply = await call(nc, "notifier.cmd.send", email_to([first["id"]]))
+    await settled(nc, reply["message_id"])
+    server.stop()  # the workers' kept connections die with it
+    server = SmtpServer(port, server.inbox).start()
+    try:
+        (second,) = customers.add(card(f"Keep2 {tag}", [contact("B", f"b-{tag}@keep.example")]))
+        reply = await call(nc, "notifier.cmd.send", email_to([second["id"]]))
+        final = await settled(nc, reply["message_id"], timeout=5)
+        assert final["items"][0]["state"] == "sent" and final["items"][0]["attempts"] == 1
+        assert server.inbox.per_recipient()[f"b-{tag}@keep.example"] == 1
+    finally:
+        server.stop()

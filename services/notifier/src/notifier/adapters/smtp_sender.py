@@ -99,6 +99,13 @@ class SmtpSender:
 
     async def send(self, mail: Email, on_handover: Callable[[], None]) -> Outcome:
         """Send one e-mail; `on_handover` runs just before its final bytes leave."""
+        reused = self._smtp is not None and self._smtp.is_connected
+        outcome = await self._send_once(mail, on_handover)
+        if reused and outcome.link_down:  # a kept connection the server had closed: one fresh try
+            outcome = await self._send_once(mail, on_handover)
+        return outcome
+
+    async def _send_once(self, mail: Email, on_handover: Callable[[], None]) -> Outcome:
         handed = False
 
         def handover() -> None:
