@@ -59,7 +59,6 @@ async def service(
     nats_url: str,
     make_database: Any,
     secret_key: str,
-    customers: FakeCustomers,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[NotifierService]:
     """The notifier in-process on a fresh database, with short retries (one per test module)."""
