@@ -15,6 +15,7 @@ from nats.aio.client import Client as NatsClient
 from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
+from shared.ops import readiness, serve_ops
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
@@ -110,10 +111,13 @@ async def main() -> None:
     settings = VerificationSettings()
     configure_logging("verification", level=settings.log_level, fmt=settings.log_format)
     runtime = await start(settings)
+    ops = await serve_ops("verification", settings.ops_port, readiness(pool=runtime.pool, nc=runtime.nc))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("verification_service_stopping")
+    if ops is not None:
+        await ops.stop()
     await runtime.stop()
