@@ -19,6 +19,7 @@ from shared.eventstore import EventStore
 from shared.ids import new_id
 from shared.logging import configure_logging
 from shared.migrations import migrate
+from shared.ops import readiness, serve_ops
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
@@ -189,10 +190,13 @@ async def main() -> None:
     for noisy in ("twilio", "aiosmtplib"):  # request logs of SDKs: nothing a message body could leak into
         logging.getLogger(noisy).setLevel(logging.WARNING)
     service = await start(settings)
+    ops = await serve_ops("notifier", settings.ops_port, readiness(pool=service.pool, nc=service.nc))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("notifier_stopping")
+    if ops is not None:
+        await ops.stop()
     await service.stop()

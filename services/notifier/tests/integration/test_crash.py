@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from notifier_testkit import FakeCustomers, SmtpServer, call, card, contact
 from shared.contracts.notify import SystemMessage
+from shared.embedded import free_port
 from shared.secrets import Sealer
 from shared.testing.waiting import wait_for
 
@@ -83,6 +85,7 @@ async def notifier(
         "PATCHBAY_LOG_LEVEL": "DEBUG",
         "PATCHBAY_RETRY_BASE_S": "0.2",
         "PATCHBAY_RECOVERY_INTERVAL_S": "0.5",
+        "PATCHBAY_OPS_PORT": str(free_port()),
         "PATCHBAY_IDLE_POLL_S": "0.1",
     }
     process = NotifierProcess(env, tmp_path / "notifier.log")
@@ -151,6 +154,12 @@ async def test_kill_9_in_the_middle_of_a_broadcast_sends_each_recipient_exactly_
     twice = {rcpt: n for rcpt, n in per_recipient.items() if n != 1}
     assert not twice, f"{len(twice)} recipients got more than one copy: {list(twice.items())[:5]}"
     assert final["counts"]["sent"] == 1000, final["counts"]
+    ops = f"http://127.0.0.1:{notifier.env['PATCHBAY_OPS_PORT']}"
+    async with httpx.AsyncClient(base_url=ops) as http:
+        assert (await http.get("/readyz")).json()["ready"] is True
+        metrics = (await http.get("/metrics")).text
+    assert 'patchbay_notifier_deliveries_total{channel="email",outcome="sent"}' in metrics
+    assert "patchbay_notifier_recovered_claims_total" in metrics
 
 
 async def test_password_messages_never_reach_logs_or_events(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from shared.secrets import Sealer
 
 from notifier.adapters.delivery_store import DeliveryStore
 from notifier.adapters.handover_journal import HandoverJournal
+from notifier.adapters.metrics import DELIVERIES, SEND_SECONDS
 from notifier.adapters.sms_sender import TwilioSender
 from notifier.adapters.smtp_sender import Email, SmtpSender
 from notifier.application.channel_settings import ChannelSettings
@@ -149,8 +151,11 @@ class DeliveryEngine:
             untouched: list[UUID] = []
             unreachable = False
             for index, d in enumerate(claimed):
+                started = time.perf_counter()
                 outcome = await self._attempt(sender, d)
+                SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
                 done.append(self._decide(d, outcome))
+                DELIVERIES.labels(channel, done[-1].state if not done[-1].dead_letter else "dead").inc()
                 if outcome.link_down:  # the rest were not attempted: give their attempt back
                     unreachable = True
                     untouched = [u.delivery_id for u in claimed[index + 1 :]]

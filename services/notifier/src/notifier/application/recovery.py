@@ -20,6 +20,7 @@ import structlog
 
 from notifier.adapters.delivery_store import DeliveryStore
 from notifier.adapters.handover_journal import HandoverJournal
+from notifier.adapters.metrics import RECOVERED
 from notifier.domain.delivery import Recorded
 
 log = structlog.get_logger(__name__)
@@ -124,6 +125,10 @@ class Recovery:
                 outcomes.append(Recorded(d, "queued", error=INTERRUPTED, attempts=d.attempts - 1))
         await self.store.record(outcomes)
         HandoverJournal.remove(self.journal_dir, other)
+        for outcome in outcomes:
+            RECOVERED.labels(
+                {"sent": "handed_over", "queued": "requeued", "failed": "unknown"}[outcome.state]
+            ).inc()
         log.warning(
             "dead_instance_claims_settled",
             instance=str(other),
