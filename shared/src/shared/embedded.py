@@ -169,12 +169,15 @@ class EmbeddedNats:
     """
 
     def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
-                 sync_always: bool = False, die_with_parent: bool = True) -> None:
+                 sync_always: bool = False, die_with_parent: bool = True,
+                 server_name: str = "patchbay_embedded", extra_config: str = "") -> None:
         self.store_dir = store_dir.resolve()
         self.die_with_parent = die_with_parent
         self.host = host
         self.port = port
         self.sync_always = sync_always
+        self.server_name = server_name
+        self.extra_config = extra_config  # appended verbatim (a cluster block, a monitor port)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -204,8 +207,9 @@ class EmbeddedNats:
         config.write_text(
             f'listen: "{self.host}:{self.port}"\n'
             f'pid_file: "{self.store_dir / "nats.pid"}"\n'
-            "server_name: patchbay_embedded\n"
-            f'jetstream {{\n  store_dir: "{self.store_dir}"{sync}\n}}\n')
+            f"server_name: {self.server_name}\n"
+            f'jetstream {{\n  store_dir: "{self.store_dir}"{sync}\n}}\n'
+            f"{self.extra_config}")
         return config
 
     def _accepts(self) -> bool:
@@ -240,6 +244,18 @@ class EmbeddedNats:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server and wait for it."""
         _stop_child(self._proc, signal.SIGTERM, timeout)
+        self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs (fault tests signal it)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash, for fault tests) and reap it."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
         self._proc = None
 
 

@@ -23,3 +23,13 @@ class CommonSettings(BaseSettings):
     secret_key: str | None = None
     # where /metrics, /healthz and /readyz are served (None: not served)
     ops_port: int | None = None
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """`nats_url` as the server list nats-py takes (a cluster: `nats://a,nats://b,...`)."""
+        return nats_servers(self.nats_url)
+
+
+def nats_servers(url: str) -> list[str]:
+    """Split a comma-separated NATS URL list; nats-py reads a single string as one server."""
+    return [part.strip() for part in url.split(",") if part.strip()]

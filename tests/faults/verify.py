@@ -1,0 +1,100 @@
+"""The check every fault test ends with: each acknowledged command's events exist exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+import asyncpg
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from shared.settings import nats_servers
+
+from .load import Acked
+
+
+async def wait_outbox_drained(database_url: str, schema: str = "customer",
+                              timeout: float = 60.0) -> None:
+    """Wait until the relay has published every committed event (the outbox is empty)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while (left := await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")) > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{left} events still unpublished after {timeout} s")
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+async def stored_events(database_url: str) -> list[asyncpg.Record]:
+    """(event_id, stream_id, version, type, command_id) of every customer event in PostgreSQL."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(await conn.fetch(
+            "SELECT event_id::text, stream_id, version, type, metadata->>'command_id' AS command_id"
+            " FROM customer.events WHERE category = 'customer' ORDER BY position"))
+    finally:
+        await conn.close()
+
+
+async def published_ids(nc: NatsClient, subjects: str = "events.customer.>") -> Counter[str]:
+    """How many times each Nats-Msg-Id (event id) is in CUSTOMER_EVENTS."""
+    js = nc.jetstream()
+    sub = await js.pull_subscribe(
+        subjects, stream="CUSTOMER_EVENTS",
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+                              inactive_threshold=30.0))
+    seen: Counter[str] = Counter()
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(1000, timeout=1.0)
+            except NatsTimeoutError:
+                break
+            for msg in msgs:
+                assert msg.headers is not None
+                seen[msg.headers["Nats-Msg-Id"]] += 1
+            if msgs and msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return seen
+
+
+async def assert_exactly_once(database_url: str, nats_url: str, acked: Iterable[Acked]) -> int:
+    """Every acknowledged command has its event once in PostgreSQL and once in JetStream.
+
+    Returns how many events were checked. Commands not acknowledged (in flight at a crash)
+    may or may not have happened, but never twice.
+    """
+    await wait_outbox_drained(database_url)
+    events = await stored_events(database_url)
+    by_command: dict[str, list[asyncpg.Record]] = {}
+    for row in events:
+        if row["command_id"]:
+            by_command.setdefault(row["command_id"], []).append(row)
+    twice = {cid: len(rows) for cid, rows in by_command.items() if len(rows) > 1}
+    assert not twice, f"commands applied more than once: {list(twice.items())[:5]}"
+    for ack in acked:
+        rows = by_command.get(ack.command_id)
+        assert rows, f"acknowledged {ack.kind} {ack.command_id} has no event in PostgreSQL"
+        [row] = rows
+        assert (row["stream_id"], row["version"]) == (ack.customer_id, ack.version), (ack, dict(row))
+    nc = await nats.connect(nats_servers(nats_url))
+    try:
+        seen = await published_ids(nc)
+    finally:
+        await nc.close()
+    stored = {row["event_id"] for row in events}
+    dupes = {k: n for k, n in seen.items() if n > 1}
+    assert not dupes, f"events published more than once: {list(dupes.items())[:5]}"
+    missing = stored - set(seen)
+    assert not missing, f"{len(missing)} stored events never reached JetStream, e.g. {list(missing)[:3]}"
+    extra = set(seen) - stored
+    assert not extra, f"{len(extra)} JetStream events not in PostgreSQL, e.g. {list(extra)[:3]}"
+    return len(events)
