@@ -98,7 +98,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
         for feed in feeds:  # events may have passed while we were away: read everything again
             asyncio.get_running_loop().create_task(feed.reload_all())
 
-    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+    nc = await nats.connect(settings.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                             reconnected_cb=reconnected)
     js = nc.jetstream()
     await ensure_streams(js, replicas=settings.stream_replicas)
