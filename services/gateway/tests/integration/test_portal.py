@@ -172,6 +172,8 @@ async def test_the_whole_portal_flow(gateway: Any, world: Recorder) -> None:
         refused = await client.post("/portal/v1/login", json={"email": email, "password": password},
                                     headers={"Authorization": ""})
         assert refused.status_code == 401
+        stale = await client.get("/portal/v1/me", headers=bearer(token))
+        assert stale.status_code == 401 and "password was changed" in stale.json()["error"]["message"]
         await ok(await client.post("/portal/v1/login", json={"email": email, "password": typed},
                                    headers={"Authorization": ""}))
     client.event_hooks["response"] = []

@@ -186,6 +186,8 @@ class PortalSession(Strict):
     customer_id: UUID
     contact_id: UUID
     ip: str | None = Field(default=None, max_length=64)
+    # when the session began: a password set after it ends the session
+    issued_at: datetime | None = None
 
 
 class PortalContact(BaseModel):

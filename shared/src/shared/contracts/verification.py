@@ -55,7 +55,7 @@ class PortalCaller(Strict):
     customer_id: UUID
     contact_id: UUID
     ip: str | None = Field(default=None, max_length=64)
-    correlation_id: str | None = Field(default=None, max_length=200)
+    issued_at: datetime | None = None
 
 
 class RequestCode(Strict):

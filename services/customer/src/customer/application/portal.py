@@ -79,6 +79,12 @@ class PortalAccess:
 
     async def session(self, req: PortalSession) -> bytes:
         """A session is still good: the contact exists, belongs to the customer, may still get in."""
+        if req.issued_at is not None:
+            set_at = await self.pool.fetchval(
+                "SELECT set_at FROM contact_passwords WHERE contact_id = $1", req.contact_id
+            )
+            if set_at is not None and set_at > req.issued_at:
+                raise ServiceError(ErrorCode.UNAUTHENTICATED, "the password was changed; log in again")
         return await self._view(req.customer_id, str(req.contact_id), req.ip)
 
     async def _view(self, customer_id: Any, contact_id: str, ip: str | None) -> bytes:

@@ -94,6 +94,7 @@ async def session(
         "customer_id": str(principal.customer_id),
         "contact_id": str(principal.contact_id),
         "ip": _ip(request),
+        "issued_at": principal.issued_at.isoformat(),
     }
 
 

@@ -23,6 +23,7 @@ class PortalPrincipal:
 
     contact_id: UUID
     customer_id: UUID
+    issued_at: datetime
 
 
 def session_key(explicit: str | None, secret_key: str | None) -> bytes:
@@ -50,7 +51,7 @@ class PortalSessions:
             "sub": contact_id,
             "cid": customer_id,
             "aud": AUDIENCE,
-            "iat": now,
+            "iat": now.timestamp(),  # with its fraction: a reset in the same second still ends it
             "exp": expires,
             "jti": secrets.token_urlsafe(8),
         }
@@ -64,8 +65,9 @@ class PortalSessions:
                 self._key,
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
-                options={"require": ["sub", "cid", "exp", "aud"]},
+                options={"require": ["sub", "cid", "exp", "aud", "iat"]},
             )
-            return PortalPrincipal(UUID(claims["sub"]), UUID(claims["cid"]))
+            issued = datetime.fromtimestamp(float(claims["iat"]), UTC)
+            return PortalPrincipal(UUID(claims["sub"]), UUID(claims["cid"]), issued)
         except (jwt.PyJWTError, ValueError, TypeError):
             return None

@@ -271,7 +271,10 @@ class VerificationService:
         )
 
     async def _session(self, caller: PortalCaller) -> dict[str, Any]:
-        body = {"customer_id": str(caller.customer_id), "contact_id": str(caller.contact_id), "ip": caller.ip}
+        body = {
+            "customer_id": str(caller.customer_id), "contact_id": str(caller.contact_id), "ip": caller.ip,
+            "issued_at": caller.issued_at.isoformat() if caller.issued_at else None,
+        }
         headers = {CORRELATION_HEADER: cid} if (cid := current_correlation_id()) else None
         try:
             msg = await self.nc.request(
