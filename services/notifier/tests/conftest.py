@@ -21,6 +21,12 @@ from shared.testing.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
+def notifier_overrides() -> dict[str, Any]:
+    """Settings a test module wants different (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def secret_key() -> str:
     """A sealing key per module, as PATCHBAY_SECRET_KEY would give it."""
     return Sealer.new_key()
@@ -60,6 +66,7 @@ async def service(
     make_database: Any,
     secret_key: str,
     tmp_path_factory: pytest.TempPathFactory,
+    notifier_overrides: dict[str, Any],
 ) -> AsyncIterator[NotifierService]:
     """The notifier in-process on a fresh database, with short retries (one per test module)."""
     settings = NotifierSettings(
@@ -74,6 +81,7 @@ async def service(
         journal_dir=Path(tmp_path_factory.mktemp("journal")),
         email_workers=2,
         sms_workers=2,
+        **notifier_overrides,
     )
     svc = await start(settings)
     yield svc

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import json
+import ssl
 import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -82,16 +91,48 @@ class Inbox:
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1 in its own thread; can be stopped and started again on the same port."""
+    """aiosmtpd on 127.0.0.1 in its own thread; restartable on the same port; optionally TLS and AUTH."""
 
-    def __init__(self, port: int, inbox: Inbox | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        inbox: Inbox | None = None,
+        *,
+        security: str = "none",
+        tls: ssl.SSLContext | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.inbox = inbox or Inbox()
+        self.security = security
+        self.tls = tls
+        self.users = users
+        self.logins: list[str] = []
         self._controller: Controller | None = None
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        login, password = data.login.decode(), data.password.decode()
+        ok = self.users is not None and self.users.get(login) == password
+        if ok:
+            self.logins.append(login)
+        return AuthResult(success=ok, handled=False)
 
     def start(self) -> SmtpServer:
         """Listen."""
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if self.users is not None:
+            options |= {
+                "authenticator": self._authenticate,
+                "auth_required": True,
+                "auth_require_tls": self.security == "starttls",
+            }
+        if self.security == "starttls":
+            options |= {"tls_context": self.tls, "require_starttls": True}
+        elif self.security == "tls":
+            options |= {"ssl_context": self.tls}
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
         return self
 
@@ -100,6 +141,55 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+def make_certificates(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A private CA (its PEM file) and a server TLS context with a certificate it signed for 127.0.0.1."""
+    now = datetime.now(UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Patchbay test CA"))
+        .issuer_name(name("Patchbay test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return ca_path, context
 
 
 @dataclass

@@ -59,6 +59,7 @@ class NotifierSettings(CommonSettings):
     dead_letter_interval_s: float = 1.0
     journal_dir: Path | None = None  # default: <data_dir>/notifier/handover
     smtp_validate_certs: bool = True
+    smtp_ca_file: Path | None = None  # trust this CA too (a relay with a private certificate)
     stream_replicas: int = 1
 
     def handover_dir(self) -> Path:
@@ -125,7 +126,13 @@ async def start(settings: NotifierSettings) -> NotifierService:
     instance = new_id()
     events = EventStore(pool)
     store = DeliveryStore(pool, events)
-    channel_settings = ChannelSettings(pool, events, sealer, validate_certs=settings.smtp_validate_certs)
+    channel_settings = ChannelSettings(
+        pool,
+        events,
+        sealer,
+        validate_certs=settings.smtp_validate_certs,
+        ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+    )
     waker = Waker()
     journal = HandoverJournal(settings.handover_dir(), instance)
     journal.open()

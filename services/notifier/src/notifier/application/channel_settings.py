@@ -47,12 +47,19 @@ class ChannelSettings:
     """Reads and writes `channel_settings`; builds provider configs with the secret unsealed."""
 
     def __init__(
-        self, pool: asyncpg.Pool, events: EventStore, sealer: Sealer, *, validate_certs: bool = True
+        self,
+        pool: asyncpg.Pool,
+        events: EventStore,
+        sealer: Sealer,
+        *,
+        validate_certs: bool = True,
+        ca_file: str | None = None,
     ) -> None:
         self.pool = pool
         self.events = events
         self.sealer = sealer
         self.validate_certs = validate_certs
+        self.ca_file = ca_file
 
     async def _row(self, channel: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
@@ -148,6 +155,7 @@ class ChannelSettings:
             username=data.get("smtp_username"),
             password=password,
             validate_certs=self.validate_certs,
+            ca_file=self.ca_file,
         )
         return cfg, row["version"]
 
