@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,15 +18,22 @@ SECRET_KEY = re.compile(
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@functools.lru_cache(maxsize=4096)
+def is_secret(key: str) -> bool:
+    """Whether a key names a secret (keys repeat: the answer is cached)."""
+    return SECRET_KEY.search(key) is not None
+
+
 def redact(value: Any) -> Any:
     """A copy of value without any key that names a secret."""
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items() if not SECRET_KEY.search(str(k))}
+        return {k: redact(v) for k, v in value.items() if not is_secret(str(k))}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
 
 
+@functools.lru_cache(maxsize=1024)
 def action_of(event_type: str) -> str:
     """`CustomerStatusChanged` -> `status changed`; `ContactAdded` -> `contact added`."""
     words = _CAMEL.sub(" ", event_type).lower().split()
@@ -36,6 +44,7 @@ def action_of(event_type: str) -> str:
     return " ".join(words)
 
 
+@functools.lru_cache(maxsize=1024)
 def _changed_field(event_type: str) -> str:
     """`CustomerStatusChanged` -> `status` (the field an old/new event is about)."""
     words = _CAMEL.sub(" ", event_type).lower().split()

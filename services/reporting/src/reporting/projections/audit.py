@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import orjson
 from shared.envelope import EventEnvelope
 
 from reporting.domain.audit import AuditEntry, entry_of
@@ -30,7 +30,7 @@ SOURCES = (
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+    return None if value is None else orjson.dumps(value, default=str).decode()
 
 
 class AuditProjection(Projection[AuditEntry]):

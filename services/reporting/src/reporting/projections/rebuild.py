@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from reporting.projections.base import NEXT, Projection, Source, Tables, checkpoints
+from reporting.projections.pull import stream_seq
 from reporting.projections.replay import pending_count, replay
 
 log = structlog.get_logger(__name__)
@@ -189,7 +190,7 @@ class Rebuilder:
         last = 0
         decode = self.projection.decode
         for msg in msgs:
-            seq = msg.metadata.sequence.stream
+            seq = stream_seq(msg)
             try:
                 items.append(decode(stream, seq, msg.subject, msg.data))
             except (ValidationError, ValueError, UnicodeDecodeError):
