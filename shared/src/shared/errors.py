@@ -26,6 +26,8 @@ class ErrorCode(StrEnum):
     CURRENCY_IMMUTABLE = "currency_immutable"
     INVALID_TRANSITION = "invalid_status_transition"
     VERSION_MISMATCH = "version_mismatch"
+    NUMBER_RANGE_NOT_SET = "number_range_not_set"
+    NUMBER_RANGE_EXHAUSTED = "number_range_exhausted"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
@@ -49,6 +51,8 @@ HTTP_STATUS: dict[str, int] = {
     ErrorCode.CODE_LOCKED: 422,
     ErrorCode.CODE_NOT_REQUESTED: 422,
     ErrorCode.VERSION_MISMATCH: 412,
+    ErrorCode.NUMBER_RANGE_NOT_SET: 409,
+    ErrorCode.NUMBER_RANGE_EXHAUSTED: 409,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.RATE_LIMITED: 429,

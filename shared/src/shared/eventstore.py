@@ -123,8 +123,14 @@ class EventStore:
         *,
         replies: Sequence[tuple[str, str]] = (),
         fragments: Sequence[Fragment] = (),
+        conn: asyncpg.Connection | None = None,
     ) -> list[int]:
-        """Append events (+ command replies + read-model fragments) atomically; return positions."""
+        """Append events (+ command replies + read-model fragments) atomically; return positions.
+
+        With `conn`, the statement runs in the caller's transaction (a bulk write of many
+        statements); `on_appended` is then not told, since the caller may still roll back:
+        the relay reads those events from the outbox rows once they are committed.
+        """
         parts: list[str] = []
         args: list[Any] = []
 
@@ -141,7 +147,7 @@ class EventStore:
             add(f"f{i} AS ({frag.sql})", frag.args)
         sql = "WITH " + ", ".join(parts) + " SELECT position FROM e ORDER BY position"
         try:
-            rows = await self.pool.fetch(sql, *args)
+            rows = await (conn or self.pool).fetch(sql, *args)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_pkey":
                 raise ConcurrencyError(str(exc)) from exc
@@ -149,7 +155,7 @@ class EventStore:
                 raise DuplicateCommand(str(exc)) from exc
             raise
         positions = [r["position"] for r in rows]
-        if self.on_appended is not None:
+        if self.on_appended is not None and conn is None:
             self.on_appended(
                 [e.model_copy(update={"position": p}) for e, p in zip(events, positions, strict=True)]
             )

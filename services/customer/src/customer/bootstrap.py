@@ -40,8 +40,8 @@ from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
 from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import contact_routes
-from customer.entrypoints.number_blocks_api import number_block_routes
 from customer.entrypoints.nats_api import QUEUE, routes
+from customer.entrypoints.number_blocks_api import number_block_routes
 
 SCHEMA = "customer"
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared.contracts.fields import (
+    Count,
     CountryCode,
     CurrencyCode,
     Money,
@@ -80,7 +81,7 @@ class CustomerCreate(Strict):
     tax: Percent = Decimal(0)
     currency: CurrencyCode = "USD"
     portal_access: bool = True
-    channels: NonNegativeInt = 0
+    channels: Count = 0
     cps: NonNegativeMoney = Decimal(0)
     address: Address = Field(default_factory=Address)
     tags: Tags = Field(default_factory=list)
@@ -100,7 +101,7 @@ class CustomerPatch(Strict):
     tax: Percent | None = None
     currency: CurrencyCode | None = None
     portal_access: bool | None = None
-    channels: NonNegativeInt | None = None
+    channels: Count | None = None
     cps: NonNegativeMoney | None = None
     address: Address | None = None
     tags: Tags | None = None

@@ -60,6 +60,19 @@ def _no_exponent(value: Any) -> Any:
     return value
 
 
+def _plain_int(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if "e" in text.lower():
+            raise ValueError("numbers are written in plain decimal notation, not scientific (1e3)")
+        if not text.lstrip("+-").isdigit() or not text.isascii():
+            raise ValueError("must be a whole number written with digits only (e.g. 30)")
+        return int(text)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number")
+    return value
+
+
 def _normalize(value: Decimal) -> Decimal:
     # one spelling per number, so "10.50" and "10.5" are the same value in events and diffs
     return Decimal(format(value.normalize(), "f")) if value else Decimal(0)
@@ -83,6 +96,10 @@ Money = Annotated[
     AfterValidator(_normalize),
 ]
 NonNegativeMoney = Annotated[Money, Field(ge=0)]
+# a count (channels): plain digits only, so "1e3", "1.0" and "1_000" are refused as in money
+Count = Annotated[int, BeforeValidator(_plain_int), Field(ge=0, le=2_000_000_000)]
+# an internal telephone number (number blocks): plain digits
+InternalNumber = Annotated[int, BeforeValidator(_plain_int), Field(ge=0, le=10**15)]
 Percent = Annotated[Money, Field(ge=0, le=100)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Notes = Annotated[str, StringConstraints(max_length=20_000)]

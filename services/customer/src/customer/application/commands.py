@@ -34,6 +34,14 @@ from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fr
 from shared.ids import new_id
 from shared.rpc import error_bytes
 
+from customer.application.block_and_edit_commands import (
+    BLOCK_TAKEN,
+    BLOCK_TAKEN_CONSTRAINT,
+    EXTRA_COMMANDS,
+    ExtraCommand,
+    block_fragments,
+    decide_extra,
+)
 from customer.application.contact_commands import (
     CONTACT_COMMANDS,
     ContactCommand,
@@ -61,7 +69,10 @@ class ExpirePenalty:
     meta: CommandMeta
 
 
-Command = CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
+Command = (
+    CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
+    | ExtraCommand
+)
 
 
 @dataclass
@@ -187,6 +198,8 @@ class CustomerCommands:
                             "another contact already logs in with this e-mail (contact e-mails"
                             " are unique across all customers)",
                         ))
+                    if cause.constraint_name == BLOCK_TAKEN_CONSTRAINT:
+                        return error_bytes(BLOCK_TAKEN)
                     raise cause from None
                 # ConcurrencyError or DuplicateCommand: the next attempt sees fresh state
         return error_bytes(ServiceError(ErrorCode.CONFLICT, "the customer is changing too fast; retry"))
@@ -258,7 +271,8 @@ class CustomerCommands:
                 await self.store.append(
                     events, replies=replies,
                     fragments=[Fragment(board.UPSERT_SQL, [board.rows_json(rows)]),
-                               *contact_fragments(decided, working, events, now)],
+                               *contact_fragments(decided, working, events, now),
+                               *block_fragments(events)],
                 )
             except (ConcurrencyError, DuplicateCommand, asyncpg.UniqueViolationError) as exc:
                 raise _AppendFailed() from exc
@@ -289,4 +303,6 @@ def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev
         return rules.decide_set_status(live, cmd.status, cmd.until, now)
     if isinstance(cmd, CONTACT_COMMANDS):
         return decide_contact(cmd, live, now)
+    if isinstance(cmd, EXTRA_COMMANDS):
+        return decide_extra(cmd, live, now)
     return rules.decide_delete(live)

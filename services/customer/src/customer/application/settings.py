@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
-from shared.contracts.customer import SetAuditSettings
+from shared.contracts.customer import CommandMeta, SetAuditSettings
 from shared.envelope import EventEnvelope, Metadata
 from shared.eventstore import ConcurrencyError, EventStore
 
@@ -33,6 +34,38 @@ class SettingsService:
                 state = evolve_settings(state, event)
             self._state, self._loaded_at = state, time.monotonic()
         return self._state
+
+    async def fresh(self) -> SettingsState:
+        """The settings read now, not from the cache."""
+        self._loaded_at = float("-inf")
+        return await self.current()
+
+    async def change(
+        self, decide: Callable[[SettingsState], list[ev.Draft]], meta: CommandMeta
+    ) -> SettingsState:
+        """Decide against fresh settings and append; retried on a concurrent change."""
+        for _ in range(5):
+            state = await self.fresh()
+            envelopes = [
+                EventEnvelope(
+                    type=d.type, schema_version=ev.SCHEMA_VERSIONS[d.type],
+                    category=ev.SETTINGS_CATEGORY, stream_id=ev.SETTINGS_STREAM,
+                    version=state.version + i + 1, data=d.data,
+                    metadata=Metadata(actor=meta.actor, command_id=meta.command_id,
+                                      correlation_id=meta.correlation_id, reason=meta.reason),
+                )
+                for i, d in enumerate(decide(state))
+            ]
+            try:
+                if envelopes:
+                    await self.store.append(envelopes)
+            except ConcurrencyError:
+                continue
+            for envelope in envelopes:
+                state = evolve_settings(state, envelope)
+            self._state, self._loaded_at = state, time.monotonic()
+            return state
+        raise ConcurrencyError("settings changed concurrently too often")
 
     async def set_audit(self, cmd: SetAuditSettings) -> bytes:
         """Change the audit settings; retried on a concurrent change."""

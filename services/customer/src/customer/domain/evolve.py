@@ -9,6 +9,7 @@ from shared.envelope import EventEnvelope
 
 from customer.domain import events as ev
 from customer.domain.contacts import evolve_contacts
+from customer.domain.number_blocks import evolve_blocks
 from customer.domain.state import CARD_FIELDS, CustomerState, SettingsState
 
 
@@ -32,6 +33,8 @@ def evolve(state: CustomerState | None, event: EventEnvelope) -> CustomerState |
         return replace(state, deleted=True)
     if event.type in ev.CONTACT_EVENTS:
         return evolve_contacts(state, event.type, data)
+    if event.type in ev.NUMBER_BLOCK_EVENTS:
+        return evolve_blocks(state, event.type, data)
     return state  # event types of later features leave this state as it is
 
 
@@ -48,4 +51,6 @@ def evolve_settings(state: SettingsState, event: EventEnvelope) -> SettingsState
         changes: dict[str, Any] = event.data["changes"]
         if "require_reason" in changes:
             state = replace(state, require_reason=bool(changes["require_reason"]["new"]))
+    if event.type == ev.NUMBER_RANGE_SET:
+        state = replace(state, number_range={k: event.data[k] for k in ("start", "block_size", "end")})
     return replace(state, version=event.version)

@@ -61,7 +61,9 @@ class CustomerState:
 
 @dataclass(frozen=True)
 class SettingsState:
-    """The settings aggregate (audit part for now)."""
+    """The settings aggregate: audit and number range parts."""
 
     require_reason: bool = False
+    # {"start", "block_size", "end"} once set (see domain/number_blocks.py)
+    number_range: dict[str, int | None] | None = None
     version: int = 0

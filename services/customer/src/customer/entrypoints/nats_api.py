@@ -24,7 +24,9 @@ from shared.rpc import Route, dumps
 from customer.application.commands import CustomerCommands
 from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
+from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import DIAL_ROUTE, contact_routes
+from customer.entrypoints.number_blocks_api import number_block_routes
 
 QUEUE = "customer"
 
@@ -80,4 +82,6 @@ def documented_routes() -> list[Route]:
         *routes(commands=unused, queries=unused, settings=unused),
         *contact_routes(contacts=unused, portal=unused),
         DIAL_ROUTE,
+        *bulk_routes(uploads=unused, editor=unused),
+        *number_block_routes(blocks=unused),
     ]

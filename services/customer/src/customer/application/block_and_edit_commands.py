@@ -1,0 +1,106 @@
+"""Number-block and bulk-edit commands as the batching core runs them.
+
+The handlers (`application/number_blocks.py`, `application/bulk_edit.py`) turn requests into
+these. A block assignment carries the block chosen by its handler (the lowest free one);
+the append writes the `number_blocks` rows in the same statement, and their primary key
+(the block's index) makes two customers sharing a block impossible: the loser's command
+answers `conflict` and its handler chooses again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from shared.contracts.customer import CommandMeta
+from shared.envelope import EventEnvelope
+from shared.errors import ErrorCode, ErrorDetail, ServiceError
+from shared.eventstore import Fragment
+
+from customer.domain import events as ev
+from customer.domain.bulk_edit import decide_bulk_edit
+from customer.domain.number_blocks import decide_assign, decide_release
+from customer.domain.state import CustomerState
+
+BLOCK_TAKEN_CONSTRAINT = "number_blocks_pkey"
+BLOCK_TAKEN = ServiceError(
+    ErrorCode.CONFLICT, "that number block was just assigned to another customer; retry",
+    [ErrorDetail(field="block", message="taken", type="number_block_taken")],
+)
+
+
+@dataclass(frozen=True)
+class AssignBlockCmd:
+    """Give the customer this (free) block: `{id, index, start, end}`."""
+
+    customer_id: str
+    meta: CommandMeta
+    block: dict[str, Any]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseBlockCmd:
+    """Take one of the customer's blocks back."""
+
+    customer_id: str
+    meta: CommandMeta
+    block_id: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class EditCustomerCmd:
+    """One customer's share of a bulk edit (`changes` as JSON-mode values)."""
+
+    customer_id: str
+    meta: CommandMeta
+    changes: dict[str, Any]
+    add_tags: list[str] = field(default_factory=list)
+    remove_tags: list[str] = field(default_factory=list)
+    expected_version: int | None = None
+
+
+ExtraCommand = AssignBlockCmd | ReleaseBlockCmd | EditCustomerCmd
+EXTRA_COMMANDS = (AssignBlockCmd, ReleaseBlockCmd, EditCustomerCmd)
+
+
+def decide_extra(cmd: ExtraCommand, state: CustomerState, now: datetime) -> list[ev.Draft]:
+    """The events of one of these commands against a live customer."""
+    if isinstance(cmd, AssignBlockCmd):
+        return decide_assign(state, cmd.block)
+    if isinstance(cmd, ReleaseBlockCmd):
+        return decide_release(state, cmd.block_id)
+    return decide_bulk_edit(state, cmd.changes, cmd.add_tags, cmd.remove_tags, now)
+
+
+_ASSIGN_SQL = (
+    "INSERT INTO number_blocks (block_index, id, customer_id, first_number, last_number)"
+    " SELECT block_index, id, customer_id, first_number, last_number"
+    " FROM jsonb_to_recordset({}::jsonb) AS x(block_index int, id uuid, customer_id uuid,"
+    " first_number bigint, last_number bigint)"
+)
+# a released block, and every block of a deleted customer, is free again
+_FREE_SQL = (
+    "DELETE FROM number_blocks WHERE id = ANY({}::uuid[]) OR customer_id = ANY({}::uuid[])"
+)
+
+
+def block_fragments(events: Sequence[EventEnvelope]) -> list[Fragment]:
+    """The `number_blocks` rows that these events add or free, for the append's statement."""
+    assigned = [
+        {"block_index": e.data["index"], "id": e.data["id"], "customer_id": e.stream_id,
+         "first_number": e.data["start"], "last_number": e.data["end"]}
+        for e in events if e.type == ev.NUMBER_BLOCK_ASSIGNED
+    ]
+    released = [e.data["id"] for e in events if e.type == ev.NUMBER_BLOCK_RELEASED]
+    deleted = [e.stream_id for e in events if e.type == ev.CUSTOMER_DELETED]
+    fragments = []
+    if released or deleted:
+        fragments.append(Fragment(_FREE_SQL, [released, deleted]))
+    if assigned:
+        fragments.append(Fragment(_ASSIGN_SQL, [orjson.dumps(assigned).decode()]))
+    return fragments
