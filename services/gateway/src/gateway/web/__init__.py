@@ -9,10 +9,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from gateway.web import auth_pages, board_pages, card_pages, static_files
+from gateway.web import (
+    audit_pages,
+    auth_pages,
+    board_pages,
+    card_actions,
+    card_pages,
+    contact_pages,
+    static_files,
+)
 
 router = APIRouter(include_in_schema=False)
-for _module in (static_files, auth_pages, board_pages, card_pages):
+for _module in (static_files, auth_pages, board_pages, card_pages, card_actions, contact_pages, audit_pages):
     router.include_router(_module.router)
 
 
