@@ -246,11 +246,12 @@ class CustomerCommands:
             except ServiceError as err:
                 results.append((pending, error_bytes(err)))
                 continue
-            for i, draft in enumerate(drafts):
+            for draft in drafts:
                 envelope = EventEnvelope(
                     type=draft.type, schema_version=ev.SCHEMA_VERSIONS[draft.type],
                     category=ev.CUSTOMER_CATEGORY, stream_id=stream_id,
-                    version=(state.version if state else 0) + i + 1,
+                    # `state` moves on with each draft, so the next version is always one more
+                    version=(state.version if state else 0) + 1,
                     occurred_at=now, metadata=_metadata(cmd.meta), data=draft.data,
                 )
                 state = evolve(state, envelope)
