@@ -1,0 +1,93 @@
+"""Call records into the live/daily/monthly summaries, sustained, beside a raw JetStream fetch.
+
+    uv run python bench/cdr_ingest.py --records 300000
+
+Starts embedded NATS + PostgreSQL (or uses PATCHBAY_NATS_URL / PATCHBAY_DATABASE_URL) and the
+reporting service as its own process, after this process has published a backlog of call
+records: the service then works flat out (durable consumer, batches, one statement per batch
+with its checkpoint, acks), and the figure is records per second from its first batch written
+to its last. Baselines in the same run: a raw read of
+the same stream in Python, by nats-py `fetch()` and by pipelined pull requests.
+Target: >= 25,000 records/s and >= 0.5 of the raw fetch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import nats
+import nats.errors
+from reporting.simulator import publish_backlog
+from shared.streams import CALLS, ensure_streams
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import process, servers
+from rebuild import raw_fetch, raw_pull
+
+
+async def lag(nc: nats.NATS) -> dict[str, int]:
+    try:
+        reply = json.loads((await nc.request("reporting.query.lag", b"{}", timeout=10)).data)
+    except nats.errors.NoRespondersError:  # the service is still starting
+        await asyncio.sleep(0.05)
+        return {"checkpoint": 0, "last": 0, "behind": 0}
+    calls = next(s for s in reply["streams"] if s["projection"] == "summaries")
+    return {"checkpoint": calls["checkpoint"], "last": calls["stream_last_seq"], "behind": calls["behind"]}
+
+
+async def fill(nats_url: str, records: int) -> int:
+    """Publish the records before the service starts; return the last stream sequence."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, [CALLS])
+    t0 = time.perf_counter()
+    published = await publish_backlog(js, [str(uuid.uuid4()) for _ in range(1000)], records, days=35, seed=11)
+    took = time.perf_counter() - t0
+    print(f"published {published:,} records in {took:.1f} s ({published / took:,.0f}/s)", file=sys.stderr)
+    last = (await js.stream_info("CALLS")).state.last_seq
+    await nc.close()
+    return int(last)
+
+
+async def measure(nats_url: str, last: int) -> None:
+    """From the first batch written to the last: the service's sustained rate on a backlog."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    while (first := (await lag(nc))["checkpoint"]) == 0:
+        await asyncio.sleep(0.01)
+    t0 = time.perf_counter()
+    while (await lag(nc))["checkpoint"] < last:
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - t0
+    rate = (last - first) / elapsed
+    n, s = await raw_fetch(js, "CALLS", ["calls.>"])
+    fetch_rate = n / s
+    n, s = await raw_pull(js, "CALLS", ["calls.>"])
+    pull_rate = n / s
+    print(f"raw fetch() of CALLS (baseline)        {fetch_rate:>9,.0f}/s")
+    print(f"raw pipelined pull of CALLS (baseline) {pull_rate:>9,.0f}/s")
+    print(f"records into the summaries, sustained  {rate:>9,.0f}/s   ratio {rate / fetch_rate:.2f} of fetch(),"
+          f" {rate / pull_rate:.2f} of pull   ({last - first:,} records, {elapsed:.1f} s)")
+    print("\ntarget: >= 25,000 records/s and >= 0.5 of the raw fetch")
+    await nc.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=300_000)
+    args = parser.parse_args()
+    with servers() as (nats_url, db_url):
+        env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url}
+        last = asyncio.run(fill(nats_url, args.records))
+        with process([sys.executable, "-m", "reporting"], env):
+            asyncio.run(measure(nats_url, last))
+
+
+if __name__ == "__main__":
+    main()
