@@ -120,14 +120,16 @@ async def baseline(nc: NatsClient, port: int, n: int, connections: int) -> float
     """The SMTP server's own accept rate: bare aiosmtplib clients, one message per recipient."""
     await nc.request("bench.smtp.reset", b"{}", timeout=5)
 
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "noc@carrier.example", "b@bench.example", "Maintenance"
+    msg.set_content(BODY)
+    raw = msg.as_bytes()  # built once: the baseline measures the server, not the client's MIME code
+
     async def client(k: int) -> None:
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
         await smtp.connect()
         for i in range(k, n, connections):
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = "noc@carrier.example", f"b{i}@bench.example", "Maintenance"
-            msg.set_content(BODY)
-            await smtp.send_message(msg)
+            await smtp.sendmail("noc@carrier.example", [f"b{i}@bench.example"], raw)
         await smtp.quit()
 
     start = time.time()
