@@ -21,6 +21,7 @@ import structlog
 from nats.js import JetStreamContext
 
 from shared.eventstore import Fragment
+from shared.publish_acks import wait_acks
 
 log = structlog.get_logger(__name__)
 
@@ -120,7 +121,7 @@ class MessageRelay:
             )
             for r in rows
         ]
-        await asyncio.gather(*futures)
+        await wait_acks(futures)
         await conn.execute("DELETE FROM message_outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.published_total += len(rows)
         return len(rows)

@@ -21,6 +21,7 @@ from shared.envelope import EventEnvelope
 from shared.eventstore import EVENT_COLUMNS, _row_to_event
 from shared.logging import CAUSATION_HEADER, CORRELATION_HEADER
 from shared.ops import PUBLISHED
+from shared.publish_acks import wait_acks
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +130,7 @@ class OutboxRelay:
             )
             for e in events
         ]
-        await asyncio.gather(*futures)
+        await wait_acks(futures)
         await conn.execute(
             "DELETE FROM outbox WHERE position = ANY($1::bigint[])", [e.position for e in events]
         )
