@@ -1,0 +1,77 @@
+"""A 3-node NATS cluster, streams with 3 replicas: one node killed under load, the stack goes on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.api import StreamInfo
+from shared.embedded_cluster import EmbeddedNatsCluster
+from shared.testing.waiting import wait_for
+
+from .load import CommandLoad
+from .processes import Servers, ServiceProcess, running_servers, service_env
+from .verify import assert_exactly_once
+
+pytestmark = [pytest.mark.servers, pytest.mark.faults]
+
+
+@pytest.fixture
+def servers(embedded_tmp_path: Path) -> Iterator[Servers]:
+    """PostgreSQL and a 3-node JetStream cluster."""
+    with running_servers(embedded_tmp_path, cluster=3) as running:
+        yield running
+
+
+@pytest.fixture
+def customer(servers: Servers, embedded_tmp_path: Path) -> Iterator[ServiceProcess]:
+    proc = ServiceProcess("customer", service_env(servers, PATCHBAY_STREAM_REPLICAS="3"),
+                          embedded_tmp_path / "customer.log")
+    proc.start()
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+async def _leader(client: NatsClient, stream: str) -> int:
+    """Index (0-based) of the node leading stream (the JS API may be busy electing: retried)."""
+
+    async def info() -> StreamInfo | None:
+        try:
+            return await client.jetstream(timeout=2).stream_info(stream)
+        except Exception:
+            return None
+
+    found = await wait_for(info, timeout=30, message=f"{stream} info")
+    assert found.config.num_replicas == 3 and found.cluster is not None
+    assert len(found.cluster.replicas or []) == 2, found.cluster
+    assert found.cluster.leader is not None
+    return int(found.cluster.leader.rsplit("-n", 1)[1]) - 1
+
+
+async def test_stream_leader_killed_under_load(servers: Servers, customer: ServiceProcess,
+                                               client: NatsClient) -> None:
+    cluster = servers.nats
+    assert isinstance(cluster, EmbeddedNatsCluster)
+    load = CommandLoad(client, clients=16)
+    load.start()
+    try:
+        await load.wait_acked(300)
+        victim = await _leader(client, "CUSTOMER_EVENTS")
+        cluster.kill(victim)
+        await load.wait_acked(500)  # on two nodes: a new leader, the relay and clients go on
+        assert await _leader(client, "CUSTOMER_EVENTS") != victim
+        await asyncio.to_thread(cluster.restart, victim)
+        await load.wait_acked(300)
+    finally:
+        await load.stop()
+    print(f"acked {len(load.acked)}, retries {load.retry_reasons}")
+    assert not load.unexpected, load.unexpected[:5]
+    assert not load.gave_up, f"{len(load.gave_up)} commands never answered"
+    assert customer.proc is not None and customer.proc.poll() is None, "the service died"
+    await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())
