@@ -17,6 +17,7 @@ from shared.consumer import JetStreamConsumer, Poison, ensure_consumer
 from shared.logging import bind_from_headers
 
 from reporting.projections.base import Projection, Source, Tables
+from reporting.projections.pull import stream_seq
 
 log = structlog.get_logger(__name__)
 FILL_S = 0.005
@@ -62,7 +63,7 @@ def decode_batch(projection: Projection[Any], stream: str, msgs: Sequence[Msg]) 
     items = []
     last = 0
     for msg in msgs:
-        seq = msg.metadata.sequence.stream
+        seq = stream_seq(msg)
         try:
             items.append(projection.decode(stream, seq, msg.subject, msg.data))
         except (ValidationError, ValueError, UnicodeDecodeError) as exc:
