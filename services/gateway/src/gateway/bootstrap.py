@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
 from shared.migrations import migrate
+from shared.settings import nats_servers
 
 from gateway.auth.tokens import TokenCache, TokenStore
 from gateway.entrypoints import (

@@ -119,12 +119,13 @@ async def start(settings: NotifierSettings) -> NotifierService:
         server_settings={"search_path": SCHEMA},
     )
     nc = await nats.connect(
-        settings.nats_url, name="patchbay-notifier", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+        settings.nats_servers, name="patchbay-notifier", max_reconnect_attempts=-1, reconnect_time_wait=0.5
     )
     js = nc.jetstream()
     await ensure_streams(js, replicas=settings.stream_replicas)
     instance = new_id()
-    events = EventStore(pool)
+    relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
+    events = EventStore(pool, on_appended=relay.hint)  # the relay publishes without reading back
     store = DeliveryStore(pool, events)
     channel_settings = ChannelSettings(
         pool,
@@ -161,7 +162,6 @@ async def start(settings: NotifierSettings) -> NotifierService:
     await listener.add_listener("deliveries", waker.wake)
     system = SystemMessages(store=store, sealer=sealer, wake=waker.wake)
     consumer = JetStreamConsumer(js, NOTIFY_CONSUMER, system.handle, batch=200)
-    relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     dead_letters = DeadLetterPublisher(store, js)
     broadcasts = BroadcastService(
         store=store,

@@ -50,7 +50,7 @@ async def connect(settings: ReportingSettings) -> tuple[asyncpg.Pool, NatsClient
         settings.database_url, min_size=2, max_size=settings.db_pool_size,
         server_settings={"search_path": SCHEMA},
     )
-    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+    nc = await nats.connect(settings.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                             name="patchbay-reporting")
     await ensure_streams(nc.jetstream(), replicas=settings.stream_replicas)
     return pool, nc
