@@ -57,7 +57,7 @@ async def connect_nats(url: str) -> NatsClient:
         log.info("nats_reconnected")
 
     await nc.connect(
-        url, name="patchbay-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
+        nats_servers(url), name="patchbay-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
         connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
     )
     return nc
