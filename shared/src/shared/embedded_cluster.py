@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from shared.embedded import EmbeddedNats, free_port, port_is_free
+from shared.embedded import EmbeddedNats, free_port, port_is_free, stop_stale_nats
 
 log = structlog.get_logger()
 
@@ -80,6 +80,8 @@ class EmbeddedNatsCluster:
     def start(self, timeout: float = 30.0) -> str:
         """Start every node, wait until JetStream has a meta leader; return the URL list."""
         if not self.nodes:
+            for i in range(self.size):  # first, so that a stale node does not hold our ports
+                stop_stale_nats(self.node_dir(i))
             clients = self._pick_ports()
             self.nodes = [
                 EmbeddedNats(self.node_dir(i), port=clients[i], host=self.host,

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import structlog
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.embedded import (
@@ -31,6 +31,7 @@ from shared.embedded import (
     stop_stale_nats,
     stop_stale_postgres,
 )
+from shared.embedded_cluster import EmbeddedNatsCluster
 from shared.secrets import Sealer
 
 log = structlog.get_logger()
@@ -55,6 +56,8 @@ class StackSettings(BaseSettings):
     secret_key: SecretStr | None = None
     http_port: int = 8000
     http_host: str = "127.0.0.1"
+    # embedded NATS nodes: 1 = a single server; 3 = a JetStream cluster, streams with 3 replicas
+    nats_cluster: int = Field(default=1, ge=1, le=5)
 
 
 def redact_url(url: str) -> str:
@@ -137,7 +140,13 @@ def _port(preferred: int) -> int:
 def start_servers(settings: StackSettings, stack: ExitStack) -> tuple[str, str]:
     """Start embedded NATS and PostgreSQL unless URLs are configured; return both URLs."""
     nats_url, database_url = settings.nats_url, settings.database_url
-    if nats_url is None:
+    if nats_url is None and settings.nats_cluster > 1:
+        size = settings.nats_cluster
+        cluster = EmbeddedNatsCluster(settings.data_dir / "nats-cluster", size=size,
+                                      ports=[4222 + i for i in range(size)], sync_always=True)
+        stack.callback(cluster.stop)
+        nats_url = cluster.start()
+    elif nats_url is None:
         store = settings.data_dir / "nats"
         stop_stale_nats(store)  # first, so that a stale server does not hold our port
         nats = EmbeddedNats(store, port=_port(4222), sync_always=True)
@@ -288,6 +297,8 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
             "PATCHBAY_HTTP_PORT": str(settings.http_port),
             "PATCHBAY_HTTP_HOST": settings.http_host,
             "PATCHBAY_DATA_DIR": str(settings.data_dir.resolve())}
+        if settings.nats_cluster > 1 and settings.nats_url is None:
+            env.setdefault("PATCHBAY_STREAM_REPLICAS", str(min(3, settings.nats_cluster)))
         names = [n for n in services if importlib.util.find_spec(n) is not None]
         if missing := [n for n in services if n not in names]:
             log.warning("services not installed; skipped", services=missing)
