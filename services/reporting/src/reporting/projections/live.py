@@ -43,6 +43,7 @@ class PromptConsumer(JetStreamConsumer):
                         try:
                             msgs = await sub.fetch(1, timeout=self.fetch_timeout_s)
                         except (NatsTimeoutError, TimeoutError):
+                            await self._record_lag()  # the lag gauge on /metrics
                             continue
                         if self.batch > 1:
                             with contextlib.suppress(NatsTimeoutError, TimeoutError):
