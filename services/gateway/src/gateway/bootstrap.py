@@ -18,11 +18,13 @@ from shared.settings import nats_servers
 from gateway.auth.tokens import TokenCache, TokenStore
 from gateway.entrypoints import (
     board,
+    bulk_api,
     contacts_api,
     customers,
     health,
     messages_api,
     notifier_settings_api,
+    number_blocks_api,
     portal_api,
     reporting_api,
     settings_api,
@@ -114,7 +116,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     '`{"error": {"code", "message", "details"}}`.',
     )
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+                       body_limits={"/v1/customers/bulk": settings.bulk_max_body_bytes})
     for module in (health, customers, board, settings_api, tokens_api):
         app.include_router(module.router)
     for extra in (contacts_api, portal_api):
@@ -122,6 +125,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for notifier_module in (messages_api, notifier_settings_api):
         app.include_router(notifier_module.router)
     app.include_router(reporting_api.router)
+    for bulk_module in (bulk_api, number_blocks_api):
+        app.include_router(bulk_module.router)
     app.include_router(web_router)  # the console and portal pages, over the API above
     return app
 

@@ -43,9 +43,13 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 class RequestContextMiddleware:
     """Pure ASGI (no per-request task): cheap enough for the hot read path."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, body_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # paths that take larger bodies (bulk upload), each checking its own limit while reading
+        self.body_limits = body_limits or {}
         self.log = structlog.get_logger("gateway.http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,10 +73,9 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(correlation_id=cid):
             try:
                 length = _content_length(headers)
-                if length is not None and length > self.max_body_bytes:
-                    reply = error_response(
-                        PAYLOAD_TOO_LARGE, f"the body is larger than {self.max_body_bytes} bytes"
-                    )
+                limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+                if length is not None and length > limit:
+                    reply = error_response(PAYLOAD_TOO_LARGE, f"the body is larger than {limit} bytes")
                     await reply(scope, receive, send_with_id)
                 else:
                     await self.app(scope, receive, send_with_id)

@@ -18,6 +18,9 @@ class GatewaySettings(CommonSettings):
     token_cache_ttl_s: float = 5.0
     ready_timeout_s: float = 1.0
     max_body_bytes: int = 1024 * 1024
+    # bulk upload: its own body limit (read while spooling) and time for the commit
+    bulk_max_body_bytes: int = 64 * 1024 * 1024
+    bulk_commit_timeout_s: float = 600.0
     # the customer portal: session lifetime and key, and rate limits (attempts per window)
     portal_session_ttl_s: float = 900.0
     portal_session_key: SecretStr | None = None
