@@ -63,7 +63,7 @@ class AuditQueries:
             moment, key = cursors.decode(query.cursor)
             page_where += f" AND (occurred_at, event_id) < ({arg(moment)}, {arg(key)}::uuid)"
         limit = arg(query.limit + 1)
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(
                 f"SELECT {_FIELDS} FROM audit_log WHERE {page_where}"
                 f" ORDER BY occurred_at DESC, event_id DESC LIMIT {limit}", *args,
@@ -93,7 +93,7 @@ class AuditQueries:
     async def currency_of(self, customer_id: str) -> str | None:
         """The customer's currency, from its creation event (it never changes)."""
         value: str | None = await self.pool.fetchval(
-            "SELECT event->'data'->>'currency' FROM audit_log WHERE stream_id = $1"
+            "SELECT (event::jsonb)->'data'->>'currency' FROM audit_log WHERE stream_id = $1"
             " AND event IS NOT NULL AND type = 'CustomerCreated' LIMIT 1", customer_id,
         )
         return value

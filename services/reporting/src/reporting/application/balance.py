@@ -22,9 +22,9 @@ class BalanceQueries:
     async def balance(self, customer_id: UUID) -> Balance:
         """Payments in the customer's currency minus the charges of its calls (before tax)."""
         cid = str(customer_id)
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             currency = await conn.fetchval(
-                "SELECT event->'data'->>'currency' FROM audit_log WHERE stream_id = $1"
+                "SELECT (event::jsonb)->'data'->>'currency' FROM audit_log WHERE stream_id = $1"
                 " AND event IS NOT NULL AND type = 'CustomerCreated' LIMIT 1", cid,
             )
             paid = await conn.fetch(

@@ -161,7 +161,7 @@ class Invoices:
             args_ += [moment, key]
             page.append(f"(created_at, id) < (${n + 1}, ${n + 2}::uuid)")
         args_.append(query.limit + 1)
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM invoices WHERE {' AND '.join(page)}"
                 f" ORDER BY created_at DESC, id DESC LIMIT ${len(args_)}", *args_,

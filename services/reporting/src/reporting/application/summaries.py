@@ -65,7 +65,7 @@ class SummaryQueries:
         """Rows and totals of the query's period and range."""
         now = now or datetime.now(UTC)
         cid = str(query.customer_id)
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             if query.period == "live":
                 return await self._live(conn, query, cid, now)
             until_day = query.to_day or now.date()

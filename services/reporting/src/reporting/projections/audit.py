@@ -19,7 +19,7 @@ COLUMNS = (
 )
 TYPES = (
     "uuid", "text", "bigint", "text", "text", "text", "int", "text", "text", "timestamptz",
-    "text", "text", "text", "text", "text", "text", "text", "jsonb", "jsonb", "jsonb",
+    "text", "text", "text", "text", "text", "text", "text", "json", "json", "text",
 )
 SOURCES = (
     Source("CUSTOMER_EVENTS", ("events.>",)),
