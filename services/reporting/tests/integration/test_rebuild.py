@@ -34,6 +34,13 @@ async def snapshot(service: ReportingService) -> Snapshot:
     return out
 
 
+async def indexes(service: ReportingService) -> set[tuple[str, str]]:
+    """Every index of the projection tables, by table and name, with its definition's shape."""
+    rows = await service.pool.fetch(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'reporting'")
+    return {(r["tablename"], r["indexname"] + " " + r["indexdef"].split(" USING ")[1]) for r in rows}
+
+
 async def quiesce(nc: NatsClient) -> None:
     """Wait until every projection consumer has handled everything and nothing new arrives."""
     last: list[Any] = [None]
@@ -83,6 +90,7 @@ async def test_rebuild_from_the_cli_equals_the_live_projection(
     cid = customers[0]
     await quiesce(nc)
     before = await snapshot(reporting)
+    indexes_before = await indexes(reporting)
     assert len(before["audit_log"]) > 60 and len(before["call_records"]) == 60
     env = os.environ | {"PATCHBAY_NATS_URL": reporting_settings.nats_url,
                         "PATCHBAY_DATABASE_URL": reporting_settings.database_url, "PATCHBAY_LOG_LEVEL": "WARNING"}
@@ -95,6 +103,7 @@ async def test_rebuild_from_the_cli_equals_the_live_projection(
     assert b"rebuild audit" in err  # the progress bar
     after = await snapshot(reporting)
     assert after == before
+    assert await indexes(reporting) == indexes_before  # same names, same definitions
     lag = await call(nc, "reporting.query.lag", {})
     assert {r["projection"]: r["state"] for r in lag["rebuilds"]} == {
         "audit": "switched", "summaries": "switched", "payments": "switched"}
