@@ -158,6 +158,7 @@ async def start(settings: NotifierSettings) -> NotifierService:
         idle_poll_s=settings.idle_poll_s,
         workers={"email": settings.email_workers, "sms": settings.sms_workers},
     )
+    recovery.active = lambda: engine.active  # claims this process still works on
     listener = await asyncpg.connect(settings.database_url)
     await listener.add_listener("deliveries", waker.wake)
     system = SystemMessages(store=store, sealer=sealer, wake=waker.wake)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from notifier.bootstrap import NotifierService
 from notifier_testkit import (
     FakeCustomers,
     FakeTwilio,
@@ -228,3 +229,31 @@ async def test_a_connection_the_server_dropped_is_replaced_without_a_lost_attemp
         assert server.inbox.per_recipient()[f"b-{tag}@keep.example"] == 1
     finally:
         server.stop()
+
+
+async def test_a_claim_this_process_lost_track_of_is_sent_once(
+    nc: NatsClient, service: NotifierService, smtp: SmtpServer
+) -> None:
+    await use_smtp(nc, smtp.port)
+    message_id, delivery_id, to = uuid.uuid4(), uuid.uuid4(), f"orphan-{uuid.uuid4().hex[:8]}@x.example"
+    # as if a claim committed but its answer never reached this process
+    await service.pool.execute(
+        "INSERT INTO messages (message_id, kind, channel, subject, body, metadata, recipients)"
+        " VALUES ($1, 'broadcast', 'email', 's', 'b', '{}', 1)",
+        message_id,
+    )
+    await service.pool.execute(
+        "INSERT INTO deliveries (delivery_id, message_id, idempotency_key, channel, recipient, subject, body,"
+        " state, attempts, claimed_by, claimed_at) VALUES ($1, $2, $3, 'email', $4, 's', 'orphan', 'sending', 1,"
+        " $5, now() - interval '5 minutes')",
+        delivery_id,
+        message_id,
+        f"{message_id}:{to}",
+        to,
+        service.instance,
+    )
+    assert await service.recovery.once() >= 1
+    final = await settled(nc, str(message_id))
+    assert final["items"][0]["state"] == "sent" and final["items"][0]["attempts"] == 1
+    await asyncio.sleep(0.3)
+    assert smtp.inbox.per_recipient()[to] == 1

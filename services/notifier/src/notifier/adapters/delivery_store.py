@@ -194,6 +194,16 @@ class DeliveryStore:
             delay_s,
         )
 
+    async def orphans(self, instance: UUID, known: set[UUID], older_than_s: float) -> list[UUID]:
+        """Claims of this instance that it does not know of (a claim whose answer was lost)."""
+        rows = await self.pool.fetch(
+            "SELECT delivery_id FROM deliveries WHERE state = 'sending' AND claimed_by = $1"
+            " AND claimed_at < now() - make_interval(secs => $2)",
+            instance,
+            older_than_s,
+        )
+        return [r["delivery_id"] for r in rows if r["delivery_id"] not in known]
+
     async def claimed_by_others(self, instance: UUID) -> list[UUID]:
         """Instances (other than this one) that hold claims."""
         rows = await self.pool.fetch(

@@ -177,8 +177,8 @@ class SmtpSender:
         finally:
             self._on_final_write = None
         if errors:  # one recipient per message: a refusal shows up as an exception above
-            code, message = next(iter(errors.values()))
-            return smtp_outcome(code, message)
+            refused = next(iter(errors.values()))
+            return smtp_outcome(refused.code, refused.message)
         return Outcome.sent(reply.strip()[:200] if reply else None)
 
     async def _reset(self) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import structlog
+from shared.eventstore import ConcurrencyError
 from shared.secrets import Sealer
 
 from notifier.adapters.delivery_store import DeliveryStore
@@ -82,6 +83,7 @@ class DeliveryEngine:
         self.batch = batch
         self.idle_poll_s = idle_poll_s
         self.in_flight = 0
+        self.active: set[UUID] = set()  # claimed here and not yet recorded
         self.sent = 0
         self.failed = 0
 
@@ -145,6 +147,7 @@ class DeliveryEngine:
         self.in_flight += 1  # before the claim, so the journal is never truncated under a claim
         try:
             claimed = await self.store.claim(channel, self.instance, self.batch)
+            self.active.update(d.delivery_id for d in claimed)
             if not claimed:
                 return None
             done: list[Recorded] = []
@@ -160,14 +163,30 @@ class DeliveryEngine:
                     unreachable = True
                     untouched = [u.delivery_id for u in claimed[index + 1 :]]
                     break
-            await self.store.record(done)
+            # outcomes are facts now: keep trying to write them (a lost outcome would leave a claim
+            # that only this process's death could settle)
+            await self._persist(lambda: self.store.record(done))
             if untouched:
-                await self.store.release(untouched, self.policy.delay(1))
+                await self._persist(lambda: self.store.release(untouched, self.policy.delay(1)))
+            self.active.difference_update(d.delivery_id for d in claimed)
             return unreachable
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._truncate_journal()
+
+    async def _persist(self, write: Callable[[], Awaitable[None]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await write()
+                return
+            except ConcurrencyError:
+                raise  # another instance settled these claims: nothing of ours to write
+            except Exception as exc:
+                log.warning("delivery_record_retrying", error=str(exc), delay_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _truncate_journal(self) -> None:
         with contextlib.suppress(OSError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -78,10 +79,20 @@ class InstanceLease:
 class Recovery:
     """Finds dead instances' claims and settles them."""
 
-    def __init__(self, *, store: DeliveryStore, lease: InstanceLease, journal_dir: Path) -> None:
+    def __init__(
+        self,
+        *,
+        store: DeliveryStore,
+        lease: InstanceLease,
+        journal_dir: Path,
+        active: Callable[[], set[UUID]] | None = None,
+        orphan_after_s: float = 60.0,
+    ) -> None:
         self.store = store
         self.lease = lease
         self.journal_dir = journal_dir
+        self.active = active
+        self.orphan_after_s = orphan_after_s
         self.recovered = 0
 
     async def run(self, interval_s: float) -> None:
@@ -105,6 +116,13 @@ class Recovery:
                 settled += await self.settle(other)
             finally:
                 await self.lease.give_back(other)
+        if self.active is not None:
+            # a claim this process made but never heard back about was never sent: queue it again
+            orphans = await self.store.orphans(self.lease.instance, self.active(), self.orphan_after_s)
+            if orphans:
+                await self.store.release(orphans, 0.0)
+                log.warning("orphaned_claims_released", count=len(orphans))
+                settled += len(orphans)
         self.recovered += settled
         return settled
 
