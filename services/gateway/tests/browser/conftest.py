@@ -45,6 +45,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in mine:
         item.add_marker(pytest.mark.browser)
         item.add_marker(pytest.mark.e2e)
+    # Playwright's sync API keeps an event loop running on the main thread for the session;
+    # pytest-asyncio cannot run fixtures after it, so the browser tests go last
+    items[:] = [i for i in items if i not in mine] + mine
     if not CHROMIUM.exists() and not os.environ.get("CI"):
         skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (apt-get install chromium); CI runs these")
         for item in mine:
