@@ -117,7 +117,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
-                       body_limits={"/v1/customers/bulk": settings.bulk_max_body_bytes})
+                       body_limits={"/v1/customers/bulk": settings.bulk_max_body_bytes,
+                                    "/console/bulk/upload": settings.bulk_max_body_bytes})
     for module in (health, customers, board, settings_api, tokens_api):
         app.include_router(module.router)
     for extra in (contacts_api, portal_api):

@@ -13,6 +13,7 @@ from gateway.web import (
     audit_pages,
     auth_pages,
     board_pages,
+    bulk_pages,
     card_actions,
     card_pages,
     contact_pages,
@@ -23,7 +24,7 @@ from gateway.web import (
 
 router = APIRouter(include_in_schema=False)
 for _module in (static_files, auth_pages, board_pages, card_pages, card_actions, contact_pages, audit_pages,
-                settings_pages, message_pages):
+                settings_pages, message_pages, bulk_pages):
     router.include_router(_module.router)
 
 

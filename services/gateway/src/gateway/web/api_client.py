@@ -127,9 +127,7 @@ class Api:
 
 
 def route_exists(request: Request, method: str, path_template: str) -> bool:
-    """Whether the app has a route with this path template and method."""
-    for route in request.app.router.routes:
-        methods = getattr(route, "methods", None) or ()
-        if getattr(route, "path", None) == path_template and method in methods:
-            return True
-    return False
+    """Whether the API serves a route with this path template and method (by its OpenAPI document,
+    which FastAPI builds once and caches; the router's own route list is not public)."""
+    paths = request.app.openapi().get("paths", {})
+    return method.lower() in paths.get(path_template, {})

@@ -139,6 +139,27 @@
       ": sum " + sum.toFixed(4).replace(/\.?0+$/, "") + ", average " + avg.toFixed(4).replace(/\.?0+$/, "");
   }
 
+  // bulk upload: the file's upload progress, then "processing" until the per-row results arrive
+  document.addEventListener("htmx:xhr:progress", function (ev) {
+    var bar = document.getElementById("upload-progress");
+    var form = document.getElementById("upload-form");
+    if (!bar || !form || !form.contains(ev.target)) return;
+    var d = ev.detail;
+    if (!d.lengthComputable || !d.total) return;
+    bar.hidden = false;
+    bar.value = Math.round(100 * d.loaded / d.total);
+    document.getElementById("upload-status").textContent = d.loaded < d.total
+      ? "uploading " + bar.value + "%" : "uploaded; checking and creating every row…";
+  });
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var button = document.getElementById("upload");
+    var form = document.getElementById("upload-form");
+    if (button && form && form.contains(ev.target)) {
+      button.disabled = true;
+      document.getElementById("upload-status").textContent = "uploading…";
+    }
+  });
+
   function init() { refreshColumns(); updateCount(); }
   document.addEventListener("DOMContentLoaded", init);
   document.addEventListener("htmx:load", init);
