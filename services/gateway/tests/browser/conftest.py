@@ -5,6 +5,10 @@ Skipped only when /usr/bin/chromium is missing and CI is not set; in CI they mus
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
+import json
 import os
 import re
 import secrets
@@ -16,12 +20,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
+from aiosmtpd.controller import Controller
 from shared.embedded import free_port
 from shared.testing.plugin import server_dir
 
@@ -60,6 +66,7 @@ class Stack:
 
     http: str
     token: str
+    nats_url: str
     output: list[str]
 
     def api(self, token: str | None = None) -> httpx.Client:
@@ -111,8 +118,11 @@ def stack() -> Iterator[Stack]:
                 proc.kill()
                 pytest.fail("the stack did not start:\n" + "".join(lines[-60:]))
             time.sleep(0.1)
+        time.sleep(0.2)  # the banner's remaining lines
+        nats_url = re.search(r"NATS:\s+(\S+)", "".join(lines))
+        assert nats_url, "".join(lines)
         try:
-            yield Stack(f"http://127.0.0.1:{port}", token, lines)
+            yield Stack(f"http://127.0.0.1:{port}", token, nats_url.group(1), lines)
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -163,3 +173,107 @@ def sign_in(page: Any, stack: Stack, token: str | None = None) -> None:
 def unique(prefix: str) -> str:
     """A name no other test uses."""
     return f"{prefix} {uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Inbox:
+    """What the local SMTP server received."""
+
+    messages: list[email.message.EmailMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """aiosmtpd's hook: keep the message."""
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append(parsed)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def wait_for(self, predicate: Any, count: int, timeout_s: float = 30) -> list[Any]:
+        """The messages matching predicate, once there are `count` of them (bounded wait)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.lock:
+                found = [m for m in self.messages if predicate(m)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A local SMTP server (no TLS, no auth)."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+class FakeSwitch:
+    """Answers `switch.testcall.request` like the switch would, and remembers the code it would speak."""
+
+    def __init__(self, nats_url: str) -> None:
+        self.nats_url = nats_url
+        self.codes: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._connect())
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _connect(self) -> None:
+        self.nc = await nats.connect(self.nats_url)
+
+        async def on_request(msg: Any) -> None:
+            body = json.loads(msg.data)
+            with self.lock:
+                self.codes[body["number"]] = body["code"]
+            await msg.respond(b'{"accepted": true}')
+
+        await self.nc.subscribe("switch.testcall.request", cb=on_request)
+
+    def start(self) -> FakeSwitch:
+        """Connect and answer."""
+        self.thread.start()
+        assert self.ready.wait(10), "the fake switch could not connect to NATS"
+        return self
+
+    def code_for(self, number: str, timeout_s: float = 10) -> str:
+        """The code the test call to a number would speak."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                if number in self.codes:
+                    return self.codes[number]
+            time.sleep(0.1)
+        raise AssertionError(f"no test call to {number}")
+
+    def stop(self) -> None:
+        """Disconnect."""
+        asyncio.run_coroutine_threadsafe(self.nc.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def switch(stack: Stack) -> Iterator[FakeSwitch]:
+    """A stand-in for the switch on the stack's NATS."""
+    fake = FakeSwitch(stack.nats_url).start()
+    yield fake
+    fake.stop()
+
+
+def configure_email(stack: Stack, port: int) -> None:
+    """E-mail settings pointing at the local SMTP server (through the API)."""
+    with stack.api() as api:
+        reply = api.put("/v1/settings/email", json={
+            "from_address": "noc@carrier.example", "from_name": "Carrier NOC", "smtp_host": "127.0.0.1",
+            "smtp_port": port, "security": "none"})
+        assert reply.status_code == 200, reply.text

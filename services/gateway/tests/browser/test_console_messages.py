@@ -2,57 +2,12 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import threading
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from playwright.sync_api import expect
-from shared.embedded import free_port
 
 from .conftest import Stack, sign_in, unique
-
-
-@dataclass
-class Inbox:
-    """What the local SMTP server received."""
-
-    messages: list[email.message.EmailMessage] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        """aiosmtpd's hook: keep the message."""
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.messages.append(parsed)  # type: ignore[arg-type]
-        return "250 OK"
-
-    def wait_for(self, predicate: Any, count: int, timeout_s: float = 30) -> list[Any]:
-        """The messages matching predicate, once there are `count` of them (bounded wait)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self.lock:
-                found = [m for m in self.messages if predicate(m)]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    """A local SMTP server (no TLS, no auth)."""
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def configure_email(page: Any, stack: Stack, port: int) -> None:

@@ -18,13 +18,14 @@ from gateway.web import (
     card_pages,
     contact_pages,
     message_pages,
+    portal_pages,
     settings_pages,
     static_files,
 )
 
 router = APIRouter(include_in_schema=False)
 for _module in (static_files, auth_pages, board_pages, card_pages, card_actions, contact_pages, audit_pages,
-                settings_pages, message_pages, bulk_pages):
+                settings_pages, message_pages, bulk_pages, portal_pages):
     router.include_router(_module.router)
 
 
