@@ -31,6 +31,7 @@ def customer(servers: Servers, embedded_tmp_path: Path) -> Iterator[ServiceProce
         yield proc
     finally:
         proc.stop()
+        print(f"--- {proc.name} log (shown when the test fails) ---\n{proc.tail(60)}")
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamInfo
@@ -36,6 +37,7 @@ def customer(servers: Servers, embedded_tmp_path: Path) -> Iterator[ServiceProce
         yield proc
     finally:
         proc.stop()
+        print(f"--- {proc.name} log (shown when the test fails) ---\n{proc.tail(60)}")
 
 
 async def _leader(client: NatsClient, stream: str) -> int:
@@ -54,6 +56,15 @@ async def _leader(client: NatsClient, stream: str) -> int:
     return int(found.cluster.leader.rsplit("-n", 1)[1]) - 1
 
 
+def _node_of(pid: int, cluster: EmbeddedNatsCluster) -> int:
+    """Index of the node a process holds a client connection to."""
+    ports = {node.port: i for i, node in enumerate(cluster.nodes)}
+    held = {ports[c.raddr.port] for c in psutil.Process(pid).net_connections("tcp")
+            if c.raddr and c.raddr.port in ports and c.status == psutil.CONN_ESTABLISHED}
+    assert len(held) == 1, held
+    return held.pop()
+
+
 async def test_stream_leader_killed_under_load(servers: Servers, customer: ServiceProcess,
                                                client: NatsClient) -> None:
     cluster = servers.nats
@@ -68,6 +79,12 @@ async def test_stream_leader_killed_under_load(servers: Servers, customer: Servi
         assert await _leader(client, "CUSTOMER_EVENTS") != victim
         await asyncio.to_thread(cluster.restart, victim)
         await load.wait_acked(300)
+        # then the node the service itself is connected to: its connection moves to another
+        assert customer.proc is not None
+        victim = _node_of(customer.proc.pid, cluster)
+        cluster.kill(victim)
+        await load.wait_acked(500)
+        assert _node_of(customer.proc.pid, cluster) != victim
     finally:
         await load.stop()
     print(f"acked {len(load.acked)}, retries {load.retry_reasons}")
