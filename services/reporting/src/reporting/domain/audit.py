@@ -78,7 +78,7 @@ def customer_of(event: EventEnvelope) -> str | None:
     return str(value) if value else None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AuditEntry:
     """One row of the audit log."""
 
