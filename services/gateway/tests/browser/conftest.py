@@ -11,10 +11,6 @@ import email.policy
 import json
 import os
 import re
-import secrets
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,19 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
 import pytest
 from aiosmtpd.controller import Controller
 from shared.embedded import free_port
-from shared.testing.plugin import server_dir
+
+from .stack_runner import Stack, StackFailed, run_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-START_TIMEOUT_S = 120
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,75 +55,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@dataclass
-class Stack:
-    """The running stack: its URL and the admin token."""
-
-    http: str
-    token: str
-    nats_url: str
-    output: list[str]
-
-    def api(self, token: str | None = None) -> httpx.Client:
-        """A JSON API client (admin unless another token is given)."""
-        return httpx.Client(base_url=self.http, timeout=30,
-                            headers={"Authorization": f"Bearer {token or self.token}"})
-
-    def create_customer(self, **fields: Any) -> dict[str, Any]:
-        """POST /v1/customers as admin."""
-        with self.api() as api:
-            reply = api.post("/v1/customers", json=fields)
-        assert reply.status_code == 201, reply.text
-        return dict(reply.json())
-
-    def create_token(self, role: str) -> str:
-        """A new token of a role."""
-        with self.api() as api:
-            reply = api.post("/v1/tokens", json={"name": f"{role}-{uuid.uuid4().hex[:6]}", "role": role})
-        assert reply.status_code == 201, reply.text
-        return str(reply.json()["token"])
-
-
-def _read(proc: subprocess.Popen[str], lines: list[str]) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """`python -m shared.stack run` on a fresh data dir and a free port."""
     if not CHROMIUM.exists() and not os.environ.get("CI"):
         pytest.skip("no chromium")
-    with server_dir("browser") as tmp:
-        port = free_port()
-        token = "pb_browser_" + secrets.token_urlsafe(16)
-        env = {k: v for k, v in os.environ.items() if k not in ("PATCHBAY_NATS_URL", "PATCHBAY_DATABASE_URL")}
-        env |= {"PATCHBAY_DATA_DIR": str(tmp / "patchbay"), "PATCHBAY_HTTP_PORT": str(port),
-                "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.stack", "run"], env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        lines: list[str] = []
-        threading.Thread(target=_read, args=(proc, lines), daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not any("Patchbay is running." in line for line in lines):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("the stack did not start:\n" + "".join(lines[-60:]))
-            time.sleep(0.1)
-        time.sleep(0.2)  # the banner's remaining lines
-        nats_url = re.search(r"NATS:\s+(\S+)", "".join(lines))
-        assert nats_url, "".join(lines)
-        try:
-            yield Stack(f"http://127.0.0.1:{port}", token, nats_url.group(1), lines)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        with run_stack() as running:
+            yield running
+    except StackFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.datastructures import FormData, MultiDict
+from starlette.datastructures import FormData, ImmutableMultiDict
 
 from gateway.web.forms import FormErrors, errors_from
 from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page
@@ -88,7 +88,7 @@ class BoardQuery:
     at: int = 0
 
     @classmethod
-    def parse(cls, params: MultiDict[str] | FormData) -> BoardQuery:
+    def parse(cls, params: ImmutableMultiDict[str, Any]) -> BoardQuery:
         """From query parameters (or the filter fields of a posted selection form)."""
         def one(name: str) -> str:
             value = params.get(name)

@@ -18,7 +18,7 @@ PageDep = Annotated[Page, Depends(current_page)]
 FIELDS = frozenset({"name", "email", "mobile", "phone", "contact_type", "public_notes", "private_notes",
                     "ip_whitelist", "email_verified", "mobile_verified", "password",
                     "auto_generate_password", "reason"})
-BLANK = {"name": "", "email": "", "mobile": None, "phone": None, "contact_type": "general",
+BLANK: dict[str, Any] = {"name": "", "email": "", "mobile": None, "phone": None, "contact_type": "general",
          "public_notes": "", "private_notes": "", "ip_whitelist": [], "email_verified": False,
          "mobile_verified": False}
 

@@ -143,7 +143,7 @@ def _differs(old: Any, new: Any) -> bool:
     if isinstance(old, list) and isinstance(new, list):
         return sorted(map(str, old)) != sorted(map(str, new))
     if old is None or new is None:
-        return old != new
+        return bool(old != new)
     if isinstance(old, bool) or isinstance(new, bool):
         return bool(old) != bool(new)
     return _canonical(old) != _canonical(new)

@@ -6,7 +6,7 @@ lives only in a sealed http-only cookie scoped to `/portal/`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -35,7 +35,7 @@ CHANNELS = ("email", "mobile")
 class PortalRoute(APIRoute):
     """An expired or missing portal session goes back to the portal's login."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """Wrap the handler."""
         handler = super().get_route_handler()
 

@@ -1,0 +1,189 @@
+"""Screenshots of the console's and the portal's main pages, for docs/console.md.
+
+    uv run --no-sync python services/gateway/tests/browser/screenshots.py [docs/screenshots]
+
+Starts the stack on a fresh data dir, fills it with demo customers (and 30 days of simulated
+calls), and drives Debian's chromium through each page.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+from playwright.sync_api import Page, expect, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stack_runner import Stack, run_stack
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+DEMO = [
+    ("Acme Voice Ltd", "GBP", "GB", ["gold", "uk"], 120, "12.5"),
+    ("Blue Fjord Telecom", "NOK", "NO", ["gold", "nordic"], 60, "5"),
+    ("Carrier Uno", "USD", "US", ["silver"], 30, "3"),
+    ("Dial Tone GmbH", "EUR", "DE", ["bronze"], 10, "1"),
+    ("Echo Trunking", "USD", "CA", ["silver", "na"], 45, "4"),
+    ("Fox Wholesale", "USD", "US", ["gold"], 200, "20"),
+    ("Globex Telecom", "EUR", "FR", ["bronze", "eu"], 20, "2"),
+    ("Harbor Networks", "USD", "US", ["silver"], 15, "1.5"),
+]
+TOML = '[routing]\nprefix = "44"\nstrip_digits = 0\n\n[limits]\nmax_duration_s = 7200\n'
+
+
+def seed(stack: Stack) -> dict[str, Any]:
+    """Demo customers, a contact, a change with a reason, a pending customer."""
+    cards = {}
+    for name, currency, country, tags, channels, cps in DEMO:
+        cards[name] = stack.create_customer(
+            name=name, currency=currency, tags=tags, channels=channels, cps=cps, debit_limit="250",
+            address={"line1": "1 Exchange Street", "city": "Springfield", "country": country},
+            website=f"https://{name.split()[0].lower()}.example", config_toml=TOML if name.startswith("Acme") else "",
+        )
+    acme = cards["Acme Voice Ltd"]
+    with stack.api() as api:
+        api.post(f"/v1/customers/{acme['id']}/contacts", json={
+            "name": "Jane Ops", "email": "jane@acme.example", "mobile": "+447700900123",
+            "password": "correct horse battery staple", "auto_generate_password": False,
+            "public_notes": "Your account manager is Sam: +44 20 7946 0000."}).raise_for_status()
+        api.post(f"/v1/customers/{acme['id']}/contacts", json={
+            "name": "Billing Desk", "email": "billing@acme.example", "password": "another long secret 1",
+            "auto_generate_password": False, "contact_type": "billing"}).raise_for_status()
+        api.patch(f"/v1/customers/{acme['id']}", json={"tax": "20", "channels": 150},
+                  headers={"X-Audit-Reason": "contract renewal 2026"}).raise_for_status()
+        api.post(f"/v1/customers/{cards['Harbor Networks']['id']}/status",
+                 json={"status": "pending_approval"}).raise_for_status()
+    return cards
+
+
+def simulate_calls(stack: Stack, customer_id: str) -> None:
+    """30 days of call records through the reporting simulator."""
+    subprocess.run([sys.executable, "-m", "reporting.simulator", "--customers", customer_id, "--backlog", "600",
+                    "--days", "20", "--seed", "7", "--nats-url", stack.nats_url], check=True)
+
+
+def fake_switch(stack: Stack) -> threading.Event:
+    """Answer test-call requests in the background (the portal's CLI screenshot) until the event is set."""
+    import asyncio
+
+    done = threading.Event()
+
+    async def run() -> None:
+        nc = await nats.connect(stack.nats_url)
+
+        async def on_request(msg: Any) -> None:
+            await msg.respond(b"{}")
+
+        await nc.subscribe("switch.testcall.request", cb=on_request)
+        while not done.is_set():
+            await asyncio.sleep(0.2)
+        await nc.close()
+
+    threading.Thread(target=lambda: asyncio.run(run()), daemon=True).start()
+    return done
+
+
+def shoot(page: Page, out: Path, name: str, *, full: bool = True) -> None:
+    """One PNG."""
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(out / f"{name}.png"), full_page=full)
+    print("wrote", out / f"{name}.png")
+
+
+def take(stack: Stack, cards: dict[str, Any], out: Path) -> None:
+    """Every main page."""
+    acme = cards["Acme Voice Ltd"]
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        base = stack.http
+        page.goto(f"{base}/console/login")
+        shoot(page, out, "01-sign-in", full=False)
+        page.fill("#f-token", stack.token)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/console/")
+        shoot(page, out, "02-board")
+        page.check("input[name=status][value=active]")
+        page.fill("#f-tag", "gold")
+        page.click("#apply-filters")
+        page.click("#columns-chooser summary")
+        page.check(".col-toggle[data-col=website]")
+        page.check("#select-all")
+        shoot(page, out, "03-board-filtered-columns-selection", full=False)
+        page.click("#columns-chooser summary")
+        page.click("#bulk-edit")
+        shoot(page, out, "04-bulk-edit")
+        page.goto(f"{base}/console/?tag=gold")
+        page.check("#select-all")
+        page.click("#send-email")
+        page.fill("#f-subject", "Maintenance window for {{customer.name}}")
+        page.fill("#f-body", "Dear {{contact.name}},\n\nthe Frankfurt switch restarts on Sunday at 02:00 UTC.")
+        shoot(page, out, "05-send-email")
+        page.goto(f"{base}/console/bulk/upload")
+        shoot(page, out, "06-bulk-upload")
+
+        page.goto(f"{base}/console/customers/{acme['id']}")
+        expect(page.locator("#summary tbody tr").first).to_be_visible()
+        for _ in range(30):  # reporting is a projection: wait until the calls are in
+            if page.locator("#summary tbody tr.empty").count() == 0:
+                break
+            time.sleep(0.5)
+            page.reload()
+        cells = page.locator("#summary tbody td[data-col=charge]")
+        for i in range(min(3, cells.count())):
+            cells.nth(i).click()
+        shoot(page, out, "07-card-main")
+        page.click("#tab-edit")
+        expect(page.locator("#f-config_toml")).to_be_visible()
+        page.fill("#f-config_toml", TOML.replace("strip_digits = 0", "strip_digits = = 0"))
+        page.click("#save")
+        expect(page.locator("#toml-bad-line")).to_be_visible()
+        shoot(page, out, "08-card-edit-toml-error")
+        page.click("#tab-audit")
+        expect(page.locator(".audit-entry").first).to_be_visible()
+        page.locator(".audit-entry[data-type=CustomerUpdated] summary").first.click()
+        shoot(page, out, "09-card-audit-difference")
+        page.locator(".audit-entry[data-type=CustomerCreated] a", has_text="card as of then").click()
+        expect(page.locator("#asof-card")).to_be_visible()
+        shoot(page, out, "10-card-as-of")
+        page.goto(f"{base}/console/settings")
+        shoot(page, out, "11-settings")
+
+        page.goto(f"{base}/portal/login")
+        page.fill("#f-email", "jane@acme.example")
+        page.fill("#f-password", "correct horse battery staple")
+        page.click("#portal-login")
+        page.fill("#f-number", "+14155550123")
+        page.click("#start-cli")
+        expect(page.locator("#cli-pending")).to_be_visible()
+        shoot(page, out, "12-portal")
+        context.close()
+
+
+def main() -> None:
+    """Start, seed, shoot, stop."""
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with run_stack() as stack:
+        cards = seed(stack)
+        simulate_calls(stack, cards["Acme Voice Ltd"]["id"])
+        done = fake_switch(stack)
+        try:
+            take(stack, cards, out)
+        finally:
+            done.set()
+            time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
