@@ -16,13 +16,16 @@ RESTART = (
     f" WHERE id = $1 RETURNING {_UPLOAD_COLUMNS}"
 )
 
-# a re-sent row replaces the one staged before
+# a re-sent row replaces the one staged before; a valid row gets its customer's id here, so
+# the commit writes no row twice (the id is used only if the row is created)
 STAGE = (
-    "INSERT INTO bulk_rows (upload_id, row_no, line, name_key, data, errors)"
-    " SELECT $1, row_no, line, lower(data->>'name'), data, errors"
-    " FROM jsonb_to_recordset($2::jsonb) AS x(row_no int, line int, data jsonb, errors jsonb)"
+    "INSERT INTO bulk_rows (upload_id, row_no, line, name_key, data, errors, customer_id)"
+    " SELECT $1, row_no, line, lower(data->>'name'), data, errors, customer_id"
+    " FROM jsonb_to_recordset($2::jsonb)"
+    " AS x(row_no int, line int, data jsonb, errors jsonb, customer_id uuid)"
     " ON CONFLICT (upload_id, row_no) DO UPDATE SET line = EXCLUDED.line,"
-    " name_key = EXCLUDED.name_key, data = EXCLUDED.data, errors = EXCLUDED.errors"
+    " name_key = EXCLUDED.name_key, data = EXCLUDED.data, errors = EXCLUDED.errors,"
+    " customer_id = EXCLUDED.customer_id"
 )
 
 
@@ -63,14 +66,8 @@ COUNTS = (
 )
 
 VALID_ROWS = (
-    "SELECT row_no, data::text AS data FROM bulk_rows"
+    "SELECT row_no, customer_id::text AS customer_id, data::text AS data FROM bulk_rows"
     " WHERE upload_id = $1 AND row_no > $2 AND errors = '[]'::jsonb ORDER BY row_no LIMIT $3"
-)
-
-# joined to the append's statement: each created row learns its customer's id
-LINK = (
-    "UPDATE bulk_rows b SET customer_id = x.id FROM jsonb_to_recordset({}::jsonb)"
-    " AS x(row_no int, id uuid) WHERE b.upload_id = {} AND b.row_no = x.row_no"
 )
 
 FINISH = (
@@ -78,9 +75,10 @@ FINISH = (
     f" WHERE id = $1 RETURNING {_UPLOAD_COLUMNS}"
 )
 
+# $4: the upload committed, so every row without errors was created
 RESULTS = (
     "SELECT row_no, line, customer_id, errors::text AS errors,"
-    " CASE WHEN customer_id IS NOT NULL THEN 'created'"
-    " WHEN errors <> '[]'::jsonb THEN 'failed' ELSE 'not_created' END AS status"
+    " CASE WHEN errors <> '[]'::jsonb THEN 'failed' WHEN $4 THEN 'created'"
+    " ELSE 'not_created' END AS status"
     " FROM bulk_rows WHERE upload_id = $1 AND row_no > $2{where} ORDER BY row_no LIMIT $3"
 )
