@@ -102,3 +102,23 @@ def test_a_viewer_sees_no_edit_buttons_and_the_api_refuses_anyway(browser: Any, 
     assert re.search(r"role (&#39;|')viewer(&#39;|') may not do this", reply.text())
     with stack.api() as api:
         assert api.get(f"/v1/customers/{card['id']}").json()["name"] == card["name"]
+
+
+def test_status_change_and_dial_permission_on_the_main_tab(browser: Any, stack: Stack) -> None:
+    card = stack.create_customer(name=unique("Dialer"), channels=4)
+    page = browser
+    sign_in(page, stack)
+    page.goto(f"{stack.http}/console/customers/{card['id']}")
+    page.click("#check-dial")
+    expect(page.locator("#dial-answer")).to_have_text("Allowed")
+
+    page.select_option("#f-status", "penalty")
+    page.click("#change-status")  # penalty needs an end
+    expect(page.locator("#status-form .form-errors, #status-form .field-error").first).to_be_visible()
+
+    page.select_option("#f-status", "inactive")
+    page.fill("#f-reason", "unpaid invoices")
+    page.click("#change-status")
+    expect(page.locator("#card-status")).to_have_text("inactive")
+    page.click("#check-dial")
+    expect(page.locator("#dial-answer")).to_contain_text("Not allowed: inactive")

@@ -115,7 +115,14 @@ async def main_tab(page: PageDep, customer_id: str, period: str = "daily") -> Re
     result = await load_card(page, customer_id)
     if not result.ok:
         return not_found(page, result)
-    return page.render("card_main.html", await main_context(page, result.body, period))
+    context = await main_context(page, result.body, period)
+    if page.request.query_params.get("dial") is not None:
+        cli = page.request.query_params.get("cli") or None
+        dial = await page.api.get(f"/v1/customers/{customer_id}/dial-permission",
+                                  params={"cli": cli} if cli else None)
+        context |= {"dial": dial.body if dial.ok else None, "dial_error": None if dial.ok else dial.message,
+                    "dial_cli": cli or ""}
+    return page.render("card_main.html", context)
 
 
 @router.get("/{customer_id}/edit")
