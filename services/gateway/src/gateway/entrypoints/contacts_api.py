@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -69,6 +70,15 @@ def _password_fields(choice: PasswordChoice | ContactAddRequest) -> dict[str, An
     return {"auto_generate_password": True}
 
 
+def _contact_in(card: dict[str, Any], match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The contact the command was about; missing only when the reply is the stored answer of
+    another command that used the same Idempotency-Key (the customer service replays it)."""
+    found = next((c for c in card.get("contacts", []) if match(c)), None)
+    if found is None:
+        raise ApiError(ErrorCode.CONFLICT, "this Idempotency-Key was already used for another request")
+    return dict(found)
+
+
 async def _command(request: Request, who: Caller, subject: str, body: dict[str, Any]) -> dict[str, Any]:
     data = await get_runtime(request).customers.request(
         subject,
@@ -112,7 +122,7 @@ async def add_contact(
             **_password_fields(body),
         },
     )
-    added = next(c for c in card["contacts"] if c["email"].lower() == body.email.lower())
+    added = _contact_in(card, lambda c: c["email"].lower() == body.email.lower())
     return _contact_response(card, added, 201)
 
 
@@ -137,7 +147,7 @@ async def update_contact(
             "changes": body.model_dump(mode="json", exclude_unset=True),
         },
     )
-    return _contact_response(card, next(c for c in card["contacts"] if c["id"] == str(contact_id)))
+    return _contact_response(card, _contact_in(card, lambda c: c["id"] == str(contact_id)))
 
 
 @router.delete(
