@@ -194,7 +194,8 @@ async def _pages(first: dict[str, Any], more: Page) -> AsyncIterator[bytes]:
 
 
 def _id_pages(client: BulkClient, subject: str, ids: list[str], body: dict[str, Any]) -> Page:
-    chunks = [ids[i : i + MAX_BULK_IDS] for i in range(0, len(ids), MAX_BULK_IDS)]
+    # no ids still makes one call: the service answers it (an empty result or a 422), never an IndexError
+    chunks = [ids[i : i + MAX_BULK_IDS] for i in range(0, len(ids), MAX_BULK_IDS)] or [[]]
 
     async def page(cursor: str | None) -> dict[str, Any]:
         index = int(cursor or 0)
