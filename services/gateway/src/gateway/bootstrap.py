@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
 from shared.migrations import migrate
+from shared.ops import readiness, serve_ops
 from shared.settings import nats_servers
 
 from gateway.auth.tokens import TokenCache, TokenStore
@@ -104,9 +105,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await start(settings)
         app.state.runtime = runtime
+        # /metrics, /healthz, /readyz on PATCHBAY_OPS_PORT, like every other service
+        ops = await serve_ops("gateway", settings.ops_port, readiness(pool=runtime.pool, nc=runtime.nc))
         try:
             yield
         finally:
+            if ops is not None:
+                await ops.stop()
             await runtime.stop()
             log.info("gateway_stopped")
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import structlog
+from prometheus_client import Counter, Histogram
 from shared.errors import ErrorCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,6 +17,14 @@ from gateway.errors import PAYLOAD_TOO_LARGE, error_response
 CORRELATION_HEADERS = (b"x-correlation-id", b"x-request-id")
 # a client's id is taken only if it is safe to echo in headers and logs
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# labelled by route template (never the raw path: ids would make a series per customer)
+HTTP_REQUESTS = Counter(
+    "patchbay_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "patchbay_http_request_seconds", "Time to answer an HTTP request", ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)
 
 
 def correlation_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -87,6 +96,9 @@ class RequestContextMiddleware:
                 reply = error_response(ErrorCode.INTERNAL, "internal error; it has been logged")
                 await reply(scope, receive, send_with_id)
             finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                HTTP_REQUESTS.labels(scope["method"], route, str(sent["status"])).inc()
+                HTTP_SECONDS.labels(scope["method"], route).observe(time.perf_counter() - started)
                 principal = state.get("principal")
                 self.log.info(
                     "request", method=scope["method"], path=scope["path"], status=sent["status"],
