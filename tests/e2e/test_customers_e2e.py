@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -73,3 +74,19 @@ async def test_a_customer_through_the_gateway_and_its_events_on_jetstream(stack:
     assert update.data["changes"] == {"channels": {"old": 0, "new": 30}}
     assert update.metadata.actor.kind == "operator" and update.metadata.reason == "upgrade"
     assert update.metadata.actor.ip == "127.0.0.1"
+
+
+async def test_every_service_serves_metrics_and_readiness(stack: Stack) -> None:
+    text = "".join(stack.output)
+    urls = dict(re.findall(r"metrics:\s+(\S+)\s+(\S+)", text))
+    assert set(urls) == {"customer", "verification", "notifier", "reporting", "gateway"}, text
+    async with httpx.AsyncClient(timeout=10) as http:
+        for service, url in urls.items():
+            metrics = await http.get(url)
+            assert metrics.status_code == 200, service
+            ready = await http.get(url.replace("/metrics", "/readyz"))
+            assert ready.status_code == 200 and ready.json()["ready"] is True, (service, ready.text)
+        customer = (await http.get(urls["customer"])).text
+        assert "patchbay_requests_total" in customer and 'subject="customer.cmd.create"' in customer
+        gateway = (await http.get(urls["gateway"])).text
+        assert 'patchbay_http_requests_total{method="POST",route="/v1/customers",status="201"}' in gateway
