@@ -9,6 +9,7 @@ its own.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -103,10 +104,16 @@ def readiness(
     return check
 
 
-async def serve_ops(service: str, port: int | None, ready: Check) -> OpsServer | None:
-    """Start the ops endpoints when a port is configured (PATCHBAY_OPS_PORT)."""
+async def serve_ops(
+    service: str, port: int | None, ready: Check, host: str | None = None
+) -> OpsServer | None:
+    """Start the ops endpoints when a port is configured (PATCHBAY_OPS_PORT).
+
+    They listen on PATCHBAY_OPS_HOST (default 127.0.0.1); in a container set it to 0.0.0.0 so
+    that probes and Prometheus reach them.
+    """
     if port is None:
         return None
-    server = OpsServer(service, port, ready)
+    server = OpsServer(service, port, ready, host=host or os.environ.get("PATCHBAY_OPS_HOST", "127.0.0.1"))
     await server.start()
     return server
