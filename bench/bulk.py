@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 import nats
 import psutil
@@ -68,6 +69,34 @@ async def single_creates(nats_url: str, clients: int, seconds: float) -> float:
     await nc.close()
     print(result.line())
     return result.rate
+
+
+async def events_in_store(db_url: str) -> int:
+    """Events committed by the customer service (each one goes to CUSTOMER_EVENTS)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM customer.events"))
+    finally:
+        await conn.close()
+
+
+async def stream_count(nats_url: str) -> int:
+    """Messages in CUSTOMER_EVENTS."""
+    nc = await nats.connect(nats_url)
+    try:
+        return int((await nc.jetstream().stream_info("CUSTOMER_EVENTS")).state.messages)
+    finally:
+        await nc.close()
+
+
+def wait_published(nats_url: str, expected: int, timeout: float = 120) -> float:
+    """Seconds until CUSTOMER_EVENTS holds `expected` messages (the relay caught up)."""
+    t0 = time.perf_counter()
+    while asyncio.run(stream_count(nats_url)) < expected:
+        if time.perf_counter() - t0 > timeout:
+            raise SystemExit(f"the relay did not publish {expected} events in {timeout:.0f} s")
+        time.sleep(0.2)
+    return time.perf_counter() - t0
 
 
 def peak_rss_while(proc: subprocess.Popen[bytes], watched: dict[str, psutil.Process]) -> dict[str, float]:
@@ -122,9 +151,11 @@ def main() -> None:
             if cli.returncode != 0:
                 raise SystemExit(f"the upload failed (exit {cli.returncode})")
             rate = args.rows / elapsed
+            lag = wait_published(nats_url, asyncio.run(events_in_store(db_url)))
             print(f"\n{'customer.cmd.create over NATS':<34} {single:>9,.0f}/s")
             print(f"{'bulk upload (CLI -> gateway)':<34} {rate:>9,.0f} rows/s  ({elapsed:.1f} s)"
                   f"  ratio {rate / single:.1f}x single creates")
+            print(f"  every event of the upload on CUSTOMER_EVENTS {lag:.1f} s after the answer")
             for name in watched:
                 print(f"  RSS {name}: idle {idle[name]:.0f} MB, peak during upload {peaks[name]:.0f} MB")
 
