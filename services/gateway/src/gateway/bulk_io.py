@@ -169,8 +169,12 @@ def _json_error(message: str) -> ApiError:
     )
 
 
-# numbers keep their exact text, so the field rules see `1e3` as written
-_DECODER = json.JSONDecoder(parse_float=str)
+def _int(text: str) -> int | str:
+    return int(text) if len(text) <= 18 else text  # a huge one stays text, refused by its field
+
+
+# numbers keep their exact text, so the field rules see `1e3` as written; NaN too
+_DECODER = json.JSONDecoder(parse_float=str, parse_int=_int, parse_constant=str)
 
 
 def read_ndjson(text: IO[str]) -> Iterator[Row]:
@@ -184,6 +188,8 @@ def read_ndjson(text: IO[str]) -> Iterator[Row]:
             value = _DECODER.decode(line)
         except json.JSONDecodeError as exc:
             raise _json_error(f"line {line_no}: {exc.msg}") from None
+        except RecursionError:
+            raise _json_error(f"line {line_no}: nested too deeply") from None
         yield _json_row(number, value)
 
 
@@ -222,6 +228,8 @@ def read_json_array(text: IO[str]) -> Iterator[Row]:
                     raise _json_error(f"{exc.msg} after item {number}") from None
                 fill()
                 continue
+            except RecursionError:
+                raise _json_error(f"item {number + 1} is nested too deeply") from None
             number += 1
             pos = end
             yield _json_row(number, value)

@@ -83,3 +83,12 @@ def test_chunks_stay_under_the_message_limit() -> None:
     assert sum(len(b) for b in batches) == 41
     last = json.loads(batches[-1][-1])
     assert last["data"] == {} and last["errors"][0]["type"] == "row_size"
+
+
+def test_json_values_that_cannot_travel_are_kept_as_text() -> None:
+    [row] = list(read_json_array(io.StringIO('[{"channels": 123456789012345678901234567890, "tax": NaN, "cps": 7}]')))
+    assert row.data == {"channels": "123456789012345678901234567890", "tax": "NaN", "cps": 7}
+    with pytest.raises(ApiError):
+        list(read_json_array(io.StringIO("[" + "[" * 100_000 + "]" * 100_000 + "]")))
+    with pytest.raises(ApiError):
+        list(read_ndjson(io.StringIO("[" * 100_000 + "]" * 100_000 + "\n")))
