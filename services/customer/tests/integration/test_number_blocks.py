@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from customer.bootstrap import CustomerService
+from customer.bootstrap import CustomerService, start
 from nats.aio.client import Client as NatsClient
 
 from .conftest import call, create
@@ -114,3 +114,25 @@ async def test_range_rules_while_blocks_are_assigned(nc: NatsClient, service: Cu
     full = await assign(nc, (await create(nc))["id"])
     assert full["error"]["code"] == "number_range_exhausted", full
     assert await service.pool.fetchval("SELECT count(*) FROM number_blocks") == used + free
+
+
+async def test_two_replicas_assigning_at_once_share_no_block_and_leave_no_gap(
+    nc: NatsClient, service: CustomerService
+) -> None:
+    rng = await call(nc, "customer.query.settings.number-range", {})
+    first, size = (rng["start"], rng["block_size"]) if rng["start"] is not None else (1000, 1000)
+    await call(nc, SET_RANGE, {"start": first, "block_size": size, "end": 10**9})
+    other = await start(service.settings)  # a second replica on the same database and NATS
+    try:
+        customers = [(await create(nc))["id"] for _ in range(24)]
+        replies = await asyncio.gather(*[assign(nc, cid) for cid in customers for _ in range(2)])
+        assert all("block" in r for r in replies), [r for r in replies if "block" not in r][:3]
+        rows = await service.pool.fetch("SELECT block_index, customer_id FROM number_blocks ORDER BY 1")
+        indexes = [r["block_index"] for r in rows]
+        assert indexes == list(range(len(indexes)))  # no gap anywhere, none shared (primary key)
+        mine = [r for r in rows if str(r["customer_id"]) in customers]
+        assert len(mine) == 48
+        served = other.rpc.handled
+        assert served > 0, "the second replica took no request"
+    finally:
+        await other.stop()
