@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -140,3 +141,33 @@ async def test_a_few_thousand_rows(nc: NatsClient, service: CustomerService) -> 
     assert summary["created"] == 3000 and len(results) == 3000
     assert len({r["id"] for r in results}) == 3000
     assert await service.pool.fetchval("SELECT count(*) FROM customers WHERE name LIKE $1", f"{prefix}-%") == 3000
+
+
+async def test_a_name_taken_between_check_and_insert_rolls_back_and_checks_again(
+    nc: NatsClient, service: CustomerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from customer.application import bulk_sql
+    from customer.application.bulk_upload import BulkUploads
+    from shared.contracts.bulk import BeginUpload, CommitUpload, StageRows
+
+    uploads = BulkUploads(service.commands.store, service.commands.settings)
+    taken = await create(nc)
+    fresh = good()
+    upload_id = uuid.uuid4()
+    await uploads.begin(BeginUpload(upload_id=upload_id, mode="best_effort"))
+    await uploads.stage(StageRows.model_validate(
+        {"upload_id": upload_id, "rows": rows(fresh, {**good(), "name": taken["name"]})}))
+    real_check, attempts = bulk_sql.NAME_TAKEN, []
+    real_commit = uploads._commit_once
+
+    async def commit_once(*args: Any) -> bytes:
+        # the first attempt misses the live name, as if a create committed right after the check
+        attempts.append(1)
+        monkeypatch.setattr(bulk_sql, "NAME_TAKEN", "SELECT $1::uuid" if len(attempts) == 1 else real_check)
+        return await real_commit(*args)
+
+    monkeypatch.setattr(uploads, "_commit_once", commit_once)
+    summary = json.loads(await uploads.commit(CommitUpload(upload_id=upload_id)))
+    assert len(attempts) == 2
+    assert summary["created"] == 1 and summary["failed"] == 1
+    assert await live_count(service, [fresh["name"]]) == 1
