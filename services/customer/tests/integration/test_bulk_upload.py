@@ -171,3 +171,20 @@ async def test_a_name_taken_between_check_and_insert_rolls_back_and_checks_again
     assert len(attempts) == 2
     assert summary["created"] == 1 and summary["failed"] == 1
     assert await live_count(service, [fresh["name"]]) == 1
+
+
+async def test_uploads_older_than_the_retention_are_forgotten(nc: NatsClient, service: CustomerService) -> None:
+    from datetime import timedelta
+
+    from customer.application.bulk_upload import BulkUploads
+    from shared.contracts.bulk import BeginUpload
+
+    old, _ = await upload(nc, rows(good()))
+    await service.pool.execute("UPDATE bulk_uploads SET started_at = now() - interval '8 days' WHERE id = $1",
+                               uuid.UUID(old["upload_id"]))
+    await BulkUploads(service.commands.store, service.commands.settings, keep=timedelta(days=7)).begin(
+        BeginUpload(upload_id=uuid.uuid4()))
+    assert await service.pool.fetchval("SELECT count(*) FROM bulk_rows WHERE upload_id = $1",
+                                       uuid.UUID(old["upload_id"])) == 0
+    gone = await call(nc, "customer.query.bulk.results", {"upload_id": old["upload_id"]})
+    assert gone["error"]["code"] == "not_found"

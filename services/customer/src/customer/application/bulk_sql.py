@@ -11,6 +11,9 @@ BEGIN = (
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 
+# uploads (and their rows, by cascade) older than the retention are forgotten
+FORGET = "DELETE FROM bulk_uploads WHERE started_at < $1"
+
 RESTART = (
     "UPDATE bulk_uploads SET mode = $2, correlation_id = $3, started_at = now()"
     f" WHERE id = $1 RETURNING {_UPLOAD_COLUMNS}"

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -81,17 +81,19 @@ class BulkUploads:
 
     def __init__(
         self, store: EventStore, settings: SettingsService, *, batch_size: int = 2000,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keep: timedelta = timedelta(days=7), clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.pool: asyncpg.Pool = store.pool
         self.settings = settings
         self.batch_size = batch_size
+        self.keep = keep  # how long an upload's results (and its idempotency) are kept
         self.clock = clock
 
     async def begin(self, cmd: BeginUpload) -> bytes:
         """Open an upload; an id seen before answers its state (a committed one stays as it is)."""
         require_reason(await self.settings.current(), cmd.meta.reason)
+        await self.pool.execute(sql.FORGET, self.clock() - self.keep)
         async with self.pool.acquire() as conn, conn.transaction():
             new = await conn.fetchval(
                 sql.BEGIN, cmd.upload_id, cmd.mode, cmd.meta.actor.model_dump_json(),
