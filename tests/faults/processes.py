@@ -29,12 +29,12 @@ class Servers:
 
 
 @contextmanager
-def running_servers(base: Path, *, cluster: int = 1) -> Iterator[Servers]:
+def running_servers(base: Path, *, cluster: int = 1, sync_always: bool = True) -> Iterator[Servers]:
     """Start a durable PostgreSQL and NATS (cluster > 1: that many nodes) under base."""
     postgres = EmbeddedPostgres(base / "pg")
     nats: EmbeddedNats | EmbeddedNatsCluster = (
         EmbeddedNatsCluster(base / "nats", size=cluster) if cluster > 1
-        else EmbeddedNats(base / "nats", sync_always=True)
+        else EmbeddedNats(base / "nats", sync_always=sync_always)
     )
     try:
         database_url = postgres.start()
