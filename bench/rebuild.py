@@ -27,6 +27,7 @@ from reporting.projections.audit import AuditProjection
 from reporting.projections.calls import CallsProjection
 from reporting.projections.rebuild import Rebuilder
 from reporting.projections.replay import replay
+from reporting.rebuild_cli import run_tuned
 from reporting.settings import ReportingSettings
 from reporting.simulator import publish_backlog
 from shared.envelope import Actor, EventEnvelope, Metadata
@@ -133,7 +134,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rebuild each projection this many times")
     args = parser.parse_args()
     with servers() as (nats_url, db_url):
-        asyncio.run(run(nats_url, db_url, args.events, args.repeat))
+        run_tuned(run(nats_url, db_url, args.events, args.repeat))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 if __name__ == "__main__":
@@ -10,6 +9,8 @@ if __name__ == "__main__":
         from reporting.rebuild_cli import main as rebuild
 
         sys.exit(rebuild(sys.argv[2:]))
+    from shared.runtime import run
+
     from reporting.bootstrap import main
 
-    asyncio.run(main())
+    run(main())

@@ -3,60 +3,53 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import structlog
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 from shared.consumer import JetStreamConsumer, Poison, ensure_consumer
 from shared.logging import bind_from_headers
 
 from reporting.projections.base import Projection, Source, Tables
-from reporting.projections.pull import stream_seq
+from reporting.projections.pull import StreamingPull, stream_seq
 
 log = structlog.get_logger(__name__)
-FILL_S = 0.005
 
 
 class PromptConsumer(JetStreamConsumer):
-    """The shared consumer, fetching so that a lone event is handled at once.
+    """The shared consumer (batches, retries, dead letters), fed by streaming pull requests.
 
     nats-py's `fetch(n)` that finds nothing waiting lingers until it has n messages or its
-    timeout: a trickle of events would wait up to the whole timeout. Here a lingering
-    `fetch(1)` waits for the first message, then `fetch(n - 1)` with a few milliseconds'
-    expiry takes whatever else is already there.
+    timeout, so a trickle of events would wait up to the whole timeout, and it costs a task per
+    message. `StreamingPull` hands each event over as it comes and fills batches under load.
     """
 
     async def run(self) -> None:
-        """Fetch, handle, ack; reconnect and go on after any failure of our own."""
+        """Pull, handle, ack; re-create the consumer and go on after any failure of our own."""
         while True:
+            puller: StreamingPull | None = None
             try:
                 await ensure_consumer(self.js, self.spec)
-                sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
-                try:
-                    while True:
-                        try:
-                            msgs = await sub.fetch(1, timeout=self.fetch_timeout_s)
-                        except (NatsTimeoutError, TimeoutError):
-                            await self._record_lag()  # the lag gauge on /metrics
-                            continue
-                        if self.batch > 1:
-                            with contextlib.suppress(NatsTimeoutError, TimeoutError):
-                                msgs += await sub.fetch(self.batch - 1, timeout=FILL_S)
+                puller = StreamingPull(self.js._nc, self.spec.stream, self.spec.durable, batch=self.batch)
+                await puller.start()
+                while not puller.gone:
+                    msgs = await puller.next_batch(self.fetch_timeout_s)
+                    if msgs:
                         await self.process(msgs)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
+                    else:
+                        await self._record_lag()  # the lag gauge on /metrics
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("consumer_restarting", durable=self.spec.durable, error=str(exc))
                 await asyncio.sleep(1.0)
+            finally:
+                if puller is not None:
+                    await puller.stop()
 
 
 def decode_batch(projection: Projection[Any], stream: str, msgs: Sequence[Msg]) -> tuple[list[Any], int]:

@@ -1,14 +1,17 @@
-"""A pipelined pull reader: several pull requests in flight, messages taken in a callback.
+"""Pipelined pull requests, messages taken in a subscription callback.
 
 nats-py's `fetch()` awaits each message with a timeout of its own (~30k msg/s here); a
-subscription callback that only appends, with the next pull requests already queued at the
-server, reads the same stream several times faster. Used for history (rebuilds, benchmarks).
+callback that only appends, with the next pull requests already waiting at the server, reads
+the same stream several times faster. `PullReader` reads history (rebuilds, benchmarks);
+`StreamingPull` keeps a durable consumer's messages flowing (the live projections).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 
 from nats.aio.client import Client as NatsClient
@@ -80,3 +83,81 @@ class PullReader:
                     return
         finally:
             await self._sub.unsubscribe()
+
+
+class StreamingPull:
+    """Lingering pull requests kept in flight on a durable consumer: messages flow as they come.
+
+    Each request asks for `batch` messages and expires after `expires_s`; a request is over when
+    its `batch` messages came or a status (408 expired, 409 ...) says so, and is then replaced.
+    A lone event is handed over at once; under load, batches fill up without a round trip.
+    """
+
+    def __init__(
+        self, nc: NatsClient, stream: str, consumer: str, *, batch: int, in_flight: int = 2,
+        expires_s: float = 5.0,
+    ) -> None:
+        self.nc = nc
+        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self.request = json.dumps({"batch": batch, "expires": int(expires_s * 1e9)}).encode()
+        self.batch = batch
+        self.in_flight = in_flight
+        self.expires_s = expires_s
+        self._inbox = nc.new_inbox()
+        self._buffer: list[Msg] = []
+        self._outstanding = 0
+        self._head = 0
+        self._last_request = 0.0
+        self._last_message = 0.0
+        self._wake = asyncio.Event()
+        self._sub: Subscription | None = None
+        self.gone = False  # the consumer was deleted: the caller re-creates it
+
+    async def start(self) -> None:
+        """Subscribe the inbox the requests are answered on."""
+        self._sub = await self.nc.subscribe(
+            self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+
+    async def stop(self) -> None:
+        """Unsubscribe (requests still at the server expire by themselves)."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._last_message = time.monotonic()
+        status = msg.headers.get("Status") if not msg.data and msg.headers else None
+        if status:
+            self._outstanding = max(0, self._outstanding - 1)
+            self._head = 0
+            if status == "409" and "deleted" in (msg.headers or {}).get("Description", "").lower():
+                self.gone = True
+            self._wake.set()
+            return
+        self._buffer.append(msg)
+        self._head += 1
+        if self._head == self.batch:
+            self._outstanding = max(0, self._outstanding - 1)
+            self._head = 0
+        self._wake.set()
+
+    async def _top_up(self) -> None:
+        now = time.monotonic()
+        if self._outstanding and now - max(self._last_request, self._last_message) > self.expires_s + 2:
+            self._outstanding = 0  # requests lost (a reconnect, a server restart): ask again
+        while self._outstanding < self.in_flight:
+            await self.nc.publish(self.subject, self.request, reply=self._inbox)
+            self._outstanding += 1
+            self._last_request = now
+
+    async def next_batch(self, wait_s: float) -> list[Msg]:
+        """Up to `batch` messages; waits up to `wait_s` for the first (an empty list: none came)."""
+        await self._top_up()
+        if not self._buffer:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+            await self._top_up()
+        chunk, self._buffer = self._buffer[: self.batch], self._buffer[self.batch:]
+        return chunk
