@@ -5,7 +5,7 @@ BOOT := .venv-boot
 UV := $(BOOT)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test install lint asyncapi bench clean
+.PHONY: run test install lint asyncapi bench soak clean
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -25,6 +25,10 @@ asyncapi: install
 
 bench: install
 	$(UV) run --no-sync python bench/commands.py
+
+# random faults under load on a 3-node cluster for PATCHBAY_SOAK_MINUTES (default 10); not in `make test`
+soak: install
+	$(UV) run --no-sync python -m pytest tests/faults/soak.py -s
 
 lint: install
 	$(UV) run --no-sync ruff check .
