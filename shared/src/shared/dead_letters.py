@@ -1,0 +1,129 @@
+"""Dead letters: list what consumers gave up on, and replay it once the cause is fixed.
+
+    python -m shared.dead_letters list [--consumer DURABLE]
+    python -m shared.dead_letters replay --consumer DURABLE [--dry-run] [--keep]
+
+A consumer parks a message it cannot handle on `dlq.<durable>` (stream DEAD_LETTERS) with the
+error and where it came from in headers (see `shared.consumer`). Replaying publishes the
+message again to its original subject, so it lands at the end of its original stream: the
+consumer that failed gets it again, and so does every other consumer of that stream, which
+are idempotent (by event id, call id, ...). The dead letter is then deleted, unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import nats
+import structlog
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from shared.settings import CommonSettings
+from shared.streams import DEAD_LETTERS
+
+log = structlog.get_logger(__name__)
+
+REPLAYED_FROM = "Patchbay-Replayed-From"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One parked message and what is known about its failure."""
+
+    seq: int
+    consumer: str
+    original_subject: str
+    original_stream: str
+    original_seq: str
+    error: str
+    data: bytes
+
+
+async def dead_letters(js: JetStreamContext, consumer: str | None = None) -> list[DeadLetter]:
+    """Every dead letter (of one consumer, when named), oldest first."""
+    subject = f"dlq.{consumer}" if consumer else "dlq.>"
+    sub = await js.pull_subscribe(
+        subject, stream=DEAD_LETTERS.name,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+                              inactive_threshold=30.0))
+    found: list[DeadLetter] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(500, timeout=1.0)
+            except NatsTimeoutError:
+                break
+            for msg in msgs:
+                headers = msg.headers or {}
+                found.append(DeadLetter(
+                    seq=msg.metadata.sequence.stream,
+                    consumer=headers.get("Patchbay-Consumer", msg.subject.removeprefix("dlq.")),
+                    original_subject=headers.get("Patchbay-Original-Subject", ""),
+                    original_stream=headers.get("Patchbay-Original-Stream", ""),
+                    original_seq=headers.get("Patchbay-Original-Sequence", ""),
+                    error=headers.get("Patchbay-Error", ""),
+                    data=msg.data))
+            if msgs and msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return found
+
+
+async def replay(js: JetStreamContext, letters: Sequence[DeadLetter], *, keep: bool = False) -> int:
+    """Publish each letter again to its original subject, then delete it; return how many."""
+    done = 0
+    for letter in letters:
+        if not letter.original_subject:
+            log.warning("dead_letter_without_origin", seq=letter.seq)
+            continue
+        # a replay of the same dead letter twice within the dedup window lands once
+        await js.publish(letter.original_subject, letter.data,
+                         headers={"Nats-Msg-Id": f"replay:{DEAD_LETTERS.name}:{letter.seq}",
+                                  REPLAYED_FROM: str(letter.seq)})
+        if not keep:
+            await js.delete_msg(DEAD_LETTERS.name, letter.seq)
+        done += 1
+        log.info("dead_letter_replayed", seq=letter.seq, consumer=letter.consumer,
+                 subject=letter.original_subject)
+    return done
+
+
+async def _main(args: argparse.Namespace) -> int:
+    nc = await nats.connect(CommonSettings().nats_servers, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        letters = await dead_letters(js, args.consumer)
+        for letter in letters:
+            print(f"{letter.seq:>8}  {letter.consumer:<40} {letter.original_stream}#{letter.original_seq}"
+                  f"  {letter.original_subject}\n          {letter.error}")
+        print(f"{len(letters)} dead letter(s)")
+        if args.command == "replay" and not args.dry_run:
+            print(f"replayed {await replay(js, letters, keep=args.keep)}")
+    finally:
+        await nc.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    cli = argparse.ArgumentParser(prog="python -m shared.dead_letters", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("command", choices=["list", "replay"])
+    cli.add_argument("--consumer", help="the durable name (dlq.<durable>); replay requires it")
+    cli.add_argument("--dry-run", action="store_true", help="replay: only list what would be replayed")
+    cli.add_argument("--keep", action="store_true", help="replay: keep the dead letters afterwards")
+    args = cli.parse_args(argv)
+    if args.command == "replay" and not args.consumer:
+        cli.error("replay needs --consumer (replay one consumer's dead letters at a time)")
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
