@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 import orjson
@@ -13,14 +12,14 @@ from reporting.domain.audit import AuditEntry, entry_of
 from reporting.projections.base import Projection, Source, Tables
 
 COLUMNS = (
-    "event_id", "stream", "seq", "customer_id", "category", "stream_id", "version", "type",
-    "action", "occurred_at", "actor_kind", "actor_id", "actor_name", "ip", "reason",
-    "correlation_id", "causation_id", "changes", "data", "event",
+    ("event_id", "uuid"), ("stream", "text"), ("seq", "bigint"), ("customer_id", "text"),
+    ("category", "text"), ("stream_id", "text"), ("version", "int"), ("type", "text"),
+    ("action", "text"), ("occurred_at", "timestamptz"), ("actor_kind", "text"), ("actor_id", "text"),
+    ("actor_name", "text"), ("ip", "text"), ("reason", "text"), ("correlation_id", "text"),
+    ("causation_id", "text"), ("changes", "json"), ("data", "json"), ("event", "json"),
 )
-TYPES = (
-    "uuid", "text", "bigint", "text", "text", "text", "int", "text", "text", "timestamptz",
-    "text", "text", "text", "text", "text", "text", "text", "json", "json", "text",
-)
+NAMES = ", ".join(c for c, _ in COLUMNS)
+RECORD = ", ".join(f"{c} {t}" for c, t in COLUMNS)
 SOURCES = (
     Source("CUSTOMER_EVENTS", ("events.>",)),
     Source("VERIFICATION_EVENTS", ("events.>",)),
@@ -29,8 +28,17 @@ SOURCES = (
 )
 
 
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value, default=str).decode()
+def rows_json(items: Sequence[AuditEntry]) -> str:
+    """The batch as one JSON array of rows (PostgreSQL parses it; the envelope goes in as is)."""
+    return orjson.dumps([
+        {"event_id": e.event_id, "stream": e.stream, "seq": e.seq, "customer_id": e.customer_id,
+         "category": e.category, "stream_id": e.stream_id, "version": e.version, "type": e.type,
+         "action": e.action, "occurred_at": e.occurred_at, "actor_kind": e.actor_kind,
+         "actor_id": e.actor_id, "actor_name": e.actor_name, "ip": e.ip, "reason": e.reason,
+         "correlation_id": e.correlation_id, "causation_id": e.causation_id, "changes": e.changes,
+         "data": e.data, "event": orjson.Fragment(e.event) if e.event is not None else None}
+        for e in items
+    ], default=str).decode()
 
 
 class AuditProjection(Projection[AuditEntry]):
@@ -51,21 +59,10 @@ class AuditProjection(Projection[AuditEntry]):
         items: Sequence[AuditEntry], last_seq: int,
     ) -> None:
         """Insert the entries not yet present and move the checkpoint, in one statement."""
-        columns: list[list[Any]] = [[] for _ in COLUMNS]
-        for e in items:
-            row = (
-                e.event_id, e.stream, e.seq, e.customer_id, e.category, e.stream_id, e.version,
-                e.type, e.action, e.occurred_at, e.actor_kind, e.actor_id, e.actor_name, e.ip,
-                e.reason, e.correlation_id, e.causation_id, _dumps(e.changes), _dumps(e.data),
-                e.event,
-            )
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        n = len(COLUMNS)
-        unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(TYPES))
         sql = (
-            f"WITH i AS (INSERT INTO {tables['audit_log']} ({', '.join(COLUMNS)})"
-            f" SELECT * FROM unnest({unnest}) ON CONFLICT (event_id) DO NOTHING),"
-            f" c AS ({self.checkpoint_sql(tables, n + 1, n + 2)}) SELECT 1"
+            f"WITH i AS (INSERT INTO {tables['audit_log']} ({NAMES})"
+            f" SELECT {NAMES} FROM json_to_recordset($1::json) AS x({RECORD})"
+            f" ON CONFLICT (event_id) DO NOTHING),"
+            f" c AS ({self.checkpoint_sql(tables, 2, 3)}) SELECT 1"
         )
-        await conn.execute(sql, *columns, stream, last_seq)
+        await conn.execute(sql, rows_json(items), stream, last_seq)

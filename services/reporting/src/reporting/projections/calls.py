@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
+import orjson
 
 from reporting.domain.calls import CallRecord, CallStarted
 from reporting.projections.base import Projection, Source, Tables
@@ -25,22 +25,22 @@ _SUMS = ("attempts", "connected", "duration_s", "billed_duration_s", "charge", "
 
 def _write_sql(t: Tables, checkpoint: str) -> str:
     """One statement: new records, their hourly sums, calls in progress, the checkpoint."""
-    n = len(_RECORD_TYPES)
-    unnest = ", ".join(f"${i + 1}::{typ}[]" for i, (_, typ) in enumerate(_RECORD_TYPES))
-    starts = f"${n + 1}::text[], ${n + 2}::text[], ${n + 3}::timestamptz[]"
+    record = ", ".join(f"{c} {typ}" for c, typ in _RECORD_TYPES)
     add = ", ".join(f"{c} = {t['call_hours']}.{c} + excluded.{c}" for c in _SUMS)
     return (
-        f"WITH input AS (SELECT * FROM unnest({unnest}) AS r({_RECORD_COLUMNS})),"
+        f"WITH input AS (SELECT {_RECORD_COLUMNS} FROM json_to_recordset($1::json) AS r({record})),"
         f" new AS (INSERT INTO {t['call_records']} ({_RECORD_COLUMNS}) SELECT * FROM input"
         f"  ON CONFLICT (call_id) DO NOTHING RETURNING *),"
         f" hours AS (INSERT INTO {t['call_hours']} (customer_id, hour, {', '.join(_SUMS)})"
         f"  SELECT customer_id, date_trunc('hour', started_at, 'UTC'), count(*),"
         f"  count(*) FILTER (WHERE disposition = 'answered'), sum(duration_s), sum(billed_duration_s),"
         f"  sum(charge), sum(cost), coalesce(sum(pdd_ms), 0), count(pdd_ms)"
-        f"  FROM new GROUP BY 1, 2 ON CONFLICT (customer_id, hour) DO UPDATE SET {add}),"
+        f"  FROM new GROUP BY 1, 2 ORDER BY 1, 2"
+        f"  ON CONFLICT (customer_id, hour) DO UPDATE SET {add}),"
         f" ended AS (DELETE FROM {t['live_calls']} WHERE call_id IN (SELECT call_id FROM input)),"
         f" started AS (INSERT INTO {t['live_calls']} (call_id, customer_id, started_at)"
-        f"  SELECT s.* FROM unnest({starts}) AS s(call_id, customer_id, started_at)"
+        f"  SELECT s.call_id, s.customer_id, s.started_at"
+        f"  FROM json_to_recordset($2::json) AS s(call_id text, customer_id text, started_at timestamptz)"
         f"  WHERE s.call_id NOT IN (SELECT call_id FROM input) AND NOT EXISTS"
         f"  (SELECT 1 FROM {t['call_records']} r WHERE r.call_id = s.call_id)"
         f"  ON CONFLICT (call_id) DO NOTHING),"
@@ -76,17 +76,17 @@ class CallsProjection(Projection[CallItem]):
                 records.setdefault(item.call_id, (seq, item))
             else:
                 starts.setdefault(item.call_id, item)
-        columns: list[list[Any]] = [[] for _ in _RECORD_TYPES]
-        for seq, r in records.values():
-            row = (r.call_id, r.customer_id, r.started_at, r.answered_at, r.ended_at, r.disposition,
-                   r.sip_code, r.duration_s, r.billed_duration_s, r.charge, r.cost, r.pdd_ms, seq)
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        n = len(_RECORD_TYPES)
-        sql = _write_sql(tables, self.checkpoint_sql(tables, n + 4, n + 5))
-        s = list(starts.values())
-        new: int = await conn.fetchval(
-            sql, *columns, [x.call_id for x in s], [x.customer_id for x in s],
-            [x.started_at for x in s], stream, last_seq,
-        )
+        rows = orjson.dumps([
+            {"call_id": r.call_id, "customer_id": r.customer_id, "started_at": r.started_at,
+             "answered_at": r.answered_at, "ended_at": r.ended_at, "disposition": r.disposition,
+             "sip_code": r.sip_code, "duration_s": r.duration_s, "billed_duration_s": r.billed_duration_s,
+             "charge": str(r.charge), "cost": str(r.cost), "pdd_ms": r.pdd_ms, "seq": seq}
+            for seq, r in records.values()
+        ]).decode()
+        started = orjson.dumps([
+            {"call_id": x.call_id, "customer_id": x.customer_id, "started_at": x.started_at}
+            for x in starts.values()
+        ]).decode()
+        sql = _write_sql(tables, self.checkpoint_sql(tables, 3, 4))
+        new: int = await conn.fetchval(sql, rows, started, stream, last_seq)
         return new
