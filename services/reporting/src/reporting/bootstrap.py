@@ -92,7 +92,11 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     js = nc.jetstream()
     projections = all_projections()
     prefix = settings.durable_prefix
-    live = [LiveProjection(p, pool, js, batch=settings.consumer_batch, prefix=prefix) for p in projections]
+    live = [
+        LiveProjection(p, pool, js, batch=settings.consumer_batch, prefix=prefix,
+                       ack_wait_s=settings.consumer_ack_wait_s)
+        for p in projections
+    ]
     invoices = Invoices(pool, terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     rpc = RpcServer(nc, routes(

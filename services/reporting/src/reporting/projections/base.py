@@ -50,11 +50,13 @@ class Projection(ABC, Generic[Item]):
     checkpoint_table: str
     sources: tuple[Source, ...]
 
-    def consumer_spec(self, source: Source, prefix: str = "reporting") -> ConsumerSpec:
+    def consumer_spec(
+        self, source: Source, prefix: str = "reporting", ack_wait_s: float = 30.0
+    ) -> ConsumerSpec:
         """The durable consumer that keeps this projection live on one stream."""
         return ConsumerSpec(
             stream=source.stream, durable=f"{prefix}-{self.name}-{source.stream.lower()}",
-            filter_subjects=list(source.subjects),
+            filter_subjects=list(source.subjects), ack_wait_s=ack_wait_s,
         )
 
     @abstractmethod

@@ -71,13 +71,13 @@ class LiveProjection:
 
     def __init__(
         self, projection: Projection[Any], pool: asyncpg.Pool, js: JetStreamContext, *, batch: int,
-        prefix: str = "reporting",
+        prefix: str = "reporting", ack_wait_s: float = 30.0,
     ) -> None:
         self.projection = projection
         self.pool = pool
         self.tables = Tables.live(projection.tables)
         self.consumers = [
-            PromptConsumer(js, projection.consumer_spec(s, prefix), self._handler(s), batch=batch)
+            PromptConsumer(js, projection.consumer_spec(s, prefix, ack_wait_s), self._handler(s), batch=batch)
             for s in projection.sources
         ]
 
