@@ -10,7 +10,6 @@ from collections.abc import Iterable
 import asyncpg
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from shared.settings import nats_servers
 
@@ -54,7 +53,7 @@ async def published_ids(nc: NatsClient, subjects: str = "events.customer.>") -> 
         while True:
             try:
                 msgs = await sub.fetch(1000, timeout=1.0)
-            except NatsTimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's (the builtin)
                 break
             for msg in msgs:
                 assert msg.headers is not None

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import nats
 import structlog
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -57,7 +56,7 @@ async def dead_letters(js: JetStreamContext, consumer: str | None = None) -> lis
         while True:
             try:
                 msgs = await sub.fetch(500, timeout=1.0)
-            except NatsTimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's (the builtin)
                 break
             for msg in msgs:
                 headers = msg.headers or {}
