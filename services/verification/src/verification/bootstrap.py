@@ -78,7 +78,8 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
         server_settings={"search_path": SCHEMA},
     )
     nc = await nats.connect(
-        settings.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="patchbay-verification"
+        settings.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        name="patchbay-verification",
     )
     js = nc.jetstream()
     await ensure_streams(js, replicas=settings.stream_replicas)
