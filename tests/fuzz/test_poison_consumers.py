@@ -1,0 +1,104 @@
+"""A poison message on every durable consumer of the running stack: dead-lettered, and the consumer goes on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import nats
+import orjson
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.api import ConsumerInfo
+from shared.settings import nats_servers
+from shared.streams import ALL_STREAMS, DEAD_LETTERS
+from shared.testing.waiting import wait_for
+
+from .conftest import FuzzStack
+
+pytestmark = [pytest.mark.servers, pytest.mark.fuzz]
+
+POISON = b'{"this is": not json'
+
+
+@pytest.fixture(scope="module")
+async def client(fuzz_stack: FuzzStack) -> Any:
+    nc: NatsClient = await nats.connect(nats_servers(fuzz_stack.nats_url))
+    yield nc
+    await nc.close()
+
+
+def concrete(pattern: str, token: str) -> str:
+    """A subject that matches the pattern: each wildcard replaced by a token."""
+    return ".".join(token if part in ("*", ">") else part for part in pattern.split("."))
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching (`*` one token, `>` the rest)."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, part in enumerate(want):
+        if part == ">":
+            return len(have) > i
+        if i >= len(have) or (part != "*" and part != have[i]):
+            return False
+    return len(want) == len(have)
+
+
+def poison_subject(info: ConsumerInfo) -> str:
+    """A subject of the consumer's stream that its filter takes."""
+    config = info.config
+    filters = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [">"])
+    [stream] = [s for s in ALL_STREAMS if s.name == info.stream_name]
+    token = str(uuid.uuid4())
+    for subject in [concrete(p, token) for p in [*filters, *stream.subjects]]:
+        if any(matches(f, subject) for f in filters) and any(matches(p, subject) for p in stream.subjects):
+            return subject
+    raise AssertionError(f"no subject of {stream.name} passes {config.durable_name}'s filter {filters}")
+
+
+async def durable_consumers(nc: NatsClient) -> list[ConsumerInfo]:
+    """Every durable consumer the services declared (on every stream but the dead letters)."""
+    js = nc.jetstream()
+    found = []
+    for spec in ALL_STREAMS:
+        if spec.name == DEAD_LETTERS.name:
+            continue
+        found += [c for c in await js.consumers_info(spec.name) if c.config.durable_name]
+    return found
+
+
+async def dead_letters_of(nc: NatsClient, durable: str) -> int:
+    info = await nc.jetstream().stream_info(DEAD_LETTERS.name, subjects_filter=f"dlq.{durable}")
+    return sum((info.state.subjects or {}).values())
+
+
+async def test_every_consumer_dead_letters_poison_and_goes_on(client: NatsClient, fuzz_stack: FuzzStack) -> None:
+    js = client.jetstream()
+    consumers = await wait_for(lambda: durable_consumers(client), timeout=30,
+                               message="the services' durable consumers")
+    durables = {c.config.durable_name for c in consumers}
+    assert any("reporting" in d for d in durables) and len(durables) >= 4, durables
+    print("poisoning", sorted(d for d in durables if d))
+    before = {d: await dead_letters_of(client, d) for d in durables if d}
+    for info in consumers:
+        await js.publish(poison_subject(info), POISON, headers={"Nats-Msg-Id": f"poison-{uuid.uuid4()}"})
+
+    for durable in sorted(d for d in durables if d):
+        async def parked(durable: str = durable) -> bool:
+            return await dead_letters_of(client, durable) > before[durable]
+
+        await wait_for(parked, timeout=30, interval=0.2, message=f"{durable} to dead-letter the poison")
+
+    # and the consumers go on: a customer created now reaches the audit log (reporting's consumer)
+    name = f"after-poison-{uuid.uuid4().hex[:8]}"
+    card = orjson.loads((await client.request("customer.cmd.create", orjson.dumps(
+        {"customer": {"name": name}}), timeout=10)).data)
+    assert "error" not in card, card
+
+    async def audited() -> bool:
+        reply = await client.request("reporting.query.audit", orjson.dumps({"customer_id": card["id"]}),
+                                     timeout=10)
+        return bool(orjson.loads(reply.data).get("items"))
+
+    await wait_for(audited, timeout=30, interval=0.2, message="the new customer in the audit log")
+    assert fuzz_stack.alive(), fuzz_stack.errors()
