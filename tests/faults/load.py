@@ -8,11 +8,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 from nats.aio.client import Client as NatsClient
 
 # answers that mean "not done, try again with the same key" (HTTP 500/503 to a client)
 RETRYABLE_CODES = {"internal_error", "unavailable"}
+SUBJECTS = {"create": "customer.cmd.create", "update": "customer.cmd.update"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Acked:
 class CommandLoad:
     """`clients` concurrent clients, each creating a customer and then updating it, forever."""
 
-    nc: NatsClient
+    nc: NatsClient | None = None
     clients: int = 16
     timeout_s: float = 2.0
     give_up_s: float = 90.0
@@ -64,23 +66,22 @@ class CommandLoad:
     async def _client(self, index: int) -> None:
         while not self._stop.is_set():
             name = f"fault-{index}-{uuid.uuid4().hex[:12]}"
-            card = await self._send("create", "customer.cmd.create", {"customer": {"name": name}})
+            card = await self._send("create", {"customer": {"name": name}})
             if card is None:
                 continue
             for channels in range(1, 6):
                 if self._stop.is_set():
                     return
                 body = {"customer_id": card["id"], "changes": {"channels": channels}}
-                if await self._send("update", "customer.cmd.update", body) is None:
+                if await self._send("update", body) is None:
                     break
 
-    async def _send(self, kind: str, subject: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    async def _send(self, kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Send one command until it gets a final answer; the card when acknowledged."""
         command_id = f"{kind}-{uuid.uuid4()}"
-        payload = orjson.dumps(body | {"meta": {"command_id": command_id}})
         deadline = time.monotonic() + self.give_up_s
         while True:
-            reason = await self._attempt(subject, payload)
+            reason = await self._attempt(kind, body, command_id)
             if isinstance(reason, dict):
                 if "error" not in reason:
                     self.acked[command_id] = Acked(command_id, reason["id"], reason["version"], kind)
@@ -97,11 +98,36 @@ class CommandLoad:
                 return None
             await asyncio.sleep(0.1)
 
-    async def _attempt(self, subject: str, payload: bytes) -> dict[str, Any] | str:
+    async def _attempt(self, kind: str, body: dict[str, Any], command_id: str) -> dict[str, Any] | str:
         """One request: the decoded reply, or the name of what went wrong."""
+        payload = orjson.dumps(body | {"meta": {"command_id": command_id}})
+        assert self.nc is not None
         try:
-            msg = await self.nc.request(subject, payload, timeout=self.timeout_s)
+            msg = await self.nc.request(SUBJECTS[kind], payload, timeout=self.timeout_s)
         except Exception as exc:  # timeout, no responders, reconnecting: all mean "try again"
             return type(exc).__name__
         reply: dict[str, Any] = orjson.loads(msg.data)
         return reply
+
+
+@dataclass
+class HttpCommandLoad(CommandLoad):
+    """The same clients, through the gateway: `Idempotency-Key` headers, retried on errors and 5xx."""
+
+    http: httpx.AsyncClient | None = None
+
+    async def _attempt(self, kind: str, body: dict[str, Any], command_id: str) -> dict[str, Any] | str:
+        assert self.http is not None
+        headers = {"Idempotency-Key": command_id}
+        try:
+            if kind == "create":
+                reply = await self.http.post("/v1/customers", json=body["customer"], headers=headers)
+            else:
+                reply = await self.http.patch(f"/v1/customers/{body['customer_id']}", json=body["changes"],
+                                              headers=headers)
+        except httpx.HTTPError as exc:  # refused, reset, timed out: the gateway is away
+            return type(exc).__name__
+        if reply.status_code >= 500:
+            return f"http_{reply.status_code}"
+        decoded: dict[str, Any] = reply.json()
+        return decoded

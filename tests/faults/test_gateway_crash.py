@@ -1,0 +1,57 @@
+"""kill -9 of the gateway under HTTP load (Idempotency-Key, retried by the client): nothing lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from shared.embedded import free_port
+
+from .load import HttpCommandLoad
+from .processes import Servers, ServiceProcess, service_env
+from .verify import assert_exactly_once
+
+pytestmark = [pytest.mark.servers, pytest.mark.faults]
+
+TOKEN = "pb_fault_" + secrets.token_urlsafe(16)
+
+
+@pytest.fixture
+def gateway(servers: Servers, customer: ServiceProcess, embedded_tmp_path: Path) -> Iterator[ServiceProcess]:
+    port = free_port()
+    proc = ServiceProcess("gateway", service_env(servers, PATCHBAY_ADMIN_TOKEN=TOKEN,
+                                                 PATCHBAY_HTTP_PORT=str(port)),
+                          embedded_tmp_path / "gateway.log")
+    proc.start()
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+        print(f"--- gateway log (shown when the test fails) ---\n{proc.tail(60)}")
+
+
+async def test_kill_9_of_the_gateway_mid_load(servers: Servers, gateway: ServiceProcess) -> None:
+    base = f"http://127.0.0.1:{gateway.env['PATCHBAY_HTTP_PORT']}"
+    async with httpx.AsyncClient(base_url=base, timeout=3,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        load = HttpCommandLoad(http=http, clients=8)
+        load.start()
+        try:
+            await load.wait_acked(150)
+            gateway.kill()
+            await asyncio.sleep(0.3)
+            gateway.start()
+            await asyncio.to_thread(gateway.wait_ready)
+            await load.wait_acked(150)
+        finally:
+            await load.stop()
+    print(f"acked {len(load.acked)}, retries {load.retry_reasons}")
+    assert not load.unexpected, load.unexpected[:5]
+    assert not load.gave_up, f"{len(load.gave_up)} commands never answered"
+    assert load.retries > 0, "the kill should have forced retries"
+    await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())
