@@ -85,6 +85,7 @@ async def test_stream_leader_killed_under_load(servers: Servers, customer: Servi
         cluster.kill(victim)
         await load.wait_acked(500)
         assert _node_of(customer.proc.pid, cluster) != victim
+        await asyncio.to_thread(cluster.restart, victim)  # whole again for the checks below
     finally:
         await load.stop()
     print(f"acked {len(load.acked)}, retries {load.retry_reasons}")

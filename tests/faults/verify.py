@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 import asyncpg
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from shared.settings import nats_servers
 
 from .load import Acked
+
+T = TypeVar("T")
 
 
 async def wait_outbox_drained(database_url: str, schema: str = "customer",
@@ -65,6 +69,18 @@ async def published_ids(nc: NatsClient, subjects: str = "events.customer.>") -> 
     return seen
 
 
+async def _retried(read: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    """Retry a JetStream API read while a cluster elects leaders (its API may time out meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await read()
+        except (TimeoutError, NatsError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def assert_exactly_once(database_url: str, nats_url: str, acked: Iterable[Acked]) -> int:
     """Every acknowledged command has its event once in PostgreSQL and once in JetStream.
 
@@ -86,7 +102,7 @@ async def assert_exactly_once(database_url: str, nats_url: str, acked: Iterable[
         assert (row["stream_id"], row["version"]) == (ack.customer_id, ack.version), (ack, dict(row))
     nc = await nats.connect(nats_servers(nats_url))
     try:
-        seen = await published_ids(nc)
+        seen = await _retried(lambda: published_ids(nc))
     finally:
         await nc.close()
     stored = {row["event_id"] for row in events}
