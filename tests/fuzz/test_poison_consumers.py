@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import Counter
 from typing import Any
 
 import nats
@@ -44,16 +46,24 @@ def matches(pattern: str, subject: str) -> bool:
     return len(want) == len(have)
 
 
-def poison_subject(info: ConsumerInfo) -> str:
-    """A subject of the consumer's stream that its filter takes."""
+def filters_of(info: ConsumerInfo) -> list[str]:
     config = info.config
-    filters = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [">"])
+    return config.filter_subjects or ([config.filter_subject] if config.filter_subject else [">"])
+
+
+def poison_subject(info: ConsumerInfo) -> str:
+    """A subject of the consumer's stream that its filter takes (or, where the stream only takes
+    the plain form of a partitioned subject, that plain form: it lands in some partition)."""
+    filters = filters_of(info)
     [stream] = [s for s in ALL_STREAMS if s.name == info.stream_name]
     token = str(uuid.uuid4())
     for subject in [concrete(p, token) for p in [*filters, *stream.subjects]]:
         if any(matches(f, subject) for f in filters) and any(matches(p, subject) for p in stream.subjects):
             return subject
-    raise AssertionError(f"no subject of {stream.name} passes {config.durable_name}'s filter {filters}")
+    for subject in [concrete(f.rsplit(".", 1)[0], token) for f in filters]:
+        if stream.partition_key and any(matches(p, subject) for p in stream.subjects):
+            return subject
+    raise AssertionError(f"no subject of {stream.name} passes {info.config.durable_name}'s filter {filters}")
 
 
 async def durable_consumers(nc: NatsClient) -> list[ConsumerInfo]:
@@ -67,8 +77,13 @@ async def durable_consumers(nc: NatsClient) -> list[ConsumerInfo]:
     return found
 
 
-async def dead_letters_of(nc: NatsClient, durable: str) -> int:
-    info = await nc.jetstream().stream_info(DEAD_LETTERS.name, subjects_filter=f"dlq.{durable}")
+def dead_letter_subject(durable: str) -> str:
+    """The partitions of a consumer (`<durable>-p<k>`) park their messages on the base durable's subject."""
+    return "dlq." + re.sub(r"-p\d+$", "", durable)
+
+
+async def dead_letters_on(nc: NatsClient, subject: str) -> int:
+    info = await nc.jetstream().stream_info(DEAD_LETTERS.name, subjects_filter=subject)
     return sum((info.state.subjects or {}).values())
 
 
@@ -79,15 +94,32 @@ async def test_every_consumer_dead_letters_poison_and_goes_on(client: NatsClient
     durables = {c.config.durable_name for c in consumers}
     assert any("reporting" in d for d in durables) and len(durables) >= 4, durables
     print("poisoning", sorted(d for d in durables if d))
-    before = {d: await dead_letters_of(client, d) for d in durables if d}
+    # poison until each durable got one (each partition of a consumer is a durable of its own;
+    # a plain subject lands in the partition of its customer token), counting where each went
+    subjects = {dead_letter_subject(d) for d in durables if d}
+    before = {s: await dead_letters_on(client, s) for s in subjects}
+    expected: Counter[str] = Counter()
+    unhit = {c.config.durable_name for c in consumers}
     for info in consumers:
-        await js.publish(poison_subject(info), POISON, headers={"Nats-Msg-Id": f"poison-{uuid.uuid4()}"})
+        for _ in range(200):
+            if info.config.durable_name not in unhit:
+                break
+            subject = poison_subject(info)
+            ack = await js.publish(subject, POISON, headers={"Nats-Msg-Id": f"poison-{uuid.uuid4()}"})
+            # stored as published when the filter takes it (a work queue may have consumed it already)
+            direct = any(matches(f, subject) for f in filters_of(info))
+            stored = subject if direct else (await js.get_msg(ack.stream, ack.seq)).subject or ""
+            for other in consumers:
+                if other.stream_name == ack.stream and any(matches(f, stored) for f in filters_of(other)):
+                    expected[dead_letter_subject(other.config.durable_name or "")] += 1
+                    unhit.discard(other.config.durable_name)
+    assert not unhit, f"no poison reached {sorted(d for d in unhit if d)}"
 
-    for durable in sorted(d for d in durables if d):
-        async def parked(durable: str = durable) -> bool:
-            return await dead_letters_of(client, durable) > before[durable]
+    for subject, count in sorted(expected.items()):
+        async def parked(subject: str = subject, count: int = count) -> bool:
+            return await dead_letters_on(client, subject) >= before[subject] + count
 
-        await wait_for(parked, timeout=30, interval=0.2, message=f"{durable} to dead-letter the poison")
+        await wait_for(parked, timeout=30, interval=0.2, message=f"{count} poison messages on {subject}")
 
     # and the consumers go on: a customer created now reaches the audit log (reporting's consumer)
     name = f"after-poison-{uuid.uuid4().hex[:8]}"

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -26,9 +28,12 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from shared.ops import CONSUMER_LAG, MESSAGES
+from shared.partitions import PartitionKey, partition_specs
+from shared.streams import partition_key_of
 
 log = structlog.get_logger(__name__)
 
+LAG_EVERY_S = 5.0  # an idle consumer asks the server for its pending count this often
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
 
 
@@ -48,6 +53,19 @@ class ConsumerSpec:
     backoff_s: list[float] = field(default_factory=lambda: [0.2, 1.0, 5.0, 15.0])
     deliver_policy: DeliverPolicy = DeliverPolicy.ALL
     max_ack_pending: int = 20_000
+    # where given-up messages go; the partitions of one consumer share their base durable's
+    dead_letter_subject: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.dead_letter_subject:
+            object.__setattr__(self, "dead_letter_subject", f"dlq.{self.durable}")
+
+    def partitioned(self, owned: list[int], key: PartitionKey | None = None) -> list[ConsumerSpec]:
+        """This consumer split into one durable per owned customer partition (shared.partitions).
+
+        `key` defaults to the partition key its stream is declared with in shared.streams.
+        """
+        return partition_specs(self, key or partition_key_of(self.stream), owned)  # keeps dead_letter_subject
 
     def config(self) -> ConsumerConfig:
         """The nats-py consumer config."""
@@ -75,17 +93,55 @@ async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
         await js.add_consumer(spec.stream, spec.config())
 
 
+async def retire_unpartitioned(js: JetStreamContext, spec: ConsumerSpec, key: PartitionKey | None) -> None:
+    """Delete the single durable a partitioned consumer replaced (its partitions re-read idempotently).
+
+    On a work queue its filter would overlap the partitions' and stop them being created.
+    """
+    if key is None:
+        return
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(spec.stream, spec.durable)
+        log.info("consumer_retired", stream=spec.stream, durable=spec.durable)
+
+
+async def rewind(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Make the messages delivered but never acknowledged come again now, and first, in order.
+
+    JetStream would redeliver them only when their ack wait runs out, after the messages behind
+    them; so the durable is re-created to start at its ack floor. Only for a durable read by
+    this process alone.
+    """
+    info = await js.consumer_info(spec.stream, spec.durable)
+    if not info.num_ack_pending:
+        return
+    start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
+    await js.delete_consumer(spec.stream, spec.durable)
+    config = spec.config()
+    config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+    config.opt_start_seq = start
+    await js.add_consumer(spec.stream, config)
+    log.info("consumer_rewound", durable=spec.durable, start_seq=start, unacknowledged=info.num_ack_pending)
+
+
 def _is_poison(exc: BaseException) -> bool:
     return isinstance(exc, Poison | ValidationError | ValueError | UnicodeDecodeError | KeyError)
 
 
 class JetStreamConsumer:
-    """Runs one durable consumer until cancelled."""
+    """Runs one durable consumer until cancelled.
+
+    `ordered`: this process is the durable's only reader (it owns the partition), and messages
+    are handled strictly in stream order: a message that fails for a passing reason is retried
+    in place (the rest wait), and each (re)start rewinds the durable to its ack floor, so what a
+    dead predecessor held comes again first instead of after the messages behind it.
+    """
 
     def __init__(
         self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, *,
-        batch: int = 500, fetch_timeout_s: float = 1.0,
+        batch: int = 500, fetch_timeout_s: float = 1.0, ordered: bool = False,
     ) -> None:
+        self.ordered = ordered
         self.js = js
         self.spec = spec
         self.handler = handler
@@ -94,12 +150,13 @@ class JetStreamConsumer:
         self.handled = 0
         self.dead_lettered = 0
         self.failures = 0
+        self._lag_at = 0.0
 
     async def run(self) -> None:
         """Fetch, handle, ack; reconnect and go on after any failure of our own."""
         while True:
             try:
-                await ensure_consumer(self.js, self.spec)
+                await self.prepare()
                 sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
                 try:
                     while True:
@@ -119,8 +176,18 @@ class JetStreamConsumer:
                 log.warning("consumer_restarting", durable=self.spec.durable, error=str(exc))
                 await asyncio.sleep(1.0)
 
+    async def prepare(self) -> None:
+        """Create (or update) the durable; an ordered consumer rewinds it to its ack floor."""
+        await ensure_consumer(self.js, self.spec)
+        if self.ordered:
+            await rewind(self.js, self.spec)
+
     async def _record_lag(self) -> None:
-        """When idle, note how far behind the stream this consumer is (a gauge)."""
+        """When idle, note how far behind the stream this consumer is (a gauge, every few seconds)."""
+        now = time.monotonic()
+        if now - self._lag_at < LAG_EVERY_S:
+            return
+        self._lag_at = now
         with contextlib.suppress(Exception):
             info = await self.js.consumer_info(self.spec.stream, self.spec.durable)
             CONSUMER_LAG.labels(self.spec.durable).set(info.num_pending or 0)
@@ -139,26 +206,34 @@ class JetStreamConsumer:
         MESSAGES.labels(self.spec.durable, "handled").inc(len(msgs))
 
     async def _one(self, msg: Msg) -> None:
-        try:
-            await self.handler([msg])
-        except Exception as exc:
-            self.failures += 1
-            delivered = msg.metadata.num_delivered if msg.reply else self.spec.max_deliver
-            if _is_poison(exc) or delivered >= self.spec.max_deliver:
-                await self.dead_letter(msg, exc)
-                return
-            delay = self.spec.backoff_s[min(delivered - 1, len(self.spec.backoff_s) - 1)]
-            log.warning("message_retry", durable=self.spec.durable, subject=msg.subject,
-                        delivered=delivered, delay_s=delay, error=str(exc))
-            await msg.nak(delay=delay)
-            MESSAGES.labels(self.spec.durable, "retried").inc()
+        delivered = msg.metadata.num_delivered if msg.reply else self.spec.max_deliver
+        while True:
+            try:
+                await self.handler([msg])
+            except Exception as exc:
+                self.failures += 1
+                if _is_poison(exc) or delivered >= self.spec.max_deliver:
+                    await self.dead_letter(msg, exc)
+                    return
+                delay = self.spec.backoff_s[min(delivered - 1, len(self.spec.backoff_s) - 1)]
+                log.warning("message_retry", durable=self.spec.durable, subject=msg.subject,
+                            delivered=delivered, delay_s=delay, error=str(exc))
+                MESSAGES.labels(self.spec.durable, "retried").inc()
+                if not self.ordered:
+                    await msg.nak(delay=delay)
+                    return
+                # hold the partition: the customer's next message must not overtake this one
+                await msg.in_progress()
+                await asyncio.sleep(delay)
+                delivered += 1
+                continue
+            await msg.ack()
+            self.handled += 1
+            MESSAGES.labels(self.spec.durable, "handled").inc()
             return
-        await msg.ack()
-        self.handled += 1
-        MESSAGES.labels(self.spec.durable, "handled").inc()
 
     async def dead_letter(self, msg: Msg, exc: BaseException) -> None:
-        """Park a message on `dlq.<durable>` with its error, then TERM it."""
+        """Park a message on `dlq.<durable>` (of the unpartitioned durable) with its error, then TERM it."""
         meta = msg.metadata
         headers = {
             "Patchbay-Error": f"{type(exc).__name__}: {exc}"[:1000],
@@ -168,9 +243,44 @@ class JetStreamConsumer:
             "Patchbay-Consumer": self.spec.durable,
             "Nats-Msg-Id": f"dlq:{self.spec.durable}:{meta.stream}:{meta.sequence.stream}",
         }
-        await self.js.publish(f"dlq.{self.spec.durable}", msg.data, headers=headers)
+        await self.js.publish(self.spec.dead_letter_subject, msg.data, headers=headers)
         await msg.term()
         self.dead_lettered += 1
         MESSAGES.labels(self.spec.durable, "dead_lettered").inc()
         log.error("message_dead_lettered", durable=self.spec.durable, subject=msg.subject,
                   sequence=meta.sequence.stream, error=str(exc))
+
+
+class PartitionedConsumer:
+    """A consumer split by customer partition: one loop per owned partition, each in order.
+
+    Runs the partitions of `spec` this replica owns (see shared.partitions), each a
+    `JetStreamConsumer` (or `consumer_cls`) of its own, so partitions go on in parallel while
+    one partition's messages are handled one batch after another.
+    """
+
+    def __init__(
+        self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, owned: list[int], *,
+        consumer_cls: type[JetStreamConsumer] = JetStreamConsumer, key: PartitionKey | None = None,
+        **options: Any,
+    ) -> None:
+        self.js = js
+        self.spec = spec
+        self.key = key or partition_key_of(spec.stream)
+        self.consumers = [consumer_cls(js, s, handler, ordered=True, **options)
+                          for s in spec.partitioned(owned, self.key)]
+
+    @property
+    def handled(self) -> int:
+        """Messages handled by every partition."""
+        return sum(c.handled for c in self.consumers)
+
+    @property
+    def dead_lettered(self) -> int:
+        """Messages dead-lettered by every partition."""
+        return sum(c.dead_lettered for c in self.consumers)
+
+    async def run(self) -> None:
+        """Retire the unpartitioned durable of earlier releases, then run every partition."""
+        await retire_unpartitioned(self.js, self.spec, self.key)
+        await asyncio.gather(*(c.run() for c in self.consumers))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.partitions import owned_partitions
 
 
 class CommonSettings(BaseSettings):
@@ -23,6 +26,20 @@ class CommonSettings(BaseSettings):
     secret_key: str | None = None
     # where /metrics, /healthz and /readyz are served (None: not served)
     ops_port: int | None = None
+    # replicas of one service share its consumers by customer partition (shared.partitions):
+    # this process is replica `replica_index` of `replica_count` (a StatefulSet ordinal, say)
+    replica_index: int = Field(default=0, ge=0)
+    replica_count: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _replica_in_range(self) -> CommonSettings:
+        owned_partitions(self.replica_index, self.replica_count)  # raises with what is wrong
+        return self
+
+    @property
+    def partitions(self) -> list[int]:
+        """The customer partitions this replica consumes."""
+        return owned_partitions(self.replica_index, self.replica_count)
 
     @property
     def nats_servers(self) -> list[str]:

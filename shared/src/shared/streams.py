@@ -9,6 +9,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from shared.partitions import PartitionKey
+
 log = structlog.get_logger(__name__)
 
 DUPLICATE_WINDOW_S = 120.0
@@ -23,6 +25,8 @@ class StreamSpec:
     retention: RetentionPolicy = RetentionPolicy.LIMITS
     description: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    # the subjects stored with a customer partition token (see shared.partitions)
+    partition_key: PartitionKey | None = None
 
     def config(self, replicas: int = 1) -> StreamConfig:
         """The nats-py StreamConfig for this spec."""
@@ -36,6 +40,7 @@ class StreamSpec:
             duplicate_window=DUPLICATE_WINDOW_S,
             num_replicas=replicas,
             description=self.description or None,
+            subject_transform=self.partition_key.transform() if self.partition_key else None,
         )
 
 
@@ -43,26 +48,32 @@ CUSTOMER_EVENTS = StreamSpec(
     "CUSTOMER_EVENTS",
     ["events.customer.>", "events.settings.>"],
     description="Every event of the customer and settings aggregates, kept forever.",
+    partition_key=PartitionKey("events.customer.*.*", 1),
 )
 VERIFICATION_EVENTS = StreamSpec(
-    "VERIFICATION_EVENTS", ["events.verification.>"], description="Verification outcomes."
+    "VERIFICATION_EVENTS", ["events.verification.>"], description="Verification outcomes.",
+    partition_key=PartitionKey("events.verification.*.*", 1),
 )
 NOTIFICATION_EVENTS = StreamSpec(
-    "NOTIFICATION_EVENTS", ["events.notification.>"], description="Delivery outcomes."
+    "NOTIFICATION_EVENTS", ["events.notification.>"], description="Delivery outcomes.",
+    partition_key=PartitionKey("events.notification.*.*", 1),
 )
 BILLING_EVENTS = StreamSpec(
     "BILLING_EVENTS",
     ["events.billing.>", "billing.payments.>"],
     description="Invoices generated and payments received.",
+    partition_key=PartitionKey("billing.payments.*", 1),
 )
 CALLS = StreamSpec(
-    "CALLS", ["calls.started.*", "calls.cdr.*"], description="Call starts and records from the switch."
+    "CALLS", ["calls.started.*", "calls.cdr.*"], description="Call starts and records from the switch.",
+    partition_key=PartitionKey("calls.*.*", 2),
 )
 NOTIFY = StreamSpec(
     "NOTIFY",
     ["notify.>"],
     retention=RetentionPolicy.WORK_QUEUE,
     description="Work queue of system messages for the notifier.",
+    partition_key=PartitionKey("notify.*.*.*", 3),
 )
 DEAD_LETTERS = StreamSpec(
     "DEAD_LETTERS", ["dlq.>"], description="Messages a consumer gave up on, with the error."
@@ -77,6 +88,14 @@ ALL_STREAMS = [
     NOTIFY,
     DEAD_LETTERS,
 ]
+
+BY_NAME = {spec.name: spec for spec in ALL_STREAMS}
+
+
+def partition_key_of(stream: str) -> PartitionKey | None:
+    """The partition key of a declared stream (None: not partitioned, or not ours)."""
+    spec = BY_NAME.get(stream)
+    return spec.partition_key if spec else None
 
 
 async def ensure_streams(

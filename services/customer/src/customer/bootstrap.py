@@ -12,7 +12,7 @@ import asyncpg
 import nats
 import structlog
 from nats.aio.client import Client as NatsClient
-from shared.consumer import JetStreamConsumer
+from shared.consumer import PartitionedConsumer
 from shared.contracts.contacts import ContactSubjects
 from shared.db import create_pool
 from shared.eventstore import EventStore
@@ -138,7 +138,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
             MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=js).run(), name="message-relay"
         ),
         asyncio.create_task(
-            JetStreamConsumer(js, verification_results.SPEC, results.handle).run(),
+            PartitionedConsumer(js, verification_results.SPEC, results.handle, settings.partitions).run(),
             name="verification-results",
         ),
         asyncio.create_task(dial.run(), name="dial-feed"),

@@ -76,7 +76,7 @@ async def test_generated_password_goes_to_notify_and_logs_in(nc: NatsClient, not
     contact = await add_contact(nc, card["id"], contact={"mobile": "+14155550123", "public_notes": "hi"})
     password = await wait_for(lambda: notify.password_for(contact["id"]), message="password on NOTIFY")
     message = next(m for m in notify.messages if str(m.contact_id) == contact["id"])
-    assert message.to == contact["email"] and message.subject == "notify.email.contact_password"
+    assert message.to == contact["email"] and message.subject == f"notify.email.contact_password.{card['id']}"
     assert password not in message.model_dump_json().replace(message.sealed_secret or "", "")
     view = await login(nc, contact["email"].upper(), password)
     assert view["contact"]["id"] == contact["id"] and view["customer"]["id"] == card["id"]

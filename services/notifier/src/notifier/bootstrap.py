@@ -14,7 +14,7 @@ import asyncpg
 import nats
 import structlog
 from nats.aio.client import Client as NatsClient
-from shared.consumer import JetStreamConsumer
+from shared.consumer import PartitionedConsumer
 from shared.eventstore import EventStore
 from shared.ids import new_id
 from shared.logging import configure_logging
@@ -81,7 +81,7 @@ class NotifierService:
     lease: InstanceLease
     journal: HandoverJournal
     store: DeliveryStore
-    consumer: JetStreamConsumer
+    consumer: PartitionedConsumer
     relay: OutboxRelay
     listener: asyncpg.Connection
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -162,7 +162,7 @@ async def start(settings: NotifierSettings) -> NotifierService:
     listener = await asyncpg.connect(settings.database_url)
     await listener.add_listener("deliveries", waker.wake)
     system = SystemMessages(store=store, sealer=sealer, wake=waker.wake)
-    consumer = JetStreamConsumer(js, NOTIFY_CONSUMER, system.handle, batch=200)
+    consumer = PartitionedConsumer(js, NOTIFY_CONSUMER, system.handle, settings.partitions, batch=200)
     dead_letters = DeadLetterPublisher(store, js)
     broadcasts = BroadcastService(
         store=store,

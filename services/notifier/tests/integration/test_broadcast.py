@@ -81,7 +81,7 @@ async def test_outcomes_are_events_without_bodies(
     async def sent_event() -> Any:
         try:
             return await js.get_last_msg(
-                "NOTIFICATION_EVENTS", f"events.notification.{delivery_id}.DeliverySent"
+                "NOTIFICATION_EVENTS", f"events.notification.{delivery_id}.DeliverySent.*"  # .<partition>
             )
         except Exception:
             return None
@@ -91,7 +91,7 @@ async def test_outcomes_are_events_without_bodies(
     assert event["data"]["customer_id"] == c["id"] and event["data"]["to"] == f"eve-{tag}@evt.example"
     assert f"secret-body-{tag}" not in raw.data.decode()
     queued = await js.get_last_msg(
-        "NOTIFICATION_EVENTS", f"events.notification.{reply['message_id']}.MessageQueued"
+        "NOTIFICATION_EVENTS", f"events.notification.{reply['message_id']}.MessageQueued.*"
     )
     assert json.loads(queued.data)["data"]["recipients"] == 1
 

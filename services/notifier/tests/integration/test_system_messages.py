@@ -95,7 +95,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_queue_goes_on(
     assert "N3w-pass" in smtp.inbox.to(good_to)[0].body
 
     async def parked() -> bytes | None:
-        return await dead_letter(js, "dlq.notifier", bad_seal.notification_id)
+        return await dead_letter(js, "dlq.notifier", bad_seal.notification_id)  # every partition's
 
     assert await wait_for(parked, timeout=10, message="the unrenderable message on the dead-letter subject")
 

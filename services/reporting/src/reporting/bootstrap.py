@@ -94,7 +94,7 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     prefix = settings.durable_prefix
     live = [
         LiveProjection(p, pool, js, batch=settings.consumer_batch, prefix=prefix,
-                       ack_wait_s=settings.consumer_ack_wait_s)
+                       ack_wait_s=settings.consumer_ack_wait_s, partitions=settings.partitions)
         for p in projections
     ]
     invoices = Invoices(pool, terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))

@@ -31,5 +31,8 @@ class SystemMessage(BaseModel):
 
     @property
     def subject(self) -> str:
-        """Where it is published: `notify.<channel>.<template>`."""
-        return f"notify.{self.channel}.{self.template}"
+        """Where it is published: `notify.<channel>.<template>.<customer_id>` (`none` without one).
+
+        The customer token is what the NOTIFY stream partitions on (shared.partitions).
+        """
+        return f"notify.{self.channel}.{self.template}.{self.customer_id or 'none'}"

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from shared.partitions import PARTITIONS
 
 from reporting.contracts import Lag, RebuildProgress, StreamLag
 from reporting.projections.base import Projection, Tables, checkpoints
@@ -32,12 +33,17 @@ class LagQueries:
             done = await checkpoints(self.pool, projection, Tables.live(projection.tables))
             for source in projection.sources:
                 spec = projection.consumer_spec(source, self.prefix)
+                behind = 0
+                for part in spec.partitioned(list(range(PARTITIONS))):  # every replica's partitions
+                    try:
+                        info = await self.js.consumer_info(part.stream, part.durable)
+                    except NotFoundError:
+                        continue
+                    behind += info.num_pending + info.num_ack_pending
                 try:
-                    info = await self.js.consumer_info(spec.stream, spec.durable)
-                    behind = info.num_pending + info.num_ack_pending
                     last_seq = (await self.js.stream_info(spec.stream)).state.last_seq
                 except NotFoundError:
-                    behind, last_seq = 0, 0
+                    last_seq = 0
                 out.append(StreamLag(
                     projection=projection.name, stream=source.stream,
                     checkpoint=done.get(source.stream, 0), stream_last_seq=last_seq, behind=behind,

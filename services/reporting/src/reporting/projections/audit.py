@@ -20,11 +20,12 @@ COLUMNS = (
 )
 NAMES = ", ".join(c for c, _ in COLUMNS)
 RECORD = ", ".join(f"{c} {t}" for c, t in COLUMNS)
+# every event subject of each stream, the customer-partitioned shapes named apart (shared.partitions)
 SOURCES = (
-    Source("CUSTOMER_EVENTS", ("events.>",)),
-    Source("VERIFICATION_EVENTS", ("events.>",)),
-    Source("NOTIFICATION_EVENTS", ("events.>",)),
-    Source("BILLING_EVENTS", ("events.>",)),
+    Source("CUSTOMER_EVENTS", ("events.customer.*.*", "events.settings.>")),
+    Source("VERIFICATION_EVENTS", ("events.verification.*.*",)),
+    Source("NOTIFICATION_EVENTS", ("events.notification.*.*",)),
+    Source("BILLING_EVENTS", ("events.billing.>",)),
 )
 
 

@@ -11,8 +11,9 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
-from shared.consumer import JetStreamConsumer, Poison, ensure_consumer
+from shared.consumer import JetStreamConsumer, PartitionedConsumer, Poison
 from shared.logging import bind_from_headers
+from shared.partitions import PARTITIONS
 
 from reporting.projections.base import Projection, Source, Tables
 from reporting.projections.pull import StreamingPull, stream_seq
@@ -33,7 +34,7 @@ class PromptConsumer(JetStreamConsumer):
         while True:
             puller: StreamingPull | None = None
             try:
-                await ensure_consumer(self.js, self.spec)
+                await self.prepare()
                 puller = StreamingPull(self.js._nc, self.spec.stream, self.spec.durable, batch=self.batch)
                 await puller.start()
                 while not puller.gone:
@@ -67,19 +68,26 @@ def decode_batch(projection: Projection[Any], stream: str, msgs: Sequence[Msg]) 
 
 
 class LiveProjection:
-    """Runs a projection's consumers, each batch written in one statement with its checkpoint."""
+    """Runs a projection's consumers, each batch written in one statement with its checkpoint.
+
+    Each stream is read by one durable per customer partition this replica owns
+    (shared.partitions): replicas share the partitions, each customer's events stay in order.
+    """
 
     def __init__(
         self, projection: Projection[Any], pool: asyncpg.Pool, js: JetStreamContext, *, batch: int,
-        prefix: str = "reporting", ack_wait_s: float = 30.0,
+        prefix: str = "reporting", ack_wait_s: float = 30.0, partitions: list[int] | None = None,
     ) -> None:
         self.projection = projection
         self.pool = pool
         self.tables = Tables.live(projection.tables)
-        self.consumers = [
-            PromptConsumer(js, projection.consumer_spec(s, prefix, ack_wait_s), self._handler(s), batch=batch)
+        owned = list(range(PARTITIONS)) if partitions is None else partitions
+        self.partitioned = [
+            PartitionedConsumer(js, projection.consumer_spec(s, prefix, ack_wait_s), self._handler(s), owned,
+                                consumer_cls=PromptConsumer, batch=batch)
             for s in projection.sources
         ]
+        self.consumers: list[JetStreamConsumer] = [c for p in self.partitioned for c in p.consumers]
 
     def _handler(self, source: Source) -> Any:
         async def handle(msgs: Sequence[Msg]) -> None:
@@ -93,7 +101,7 @@ class LiveProjection:
         return handle
 
     def start(self) -> list[asyncio.Task[None]]:
-        """One task per consumer."""
+        """One task per stream (running its partitions)."""
         return [
-            asyncio.create_task(c.run(), name=f"projection:{c.spec.durable}") for c in self.consumers
+            asyncio.create_task(p.run(), name=f"projection:{p.spec.durable}") for p in self.partitioned
         ]

@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator, Sequence
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from shared.partitions import stored_filters
+from shared.streams import partition_key_of
 
 from reporting.projections.pull import PullReader, stream_seq
 
 
 async def _create(js: JetStreamContext, stream: str, subjects: Sequence[str], start_seq: int) -> str:
     name = f"replay-{uuid.uuid4().hex[:12]}"
+    subjects = stored_filters(list(subjects), partition_key_of(stream))  # every partition at once
     await js.add_consumer(stream, ConsumerConfig(
         name=name,
         ack_policy=AckPolicy.NONE,

@@ -1,0 +1,133 @@
+"""Customer partitions: how replicas of a service share a stream while each customer stays in order.
+
+Each partitioned stream stores its messages with one more subject token, a partition number
+that JetStream computes on the way in from the customer token (a stream subject transform,
+`{{partition(8, n)}}`): `events.customer.<customer_id>.<Type>` is stored as
+`events.customer.<customer_id>.<Type>.<0-7>`. Publishers keep publishing the plain subjects.
+
+A consumer is split into one durable per partition (`<durable>-p<k>`), each filtering its
+partition's token. Replica `i` of `n` takes the partitions `k` with `k % n == i`; each partition
+is read by one loop in one process at a time, so a customer's messages are handled in order,
+while the partitions of different replicas run in parallel.
+
+Subjects that carry no customer (settings events, invoices) and messages stored before the
+transform existed (no partition token) belong to partition 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
+
+from nats.js.api import SubjectTransform
+
+PARTITIONS = 8  # changing it re-maps customers: drain every partitioned consumer first
+
+
+@dataclass(frozen=True)
+class PartitionKey:
+    """The stored subjects that get a partition token, and which `*` of them is the customer."""
+
+    src: str
+    token: int  # 1-based index of the `*` that holds the customer (or aggregate) id
+
+    def transform(self, partitions: int = PARTITIONS) -> SubjectTransform:
+        """The stream's subject transform: the same subject plus `.<partition>`."""
+        parts = []
+        wildcard = 0
+        for part in self.src.split("."):
+            if part == "*":
+                wildcard += 1
+                parts.append(f"{{{{wildcard({wildcard})}}}}")
+            else:
+                parts.append(part)
+        if not 1 <= self.token <= wildcard:
+            raise ValueError(f"{self.src} has no wildcard number {self.token}")
+        dest = ".".join([*parts, f"{{{{partition({partitions},{self.token})}}}}"])
+        return SubjectTransform(src=self.src, dest=dest)
+
+
+def _overlap(a: list[str], b: list[str]) -> bool:
+    """True when some subject matches both filters (token lists)."""
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x == ">" or y == ">":
+            return len(a) > i and len(b) > i
+        if x != "*" and y != "*" and x != y:
+            return False
+    return len(a) == len(b)
+
+
+def _within(inner: list[str], outer: list[str]) -> bool:
+    """True when every subject `inner` matches also matches `outer` (no `>` in outer)."""
+    if len(inner) != len(outer) or ">" in inner:
+        return False
+    return all(o == "*" or o == i for i, o in zip(inner, outer, strict=True))
+
+
+def partition_filters(filters: list[str], key: PartitionKey | None, partition: int) -> list[str]:
+    """The filter subjects of one partition's consumer, for a consumer declared with `filters`.
+
+    A filter inside the key's shape is read with the partition's token (and, in partition 0,
+    without one: messages stored before the transform). A filter disjoint from it belongs to
+    partition 0. A filter that straddles it (`events.>`) is a declaration error: name the
+    partitioned shape and the rest separately.
+    """
+    out: list[str] = []
+    src = key.src.split(".") if key else None
+    for f in filters:
+        tokens = f.split(".")
+        if src is not None and _within(tokens, src):
+            out.append(f"{f}.{partition}")
+            if partition == 0:
+                out.append(f)
+        elif src is not None and _overlap(tokens, src):
+            raise ValueError(f"filter {f} straddles the partitioned subjects {key.src if key else ''}:"
+                             " declare the partitioned shape and the other subjects separately")
+        elif partition == 0:
+            out.append(f)
+    return out
+
+
+def stored_filters(filters: list[str], key: PartitionKey | None) -> list[str]:
+    """Filters that read every partition at once (a rebuild, a count): with and without the token."""
+    if key is None:
+        return list(filters)
+    src = key.src.split(".")
+    out: list[str] = []
+    for f in filters:
+        out.append(f)
+        if _within(f.split("."), src):
+            out.append(f + ".*")
+    return out
+
+
+def owned_partitions(replica_index: int, replica_count: int) -> list[int]:
+    """The partitions replica `replica_index` of `replica_count` reads."""
+    if not 1 <= replica_count <= PARTITIONS:
+        raise ValueError(f"replica count must be 1..{PARTITIONS}, not {replica_count}")
+    if not 0 <= replica_index < replica_count:
+        raise ValueError(f"replica index must be 0..{replica_count - 1}, not {replica_index}")
+    return [p for p in range(PARTITIONS) if p % replica_count == replica_index]
+
+
+class _Spec(Protocol):
+    @property
+    def durable(self) -> str: ...
+    @property
+    def filter_subjects(self) -> list[str]: ...
+
+
+Spec = TypeVar("Spec", bound=_Spec)
+
+
+def partition_specs(spec: Spec, key: PartitionKey | None, owned: list[int]) -> list[Spec]:
+    """One durable consumer per owned partition that has subjects to read."""
+    if key is None:  # a stream without partitions: one consumer, owned by the replica with partition 0
+        return [spec] if 0 in owned else []
+    specs = []
+    for p in owned:
+        filters = partition_filters(spec.filter_subjects, key, p)
+        if filters:
+            specs.append(replace(spec,  # type: ignore[type-var]
+                                 durable=f"{spec.durable}-p{p}", filter_subjects=filters))
+    return specs

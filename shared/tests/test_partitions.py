@@ -1,0 +1,160 @@
+"""Customer partitions: filter algebra, and replicas sharing a real stream in order and completely."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import StreamConfig
+from shared.consumer import ConsumerSpec, JetStreamConsumer, PartitionedConsumer, ensure_consumer
+from shared.partitions import (
+    PARTITIONS,
+    PartitionKey,
+    owned_partitions,
+    partition_filters,
+    stored_filters,
+)
+from shared.settings import CommonSettings
+from shared.streams import CALLS, CUSTOMER_EVENTS, NOTIFY, StreamSpec, ensure_streams
+from shared.testing.waiting import wait_for
+
+KEY = PartitionKey("events.customer.*.*", 1)
+
+
+def test_transform_appends_the_partition_of_the_customer_token() -> None:
+    t = KEY.transform()
+    assert t.src == "events.customer.*.*"
+    assert t.dest == "events.customer.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(8,1)}}"
+    assert PartitionKey("calls.*.*", 2).transform().dest.endswith("{{partition(8,2)}}")
+    with pytest.raises(ValueError, match="no wildcard number 3"):
+        PartitionKey("calls.*.*", 3).transform()
+
+
+def test_partition_filters_split_the_shape_and_give_the_rest_to_partition_zero() -> None:
+    filters = ["events.customer.*.*", "events.settings.>"]
+    assert partition_filters(filters, KEY, 3) == ["events.customer.*.*.3"]
+    # partition 0 also reads messages stored before the transform, and the unpartitioned subjects
+    assert partition_filters(filters, KEY, 0) == ["events.customer.*.*.0", "events.customer.*.*",
+                                                  "events.settings.>"]
+    assert partition_filters(["events.customer.*.Created"], KEY, 5) == ["events.customer.*.Created.5"]
+    with pytest.raises(ValueError, match="straddles"):
+        partition_filters(["events.>"], KEY, 1)
+    assert partition_filters(["events.>"], None, 0) == ["events.>"]
+    assert partition_filters(["events.>"], None, 1) == []
+
+
+def test_stored_filters_read_every_partition_at_once() -> None:
+    assert stored_filters(["calls.started.*", "calls.cdr.*"], CALLS.partition_key) == [
+        "calls.started.*", "calls.started.*.*", "calls.cdr.*", "calls.cdr.*.*"]
+    assert stored_filters(["dlq.>"], None) == ["dlq.>"]
+
+
+def test_replicas_own_disjoint_partitions_covering_all() -> None:
+    for count in range(1, PARTITIONS + 1):
+        owned = [owned_partitions(i, count) for i in range(count)]
+        flat = sorted(p for part in owned for p in part)
+        assert flat == list(range(PARTITIONS)), count
+    with pytest.raises(ValueError, match="replica index"):
+        owned_partitions(2, 2)
+    with pytest.raises(ValueError, match="replica count"):
+        owned_partitions(0, PARTITIONS + 1)
+    assert CommonSettings(replica_index=1, replica_count=2).partitions == [1, 3, 5, 7]
+    with pytest.raises(ValueError, match="replica index"):
+        CommonSettings(replica_index=3, replica_count=2)
+
+
+def test_declared_streams_partition_on_the_customer_token() -> None:
+    assert CUSTOMER_EVENTS.config().subject_transform is not None
+    assert NOTIFY.partition_key == PartitionKey("notify.*.*.*", 3)
+
+
+async def test_two_replicas_share_a_stream_each_customer_in_order_nothing_missed(nats: NatsClient) -> None:
+    js = nats.jetstream()
+    tag = uuid.uuid4().hex[:8]
+    name = f"P{tag}".upper()
+    key = PartitionKey(f"{tag}.c.*.*", 1)
+    # a stream that held messages before it was partitioned: the update keeps them, in partition 0
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{tag}.c.>", f"{tag}.s.>"]))
+    await js.publish(f"{tag}.c.legacy.Created", b"legacy:0")
+    await ensure_streams(js, [StreamSpec(name, [f"{tag}.c.>", f"{tag}.s.>"], partition_key=key)])
+    customers = [f"cust{n}" for n in range(40)]
+    for step in range(5):
+        for c in customers:
+            await js.publish(f"{tag}.c.{c}.Step", f"{c}:{step}".encode())
+    await js.publish(f"{tag}.s.global.Changed", b"settings:0")
+    expected = len(customers) * 5 + 2
+
+    seen: dict[str, list[int]] = defaultdict(list)
+    by_replica: dict[int, set[str]] = defaultdict(set)
+
+    def handler_of(replica: int) -> Callable[[Sequence[Msg]], Awaitable[None]]:
+        async def handle(msgs: Sequence[Msg]) -> None:
+            for msg in msgs:
+                who, step = msg.data.decode().split(":")
+                seen[who].append(int(step))
+                by_replica[replica].add(who)
+        return handle
+
+    spec = ConsumerSpec(name, f"d{tag}", [f"{tag}.c.*.*", f"{tag}.s.>"])
+    replicas = [
+        PartitionedConsumer(js, spec, handler_of(i), owned_partitions(i, 2), key=key, batch=7,
+                            fetch_timeout_s=0.2)
+        for i in range(2)
+    ]
+    assert [len(r.consumers) for r in replicas] == [4, 4]
+    tasks = [asyncio.create_task(r.run()) for r in replicas]
+    try:
+        await wait_for(lambda: sum(r.handled for r in replicas) >= expected, timeout=30,
+                       message="both replicas to handle every message")
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert sum(len(v) for v in seen.values()) == expected  # nothing twice, nothing missed
+    assert all(seen[c] == [0, 1, 2, 3, 4] for c in customers)  # each customer in order
+    assert seen["legacy"] == [0] and seen["settings"] == [0]
+    assert by_replica[0] and by_replica[1] and not (by_replica[0] & by_replica[1])  # shared, disjoint
+
+
+async def test_an_ordered_consumer_retries_in_place_and_takes_back_what_a_dead_reader_held(
+    nats: NatsClient,
+) -> None:
+    js = nats.jetstream()
+    tag = uuid.uuid4().hex[:8]
+    name = f"O{tag}".upper()
+    await ensure_streams(js, [StreamSpec(name, [f"{tag}.>"])])
+    spec = ConsumerSpec(name, f"d{tag}", [f"{tag}.>"], backoff_s=[0.05], ack_wait_s=30.0)
+    for n in range(30):
+        await js.publish(f"{tag}.c", str(n).encode())
+
+    # a reader that takes the first ten and dies without acknowledging them
+    await ensure_consumer(js, spec)
+    dead = await js.pull_subscribe_bind(spec.durable, stream=name)
+    held = await dead.fetch(10, timeout=5)
+    assert len(held) == 10
+    await dead.unsubscribe()
+
+    seen: list[int] = []
+    failures = {"left": 2}
+
+    async def handle(msgs: Sequence[Msg]) -> None:
+        values = [int(m.data) for m in msgs]
+        if 15 in values and failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("database away for a moment")
+        seen.extend(values)
+
+    consumer = JetStreamConsumer(js, spec, handle, batch=4, fetch_timeout_s=0.2, ordered=True)
+    task = asyncio.create_task(consumer.run())
+    try:
+        # well within the 30 s ack wait: the held messages come back at once, first
+        await wait_for(lambda: len(seen) >= 30, timeout=10, message="every message, in order")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert seen == list(range(30)), seen  # in order, though 15 failed twice and 0-9 were held
