@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -158,3 +159,53 @@ async def test_an_ordered_consumer_retries_in_place_and_takes_back_what_a_dead_r
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert seen == list(range(30)), seen  # in order, though 15 failed twice and 0-9 were held
+
+
+async def test_two_processes_with_the_same_partitions_one_reads_the_other_stands_by(
+    nats: NatsClient, make_database: Any,
+) -> None:
+    js = nats.jetstream()
+    dsn = await make_database()
+    tag = uuid.uuid4().hex[:8]
+    name = f"L{tag}".upper()
+    key = PartitionKey(f"{tag}.c.*.*", 1)
+    await ensure_streams(js, [StreamSpec(name, [f"{tag}.c.>"], partition_key=key)])
+    seen: dict[str, list[int]] = defaultdict(list)
+    readers: dict[int, set[str]] = defaultdict(set)
+
+    def handler_of(who: int) -> Callable[[Sequence[Msg]], Awaitable[None]]:
+        async def handle(msgs: Sequence[Msg]) -> None:
+            for msg in msgs:
+                customer, step = msg.data.decode().split(":")
+                seen[customer].append(int(step))
+                readers[who].add(msg.subject.rsplit(".", 1)[1])
+        return handle
+
+    spec = ConsumerSpec(name, f"d{tag}", [f"{tag}.c.*.*"])
+    # both left at the default (replica 0 of 1): both own every partition
+    first, second = (PartitionedConsumer(js, spec, handler_of(i), owned_partitions(0, 1), key=key,
+                                         lease_dsn=dsn, batch=5, fetch_timeout_s=0.2) for i in range(2))
+    customers = [f"c{n}" for n in range(24)]
+
+    async def publish(step: int) -> None:
+        for c in customers:
+            await js.publish(f"{tag}.c.{c}.Step", f"{c}:{step}".encode())
+
+    one = asyncio.create_task(first.run())
+    await wait_for(lambda: all(c.leases and c.leases.holds(c.lease) for c in first.consumers), timeout=10,
+                   message="the first process to lease every partition")
+    two = asyncio.create_task(second.run())
+    await publish(0)
+    await publish(1)
+    await wait_for(lambda: first.handled == 2 * len(customers), timeout=10, message="the first to read")
+    assert second.handled == 0 and not readers[1]  # a standby reads nothing
+    one.cancel()  # the first process goes away; its session, and so its leases, with it
+    await asyncio.gather(one, return_exceptions=True)
+    await publish(2)
+    try:
+        await wait_for(lambda: second.handled >= len(customers), timeout=20, message="the standby to take over")
+    finally:
+        two.cancel()
+        await asyncio.gather(two, return_exceptions=True)
+    assert all(seen[c] == [0, 1, 2] for c in customers), dict(seen)
+    assert readers[1]

@@ -27,6 +27,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from shared.leases import PartitionLeases
 from shared.ops import CONSUMER_LAG, MESSAGES
 from shared.partitions import PartitionKey, partition_specs
 from shared.streams import partition_key_of
@@ -34,11 +35,16 @@ from shared.streams import partition_key_of
 log = structlog.get_logger(__name__)
 
 LAG_EVERY_S = 5.0  # an idle consumer asks the server for its pending count this often
+STANDBY_RETRY_S = 2.0  # a standby tries to take a partition's lease this often
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
 
 
 class Poison(Exception):
     """A message that no retry can fix: dead-letter it at once."""
+
+
+class LeaseLost(RuntimeError):
+    """This process no longer holds its partition's lease: stop reading, wait to take it again."""
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,11 @@ class JetStreamConsumer:
     def __init__(
         self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, *,
         batch: int = 500, fetch_timeout_s: float = 1.0, ordered: bool = False,
+        leases: PartitionLeases | None = None,
     ) -> None:
         self.ordered = ordered
+        self.leases = leases
+        self.lease = f"{spec.stream}/{spec.durable}"
         self.js = js
         self.spec = spec
         self.handler = handler
@@ -163,6 +172,7 @@ class JetStreamConsumer:
                         try:
                             msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
                         except (NatsTimeoutError, TimeoutError):
+                            self.check_lease()
                             await self._record_lag()
                             continue
                         await self.process(msgs)
@@ -177,7 +187,17 @@ class JetStreamConsumer:
                 await asyncio.sleep(1.0)
 
     async def prepare(self) -> None:
-        """Create (or update) the durable; an ordered consumer rewinds it to its ack floor."""
+        """Take the partition's lease (if leased), create or update the durable; rewind an ordered one."""
+        if self.leases is not None:
+            standby = False
+            while not await self.leases.claim(self.lease):
+                if not standby:
+                    log.info("partition_standby", durable=self.spec.durable,
+                             hint="another process reads this partition; taking over when it stops")
+                    standby = True
+                await asyncio.sleep(STANDBY_RETRY_S)
+            if standby:
+                log.info("partition_taken_over", durable=self.spec.durable)
         await ensure_consumer(self.js, self.spec)
         if self.ordered:
             await rewind(self.js, self.spec)
@@ -192,8 +212,14 @@ class JetStreamConsumer:
             info = await self.js.consumer_info(self.spec.stream, self.spec.durable)
             CONSUMER_LAG.labels(self.spec.durable).set(info.num_pending or 0)
 
+    def check_lease(self) -> None:
+        """Raise LeaseLost when this process lost its partition's lease (its PostgreSQL session)."""
+        if self.leases is not None and not self.leases.holds(self.lease):
+            raise LeaseLost(f"lost the lease of {self.lease}")
+
     async def process(self, msgs: Sequence[Msg]) -> None:
         """Handle a batch; on failure, each message alone."""
+        self.check_lease()
         try:
             await self.handler(msgs)
         except Exception:
@@ -262,12 +288,14 @@ class PartitionedConsumer:
     def __init__(
         self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, owned: list[int], *,
         consumer_cls: type[JetStreamConsumer] = JetStreamConsumer, key: PartitionKey | None = None,
-        **options: Any,
+        lease_dsn: str | None = None, **options: Any,
     ) -> None:
         self.js = js
         self.spec = spec
         self.key = key or partition_key_of(spec.stream)
-        self.consumers = [consumer_cls(js, s, handler, ordered=True, **options)
+        # with a database, each partition is read by one process at a time (shared.leases)
+        self.leases = PartitionLeases(lease_dsn) if lease_dsn else None
+        self.consumers = [consumer_cls(js, s, handler, ordered=True, leases=self.leases, **options)
                           for s in spec.partitioned(owned, self.key)]
 
     @property
@@ -282,5 +310,9 @@ class PartitionedConsumer:
 
     async def run(self) -> None:
         """Retire the unpartitioned durable of earlier releases, then run every partition."""
-        await retire_unpartitioned(self.js, self.spec, self.key)
-        await asyncio.gather(*(c.run() for c in self.consumers))
+        try:
+            await retire_unpartitioned(self.js, self.spec, self.key)
+            await asyncio.gather(*(c.run() for c in self.consumers))
+        finally:
+            if self.leases is not None:
+                await self.leases.close()

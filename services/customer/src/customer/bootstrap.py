@@ -138,7 +138,8 @@ async def start(settings: CustomerSettings) -> CustomerService:
             MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=js).run(), name="message-relay"
         ),
         asyncio.create_task(
-            PartitionedConsumer(js, verification_results.SPEC, results.handle, settings.partitions).run(),
+            PartitionedConsumer(js, verification_results.SPEC, results.handle, settings.partitions,
+                                lease_dsn=settings.database_url).run(),
             name="verification-results",
         ),
         asyncio.create_task(dial.run(), name="dial-feed"),

@@ -162,7 +162,8 @@ async def start(settings: NotifierSettings) -> NotifierService:
     listener = await asyncpg.connect(settings.database_url)
     await listener.add_listener("deliveries", waker.wake)
     system = SystemMessages(store=store, sealer=sealer, wake=waker.wake)
-    consumer = PartitionedConsumer(js, NOTIFY_CONSUMER, system.handle, settings.partitions, batch=200)
+    consumer = PartitionedConsumer(js, NOTIFY_CONSUMER, system.handle, settings.partitions, batch=200,
+                                   lease_dsn=settings.database_url)
     dead_letters = DeadLetterPublisher(store, js)
     broadcasts = BroadcastService(
         store=store,

@@ -94,7 +94,8 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     prefix = settings.durable_prefix
     live = [
         LiveProjection(p, pool, js, batch=settings.consumer_batch, prefix=prefix,
-                       ack_wait_s=settings.consumer_ack_wait_s, partitions=settings.partitions)
+                       ack_wait_s=settings.consumer_ack_wait_s, partitions=settings.partitions,
+                       lease_dsn=settings.database_url)
         for p in projections
     ]
     invoices = Invoices(pool, terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))

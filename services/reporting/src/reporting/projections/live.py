@@ -42,6 +42,7 @@ class PromptConsumer(JetStreamConsumer):
                     if msgs:
                         await self.process(msgs)
                     else:
+                        self.check_lease()
                         await self._record_lag()  # the lag gauge on /metrics
             except asyncio.CancelledError:
                 raise
@@ -77,6 +78,7 @@ class LiveProjection:
     def __init__(
         self, projection: Projection[Any], pool: asyncpg.Pool, js: JetStreamContext, *, batch: int,
         prefix: str = "reporting", ack_wait_s: float = 30.0, partitions: list[int] | None = None,
+        lease_dsn: str | None = None,
     ) -> None:
         self.projection = projection
         self.pool = pool
@@ -84,7 +86,7 @@ class LiveProjection:
         owned = list(range(PARTITIONS)) if partitions is None else partitions
         self.partitioned = [
             PartitionedConsumer(js, projection.consumer_spec(s, prefix, ack_wait_s), self._handler(s), owned,
-                                consumer_cls=PromptConsumer, batch=batch)
+                                consumer_cls=PromptConsumer, lease_dsn=lease_dsn, batch=batch)
             for s in projection.sources
         ]
         self.consumers: list[JetStreamConsumer] = [c for p in self.partitioned for c in p.consumers]
