@@ -148,3 +148,21 @@ def test_dockerfile_builds_one_image_from_the_lock() -> None:
     assert 'CMD ["python", "-m", "gateway"]' in text and "EXPOSE 8000 9100" in text
     for name in ["shared", *(f"services/{s}" for s in SERVICES)]:
         assert f"COPY {name}/pyproject.toml" in text, name
+
+
+def test_replicas_that_share_partitions_are_numbered_and_counted_right() -> None:
+    from shared.partitions import PARTITIONS
+
+    for name in ("reporting", "notifier"):
+        spec = workload(name)
+        assert spec["kind"] == "StatefulSet", name  # a stable ordinal is the replica index
+        [container] = spec["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert int(env["PATCHBAY_REPLICA_COUNT"]["value"]) == spec["spec"]["replicas"] <= PARTITIONS, name
+        index = env["PATCHBAY_REPLICA_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert index == "metadata.labels['apps.kubernetes.io/pod-index']", name
+    reporting = [s["environment"] for s in compose()["services"].values()
+                 if s.get("command") == ["python", "-m", "reporting"]]
+    counts = {e["PATCHBAY_REPLICA_COUNT"] for e in reporting}
+    assert counts == {str(len(reporting))} and len(reporting) == 2
+    assert sorted(e["PATCHBAY_REPLICA_INDEX"] for e in reporting) == [str(i) for i in range(len(reporting))]
