@@ -1,6 +1,6 @@
 """Call records into the live/daily/monthly summaries, sustained, beside a raw JetStream fetch.
 
-    uv run python bench/cdr_ingest.py --records 300000
+    uv run python bench/cdr_ingest.py --records 300000 [--replicas 2]
 
 Starts embedded NATS + PostgreSQL (or uses PATCHBAY_NATS_URL / PATCHBAY_DATABASE_URL) and the
 reporting service as its own process, after this process has published a backlog of call
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -62,7 +63,7 @@ async def measure(nats_url: str, last: int) -> None:
     while (first := (await lag(nc))["checkpoint"]) == 0:
         await asyncio.sleep(0.01)
     t0 = time.perf_counter()
-    while (await lag(nc))["checkpoint"] < last:
+    while (now := await lag(nc))["checkpoint"] < last or now["behind"] > 0:  # every partition done
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - t0
     rate = (last - first) / elapsed
@@ -81,12 +82,18 @@ async def measure(nats_url: str, last: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="reporting processes sharing the customer partitions")
     args = parser.parse_args()
-    with servers() as (nats_url, db_url):
-        env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url}
+    with servers() as (nats_url, db_url), contextlib.ExitStack() as stack:
+        env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url,
+               "PATCHBAY_REPLICA_COUNT": str(args.replicas)}
         last = asyncio.run(fill(nats_url, args.records))
-        with process([sys.executable, "-m", "reporting"], env):
-            asyncio.run(measure(nats_url, last))
+        for index in range(args.replicas):
+            stack.enter_context(process([sys.executable, "-m", "reporting"],
+                                        env | {"PATCHBAY_REPLICA_INDEX": str(index)}))
+        print(f"{args.replicas} reporting replica(s)")
+        asyncio.run(measure(nats_url, last))
 
 
 if __name__ == "__main__":
