@@ -18,6 +18,7 @@ from shared.partitions import (
     PartitionKey,
     owned_partitions,
     partition_filters,
+    published_subject,
     stored_filters,
 )
 from shared.settings import CommonSettings
@@ -53,6 +54,13 @@ def test_stored_filters_read_every_partition_at_once() -> None:
     assert stored_filters(["calls.started.*", "calls.cdr.*"], CALLS.partition_key) == [
         "calls.started.*", "calls.started.*.*", "calls.cdr.*", "calls.cdr.*.*"]
     assert stored_filters(["dlq.>"], None) == ["dlq.>"]
+
+
+def test_the_published_subject_is_the_stored_one_without_its_token() -> None:
+    assert published_subject("calls.cdr.c1.6", CALLS.partition_key) == "calls.cdr.c1"
+    assert published_subject("events.customer.c1.Created.0", KEY) == "events.customer.c1.Created"
+    assert published_subject("events.settings.global.Changed", KEY) == "events.settings.global.Changed"
+    assert published_subject("calls.cdr.c1", CALLS.partition_key) == "calls.cdr.c1"  # stored before
 
 
 def test_replicas_own_disjoint_partitions_covering_all() -> None:

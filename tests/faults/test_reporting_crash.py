@@ -20,6 +20,7 @@ import asyncpg
 import nats
 import pytest
 from reporting.simulator import publish_backlog
+from shared.partitions import published_subject
 from shared.settings import nats_servers
 from shared.streams import CALLS, ensure_streams
 from shared.testing.waiting import wait_for
@@ -87,7 +88,7 @@ async def test_ingestion_and_rebuild_killed_then_converge(servers: Servers, embe
     for seq in range(1, DUPLICATES + 1):
         again = await js.get_msg(CALLS.name, seq)
         assert again.subject is not None
-        await js.publish(again.subject, again.data or b"")
+        await js.publish(published_subject(again.subject, CALLS.partition_key), again.data or b"")
     await nc.close()
     assert published == RECORDS
 

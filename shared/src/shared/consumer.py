@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from shared.leases import PartitionLeases
 from shared.ops import CONSUMER_LAG, MESSAGES
-from shared.partitions import PartitionKey, partition_specs
+from shared.partitions import PartitionKey, partition_specs, published_subject
 from shared.streams import partition_key_of
 
 log = structlog.get_logger(__name__)
@@ -263,7 +263,9 @@ class JetStreamConsumer:
         meta = msg.metadata
         headers = {
             "Patchbay-Error": f"{type(exc).__name__}: {exc}"[:1000],
-            "Patchbay-Original-Subject": msg.subject,
+            # as published (what a replay publishes again); the stored one has the partition token
+            "Patchbay-Original-Subject": published_subject(msg.subject, partition_key_of(meta.stream)),
+            "Patchbay-Stored-Subject": msg.subject,
             "Patchbay-Original-Stream": meta.stream,
             "Patchbay-Original-Sequence": str(meta.sequence.stream),
             "Patchbay-Consumer": self.spec.durable,

@@ -101,6 +101,17 @@ def stored_filters(filters: list[str], key: PartitionKey | None) -> list[str]:
     return out
 
 
+def published_subject(stored: str, key: PartitionKey | None) -> str:
+    """The subject a message was published to: its stored subject without the partition token.
+
+    What to publish again (a dead letter's replay, a switch's retry): the stream partitions it anew.
+    """
+    tokens = stored.split(".")
+    if key is not None and tokens[-1].isdigit() and _within(tokens[:-1], key.src.split(".")):
+        return ".".join(tokens[:-1])
+    return stored
+
+
 def owned_partitions(replica_index: int, replica_count: int) -> list[int]:
     """The partitions replica `replica_index` of `replica_count` reads."""
     if not 1 <= replica_count <= PARTITIONS:
