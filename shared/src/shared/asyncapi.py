@@ -10,6 +10,7 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
 from shared.errors import ErrorReply
 from shared.rpc import Route
@@ -49,7 +50,8 @@ def _add_replies(doc: dict[str, Any], routes: list[Route]) -> None:
     schemas = components.setdefault("schemas", {})
     messages = components.setdefault("messages", {})
     template = "#/components/schemas/{model}"
-    for model in {ErrorReply, *(r.reply for r in routes if r.reply)}:
+    models: set[type[BaseModel]] = {ErrorReply, *(r.reply for r in routes if r.reply)}
+    for model in models:
         schema = model.model_json_schema(ref_template=template)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

@@ -123,7 +123,7 @@ class OutboxRelay:
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE position = ANY($1::bigint[])", missing
             )
             fetched = {r["position"]: _row_to_event(r) for r in rows}
-        events = [self._hints.pop(p, None) or fetched[p] for p in positions]
+        events = [hint if (hint := self._hints.pop(p, None)) is not None else fetched[p] for p in positions]
         futures = [
             await self.js.publish_async(
                 e.subject, e.model_dump_json().encode(), headers=nats_headers(e)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -114,10 +115,11 @@ def _decode_cursor(cursor: str, sort: str, kind: str) -> tuple[Any, str]:
         cursor_sort, value, last_id = json.loads(raw)
         if cursor_sort != sort:
             raise ValueError("sort changed")
-        decoded: Any = {
+        parsers: dict[str, Callable[[Any], Any]] = {
             "text": str, "int": int, "numeric": Decimal, "bool": bool,
             "time": datetime.fromisoformat,
-        }[kind](value)
+        }
+        decoded = parsers[kind](value)
         return decoded, str(last_id)
     except Exception:
         raise _bad("cursor", "the cursor is not valid for this sort; start again without it") from None
