@@ -21,12 +21,12 @@ T = TypeVar("T")
 
 
 async def wait_outbox_drained(database_url: str, schema: str = "customer",
-                              timeout: float = 60.0) -> None:
-    """Wait until the relay has published every committed event (the outbox is empty)."""
+                              timeout: float = 60.0, table: str = "outbox") -> None:
+    """Wait until the relay has published every committed event (the outbox table is empty)."""
     conn = await asyncpg.connect(database_url)
     try:
         deadline = time.monotonic() + timeout
-        while (left := await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")) > 0:
+        while (left := await conn.fetchval(f"SELECT count(*) FROM {schema}.{table}")) > 0:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{left} events still unpublished after {timeout} s")
             await asyncio.sleep(0.1)

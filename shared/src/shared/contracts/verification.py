@@ -3,6 +3,8 @@
 Outcomes are events on VERIFICATION_EVENTS, subject `events.verification.<customer_id>.<Type>`,
 `Nats-Msg-Id` = the event id; their data never holds a code. The customer service turns
 `EmailVerified`, `MobileVerified` and `CliVerified` into events of the customer aggregate.
+Requests are idempotent by `meta.command_id` (its other fields are not used): a request retried
+after a lost reply gets the first answer again, with no second code and no second outcome.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, StringConstraints
 
 from shared.contracts.contacts import E164
-from shared.contracts.customer import Strict
+from shared.contracts.customer import CommandMeta, Strict
 from shared.envelope import Actor
 
 Channel = Literal["email", "mobile"]
@@ -61,6 +63,7 @@ class PortalCaller(Strict):
 class RequestCode(Strict):
     """Send a new code to the contact's e-mail (with a confirming link) or mobile."""
 
+    meta: CommandMeta = Field(default_factory=CommandMeta)
     caller: PortalCaller
     channel: Channel
 
@@ -68,6 +71,7 @@ class RequestCode(Strict):
 class ConfirmCode(Strict):
     """The code the contact typed."""
 
+    meta: CommandMeta = Field(default_factory=CommandMeta)
     caller: PortalCaller
     channel: Channel
     code: Code
@@ -76,6 +80,7 @@ class ConfirmCode(Strict):
 class ConfirmLink(Strict):
     """The e-mail link was followed: the verification's id and its code."""
 
+    meta: CommandMeta = Field(default_factory=CommandMeta)
     verification_id: UUID
     code: Code
 
@@ -83,6 +88,7 @@ class ConfirmLink(Strict):
 class StartCliCheck(Strict):
     """Ask the switch for a test call to this number that speaks a code."""
 
+    meta: CommandMeta = Field(default_factory=CommandMeta)
     caller: PortalCaller
     number: E164
 
@@ -90,6 +96,7 @@ class StartCliCheck(Strict):
 class ConfirmCli(Strict):
     """The code the test call spoke."""
 
+    meta: CommandMeta = Field(default_factory=CommandMeta)
     caller: PortalCaller
     number: E164
     code: Code

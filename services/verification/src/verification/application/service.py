@@ -2,7 +2,8 @@
 
 Codes travel only sealed (NOTIFY) or to the switch (the test call must speak them); outcomes
 are events on VERIFICATION_EVENTS, written to the outbox in the same transaction as the code's
-new state, so an acknowledged outcome is never lost and a code is never used twice.
+new state, so an acknowledged outcome is never lost and a code is never used twice. A request
+retried with the same `meta.command_id` (its reply was lost) gets its first answer again.
 """
 
 from __future__ import annotations
@@ -116,25 +117,35 @@ class VerificationService:
         target = contact["email"] if req.channel == "email" else contact["mobile"]
         if not target:
             raise ServiceError(ErrorCode.VALIDATION, "the contact has no mobile number to send a code to")
-        return await self._issue(req.caller, contact["name"], req.channel, target, send=self._notify)
+        return await self._issue(
+            req.caller, contact["name"], req.channel, target, send=self._notify,
+            command_id=req.meta.command_id,
+        )
 
     async def start_cli(self, req: StartCliCheck) -> bytes:
         """Ask the switch for a test call that speaks a code to the number."""
         view = await self._session(req.caller)
-        return await self._issue(req.caller, view["contact"]["name"], "cli", req.number, send=self._test_call)
+        return await self._issue(
+            req.caller, view["contact"]["name"], "cli", req.number, send=self._test_call,
+            command_id=req.meta.command_id,
+        )
 
     async def confirm_code(self, req: ConfirmCode) -> bytes:
         """The code the contact typed for its e-mail or mobile."""
         view = await self._session(req.caller)
         target = view["contact"]["email"] if req.channel == "email" else view["contact"]["mobile"]
         actor = _actor(req.caller, view["contact"]["name"])
-        return await self._confirm(str(req.caller.contact_id), req.channel, target or "", req.code, actor)
+        return await self._confirm(
+            str(req.caller.contact_id), req.channel, target or "", req.code, actor, req.meta.command_id
+        )
 
     async def confirm_cli(self, req: ConfirmCli) -> bytes:
         """The code the test call spoke."""
         view = await self._session(req.caller)
         actor = _actor(req.caller, view["contact"]["name"])
-        return await self._confirm(str(req.caller.contact_id), "cli", req.number, req.code, actor, req.number)
+        return await self._confirm(
+            str(req.caller.contact_id), "cli", req.number, req.code, actor, req.meta.command_id, req.number
+        )
 
     async def confirm_link(self, req: ConfirmLink) -> bytes:
         """The link in the e-mail was followed (no portal session: the id and code are the proof)."""
@@ -143,10 +154,11 @@ class VerificationService:
             if record is None or record.channel != "email":
                 raise ServiceError(ErrorCode.CODE_NOT_REQUESTED, "this link is not valid; request a new code")
             actor = Actor(kind="portal", id=record.contact_id, name="e-mail link")
-            return await self._try(conn, record, record.target, req.code, actor)
+            return await self._try(conn, record, record.target, req.code, actor, req.meta.command_id)
 
     async def _issue(
-        self, caller: PortalCaller, name: str, channel: str, target: str, *, send: Send
+        self, caller: PortalCaller, name: str, channel: str, target: str, *, send: Send,
+        command_id: str | None = None,
     ) -> bytes:
         now = self.clock()
         record = codes.CodeRecord(
@@ -160,6 +172,7 @@ class VerificationService:
             events=1,
             status="open",
             expires_at=now + timedelta(seconds=self.limits.code_ttl_s),
+            request_id=command_id,
         )
         code = codes.new_code()
         record = codes.CodeRecord(
@@ -175,6 +188,11 @@ class VerificationService:
         )
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_contact(conn, record.contact_id)
+            if command_id and (first := await store.by_request_id(conn, record.contact_id, command_id)):
+                if (first.channel, first.target) != (channel, target):
+                    raise ServiceError(ErrorCode.CONFLICT, "this command id was used for another request")
+                log.info("verification_request_replayed", verification_id=first.id)
+                return self._code_sent(first)  # retried after a lost reply: no second code
             since = now - timedelta(seconds=self.limits.request_window_s)
             recent = await store.recent_requests(conn, record.contact_id, since)
             limit = self.limits.requests_per_window
@@ -188,13 +206,16 @@ class VerificationService:
             verification_id=record.id,
             contact_id=record.contact_id,
         )
+        return self._code_sent(record)
+
+    def _code_sent(self, record: codes.CodeRecord) -> bytes:
         return dumps(
             {
                 "verification_id": record.id,
-                "channel": channel,
-                "target": target,
+                "channel": record.channel,
+                "target": record.target,
                 "expires_at": record.expires_at.isoformat(),
-                "attempts_left": self.limits.max_attempts,
+                "attempts_left": max(0, self.limits.max_attempts - record.attempts),
             }
         )
 
@@ -238,15 +259,20 @@ class VerificationService:
         return []
 
     async def _confirm(
-        self, contact_id: str, channel: str, target: str, code: str, actor: Actor, number: str | None = None
+        self, contact_id: str, channel: str, target: str, code: str, actor: Actor, command_id: str | None,
+        number: str | None = None,
     ) -> bytes:
         async with self.pool.acquire() as conn, conn.transaction():
             record = await store.latest_for_update(conn, contact_id, channel, number)
-            return await self._try(conn, record, target, code, actor)
+            return await self._try(conn, record, target, code, actor, command_id)
 
     async def _try(
-        self, conn: asyncpg.Connection, record: codes.CodeRecord | None, target: str, code: str, actor: Actor
+        self, conn: asyncpg.Connection, record: codes.CodeRecord | None, target: str, code: str, actor: Actor,
+        command_id: str | None,
     ) -> bytes:
+        if command_id and record is not None and record.confirm_id == command_id:
+            log.info("verification_confirm_replayed", verification_id=record.id)
+            return _verified(record)  # this confirmation again (its reply was lost): the same answer
         record = codes.check_usable(record, self.clock(), self.limits.max_attempts, target)
         if not codes.matches(self.pepper, record.id, code, record.code_hash):
             attempts = record.attempts + 1
@@ -259,16 +285,9 @@ class VerificationService:
             # the wrong try must count: commit it, then answer the error
             return _deferred_error(codes.wrong_code(attempts, self.limits.max_attempts))
         outcome = _event(record, OUTCOMES[record.channel], record.events + 1, actor, target=record.target)
-        await store.mark_verified(conn, record.id, [outcome])
+        await store.mark_verified(conn, record.id, [outcome], command_id)
         log.info("verification_confirmed", channel=record.channel, verification_id=record.id)
-        return dumps(
-            {
-                "verification_id": record.id,
-                "channel": record.channel,
-                "target": record.target,
-                "verified": True,
-            }
-        )
+        return _verified(record)
 
     async def _session(self, caller: PortalCaller) -> dict[str, Any]:
         body = {
@@ -294,6 +313,11 @@ class VerificationService:
 
 def _actor(caller: PortalCaller, name: str) -> Actor:
     return Actor(kind="portal", id=str(caller.contact_id), name=name, ip=caller.ip)
+
+
+def _verified(record: codes.CodeRecord) -> bytes:
+    return dumps({"verification_id": record.id, "channel": record.channel, "target": record.target,
+                  "verified": True})
 
 
 def _deferred_error(err: ServiceError) -> bytes:

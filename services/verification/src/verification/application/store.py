@@ -12,7 +12,7 @@ from verification.domain.codes import CodeRecord
 
 _COLUMNS = (
     "id::text AS id, customer_id::text AS customer_id, contact_id::text AS contact_id, channel,"
-    " target, code_hash, expires_at, attempts, events, status"
+    " target, code_hash, expires_at, attempts, events, status, request_id, confirm_id"
 )
 
 
@@ -46,7 +46,7 @@ async def insert_code(
     )
     await conn.execute(
         "INSERT INTO codes (id, customer_id, contact_id, channel, target, code_hash, created_at,"
-        " expires_at) VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8)",
+        " expires_at, request_id) VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8, $9)",
         record.id,
         record.customer_id,
         record.contact_id,
@@ -55,8 +55,19 @@ async def insert_code(
         record.code_hash,
         created_at,
         record.expires_at,
+        record.request_id,
     )
     await insert_messages(conn, messages)
+
+
+async def by_request_id(conn: asyncpg.Connection, contact_id: str, request_id: str) -> CodeRecord | None:
+    """The code a request of this contact with this idempotency key issued, if any."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM codes WHERE contact_id = $1::uuid AND request_id = $2",
+        contact_id,
+        request_id,
+    )
+    return _record(row)
 
 
 async def latest_for_update(
@@ -93,10 +104,13 @@ async def record_wrong(
 
 
 async def mark_verified(
-    conn: asyncpg.Connection, verification_id: str, messages: Sequence[OutboxMessage]
+    conn: asyncpg.Connection, verification_id: str, messages: Sequence[OutboxMessage],
+    confirm_id: str | None = None,
 ) -> None:
-    """The code was right: it is used up, and the outcome goes out."""
+    """The code was right: it is used up (by this confirmation), and the outcome goes out."""
     await conn.execute(
-        "UPDATE codes SET status = 'verified', events = events + 1 WHERE id = $1::uuid", verification_id
+        "UPDATE codes SET status = 'verified', events = events + 1, confirm_id = $2 WHERE id = $1::uuid",
+        verification_id,
+        confirm_id,
     )
     await insert_messages(conn, messages)

@@ -48,6 +48,8 @@ class CodeRecord:
     attempts: int
     events: int
     status: str
+    request_id: str | None = None  # the idempotency key of the request that issued it
+    confirm_id: str | None = None  # the idempotency key of the confirmation that verified it
 
 
 def check_usable(record: CodeRecord | None, now: datetime, max_attempts: int, target: str) -> CodeRecord:
