@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 import nats
 import nats.errors
 from reporting.simulator import publish_backlog
@@ -30,16 +30,6 @@ from shared.streams import CALLS, ensure_streams
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import process, servers
 from rebuild import raw_fetch, raw_pull
-
-
-async def lag(nc: nats.NATS) -> dict[str, int]:
-    try:
-        reply = json.loads((await nc.request("reporting.query.lag", b"{}", timeout=10)).data)
-    except nats.errors.NoRespondersError:  # the service is still starting
-        await asyncio.sleep(0.05)
-        return {"checkpoint": 0, "last": 0, "behind": 0}
-    calls = next(s for s in reply["streams"] if s["projection"] == "summaries")
-    return {"checkpoint": calls["checkpoint"], "last": calls["stream_last_seq"], "behind": calls["behind"]}
 
 
 async def fill(nats_url: str, records: int) -> int:
@@ -56,16 +46,30 @@ async def fill(nats_url: str, records: int) -> int:
     return int(last)
 
 
-async def measure(nats_url: str, last: int) -> None:
-    """From the first batch written to the last: the service's sustained rate on a backlog."""
+async def measure(nats_url: str, db_url: str, records: int) -> None:
+    """From the first batch written to the last: the service's sustained rate on a backlog.
+
+    Counted in PostgreSQL (the records written), not by checkpoints: with customer partitions a
+    stream's checkpoint is the highest sequence any partition wrote, not a low-water mark.
+    """
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    while (first := (await lag(nc))["checkpoint"]) == 0:
+    db = await asyncpg.connect(db_url)
+
+    async def written() -> int:
+        try:
+            return int(await db.fetchval("SELECT count(*) FROM reporting.call_records"))
+        except asyncpg.UndefinedTableError:
+            return 0
+
+    while (first := await written()) == 0:
         await asyncio.sleep(0.01)
     t0 = time.perf_counter()
-    while (now := await lag(nc))["checkpoint"] < last or now["behind"] > 0:  # every partition done
+    while await written() < records:
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - t0
+    await db.close()
+    last = records
     rate = (last - first) / elapsed
     n, s = await raw_fetch(js, "CALLS", ["calls.>"])
     fetch_rate = n / s
@@ -88,12 +92,12 @@ def main() -> None:
     with servers() as (nats_url, db_url), contextlib.ExitStack() as stack:
         env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url,
                "PATCHBAY_REPLICA_COUNT": str(args.replicas)}
-        last = asyncio.run(fill(nats_url, args.records))
+        asyncio.run(fill(nats_url, args.records))
         for index in range(args.replicas):
             stack.enter_context(process([sys.executable, "-m", "reporting"],
                                         env | {"PATCHBAY_REPLICA_INDEX": str(index)}))
         print(f"{args.replicas} reporting replica(s)")
-        asyncio.run(measure(nats_url, last))
+        asyncio.run(measure(nats_url, db_url, args.records))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.api import StreamConfig
 from shared.consumer import ConsumerSpec, JetStreamConsumer, PartitionedConsumer, ensure_consumer
 from shared.partitions import (
     PARTITIONS,
@@ -40,9 +39,8 @@ def test_transform_appends_the_partition_of_the_customer_token() -> None:
 def test_partition_filters_split_the_shape_and_give_the_rest_to_partition_zero() -> None:
     filters = ["events.customer.*.*", "events.settings.>"]
     assert partition_filters(filters, KEY, 3) == ["events.customer.*.*.3"]
-    # partition 0 also reads messages stored before the transform, and the unpartitioned subjects
-    assert partition_filters(filters, KEY, 0) == ["events.customer.*.*.0", "events.customer.*.*",
-                                                  "events.settings.>"]
+    # partition 0 also reads the subjects outside the partitioned shape
+    assert partition_filters(filters, KEY, 0) == ["events.customer.*.*.0", "events.settings.>"]
     assert partition_filters(["events.customer.*.Created"], KEY, 5) == ["events.customer.*.Created.5"]
     with pytest.raises(ValueError, match="straddles"):
         partition_filters(["events.>"], KEY, 1)
@@ -51,8 +49,9 @@ def test_partition_filters_split_the_shape_and_give_the_rest_to_partition_zero()
 
 
 def test_stored_filters_read_every_partition_at_once() -> None:
-    assert stored_filters(["calls.started.*", "calls.cdr.*"], CALLS.partition_key) == [
-        "calls.started.*", "calls.started.*.*", "calls.cdr.*", "calls.cdr.*.*"]
+    assert stored_filters(["calls.*.*"], CALLS.partition_key) == ["calls.*.>"]
+    assert stored_filters(["events.customer.*.Created"], KEY) == [
+        "events.customer.*.Created", "events.customer.*.Created.*"]
     assert stored_filters(["dlq.>"], None) == ["dlq.>"]
 
 
@@ -78,7 +77,8 @@ def test_replicas_own_disjoint_partitions_covering_all() -> None:
 
 
 def test_declared_streams_partition_on_the_customer_token() -> None:
-    assert CUSTOMER_EVENTS.config().subject_transform is not None
+    transform = CUSTOMER_EVENTS.config().subject_transform
+    assert transform is not None and transform.dest.endswith("{{partition(8,2)}}")  # the stream id
     assert NOTIFY.partition_key == PartitionKey("notify.*.*.*", 3)
 
 
@@ -87,16 +87,13 @@ async def test_two_replicas_share_a_stream_each_customer_in_order_nothing_missed
     tag = uuid.uuid4().hex[:8]
     name = f"P{tag}".upper()
     key = PartitionKey(f"{tag}.c.*.*", 1)
-    # a stream that held messages before it was partitioned: the update keeps them, in partition 0
-    await js.add_stream(StreamConfig(name=name, subjects=[f"{tag}.c.>", f"{tag}.s.>"]))
-    await js.publish(f"{tag}.c.legacy.Created", b"legacy:0")
     await ensure_streams(js, [StreamSpec(name, [f"{tag}.c.>", f"{tag}.s.>"], partition_key=key)])
     customers = [f"cust{n}" for n in range(40)]
     for step in range(5):
         for c in customers:
             await js.publish(f"{tag}.c.{c}.Step", f"{c}:{step}".encode())
     await js.publish(f"{tag}.s.global.Changed", b"settings:0")
-    expected = len(customers) * 5 + 2
+    expected = len(customers) * 5 + 1
 
     seen: dict[str, list[int]] = defaultdict(list)
     by_replica: dict[int, set[str]] = defaultdict(set)
@@ -126,7 +123,7 @@ async def test_two_replicas_share_a_stream_each_customer_in_order_nothing_missed
         await asyncio.gather(*tasks, return_exceptions=True)
     assert sum(len(v) for v in seen.values()) == expected  # nothing twice, nothing missed
     assert all(seen[c] == [0, 1, 2, 3, 4] for c in customers)  # each customer in order
-    assert seen["legacy"] == [0] and seen["settings"] == [0]
+    assert seen["settings"] == [0]  # outside the partitioned shape: partition 0
     assert by_replica[0] and by_replica[1] and not (by_replica[0] & by_replica[1])  # shared, disjoint
 
 

@@ -35,6 +35,24 @@ def concrete(pattern: str, token: str) -> str:
     return ".".join(token if part in ("*", ">") else part for part in pattern.split("."))
 
 
+def meet(a: str, b: str, token: str) -> str | None:
+    """A subject matching both patterns (literal tokens win over wildcards), if there is one."""
+    x, y = a.split("."), b.split(".")
+    out: list[str] = []
+    for i in range(max(len(x), len(y))):
+        p = x[i] if i < len(x) else None
+        q = y[i] if i < len(y) else None
+        if p == ">" or q == ">":
+            rest = y[i:] if p == ">" else x[i:]
+            return ".".join(out + [token if t in ("*", ">") else t for t in rest] or [token])
+        if p is None or q is None:
+            return None
+        if p != "*" and q != "*" and p != q:
+            return None
+        out.append(p if p != "*" else q if q != "*" else token)
+    return ".".join(out)
+
+
 def matches(pattern: str, subject: str) -> bool:
     """NATS subject matching (`*` one token, `>` the rest)."""
     want, have = pattern.split("."), subject.split(".")
@@ -57,10 +75,13 @@ def poison_subject(info: ConsumerInfo) -> str:
     filters = filters_of(info)
     [stream] = [s for s in ALL_STREAMS if s.name == info.stream_name]
     token = str(uuid.uuid4())
-    for subject in [concrete(p, token) for p in [*filters, *stream.subjects]]:
+    candidates = [concrete(p, token) for p in [*filters, *stream.subjects]]
+    candidates += [m for f in filters for p in stream.subjects if (m := meet(f, p, token))]
+    for subject in candidates:
         if any(matches(f, subject) for f in filters) and any(matches(p, subject) for p in stream.subjects):
             return subject
-    for subject in [concrete(f.rsplit(".", 1)[0], token) for f in filters]:
+    plain = [f.rsplit(".", 1)[0] for f in filters]
+    for subject in [m for f in plain for p in stream.subjects if (m := meet(f, p, token))]:
         if stream.partition_key and any(matches(p, subject) for p in stream.subjects):
             return subject
     raise AssertionError(f"no subject of {stream.name} passes {info.config.durable_name}'s filter {filters}")

@@ -10,8 +10,13 @@ partition's token. Replica `i` of `n` takes the partitions `k` with `k % n == i`
 is read by one loop in one process at a time, so a customer's messages are handled in order,
 while the partitions of different replicas run in parallel.
 
-Subjects that carry no customer (settings events, invoices) and messages stored before the
-transform existed (no partition token) belong to partition 0.
+Subjects outside the key's shape (invoices on BILLING_EVENTS) belong to partition 0. Messages
+stored before a stream had its transform carry no token: live consumers do not read them, a
+rebuild does (`stored_filters`).
+
+Declare a consumer with ONE filter in the partitioned shape where you can: JetStream serves a
+consumer with several filter subjects much more slowly (measured here: 3.7k against 26k call
+records/s).
 """
 
 from __future__ import annotations
@@ -67,9 +72,8 @@ def _within(inner: list[str], outer: list[str]) -> bool:
 def partition_filters(filters: list[str], key: PartitionKey | None, partition: int) -> list[str]:
     """The filter subjects of one partition's consumer, for a consumer declared with `filters`.
 
-    A filter inside the key's shape is read with the partition's token (and, in partition 0,
-    without one: messages stored before the transform). A filter disjoint from it belongs to
-    partition 0. A filter that straddles it (`events.>`) is a declaration error: name the
+    A filter inside the key's shape is read with the partition's token. A filter disjoint from
+    it belongs to partition 0. A filter that straddles it (`events.>`) is a declaration error: name the
     partitioned shape and the rest separately.
     """
     out: list[str] = []
@@ -78,8 +82,6 @@ def partition_filters(filters: list[str], key: PartitionKey | None, partition: i
         tokens = f.split(".")
         if src is not None and _within(tokens, src):
             out.append(f"{f}.{partition}")
-            if partition == 0:
-                out.append(f)
         elif src is not None and _overlap(tokens, src):
             raise ValueError(f"filter {f} straddles the partitioned subjects {key.src if key else ''}:"
                              " declare the partitioned shape and the other subjects separately")
@@ -89,15 +91,23 @@ def partition_filters(filters: list[str], key: PartitionKey | None, partition: i
 
 
 def stored_filters(filters: list[str], key: PartitionKey | None) -> list[str]:
-    """Filters that read every partition at once (a rebuild, a count): with and without the token."""
+    """Filters that read every partition at once (a rebuild, a count): with and without the token.
+
+    `calls.*.*` becomes the one filter `calls.*.>` (one filter is JetStream's fast path); a
+    filter ending in a literal token needs two (`...Verified`, `...Verified.*`).
+    """
     if key is None:
         return list(filters)
     src = key.src.split(".")
     out: list[str] = []
     for f in filters:
-        out.append(f)
-        if _within(f.split("."), src):
-            out.append(f + ".*")
+        tokens = f.split(".")
+        if not _within(tokens, src):
+            out.append(f)
+        elif tokens[-1] == "*":
+            out.append(".".join([*tokens[:-1], ">"]))
+        else:
+            out += [f, f + ".*"]
     return out
 
 

@@ -48,7 +48,8 @@ CUSTOMER_EVENTS = StreamSpec(
     "CUSTOMER_EVENTS",
     ["events.customer.>", "events.settings.>"],
     description="Every event of the customer and settings aggregates, kept forever.",
-    partition_key=PartitionKey("events.customer.*.*", 1),
+    # by stream id: the customer for customer events, `global` for the settings aggregate
+    partition_key=PartitionKey("events.*.*.*", 2),
 )
 VERIFICATION_EVENTS = StreamSpec(
     "VERIFICATION_EVENTS", ["events.verification.>"], description="Verification outcomes.",

@@ -24,8 +24,8 @@ NAMESPACE = uuid.UUID("5d6c1f0e-6b1a-4d8e-9c1e-6e0f5b7a2c41")
 NOTIFY_CONSUMER = ConsumerSpec(
     stream="NOTIFY",
     durable="notifier",
-    # `notify.<channel>.<template>.<customer_id>`, and the three-token form of earlier releases
-    filter_subjects=["notify.email.*.*", "notify.sms.*.*", "notify.email.*", "notify.sms.*"],
+    # `notify.<channel>.<template>.<customer_id>`: one filter (a channel we do not serve is poison)
+    filter_subjects=["notify.*.*.*"],
     max_deliver=10,
     backoff_s=[0.5, 2.0, 5.0, 15.0, 30.0],
 )

@@ -20,9 +20,10 @@ COLUMNS = (
 )
 NAMES = ", ".join(c for c, _ in COLUMNS)
 RECORD = ", ".join(f"{c} {t}" for c, t in COLUMNS)
-# every event subject of each stream, the customer-partitioned shapes named apart (shared.partitions)
+# every event subject of each stream, in its partitioned shape: ONE filter per partition's durable
+# (JetStream serves a consumer with several filters much more slowly: 3.7k vs 26k CDRs/s here)
 SOURCES = (
-    Source("CUSTOMER_EVENTS", ("events.customer.*.*", "events.settings.>")),
+    Source("CUSTOMER_EVENTS", ("events.*.*.*",)),
     Source("VERIFICATION_EVENTS", ("events.verification.*.*",)),
     Source("NOTIFICATION_EVENTS", ("events.notification.*.*",)),
     Source("BILLING_EVENTS", ("events.billing.>",)),
