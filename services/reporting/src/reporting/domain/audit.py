@@ -24,12 +24,17 @@ def is_secret(key: str) -> bool:
     return SECRET_KEY.search(key) is not None
 
 
+_NESTED = (dict, list)
+
+
 def redact(value: Any) -> Any:
-    """A copy of value without any key that names a secret."""
+    """A copy of value without any key that names a secret (scalars are not descended into:
+    a rebuild redacts every event, and most values are scalars)."""
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items() if not is_secret(str(k))}
+        return {k: redact(v) if isinstance(v, _NESTED) else v
+                for k, v in value.items() if not is_secret(str(k))}
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v) if isinstance(v, _NESTED) else v for v in value]
     return value
 
 

@@ -16,10 +16,21 @@ NEXT = "__next"
 
 @dataclass(frozen=True)
 class Source:
-    """One stream a projection reads, with the subjects it takes from it."""
+    """One stream a projection reads, with the subjects it takes from it.
+
+    `whole`: the subjects are every message of the stream, so a replay reads it unfiltered
+    (JetStream delivers a filtered read of a stream with many subjects ~5x more slowly here:
+    29k against 155k messages/s on CALLS).
+    """
 
     stream: str
     subjects: tuple[str, ...]
+    whole: bool = False
+
+    @property
+    def replay_subjects(self) -> tuple[str, ...]:
+        """What a rebuild reads: nothing named (the whole stream), or the subjects."""
+        return () if self.whole else self.subjects
 
 
 class Tables(dict[str, str]):

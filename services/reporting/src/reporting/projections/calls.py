@@ -54,7 +54,7 @@ class CallsProjection(Projection[CallItem]):
     name = "summaries"
     tables = ("call_records", "call_hours", "live_calls", "calls_checkpoints")
     checkpoint_table = "calls_checkpoints"
-    sources = (Source("CALLS", ("calls.*.*",)),)  # starts and records: one filter per partition
+    sources = (Source("CALLS", ("calls.*.*",), whole=True),)  # starts and records: one filter per partition
 
     def decode(self, stream: str, seq: int, subject: str, data: bytes) -> CallItem:
         """A start or a record, by subject."""

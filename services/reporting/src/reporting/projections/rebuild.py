@@ -136,7 +136,7 @@ class Rebuilder:
         counts = {}
         for source in self.projection.sources:
             targets[source.stream] = (await self.js.stream_info(source.stream)).state.last_seq
-            counts[source.stream] = await pending_count(self.js, source.stream, source.subjects, 1)
+            counts[source.stream] = await pending_count(self.js, source.stream, source.replay_subjects, 1)
         self.total += sum(counts.values())
         self._report()
         for source in self.projection.sources:
@@ -153,7 +153,7 @@ class Rebuilder:
                 start = done.get(source.stream, 0) + 1
                 if last < start:
                     continue
-                n = await pending_count(self.js, source.stream, source.subjects, start)
+                n = await pending_count(self.js, source.stream, source.replay_subjects, start)
                 if n:
                     self.total += n
                     behind += n
@@ -200,7 +200,7 @@ class Rebuilder:
 
         writer = asyncio.create_task(write())
         try:
-            async for msgs in replay(self.js, source.stream, source.subjects, start_seq=start,
+            async for msgs in replay(self.js, source.stream, source.replay_subjects, start_seq=start,
                                      until_seq=until, batch=self.batch):
                 if writer.done():
                     break

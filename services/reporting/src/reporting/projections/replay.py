@@ -17,7 +17,8 @@ from reporting.projections.pull import PullReader, stream_seq
 
 async def _create(js: JetStreamContext, stream: str, subjects: Sequence[str], start_seq: int) -> str:
     name = f"replay-{uuid.uuid4().hex[:12]}"
-    subjects = stored_filters(list(subjects), partition_key_of(stream))  # every partition at once
+    # every partition at once; no subjects: the whole stream, unfiltered (the fast path)
+    subjects = stored_filters(list(subjects), partition_key_of(stream))
     await js.add_consumer(stream, ConsumerConfig(
         name=name,
         ack_policy=AckPolicy.NONE,
