@@ -89,22 +89,32 @@ class NumberBlocks:
         block_id = (
             str(uuid.uuid5(BLOCK_IDS, cmd.meta.command_id)) if cmd.meta.command_id else str(new_id())
         )
-        async with self._lock:
-            for _ in range(ATTEMPTS):
-                rng = require_range(await self.settings.fresh())
-                index = int(await self.pool.fetchval(LOWEST_FREE_SQL))
-                last = last_index(rng)
-                if last is not None and index > last:
-                    raise exhausted(rng)
-                start, end = block_bounds(rng, index)
-                block = {"id": block_id, "index": index, "start": start, "end": end}
-                reply = await self.commands.handle(
-                    AssignBlockCmd(str(cmd.customer_id), cmd.meta, block)
-                )
-                if b'"number_block_taken"' in reply:
-                    log.info("number_block_taken_retrying", index=index)
-                    continue
-                return _with_block(reply, block_id)
+        # one assignment at a time across replicas (a session advisory lock): racing replicas
+        # would each take the same lowest block and all but one start again, over and over
+        async with self._lock, self.pool.acquire() as guard:
+            await guard.execute("SELECT pg_advisory_lock(hashtext('customer:number-blocks'))")
+            try:
+                return await self._assign(cmd, block_id)
+            finally:
+                await guard.execute("SELECT pg_advisory_unlock(hashtext('customer:number-blocks'))")
+
+    async def _assign(self, cmd: AssignNumberBlock, block_id: str) -> bytes:
+        """The lowest free block, retried while another writer takes the one just chosen."""
+        for _ in range(ATTEMPTS):
+            rng = require_range(await self.settings.fresh())
+            index = int(await self.pool.fetchval(LOWEST_FREE_SQL))
+            last = last_index(rng)
+            if last is not None and index > last:
+                raise exhausted(rng)
+            start, end = block_bounds(rng, index)
+            block = {"id": block_id, "index": index, "start": start, "end": end}
+            reply = await self.commands.handle(
+                AssignBlockCmd(str(cmd.customer_id), cmd.meta, block)
+            )
+            if b'"number_block_taken"' in reply:
+                log.info("number_block_taken_retrying", index=index)
+                continue
+            return _with_block(reply, block_id)
         raise ServiceError(ErrorCode.CONFLICT, "number blocks are being assigned too fast; retry")
 
     async def release(self, cmd: ReleaseNumberBlock) -> bytes:
