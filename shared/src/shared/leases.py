@@ -62,5 +62,7 @@ class PartitionLeases:
         self._held.clear()
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await self._conn.close()
+                await self._conn.close(timeout=5)
+            if not self._conn.is_closed():
+                self._conn.terminate()
             self._conn = None

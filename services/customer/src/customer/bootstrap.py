@@ -84,7 +84,10 @@ class CustomerService:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.nc.drain()
+        try:  # a subscription left by a cancelled reader can make drain() wait for messages nobody reads
+            await asyncio.wait_for(self.nc.drain(), 5)
+        except Exception:
+            await self.nc.close()
         await self.pool.close()
 
 
