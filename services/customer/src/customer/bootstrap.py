@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from shared.eventstore import EventStore
 from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
-from shared.ops import readiness, serve_ops
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
+from shared.runtime import serve
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
@@ -157,14 +156,4 @@ async def main() -> None:
     """Run until SIGINT/SIGTERM."""
     settings = CustomerSettings()
     configure_logging("customer", level=settings.log_level, fmt=settings.log_format)
-    service = await start(settings)
-    ops = await serve_ops("customer", settings.ops_port, readiness(pool=service.pool, nc=service.nc))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("customer_service_stopping")
-    if ops is not None:
-        await ops.stop()
-    await service.stop()
+    await serve("customer", await start(settings), settings.ops_port)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
@@ -19,9 +18,9 @@ from shared.eventstore import EventStore
 from shared.ids import new_id
 from shared.logging import configure_logging
 from shared.migrations import migrate
-from shared.ops import readiness, serve_ops
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
+from shared.runtime import serve
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
@@ -198,14 +197,4 @@ async def main() -> None:
     configure_logging("notifier", level=settings.log_level, fmt=settings.log_format)
     for noisy in ("twilio", "aiosmtplib"):  # request logs of SDKs: nothing a message body could leak into
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    service = await start(settings)
-    ops = await serve_ops("notifier", settings.ops_port, readiness(pool=service.pool, nc=service.nc))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("notifier_stopping")
-    if ops is not None:
-        await ops.stop()
-    await service.stop()
+    await serve("notifier", await start(settings), settings.ops_port)

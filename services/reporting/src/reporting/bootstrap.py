@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from shared.logging import configure_logging
 from shared.migrations import migrate
-from shared.ops import readiness, serve_ops
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
+from shared.runtime import serve
 from shared.streams import ensure_streams
 
 from reporting.application.audit_queries import AuditQueries
@@ -118,14 +117,4 @@ async def main() -> None:
     """Run until SIGINT/SIGTERM."""
     settings = ReportingSettings()
     configure_logging("reporting", level=settings.log_level, fmt=settings.log_format)
-    service = await start(settings)
-    ops = await serve_ops("reporting", settings.ops_port, readiness(pool=service.pool, nc=service.nc))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("reporting_service_stopping")
-    if ops is not None:
-        await ops.stop()
-    await service.stop()
+    await serve("reporting", await start(settings), settings.ops_port)

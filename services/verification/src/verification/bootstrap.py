@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from nats.aio.client import Client as NatsClient
 from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
-from shared.ops import readiness, serve_ops
 from shared.rpc import RpcServer
+from shared.runtime import serve
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
@@ -111,14 +110,4 @@ async def main() -> None:
     """Run until SIGINT/SIGTERM."""
     settings = VerificationSettings()
     configure_logging("verification", level=settings.log_level, fmt=settings.log_format)
-    runtime = await start(settings)
-    ops = await serve_ops("verification", settings.ops_port, readiness(pool=runtime.pool, nc=runtime.nc))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("verification_service_stopping")
-    if ops is not None:
-        await ops.stop()
-    await runtime.stop()
+    await serve("verification", await start(settings), settings.ops_port)
