@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -137,7 +138,7 @@ class DialIndex:
     def answer_request(self, data: bytes, now: float) -> bytes:
         """Parse a request (`{customer_id, cli?}`) and answer it; a malformed one gets an error."""
         try:
-            body = json.loads(data)
+            body = orjson.loads(data)
             customer_id = body["customer_id"]
             cli = body.get("cli")
             if not isinstance(customer_id, str) or not (cli is None or isinstance(cli, str)):
@@ -203,7 +204,7 @@ class DialFeed:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             async for row in conn.cursor("SELECT card::text AS card, deleted FROM customers", prefetch=2000):
-                self.index.apply_card(json.loads(row["card"]), row["deleted"])
+                self.index.apply_card(orjson.loads(row["card"]), row["deleted"])
         log.info("dial_index_loaded", customers=len(self.index.views),
                  seconds=round(time.perf_counter() - started, 3))
 
@@ -224,14 +225,14 @@ class DialFeed:
                 self._wake.set()
                 continue
             for row in rows:
-                self.index.apply_card(json.loads(row["card"]), row["deleted"])
+                self.index.apply_card(orjson.loads(row["card"]), row["deleted"])
 
     async def _on_event(self, msg: Msg) -> None:
         customer_id = msg.subject.split(".")[2]
         view = self.index.views.get(customer_id)
         if view is not None:
             try:
-                if int(json.loads(msg.data)["version"]) <= view.version:
+                if int(orjson.loads(msg.data)["version"]) <= view.version:
                     return  # this replica committed it (or already read it)
             except (ValueError, KeyError, TypeError):
                 pass
