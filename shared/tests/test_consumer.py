@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from shared.consumer import ConsumerSpec, JetStreamConsumer, Poison
-from shared.streams import DEAD_LETTERS, StreamSpec, ensure_streams
+from shared.streams import DEAD_LETTERS, OPS_EVENTS, StreamSpec, ensure_streams
 from shared.testing.waiting import wait_for
 
 
 async def test_poison_is_dead_lettered_transient_is_retried_and_the_rest_go_on(nats: NatsClient) -> None:
     js = nats.jetstream()
     name = f"T{uuid.uuid4().hex[:8]}".upper()
-    await ensure_streams(js, [StreamSpec(name, [f"{name.lower()}.>"]), DEAD_LETTERS])
+    await ensure_streams(js, [StreamSpec(name, [f"{name.lower()}.>"]), DEAD_LETTERS, OPS_EVENTS])
     seen: list[int] = []
     flaky_failures = {"left": 2}
 
@@ -53,6 +53,14 @@ async def test_poison_is_dead_lettered_transient_is_retried_and_the_rest_go_on(n
         parked = await dlq.fetch(2, timeout=5)
         assert sorted(m.data for m in parked) == sorted([b"{not json", b'{"poison": true}'])
         assert all(m.headers and m.headers["Patchbay-Consumer"] == spec.durable for m in parked)
+        # and each is announced by an error event naming the consumer, the origin and the error
+        events = await js.pull_subscribe(f"events.ops.{spec.durable}.MessageDeadLettered", durable=None,
+                                         stream=OPS_EVENTS.name)
+        announced = [json.loads(m.data) for m in await events.fetch(2, timeout=5)]
+        assert sorted(e["data"]["sequence"] for e in announced) == sorted(
+            int(m.headers["Patchbay-Original-Sequence"]) for m in parked if m.headers)
+        assert all(e["data"]["consumer"] == spec.durable and e["data"]["error"] for e in announced)
+        assert any("can never work" in e["data"]["error"] for e in announced)
 
         async def settled() -> bool:
             info = await js.consumer_info(name, spec.durable)

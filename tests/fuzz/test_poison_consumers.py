@@ -13,7 +13,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from shared.settings import nats_servers
-from shared.streams import ALL_STREAMS, DEAD_LETTERS
+from shared.streams import ALL_STREAMS, DEAD_LETTERS, OPS_EVENTS
 from shared.testing.waiting import wait_for
 
 from .conftest import FuzzStack
@@ -103,6 +103,14 @@ def dead_letter_subject(durable: str) -> str:
     return "dlq." + re.sub(r"-p\d+$", "", durable)
 
 
+async def announced_on(nc: NatsClient, dead_letter_subject: str) -> int:
+    """Error events (`MessageDeadLettered` on OPS_EVENTS) for the dead letters of one subject."""
+    consumer = dead_letter_subject.removeprefix("dlq.")
+    info = await nc.jetstream().stream_info(
+        OPS_EVENTS.name, subjects_filter=f"events.ops.{consumer}.MessageDeadLettered")
+    return sum((info.state.subjects or {}).values())
+
+
 async def dead_letters_on(nc: NatsClient, subject: str) -> int:
     info = await nc.jetstream().stream_info(DEAD_LETTERS.name, subjects_filter=subject)
     return sum((info.state.subjects or {}).values())
@@ -119,6 +127,7 @@ async def test_every_consumer_dead_letters_poison_and_goes_on(client: NatsClient
     # a plain subject lands in the partition of its customer token), counting where each went
     subjects = {dead_letter_subject(d) for d in durables if d}
     before = {s: await dead_letters_on(client, s) for s in subjects}
+    announced_before = {s: await announced_on(client, s) for s in subjects}
     expected: Counter[str] = Counter()
     unhit = {c.config.durable_name for c in consumers}
     for info in consumers:
@@ -141,6 +150,8 @@ async def test_every_consumer_dead_letters_poison_and_goes_on(client: NatsClient
             return await dead_letters_on(client, subject) >= before[subject] + count
 
         await wait_for(parked, timeout=30, interval=0.2, message=f"{count} poison messages on {subject}")
+        # each dead letter is announced by an error event on OPS_EVENTS
+        assert await announced_on(client, subject) >= announced_before[subject] + count, subject
 
     # and the consumers go on: a customer created now reaches the audit log (reporting's consumer)
     name = f"after-poison-{uuid.uuid4().hex[:8]}"

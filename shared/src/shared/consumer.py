@@ -27,7 +27,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from shared.envelope import EventEnvelope, Metadata
 from shared.leases import PartitionLeases
+from shared.logging import CORRELATION_HEADER
 from shared.ops import CONSUMER_LAG, MESSAGES
 from shared.partitions import PartitionKey, partition_specs, published_subject
 from shared.streams import partition_key_of
@@ -35,6 +37,7 @@ from shared.streams import partition_key_of
 log = structlog.get_logger(__name__)
 
 LAG_EVERY_S = 5.0  # an idle consumer asks the server for its pending count this often
+DEAD_LETTERED = "MessageDeadLettered"  # the error event of a dead letter, on OPS_EVENTS
 STANDBY_RETRY_S = 2.0  # a standby tries to take a partition's lease this often
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
 
@@ -271,12 +274,32 @@ class JetStreamConsumer:
             "Patchbay-Consumer": self.spec.durable,
             "Nats-Msg-Id": f"dlq:{self.spec.durable}:{meta.stream}:{meta.sequence.stream}",
         }
-        await self.js.publish(self.spec.dead_letter_subject, msg.data, headers=headers)
+        parked = await self.js.publish(self.spec.dead_letter_subject, msg.data, headers=headers)
+        await self._error_event(msg, headers, parked.seq)
         await msg.term()
         self.dead_lettered += 1
         MESSAGES.labels(self.spec.durable, "dead_lettered").inc()
         log.error("message_dead_lettered", durable=self.spec.durable, subject=msg.subject,
                   sequence=meta.sequence.stream, error=str(exc))
+
+
+    async def _error_event(self, msg: Msg, letter: dict[str, str], parked_seq: int) -> None:
+        """Announce the dead letter as an event (`events.ops.<consumer>.MessageDeadLettered`, stream
+        OPS_EVENTS) for alerting and operators; best effort: the letter itself is what is kept."""
+        consumer = self.spec.dead_letter_subject.removeprefix("dlq.")
+        event = EventEnvelope(
+            type=DEAD_LETTERED, category="ops", stream_id=consumer, version=parked_seq,
+            metadata=Metadata(correlation_id=(msg.headers or {}).get(CORRELATION_HEADER)),
+            data={"consumer": self.spec.durable, "stream": letter["Patchbay-Original-Stream"],
+                  "sequence": int(letter["Patchbay-Original-Sequence"]),
+                  "subject": letter["Patchbay-Original-Subject"], "error": letter["Patchbay-Error"],
+                  "dead_letter_sequence": parked_seq},
+        )
+        try:
+            await self.js.publish(event.subject, event.model_dump_json().encode(),
+                                  headers={"Nats-Msg-Id": f"ops:{letter['Nats-Msg-Id']}"})
+        except Exception as exc:
+            log.warning("dead_letter_event_not_published", durable=self.spec.durable, error=str(exc))
 
 
 class PartitionedConsumer:

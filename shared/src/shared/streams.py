@@ -76,6 +76,10 @@ NOTIFY = StreamSpec(
     description="Work queue of system messages for the notifier.",
     partition_key=PartitionKey("notify.*.*.*", 3),
 )
+OPS_EVENTS = StreamSpec(
+    "OPS_EVENTS", ["events.ops.>"],
+    description="Operational events: a message dead-lettered by a consumer (with its error).",
+)
 DEAD_LETTERS = StreamSpec(
     "DEAD_LETTERS", ["dlq.>"], description="Messages a consumer gave up on, with the error."
 )
@@ -87,6 +91,7 @@ ALL_STREAMS = [
     BILLING_EVENTS,
     CALLS,
     NOTIFY,
+    OPS_EVENTS,
     DEAD_LETTERS,
 ]
 
