@@ -11,7 +11,7 @@ import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from shared.settings import nats_servers
 
-from .processes import Servers, ServiceProcess, running_servers, service_env
+from .processes import Servers, ServiceProcess, running_servers, running_service, service_env
 
 
 @pytest.fixture
@@ -24,14 +24,8 @@ def servers(embedded_tmp_path: Path) -> Iterator[Servers]:
 @pytest.fixture
 def customer(servers: Servers, embedded_tmp_path: Path) -> Iterator[ServiceProcess]:
     """The customer service as a process, ready."""
-    proc = ServiceProcess("customer", service_env(servers), embedded_tmp_path / "customer.log")
-    proc.start()
-    try:
-        proc.wait_ready()
+    with running_service("customer", service_env(servers), embedded_tmp_path / "customer.log") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"--- {proc.name} log (shown when the test fails) ---\n{proc.tail(60)}")
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,40 +30,89 @@ class Acked:
 
 
 @dataclass
-class CommandLoad:
-    """`clients` concurrent clients, each creating a customer and then updating it, forever."""
+class RetryingClients:
+    """`clients` concurrent clients that send each request, with one idempotency key, until it
+    gets a final answer: what a careful client of a service being killed does."""
 
     nc: NatsClient | None = None
     clients: int = 16
     timeout_s: float = 2.0
     give_up_s: float = 90.0
-    acked: dict[str, Acked] = field(default_factory=dict)
     retries: int = 0
-    retry_reasons: dict[str, int] = field(default_factory=dict)
+    retry_reasons: Counter[str] = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
     gave_up: list[str] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def start(self) -> None:
-        """Start the clients."""
-        self._tasks = [asyncio.create_task(self._client(i)) for i in range(self.clients)]
+    def acked_count(self) -> int:
+        """How many requests were acknowledged so far."""
+        raise NotImplementedError
+
+    def spawn(self, client: Callable[[int], Coroutine[Any, Any, None]]) -> None:
+        """Start `clients` copies of a client loop."""
+        self._tasks = [asyncio.create_task(client(i)) for i in range(self.clients)]
 
     async def stop(self) -> None:
-        """Let each client finish its command in hand (retrying it until answered), then stop."""
+        """Let each client finish the request in hand (retrying it until answered), then stop."""
         self._stop.set()
         await asyncio.gather(*self._tasks)
 
     async def wait_acked(self, count: int, timeout: float = 60.0) -> None:
-        """Wait until at least count more commands are acknowledged from now."""
-        target = len(self.acked) + count
+        """Wait until at least count more requests are acknowledged from now."""
+        target = self.acked_count() + count
         deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
+        while self.acked_count() < target:
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"only {len(self.acked)} of {target} commands acknowledged in {timeout} s; "
-                    f"retries {self.retry_reasons}, unexpected {self.unexpected[:3]}")
+                    f"only {self.acked_count()} of {target} requests acknowledged in {timeout} s; "
+                    f"retries {dict(self.retry_reasons)}, unexpected {self.unexpected[:3]}")
             await asyncio.sleep(0.05)
+
+    async def until_answered(
+        self, label: str, attempt: Callable[[], Awaitable[dict[str, Any] | str]]
+    ) -> dict[str, Any] | None:
+        """Repeat one request until it gets a final answer: the reply if acknowledged, else None."""
+        deadline = time.monotonic() + self.give_up_s
+        while True:
+            reason = await attempt()
+            if isinstance(reason, dict):
+                if "error" not in reason:
+                    return reason
+                code = reason["error"]["code"]
+                if code not in RETRYABLE_CODES:
+                    self.unexpected.append(f"{label}: {reason}")
+                    return None
+                reason = code
+            self.retries += 1
+            self.retry_reasons[reason] += 1
+            if time.monotonic() > deadline:
+                self.gave_up.append(label)
+                return None
+            await asyncio.sleep(0.1)
+
+    def assert_survived(self, *, retried: bool = True) -> None:
+        """No unexpected answer, no request given up; and (faults being the point) retries happened."""
+        print(f"acked {self.acked_count()}, retries {dict(self.retry_reasons)}")
+        assert not self.unexpected, self.unexpected[:5]
+        assert not self.gave_up, f"{len(self.gave_up)} requests never answered"
+        if retried:
+            assert self.retries > 0, "the faults should have forced retries"
+
+
+@dataclass
+class CommandLoad(RetryingClients):
+    """Clients each creating a customer and then updating it, forever."""
+
+    acked: dict[str, Acked] = field(default_factory=dict)
+
+    def acked_count(self) -> int:
+        """Commands acknowledged."""
+        return len(self.acked)
+
+    def start(self) -> None:
+        """Start the clients."""
+        self.spawn(self._client)
 
     async def _client(self, index: int) -> None:
         while not self._stop.is_set():
@@ -79,24 +130,10 @@ class CommandLoad:
     async def _send(self, kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Send one command until it gets a final answer; the card when acknowledged."""
         command_id = f"{kind}-{uuid.uuid4()}"
-        deadline = time.monotonic() + self.give_up_s
-        while True:
-            reason = await self._attempt(kind, body, command_id)
-            if isinstance(reason, dict):
-                if "error" not in reason:
-                    self.acked[command_id] = Acked(command_id, reason["id"], reason["version"], kind)
-                    return reason
-                code = reason["error"]["code"]
-                if code not in RETRYABLE_CODES:
-                    self.unexpected.append(f"{kind} {command_id}: {reason}")
-                    return None
-                reason = code
-            self.retries += 1
-            self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
-            if time.monotonic() > deadline:
-                self.gave_up.append(command_id)
-                return None
-            await asyncio.sleep(0.1)
+        card = await self.until_answered(f"{kind} {command_id}", lambda: self._attempt(kind, body, command_id))
+        if card is not None:
+            self.acked[command_id] = Acked(command_id, card["id"], card["version"], kind)
+        return card
 
     async def _attempt(self, kind: str, body: dict[str, Any], command_id: str) -> dict[str, Any] | str:
         """One request: the decoded reply, or the name of what went wrong."""

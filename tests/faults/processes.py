@@ -119,6 +119,19 @@ class ServiceProcess:
             return []
 
 
+@contextmanager
+def running_service(name: str, env: dict[str, str], log_path: Path) -> Iterator[ServiceProcess]:
+    """A service process, ready; stopped at the end, its log's tail printed (pytest shows it on failure)."""
+    proc = ServiceProcess(name, env, log_path)
+    proc.start()
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+        print(f"--- {name} log (shown when the test fails) ---\n{proc.tail(60)}")
+
+
 def service_env(servers: Servers, **extra: str) -> dict[str, str]:
     """The environment every service needs to reach the test's servers."""
     env = {"PATCHBAY_NATS_URL": servers.nats_url, "PATCHBAY_DATABASE_URL": servers.database_url,

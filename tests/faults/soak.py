@@ -77,9 +77,8 @@ async def test_soak_random_faults_under_load(servers: Servers, embedded_tmp_path
                 await asyncio.sleep(rng.uniform(0.5, 3))
                 await asyncio.to_thread(servers.postgres.start)
         await load.stop()
-        print(f"faults {dict(faults)}; acked {len(load.acked)}; retries {load.retry_reasons}")
-        assert not load.unexpected, load.unexpected[:5]
-        assert not load.gave_up, f"{len(load.gave_up)} commands never answered"
+        print(f"faults {dict(faults)}")
+        load.assert_survived(retried=False)
         await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())
     finally:
         await nc.close()

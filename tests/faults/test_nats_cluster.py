@@ -14,7 +14,7 @@ from shared.embedded_cluster import EmbeddedNatsCluster
 from shared.testing.waiting import wait_for
 
 from .load import CommandLoad
-from .processes import Servers, ServiceProcess, running_servers, service_env
+from .processes import Servers, ServiceProcess, running_servers, running_service, service_env
 from .verify import assert_exactly_once
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
@@ -29,15 +29,9 @@ def servers(embedded_tmp_path: Path) -> Iterator[Servers]:
 
 @pytest.fixture
 def customer(servers: Servers, embedded_tmp_path: Path) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess("customer", service_env(servers, PATCHBAY_STREAM_REPLICAS="3"),
-                          embedded_tmp_path / "customer.log")
-    proc.start()
-    try:
-        proc.wait_ready()
+    env = service_env(servers, PATCHBAY_STREAM_REPLICAS="3")
+    with running_service("customer", env, embedded_tmp_path / "customer.log") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"--- {proc.name} log (shown when the test fails) ---\n{proc.tail(60)}")
 
 
 async def _leader(client: NatsClient, stream: str) -> int:
@@ -88,8 +82,6 @@ async def test_stream_leader_killed_under_load(servers: Servers, customer: Servi
         await asyncio.to_thread(cluster.restart, victim)  # whole again for the checks below
     finally:
         await load.stop()
-    print(f"acked {len(load.acked)}, retries {load.retry_reasons}")
-    assert not load.unexpected, load.unexpected[:5]
-    assert not load.gave_up, f"{len(load.gave_up)} commands never answered"
+    load.assert_survived(retried=False)
     assert customer.proc is not None and customer.proc.poll() is None, "the service died"
     await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())

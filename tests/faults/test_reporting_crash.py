@@ -26,6 +26,7 @@ from shared.streams import CALLS, ensure_streams
 from shared.testing.waiting import wait_for
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
+from .verify import count
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
 
@@ -40,17 +41,6 @@ def servers(embedded_tmp_path: Path) -> Iterator[Servers]:
     """NATS without fsync on every write: this test kills reporting, not NATS."""
     with running_servers(embedded_tmp_path, sync_always=False) as running:
         yield running
-
-
-async def _count(db: str, sql: str) -> int:
-    """One number from PostgreSQL; 0 while the service has not created its tables yet."""
-    conn = await asyncpg.connect(db)
-    try:
-        return int(await conn.fetchval(sql) or 0)
-    except asyncpg.UndefinedTableError:
-        return 0
-    finally:
-        await conn.close()
 
 
 async def snapshot(db: str) -> Snapshot:
@@ -96,16 +86,16 @@ async def test_ingestion_and_rebuild_killed_then_converge(servers: Servers, embe
     reporting.start()
     try:
         records = "SELECT count(*) FROM reporting.call_records"
-        await wait_for(lambda: _count(db, records), timeout=60, interval=0.01,
+        await wait_for(lambda: count(db, records), timeout=60, interval=0.01,
                        message="reporting to start ingesting")
         reporting.kill()  # in the middle of ingestion
-        at_kill = await _count(db, records)
+        at_kill = await count(db, records)
         assert 0 < at_kill < RECORDS, f"{at_kill} records at the kill: nothing was tested"
         reporting.start()
         await asyncio.to_thread(reporting.wait_ready)
 
         async def all_in() -> bool:
-            return await _count(db, records) == RECORDS
+            return await count(db, records) == RECORDS
 
         await wait_for(all_in, timeout=90, interval=0.2, message="every record ingested once")
         await asyncio.sleep(1.5)  # the duplicates at the stream's end are applied (and ignored)
@@ -115,7 +105,7 @@ async def test_ingestion_and_rebuild_killed_then_converge(servers: Servers, embe
         # a rebuild killed half-way: the live tables answer, untouched
         first = _rebuild(servers, embedded_tmp_path / "rebuild.log")
         progress = "SELECT coalesce(max(done), 0) FROM reporting.rebuilds WHERE state = 'running'"
-        await wait_for(lambda: _count(db, progress), timeout=60, interval=0.01,
+        await wait_for(lambda: count(db, progress), timeout=60, interval=0.01,
                        message="the rebuild to make progress")
         first.kill()
         assert first.wait(10) == -9, "the rebuild finished before the kill: nothing was tested"
@@ -128,7 +118,7 @@ async def test_ingestion_and_rebuild_killed_then_converge(servers: Servers, embe
         for table in TABLES:
             diff = sorted(set(rebuilt[table]) ^ set(live[table]))
             assert not diff, f"{table}: the rebuilt projection differs from the live one: {diff[:4]}"
-        states = await _count(db, "SELECT count(*) FROM reporting.rebuilds WHERE state = 'switched'")
+        states = await count(db, "SELECT count(*) FROM reporting.rebuilds WHERE state = 'switched'")
         assert states == 1
     finally:
         reporting.stop()

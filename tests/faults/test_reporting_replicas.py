@@ -33,6 +33,7 @@ from shared.streams import CALLS, CUSTOMER_EVENTS, ensure_streams
 from shared.testing.waiting import wait_for
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
+from .verify import count
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
 
@@ -64,16 +65,6 @@ def handled_by(replica: ServiceProcess) -> dict[str, float]:
     for m in re.finditer(r'patchbay_messages_total\{consumer="([^"]+)",outcome="handled"\} (\S+)', text):
         out[m.group(1)] = float(m.group(2))
     return out
-
-
-async def _count(db: str, sql: str) -> int:
-    conn = await asyncpg.connect(db)
-    try:
-        return int(await conn.fetchval(sql) or 0)
-    except asyncpg.UndefinedTableError:
-        return 0
-    finally:
-        await conn.close()
 
 
 async def _customer_traffic(nc: NatsClient) -> list[str]:
@@ -129,7 +120,7 @@ async def test_two_replicas_share_the_partitions_complete_and_in_order_through_a
             replicas[1].kill()  # in the middle of the load
         finally:
             await watch.close()
-        at_kill = await _count(db, records)
+        at_kill = await count(db, records)
         published = await backlog
         assert published == 2 * RECORDS
         assert 0 < at_kill < RECORDS, f"{at_kill} records at the kill: nothing was in flight"
@@ -138,7 +129,7 @@ async def test_two_replicas_share_the_partitions_complete_and_in_order_through_a
 
         # complete: every record once, every customer event once
         async def all_records() -> bool:
-            return await _count(db, records) == RECORDS
+            return await count(db, records) == RECORDS
 
         await wait_for(all_records, timeout=120, interval=0.2, message=f"{RECORDS} call records")
         events = (await js.stream_info(CUSTOMER_EVENTS.name)).state.messages
@@ -146,11 +137,11 @@ async def test_two_replicas_share_the_partitions_complete_and_in_order_through_a
         audit = "SELECT count(*) FROM reporting.audit_log WHERE stream = 'CUSTOMER_EVENTS'"
 
         async def all_events() -> bool:
-            return await _count(db, audit) == events
+            return await count(db, audit) == events
 
         await wait_for(all_events, timeout=60, interval=0.2, message=f"{events} customer events audited")
-        assert await _count(db, "SELECT count(DISTINCT customer_id) FROM reporting.audit_log") == CUSTOMERS
-        assert await _count(db, "SELECT count(*) FROM reporting.live_calls") == 0  # every start ended
+        assert await count(db, "SELECT count(DISTINCT customer_id) FROM reporting.audit_log") == CUSTOMERS
+        assert await count(db, "SELECT count(*) FROM reporting.live_calls") == 0  # every start ended
 
         # in order: along each customer's sequence, the writing transaction never steps back
         conn = await asyncpg.connect(db)

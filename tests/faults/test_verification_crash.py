@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +28,8 @@ from shared.contracts.verification import VERIFIED_KINDS, VerificationStreams, V
 from shared.secrets import Sealer
 from shared.testing.waiting import wait_for
 
-from .processes import Servers, ServiceProcess, service_env
+from .load import RetryingClients
+from .processes import Servers, ServiceProcess, running_service, service_env
 from .verify import stored_events, wait_outbox_drained
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
@@ -37,7 +37,6 @@ pytestmark = [pytest.mark.servers, pytest.mark.faults]
 PASSWORD = "fault-Password-0001"
 CLI = "+442079460123"
 MOBILE = "+14155550123"
-RETRYABLE_CODES = {"internal_error", "unavailable"}
 S = VerificationSubjects
 KILLS = 6
 
@@ -46,14 +45,8 @@ KILLS = 6
 def verification(servers: Servers, customer: ServiceProcess, embedded_tmp_path: Path) -> Iterator[ServiceProcess]:
     """The verification service as a process, ready (the default limit of 5 codes per contact)."""
     env = service_env(servers, PATCHBAY_REQUEST_TIMEOUT_S="2")
-    proc = ServiceProcess("verification", env, embedded_tmp_path / "verification.log")
-    proc.start()
-    try:
-        proc.wait_ready()
+    with running_service("verification", env, embedded_tmp_path / "verification.log") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"--- verification log (shown when the test fails) ---\n{proc.tail(60)}")
 
 
 @dataclass(frozen=True)
@@ -70,45 +63,32 @@ class Acked:
 
 
 @dataclass
-class VerificationLoad:
-    """`clients` concurrent portal users, each verifying a new contact's e-mail, mobile and CLI."""
+class VerificationLoad(RetryingClients):
+    """Concurrent portal users, each verifying a new contact's e-mail, mobile and CLI."""
 
-    nc: NatsClient
-    key: str
     clients: int = 12
-    timeout_s: float = 2.0
     give_up_s: float = 60.0
+    key: str = ""  # the service's secret key: the test reads the codes on NOTIFY
     codes: dict[str, str] = field(default_factory=dict)  # verification id -> code (from NOTIFY)
     calls: dict[str, list[str]] = field(default_factory=dict)  # customer id -> codes spoken by the switch
     acked: list[Acked] = field(default_factory=list)
-    retries: int = 0
-    retry_reasons: Counter[str] = field(default_factory=Counter)
-    unexpected: list[str] = field(default_factory=list)
-    gave_up: list[str] = field(default_factory=list)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def client(self) -> NatsClient:
+        """The load's NATS connection."""
+        assert self.nc is not None
+        return self.nc
+
+    def acked_count(self) -> int:
+        """Requests acknowledged."""
+        return len(self.acked)
 
     async def start(self) -> None:
         """Listen to NOTIFY and play the switch, then start the clients."""
-        await self.nc.subscribe("notify.>", cb=self._on_notify)
-        await self.nc.subscribe(VerificationStreams.TEST_CALL, cb=self._on_test_call)
-        await self.nc.flush()
-        self._tasks = [asyncio.create_task(self._client()) for _ in range(self.clients)]
-
-    async def stop(self) -> None:
-        """Let each client finish the request in hand (retrying it until answered), then stop."""
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
-
-    async def wait_acked(self, count: int, timeout: float = 60.0) -> None:
-        """Wait until at least count more requests are acknowledged from now."""
-        target = len(self.acked) + count
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"only {len(self.acked)} of {target} acknowledged in {timeout} s; "
-                                     f"retries {self.retry_reasons}, unexpected {self.unexpected[:3]}")
-            await asyncio.sleep(0.05)
+        await self.client.subscribe("notify.>", cb=self._on_notify)
+        await self.client.subscribe(VerificationStreams.TEST_CALL, cb=self._on_test_call)
+        await self.client.flush()
+        self.spawn(lambda _: self._client())
 
     async def _on_notify(self, msg: Msg) -> None:
         note = SystemMessage.model_validate_json(msg.data)
@@ -135,7 +115,7 @@ class VerificationLoad:
             body = body | {"meta": {"command_id": str(uuid.uuid4())}}
         for _ in range(30):
             try:
-                reply: dict[str, Any] = orjson.loads((await self.nc.request(subject, orjson.dumps(body),
+                reply: dict[str, Any] = orjson.loads((await self.client.request(subject, orjson.dumps(body),
                                                                             timeout=5)).data)
             except Exception:
                 continue
@@ -181,32 +161,23 @@ class VerificationLoad:
         """Send one request, with one idempotency key, until it gets a final answer; the reply if acked."""
         command_id = command_id or f"{kind}-{channel}-{uuid.uuid4()}"
         body = body | {"meta": {"command_id": command_id}}
-        deadline = time.monotonic() + self.give_up_s
         attempts = 0
-        while True:
+
+        async def attempt() -> dict[str, Any] | str:
+            nonlocal attempts
             attempts += 1
-            reason = await self.attempt(subject, body)
-            if isinstance(reason, dict):
-                if "error" not in reason:
-                    self.acked.append(Acked(kind, channel, caller["customer_id"], caller["contact_id"],
-                                            reason["verification_id"], command_id, attempts))
-                    return reason
-                code = reason["error"]["code"]
-                if code not in RETRYABLE_CODES:
-                    self.unexpected.append(f"{subject} {command_id} (attempt {attempts}): {reason}")
-                    return None
-                reason = code
-            self.retries += 1
-            self.retry_reasons[reason] += 1
-            if time.monotonic() > deadline:
-                self.gave_up.append(command_id)
-                return None
-            await asyncio.sleep(0.1)
+            return await self.attempt(subject, body)
+
+        reply = await self.until_answered(f"{subject} {command_id}", attempt)
+        if reply is not None:
+            self.acked.append(Acked(kind, channel, caller["customer_id"], caller["contact_id"],
+                                    reply["verification_id"], command_id, attempts))
+        return reply
 
     async def attempt(self, subject: str, body: dict[str, Any]) -> dict[str, Any] | str:
         """One request: the decoded reply, or the name of what went wrong."""
         try:
-            msg = await self.nc.request(subject, orjson.dumps(body), timeout=self.timeout_s)
+            msg = await self.client.request(subject, orjson.dumps(body), timeout=self.timeout_s)
         except Exception as exc:  # timeout, no responders: both mean "try again"
             return type(exc).__name__
         reply: dict[str, Any] = orjson.loads(msg.data)
@@ -277,10 +248,7 @@ async def test_kill_9_of_verification_mid_load_then_restart(
         await load.wait_acked(40)
     finally:
         await load.stop()
-    print(f"acked {len(load.acked)}, retries {dict(load.retry_reasons)}")
-    assert not load.unexpected, load.unexpected[:5]
-    assert not load.gave_up, f"{len(load.gave_up)} requests never answered"
-    assert load.retries > 0, "the kills should have forced retries"
+    load.assert_survived()
     assert verification.starts == 1 + KILLS
 
     await wait_outbox_drained(servers.database_url, schema="verification", table="message_outbox")

@@ -113,3 +113,14 @@ async def assert_exactly_once(database_url: str, nats_url: str, acked: Iterable[
     extra = set(seen) - stored
     assert not extra, f"{len(extra)} JetStream events not in PostgreSQL, e.g. {list(extra)[:3]}"
     return len(events)
+
+
+async def count(database_url: str, sql: str) -> int:
+    """One number from PostgreSQL; 0 while the service has not created its tables yet."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(sql) or 0)
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()
