@@ -99,6 +99,15 @@ class ServiceError(Exception):
         return ErrorReply(error=ErrorBody(code=self.code, message=self.message, details=self.details))
 
 
+def key_reused() -> ServiceError:
+    """A command id (an HTTP Idempotency-Key) sent again with a different request: 409."""
+    return ServiceError(
+        ErrorCode.CONFLICT, "this Idempotency-Key was already used for another request",
+        [ErrorDetail(field="Idempotency-Key", message="already used for another request",
+                     type="idempotency_key_reused")],
+    )
+
+
 def details_from_pydantic(errors: list[Any]) -> list[ErrorDetail]:
     """Turn pydantic's error list into field-named details (no input values echoed)."""
     out = []

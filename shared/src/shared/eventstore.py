@@ -2,7 +2,8 @@
 
 Tables (created by the owning service's migration, see customer's 0001): `events`
 (PRIMARY KEY (stream_id, version), event_id UNIQUE, global `position`), `outbox`
-(positions not yet published) and `commands` (command_id -> first reply).
+(positions not yet published) and `commands` (command_id -> first reply, and where the table
+has one, the `fingerprint` of the request that got it).
 An append writes the events, their outbox rows, the command replies and any read-model
 fragments in ONE statement: it fully happens or not at all, in one round trip.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -27,6 +28,13 @@ class ConcurrencyError(Exception):
 
 class DuplicateCommand(Exception):
     """A command with this command_id was committed concurrently."""
+
+
+class StoredReply(NamedTuple):
+    """A command's first reply (raw JSON) and the fingerprint of the request that got it."""
+
+    reply: bytes
+    fingerprint: str | None  # None: stored before fingerprints were kept
 
 
 @dataclass
@@ -51,6 +59,12 @@ _COMMANDS = (
     "c AS (INSERT INTO commands (command_id, reply) SELECT command_id, reply"
     " FROM jsonb_to_recordset({}::jsonb) AS x(command_id text, reply text))"
 )
+_COMMANDS_FINGERPRINTED = (
+    "c AS (INSERT INTO commands (command_id, reply, fingerprint) SELECT command_id, reply,"
+    " fingerprint FROM jsonb_to_recordset({}::jsonb) AS x(command_id text, reply text,"
+    " fingerprint text))"
+)
+_REPLY_KEYS = ("command_id", "reply", "fingerprint")
 _EVENT_LIST = TypeAdapter(list[EventEnvelope])
 
 
@@ -117,16 +131,30 @@ class EventStore:
         )
         return {r["command_id"]: r["reply"].encode() for r in rows}
 
+    async def stored_replies_with_fingerprints(
+        self, command_ids: Sequence[str]
+    ) -> dict[str, StoredReply]:
+        """First replies of commands already handled, each with its request's fingerprint."""
+        if not command_ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT command_id, reply, fingerprint FROM commands WHERE command_id = ANY($1::text[])",
+            list(command_ids),
+        )
+        return {r["command_id"]: StoredReply(r["reply"].encode(), r["fingerprint"]) for r in rows}
+
     async def append(
         self,
         events: Sequence[EventEnvelope],
         *,
-        replies: Sequence[tuple[str, str]] = (),
+        replies: Sequence[tuple[str, str] | tuple[str, str, str | None]] = (),
         fragments: Sequence[Fragment] = (),
         conn: asyncpg.Connection | None = None,
     ) -> list[int]:
         """Append events (+ command replies + read-model fragments) atomically; return positions.
 
+        A reply is `(command_id, reply)` or `(command_id, reply, fingerprint)`; the latter needs a
+        `commands` table with a `fingerprint` column.
         With `conn`, the statement runs in the caller's transaction (a bulk write of many
         statements); `on_appended` is then not told, since the caller may still roll back:
         the relay reads those events from the outbox rows once they are committed.
@@ -142,7 +170,8 @@ class EventStore:
         add(_EVENTS, [_EVENT_LIST.dump_json(list(events), exclude={"position"}).decode()])
         parts.append(_OUTBOX)
         if replies:
-            add(_COMMANDS, [orjson.dumps([{"command_id": c, "reply": r} for c, r in replies]).decode()])
+            rows_json = orjson.dumps([dict(zip(_REPLY_KEYS, r, strict=False)) for r in replies]).decode()
+            add(_COMMANDS_FINGERPRINTED if any(len(r) > 2 for r in replies) else _COMMANDS, [rows_json])
         for i, frag in enumerate(fragments):
             add(f"f{i} AS ({frag.sql})", frag.args)
         sql = "WITH " + ", ".join(parts) + " SELECT position FROM e ORDER BY position"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from gateway.runtime import Runtime
 bearer = HTTPBearer(auto_error=False, description="An operator API token (`pb_...`).")
 IF_MATCH = re.compile(r'^\s*(?:W/)?(?:"(\d{1,18})"|(\d{1,18}))\s*$')
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+COMMAND_ID_MAX = 200  # `meta.command_id`'s limit (shared.contracts.customer.CommandMeta)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -75,6 +77,19 @@ async def expected_version(
     return parse_if_match(if_match)
 
 
+def scoped_command_id(principal_id: str, key: str | None) -> str | None:
+    """The command id of an Idempotency-Key: the caller's own, so two callers' keys never meet.
+
+    `<principal>:<key>` while it fits `meta.command_id`, else `<principal>#<sha256 of the key>`
+    (a principal id, a uuid, holds neither separator, so the two forms never collide).
+    """
+    if key is None:
+        return None
+    if len(principal_id) + 1 + len(key) <= COMMAND_ID_MAX:
+        return f"{principal_id}:{key}"
+    return f"{principal_id}#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who calls, with the command metadata to send along."""
@@ -82,8 +97,9 @@ class Caller:
     principal: Principal
     correlation_id: str
     ip: str | None
-    command_id: str | None
+    command_id: str | None  # the Idempotency-Key scoped to the token (`scoped_command_id`)
     reason: str | None
+    idempotency_key: str | None = None  # as the client sent it
 
     def meta(self, reason: str | None = None) -> dict[str, Any]:
         """`CommandMeta` as JSON; a reason given in the body wins over the header."""
@@ -107,7 +123,8 @@ def caller(permission: Permission) -> Callable[..., Awaitable[Caller]]:
         principal: Principal = authorized,
         idempotency_key: Annotated[str | None, Header(
             alias="Idempotency-Key", min_length=1, max_length=200,
-            description="Retrying with the same key returns the first answer; nothing happens twice.",
+            description="Retrying with the same key (and token) returns the first answer; nothing"
+            " happens twice. A key reused for a different customer command is 409.",
         )] = None,
         audit_reason: Annotated[str | None, Header(
             alias="X-Audit-Reason", max_length=500,
@@ -118,7 +135,8 @@ def caller(permission: Permission) -> Callable[..., Awaitable[Caller]]:
         return Caller(
             principal=principal, correlation_id=correlation_id(request),
             ip=request.client.host if request.client else None,
-            command_id=idempotency_key, reason=reason or None,
+            command_id=scoped_command_id(str(principal.token_id), idempotency_key),
+            reason=reason or None, idempotency_key=idempotency_key,
         )
 
     return dependency

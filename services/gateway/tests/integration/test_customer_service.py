@@ -116,6 +116,43 @@ async def test_idempotency_key_returns_the_first_card_and_creates_nothing_new(cl
     assert board["total"] == 1
 
 
+async def test_the_same_key_with_another_body_is_409_and_changes_nothing(client: Any) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await client.post("/v1/customers", json={"name": unique("first")}, headers=key)
+    assert first.status_code == 201, first.text
+    other = unique("other")
+    reused = await client.post("/v1/customers", json={"name": other}, headers=key)
+    assert reused.status_code == 409, reused.text
+    error = reused.json()["error"]
+    assert error["code"] == "conflict"
+    assert error["message"] == "this Idempotency-Key was already used for another request"
+    assert (await client.get("/v1/customers", params={"q": other})).json()["total"] == 0
+    url = f"/v1/customers/{first.json()['id']}"
+    patch = {"Idempotency-Key": str(uuid.uuid4())}
+    one = await client.patch(url, json={"channels": 7}, headers=patch)
+    again = await client.patch(url, json={"channels": 7}, headers=patch)
+    assert one.status_code == again.status_code == 200 and again.json() == one.json()
+    assert (await client.patch(url, json={"channels": 8}, headers=patch)).status_code == 409
+    card = (await client.get(url)).json()
+    assert card["channels"] == 7 and card["version"] == 2  # one event per request that changed it
+
+
+async def test_two_tokens_with_the_same_key_make_two_customers(gateway: Any, client: Any) -> None:
+    tokens = [await gateway.make_token("operator") for _ in range(2)]
+    ids = []
+    for token, long_key in [(t, k) for k in (False, True) for t in tokens]:
+        # "1": keys are the client's own; 200 characters: scoped by a hash, still the client's own
+        key = "k" * 200 if long_key else "1"
+        headers = {**gateway.as_token(token), "Idempotency-Key": key}
+        name = unique("mine")
+        first = await client.post("/v1/customers", json={"name": name}, headers=headers)
+        assert first.status_code == 201, first.text
+        retry = await client.post("/v1/customers", json={"name": name}, headers=headers)
+        assert retry.status_code == 201 and retry.json() == first.json()
+        ids.append(first.json()["id"])
+    assert len(set(ids)) == 4
+
+
 async def test_duplicate_name_is_409_case_insensitively(client) -> None:
     name = unique("Dup")
     await create(client, name)

@@ -32,7 +32,7 @@ async def test_command_meta_comes_from_headers_and_token(gateway, fake_customer)
     headers, body = fake_customer.last(Subjects.CREATE)
     assert headers["X-Correlation-Id"] == "req-42"
     assert body["meta"] == {
-        "command_id": "key-1", "reason": "customer asked", "correlation_id": "req-42",
+        "command_id": f"{token['id']}:key-1", "reason": "customer asked", "correlation_id": "req-42",
         "actor": {"kind": "operator", "id": token["id"], "name": token["name"], "ip": "127.0.0.1"},
     }
     assert body["customer"] == {"name": "Acme", "tags": ["a", "b"]}  # only what was sent, validated

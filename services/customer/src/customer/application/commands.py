@@ -6,13 +6,14 @@ events, read-model rows and replies in one statement (one round trip, one commit
 partitions commit at once, so one batch's commit wait overlaps the next batch's work, while
 one customer's commands stay in order in one worker. If that statement fails (a duplicate name, a
 concurrent writer), the batch is replayed one command at a time, so each gets its own
-answer; a version conflict without an expected version is retried on fresh state.
+answer; a version conflict without an expected version is retried on fresh state. A command
+with a command id stores its reply with its request's fingerprint (`idempotency.py`): a retry
+gets that reply, the same id with another request a conflict.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from shared.contracts.customer import (
 )
 from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError
-from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment
+from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
 from shared.ids import new_id
 from shared.rpc import error_bytes
 
@@ -48,6 +49,7 @@ from customer.application.contact_commands import (
     contact_fragments,
     decide_contact,
 )
+from customer.application.idempotency import RecentReplies, fingerprint, replay
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
@@ -80,28 +82,11 @@ class _Pending:
     command: Command
     future: asyncio.Future[bytes]
     stream_id: str  # a create's new id is fixed here, so a replayed batch keeps it
+    fingerprint: str | None  # of the request, when the command has a command id
 
 
 def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=str)
-
-
-class RecentReplies:
-    """Replies to the last commands this process committed, by command id (bounded)."""
-
-    def __init__(self, max_entries: int = 50_000) -> None:
-        self.max_entries = max_entries
-        self._replies: OrderedDict[str, bytes] = OrderedDict()
-
-    def get(self, command_id: str) -> bytes | None:
-        """The stored reply, if this process committed that command recently."""
-        return self._replies.get(command_id)
-
-    def put(self, command_id: str, reply: bytes) -> None:
-        """Remember a committed command's reply."""
-        self._replies[command_id] = reply
-        if len(self._replies) > self.max_entries:
-            self._replies.popitem(last=False)
 
 
 class _AppendFailed(Exception):
@@ -131,14 +116,20 @@ class CustomerCommands:
         self.batches = 0
         self.commands = 0
 
-    async def handle(self, command: Command) -> bytes:
-        """Run one command; answer its reply (a card, or an error) as JSON bytes."""
+    async def handle(self, command: Command, *, request_fingerprint: str | None = None) -> bytes:
+        """Run one command; answer its reply (a card, or an error) as JSON bytes.
+
+        `request_fingerprint`: the fingerprint of the request the command was built from, when
+        the command holds generated values (default: the command's own).
+        """
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         stream_id = (
             str(new_id()) if isinstance(command, CreateCustomer) else str(command.customer_id)
         )
+        if command.meta.command_id is not None and request_fingerprint is None:
+            request_fingerprint = fingerprint(command)
         self._queues[hash(stream_id) % len(self._queues)].put_nowait(
-            _Pending(command, future, stream_id)
+            _Pending(command, future, stream_id, request_fingerprint)
         )
         return await future
 
@@ -210,7 +201,9 @@ class CustomerCommands:
         ids = [p.command.meta.command_id for p in batch if p.command.meta.command_id]
         stored = {cid: r for cid in ids if (r := self.recent.get(cid)) is not None}
         if check_stored and len(stored) < len(ids):
-            stored |= await self.store.stored_replies([i for i in ids if i not in stored])
+            stored |= await self.store.stored_replies_with_fingerprints(
+                [i for i in ids if i not in stored]
+            )
         settings = await self.settings.current()
         await self.cache.ensure(
             p.stream_id for p in batch if not isinstance(p.command, CreateCustomer)
@@ -218,19 +211,19 @@ class CustomerCommands:
         now = self.clock()
         working: dict[str, CustomerState | None] = {}
         cards: dict[str, bytes] = {}  # the latest card JSON of each customer changed here
-        answered: dict[str, bytes] = {}
+        answered: dict[str, StoredReply] = {}
         events: list[EventEnvelope] = []
-        replies: list[tuple[str, str]] = []
+        replies: list[tuple[str, str, str | None]] = []
         results: list[tuple[_Pending, bytes]] = []
         decided: list[Command] = []  # commands with events, for their extra rows (contacts)
         for pending in batch:
             cmd = pending.command
             cid = cmd.meta.command_id
             if cid and cid in stored:
-                results.append((pending, stored[cid]))
+                results.append((pending, replay(stored[cid], pending.fingerprint)))
                 continue
             if cid and cid in answered:
-                results.append((pending, answered[cid]))
+                results.append((pending, replay(answered[cid], pending.fingerprint)))
                 continue
             try:
                 if not isinstance(cmd, ExpirePenalty):  # the sweeper gives its own reason
@@ -263,8 +256,8 @@ class CustomerCommands:
                 working[stream_id] = state
                 cards[stream_id] = reply
                 if cid:
-                    replies.append((cid, reply.decode()))
-                    answered[cid] = reply
+                    replies.append((cid, reply.decode(), pending.fingerprint))
+                    answered[cid] = StoredReply(reply, pending.fingerprint)
             results.append((pending, reply))
         if events:
             rows = [board.row(s, cards[sid].decode()) for sid, s in working.items() if s is not None]
@@ -279,8 +272,8 @@ class CustomerCommands:
                 raise _AppendFailed() from exc
             for stream_id, state in working.items():
                 self.cache.put(stream_id, state)
-            for cid, reply in answered.items():
-                self.recent.put(cid, reply)
+            for cid, first in answered.items():
+                self.recent.put(cid, first)
         return results
 
 

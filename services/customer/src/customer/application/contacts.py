@@ -26,6 +26,7 @@ from customer.application.contact_commands import (
     SetPasswordCmd,
     UpdateContactCmd,
 )
+from customer.application.idempotency import fingerprint
 from customer.application.passwords import Passwords, contains, generate_password
 from customer.domain.state import CustomerState
 
@@ -52,10 +53,11 @@ class ContactService:
             req.password.get_secret_value() if req.password else None, "contact_password",
             state, contact_id, fields["email"], fields["name"],
         )
+        # the command's contact id and password hash are new on every retry: the request counts
         return await self.commands.handle(AddContactCmd(
             customer_id=str(req.customer_id), meta=req.meta, contact_id=contact_id, fields=fields,
             password=password, expected_version=req.expected_version,
-        ))
+        ), request_fingerprint=fingerprint(req))
 
     async def update(self, req: UpdateContact) -> bytes:
         """Change fields; new notes are refused when they hold the contact's password."""
@@ -91,7 +93,7 @@ class ContactService:
         return await self.commands.handle(SetPasswordCmd(
             customer_id=str(req.customer_id), meta=req.meta, contact_id=str(req.contact_id),
             password=password,
-        ))
+        ), request_fingerprint=fingerprint(req))
 
     async def approve_cli(self, req: ChangeApprovedCli) -> bytes:
         """An operator approves a CLI by hand (recorded as such)."""

@@ -21,11 +21,12 @@ from shared.contracts.number_blocks import (
     ReleaseNumberBlock,
     SetNumberRange,
 )
-from shared.errors import ErrorCode, ServiceError
+from shared.errors import ErrorCode, ServiceError, key_reused
 from shared.ids import new_id
 
 from customer.application.block_and_edit_commands import AssignBlockCmd, ReleaseBlockCmd
 from customer.application.commands import CustomerCommands
+from customer.application.idempotency import fingerprint
 from customer.application.settings import SettingsService
 from customer.domain.number_blocks import (
     block_bounds,
@@ -108,8 +109,9 @@ class NumberBlocks:
                 raise exhausted(rng)
             start, end = block_bounds(rng, index)
             block = {"id": block_id, "index": index, "start": start, "end": end}
-            reply = await self.commands.handle(
-                AssignBlockCmd(str(cmd.customer_id), cmd.meta, block)
+            reply = await self.commands.handle(  # the block chosen may differ on a retry
+                AssignBlockCmd(str(cmd.customer_id), cmd.meta, block),
+                request_fingerprint=fingerprint(cmd),
             )
             if b'"number_block_taken"' in reply:
                 log.info("number_block_taken_retrying", index=index)
@@ -144,6 +146,6 @@ def _with_block(reply: bytes, block_id: str) -> bytes:
     if "error" in card:
         return reply
     block = next((b for b in card["number_blocks"] if b["id"] == block_id), None)
-    if block is None:  # a retried command whose first answer predates this block id
-        raise ServiceError(ErrorCode.CONFLICT, "this request was answered before; read the card")
+    if block is None:  # the key's first answer (stored without a fingerprint) was another request
+        raise key_reused()
     return b'{"block":%s,"customer":%s}' % (orjson.dumps(block), reply)

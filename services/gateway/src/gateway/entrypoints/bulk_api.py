@@ -119,9 +119,9 @@ async def bulk_upload(
     runtime = get_runtime(request)
     settings = runtime.settings
     reader = _reader(request)
-    upload_id = (
-        uuid.uuid5(UPLOAD_IDS, f"{who.principal.token_id}:{who.command_id}")
-        if who.command_id
+    upload_id = (  # scoped to the token like command ids; the raw key keeps older uploads' ids
+        uuid.uuid5(UPLOAD_IDS, f"{who.principal.token_id}:{who.idempotency_key}")
+        if who.idempotency_key
         else uuid.uuid4()
     )
     client = BulkClient(

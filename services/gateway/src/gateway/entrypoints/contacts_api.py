@@ -19,7 +19,7 @@ from shared.contracts.contacts import (
     PasswordChoice,
 )
 from shared.contracts.customer import CustomerCard
-from shared.errors import ErrorCode
+from shared.errors import ErrorCode, key_reused
 
 from gateway.auth.roles import Permission
 from gateway.dependencies import Caller, caller, correlation_id, expected_version, get_runtime, require
@@ -72,10 +72,11 @@ def _password_fields(choice: PasswordChoice | ContactAddRequest) -> dict[str, An
 
 def _contact_in(card: dict[str, Any], match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """The contact the command was about; missing only when the reply is the stored answer of
-    another command that used the same Idempotency-Key (the customer service replays it)."""
+    another request with the same Idempotency-Key, stored before the customer service kept
+    request fingerprints (it answers that conflict itself now)."""
     found = next((c for c in card.get("contacts", []) if match(c)), None)
     if found is None:
-        raise ApiError(ErrorCode.CONFLICT, "this Idempotency-Key was already used for another request")
+        raise key_reused()
     return dict(found)
 
 
