@@ -92,7 +92,9 @@ async def assert_exactly_once(database_url: str, nats_url: str, acked: Iterable[
     by_command: dict[str, list[asyncpg.Record]] = {}
     for row in events:
         if row["command_id"]:
-            by_command.setdefault(row["command_id"], []).append(row)
+            # through the gateway the command id is `<token id>:<Idempotency-Key>`: match on the key
+            key = row["command_id"].split(":", 1)[-1]
+            by_command.setdefault(key, []).append(row)
     twice = {cid: len(rows) for cid, rows in by_command.items() if len(rows) > 1}
     assert not twice, f"commands applied more than once: {list(twice.items())[:5]}"
     for ack in acked:
