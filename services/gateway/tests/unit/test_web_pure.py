@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from gateway.web.api_client import ApiResult
 from gateway.web.board_pages import BoardQuery, keep_rows
-from gateway.web.forms import changed_fields, errors_from, toml_error_line
+from gateway.web.forms import changed_fields, errors_from, idempotency_headers, new_form_key, toml_error_line
 from gateway.web.session import ConsoleSettings, CookieSealer, Session, csrf_matches
 from starlette.datastructures import ImmutableMultiDict
 
@@ -82,3 +82,15 @@ def test_sealed_sessions_open_only_with_the_same_key() -> None:
     assert CookieSealer("key two", settings).open(value) is None
     assert sealer.open(value[:-2] + "xx") is None
     assert csrf_matches("abc", "abc") and not csrf_matches("abc", "abd") and not csrf_matches(None, None)
+
+
+def test_a_form_key_makes_one_idempotency_key_per_form_and_values() -> None:
+    key = new_form_key()
+    assert key != new_form_key()
+    form = ImmutableMultiDict({"form_key": key, "code": "123456"})
+    assert idempotency_headers(form) == {"Idempotency-Key": key}
+    same = idempotency_headers(form, "123456")
+    assert same == idempotency_headers(ImmutableMultiDict(form), "123456")
+    assert same["Idempotency-Key"].startswith(key + ".") and same != idempotency_headers(form, "654321")
+    for bad in ({}, {"form_key": ""}, {"form_key": "short"}, {"form_key": "x" * 65}, {"form_key": "a b" * 8}):
+        assert idempotency_headers(ImmutableMultiDict(bad), "1") == {}

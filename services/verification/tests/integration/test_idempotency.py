@@ -65,14 +65,20 @@ async def test_a_retried_request_and_confirmation_answer_as_the_first(running: N
         assert note is not None and note.sealed_secret is not None
         code = Sealer(KEY).unseal(note.sealed_secret)
         other = await call(nats, "verification.cmd.request-code", request | {"channel": "mobile"})
-        assert other["error"]["code"] == "conflict"
+        assert other["error"]["code"] == "conflict" and other["error"]["details"][0]["field"] == "Idempotency-Key"
 
         confirm = {"caller": who, "channel": "email", "code": code, "meta": {"command_id": "confirm-1"}}
         done = await call(nats, "verification.cmd.confirm-code", confirm)
         assert done["verified"] is True
         assert await call(nats, "verification.cmd.confirm-code", confirm) == done
         reused = await call(nats, "verification.cmd.confirm-code", confirm | {"meta": {"command_id": "confirm-2"}})
-        assert reused["error"]["code"] == "conflict"
+        assert reused["error"]["code"] == "conflict" and reused["error"]["details"] == []  # the code is used
+        wrong = str((int(code) + 1) % 1_000_000).zfill(6)
+        for key_reused in (confirm | {"code": wrong}, confirm | {"meta": {"command_id": "req-1"}},
+                           request | {"meta": {"command_id": "confirm-1"}}):
+            subject = "request-code" if "code" not in key_reused else "confirm-code"
+            answer = await call(nats, f"verification.cmd.{subject}", key_reused)
+            assert answer["error"]["details"][0]["field"] == "Idempotency-Key", (key_reused, answer)
         assert [n.notification_id for n in notes].count(mine) == 1
 
         cli = {"caller": who, "number": "+442079460123", "meta": {"command_id": "cli-1"}}

@@ -56,3 +56,24 @@ def test_rate_limit() -> None:
     assert codes.rate_limited(4, 5, 600) is None
     limited = codes.rate_limited(5, 5, 600)
     assert limited is not None and limited.code == ErrorCode.RATE_LIMITED and "10 minutes" in limited.message
+
+
+def test_a_request_key_replays_its_own_code_and_refuses_any_other_use() -> None:
+    first = record(request_id="k")
+    assert codes.first_request([], "k", "email", "a@example.com") is None
+    assert codes.first_request([first], "k", "email", "a@example.com") == first
+    for used, channel, target in (([first], "mobile", "a@example.com"), ([first], "email", "b@example.com"),
+                                  ([record(confirm_id="k")], "email", "a@example.com")):
+        with pytest.raises(ServiceError) as exc:
+            codes.first_request(used, "k", channel, target)
+        assert exc.value.code == ErrorCode.CONFLICT and exc.value.details[0].field == "Idempotency-Key"
+
+
+def test_a_confirmation_key_replays_only_the_same_confirmation() -> None:
+    first = record(status="verified", confirm_id="k")
+    assert codes.first_confirmation([], "k", lambda r: True) is None
+    assert codes.first_confirmation([first], "k", lambda r: r.id == "v1") == first
+    for used, same in (([first], lambda r: False), ([record(request_id="k")], lambda r: True)):
+        with pytest.raises(ServiceError) as exc:
+            codes.first_confirmation(used, "k", same)
+        assert exc.value.code == ErrorCode.CONFLICT and exc.value.details[0].field == "Idempotency-Key"

@@ -3,6 +3,9 @@
 Every portal route acts only for the contact and customer inside its session token: no
 route takes a customer or contact id from the client. The customer and verification
 services check the session again on each request (contact still there, portal rules).
+The verification routes take an `Idempotency-Key`, sent on as `meta.command_id` scoped to the
+contact (or, for the e-mail link, to the verification): a retry after a lost reply answers like
+the first and sends no second code.
 """
 
 from __future__ import annotations
@@ -11,14 +14,14 @@ import json
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
 from shared.contracts.contacts import E164, ContactSubjects, PortalView
 from shared.contracts.verification import CodeSent, VerificationSubjects, Verified
 from shared.errors import ErrorCode
 
-from gateway.dependencies import correlation_id, get_runtime
+from gateway.dependencies import correlation_id, get_runtime, scoped_command_id
 from gateway.errors import UNAUTHENTICATED_DOC, VALIDATION_DOC, ApiError, _doc
 from gateway.portal.rate_limit import limit_key
 from gateway.runtime import PortalKit
@@ -31,7 +34,15 @@ RATE_DOC = _doc("Too many attempts; `Retry-After` says when to try again.")
 FORBIDDEN_DOC = _doc(
     "Portal access is off, the customer is inactive or deleted, or the address is not allowed."
 )
-ERRORS: dict[int | str, dict[str, Any]] = {401: UNAUTHENTICATED_DOC, 403: FORBIDDEN_DOC, 422: VALIDATION_DOC}
+CONFLICT_DOC = _doc("The code was already used, or the Idempotency-Key was used for another request.")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: UNAUTHENTICATED_DOC, 403: FORBIDDEN_DOC, 409: CONFLICT_DOC, 422: VALIDATION_DOC,
+}
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200,
+    description="Retrying with the same key (as the same contact) returns the first answer: no second"
+    " code, test call or outcome. A key reused for another request is 409.",
+)]
 
 
 class Strict(BaseModel):
@@ -101,6 +112,12 @@ async def session(
 Session = Annotated[dict[str, Any], Depends(session)]
 
 
+def _meta(scope: str, key: str | None) -> dict[str, Any]:
+    """`meta` for a verification request: the Idempotency-Key scoped to its owner (none without a key)."""
+    command_id = scoped_command_id(scope, key)
+    return {"meta": {"command_id": command_id}} if command_id else {}
+
+
 async def _ask(request: Request, client: ServiceClient, subject: str, body: dict[str, Any]) -> Response:
     data = await client.request(subject, json.dumps(body).encode(), correlation_id=correlation_id(request))
     return Response(data, media_type="application/json")
@@ -149,10 +166,13 @@ async def me(request: Request, who: Session) -> Response:
     responses={**ERRORS, 429: RATE_DOC},
     summary="Request a verification code",
 )
-async def request_code(request: Request, channel: Literal["email", "mobile"], who: Session) -> Response:
+async def request_code(
+    request: Request, channel: Literal["email", "mobile"], who: Session, key: IdempotencyKey = None
+) -> Response:
     """Send a 6-digit code to the contact's e-mail (with a link) or mobile; valid 10 minutes."""
     return await _ask(
-        request, _portal(request)[1], VerificationSubjects.REQUEST_CODE, {"caller": who, "channel": channel}
+        request, _portal(request)[1], VerificationSubjects.REQUEST_CODE,
+        {"caller": who, "channel": channel, **_meta(who["contact_id"], key)},
     )
 
 
@@ -163,7 +183,8 @@ async def request_code(request: Request, channel: Literal["email", "mobile"], wh
     summary="Confirm a verification code",
 )
 async def confirm_code(
-    request: Request, channel: Literal["email", "mobile"], body: CodeEntry, who: Session
+    request: Request, channel: Literal["email", "mobile"], body: CodeEntry, who: Session,
+    key: IdempotencyKey = None,
 ) -> Response:
     """Enter the code: 5 wrong tries lock it (request a new one)."""
     await _limit_codes(request, who)
@@ -171,7 +192,7 @@ async def confirm_code(
         request,
         _portal(request)[1],
         VerificationSubjects.CONFIRM_CODE,
-        {"caller": who, "channel": channel, "code": body.code},
+        {"caller": who, "channel": channel, "code": body.code, **_meta(who["contact_id"], key)},
     )
 
 
@@ -180,6 +201,7 @@ async def confirm_link(
     request: Request,
     verification_id: Annotated[UUID, Query()],
     code: Annotated[str, Query(min_length=1, max_length=20)],
+    key: IdempotencyKey = None,
 ) -> Response:
     """Confirm an e-mail by the link in the code's e-mail (no session needed)."""
     kit, verification = _portal(request)
@@ -194,7 +216,8 @@ async def confirm_link(
         request,
         verification,
         VerificationSubjects.CONFIRM_LINK,
-        {"verification_id": str(verification_id), "code": code},
+        # no session here: the key is scoped to the verification (whose contact the service knows)
+        {"verification_id": str(verification_id), "code": code, **_meta(str(verification_id), key)},
     )
 
 
@@ -204,10 +227,11 @@ async def confirm_link(
     responses={**ERRORS, 429: RATE_DOC, 503: _doc("No switch.")},
     summary="Start a CLI test call",
 )
-async def start_cli(request: Request, body: CliStart, who: Session) -> Response:
+async def start_cli(request: Request, body: CliStart, who: Session, key: IdempotencyKey = None) -> Response:
     """Ask the switch to call the number and speak a code."""
     return await _ask(
-        request, _portal(request)[1], VerificationSubjects.START_CLI, {"caller": who, "number": body.number}
+        request, _portal(request)[1], VerificationSubjects.START_CLI,
+        {"caller": who, "number": body.number, **_meta(who["contact_id"], key)},
     )
 
 
@@ -217,14 +241,16 @@ async def start_cli(request: Request, body: CliStart, who: Session) -> Response:
     responses={**ERRORS, 429: RATE_DOC},
     summary="Confirm a CLI test call's code",
 )
-async def confirm_cli(request: Request, number: str, body: CodeEntry, who: Session) -> Response:
+async def confirm_cli(
+    request: Request, number: str, body: CodeEntry, who: Session, key: IdempotencyKey = None
+) -> Response:
     """Enter the code the test call spoke; the CLI joins the customer's approved CLIs."""
     await _limit_codes(request, who)
     return await _ask(
         request,
         _portal(request)[1],
         VerificationSubjects.CONFIRM_CLI,
-        {"caller": who, "number": number, "code": body.code},
+        {"caller": who, "number": number, "code": body.code, **_meta(who["contact_id"], key)},
     )
 
 

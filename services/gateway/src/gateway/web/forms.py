@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,8 @@ CODE_FIELDS = {
 # the API's request wrappers (`changes.tax` in a PATCH answered by the service is `tax` here)
 WRAPPERS = ("changes.", "customer.", "contact.", "set.", "body.")
 TOML_POSITION = re.compile(r"at line (\d+), column (\d+)")
+FORM_KEY_FIELD = "form_key"  # a hidden input: one idempotency key per rendered form
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 @dataclass
@@ -98,6 +102,25 @@ def toml_error_line(errors: FormErrors, name: str = "config_toml") -> tuple[int,
         if found:
             return int(found.group(1)), int(found.group(2))
     return None
+
+
+def new_form_key() -> str:
+    """A fresh key for one rendered form (a template global, see the `form_key` macro)."""
+    return secrets.token_urlsafe(16)
+
+
+def idempotency_headers(form: FormData, *sent: str) -> dict[str, str]:
+    """`Idempotency-Key` from the form's key and the values it sends.
+
+    A double submit or a resubmit of the same rendered form with the same values is one command;
+    values edited in that form (after a lost reply) make another. No key, or a malformed one: none.
+    """
+    key = form.get(FORM_KEY_FIELD)
+    if not isinstance(key, str) or not FORM_KEY.fullmatch(key):
+        return {}
+    if sent:
+        key += "." + hashlib.sha256("\x1f".join(sent).encode()).hexdigest()[:16]
+    return {"Idempotency-Key": key}
 
 
 def text(form: FormData, name: str) -> str:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from gateway.web.api_client import Api, SignInRequired
-from gateway.web.forms import FormErrors, errors_from, text
+from gateway.web.forms import FormErrors, errors_from, idempotency_headers, text
 from gateway.web.pages import TEMPLATES, CsrfFailed, Page, forbidden_page, redirect, sealer, signin_redirect
 from gateway.web.session import (
     CSRF_FIELD,
@@ -137,10 +137,10 @@ async def home(page: PortalPage) -> Response:
 
 @router.post("/verify/{channel}")
 async def request_code(page: PortalPage, channel: str) -> Response:
-    """Send a code to the contact's e-mail or mobile."""
-    await page.form()
+    """Send a code to the contact's e-mail or mobile (a double submit sends one)."""
+    form = await page.form()
     channel = channel if channel in CHANNELS else "email"
-    result = await page.api.post(f"/portal/v1/verify/{channel}")
+    result = await page.api.post(f"/portal/v1/verify/{channel}", headers=idempotency_headers(form))
     if result.ok:
         return await _home(page, code_sent=result.body)
     return await _home(page, errors=errors_from(result, {"code"}), failed=channel, status=result.status)
@@ -151,7 +151,9 @@ async def confirm_code(page: PortalPage, channel: str) -> Response:
     """Enter the code."""
     form = await page.form()
     channel = channel if channel in CHANNELS else "email"
-    result = await page.api.post(f"/portal/v1/verify/{channel}/confirm", json={"code": text(form, "code")})
+    code = text(form, "code")
+    result = await page.api.post(f"/portal/v1/verify/{channel}/confirm", json={"code": code},
+                                 headers=idempotency_headers(form, code))
     if result.ok:
         return redirect(f"{PORTAL}/home?notice={channel}-verified")
     return await _home(page, errors=errors_from(result, {"code"}), failed=channel, status=result.status)
@@ -162,7 +164,8 @@ async def start_cli(page: PortalPage) -> Response:
     """Ask for a test call to the number; then the code it speaks is entered below."""
     form = await page.form()
     number = text(form, "number")
-    result = await page.api.post("/portal/v1/clis", json={"number": number})
+    result = await page.api.post("/portal/v1/clis", json={"number": number},
+                                 headers=idempotency_headers(form, number))
     if result.ok:
         return redirect(f"{PORTAL}/home?cli={quote(number)}")
     return await _home(page, errors=errors_from(result, {"number"}), failed="cli", status=result.status,
@@ -174,8 +177,9 @@ async def confirm_cli(page: PortalPage) -> Response:
     """Enter the test call's code; the CLI joins the approved list."""
     form = await page.form()
     number = text(form, "number")
+    code = text(form, "code")
     result = await page.api.post(f"/portal/v1/clis/{quote(number, safe='')}/confirm",
-                                 json={"code": text(form, "code")})
+                                 json={"code": code}, headers=idempotency_headers(form, number, code))
     if result.ok:
         return redirect(f"{PORTAL}/home?notice=cli-approved")
     return await _home(page, errors=errors_from(result, {"code", "number"}), failed="cli-code",

@@ -154,6 +154,12 @@ class VerificationService:
             if record is None or record.channel != "email":
                 raise ServiceError(ErrorCode.CODE_NOT_REQUESTED, "this link is not valid; request a new code")
             actor = Actor(kind="portal", id=record.contact_id, name="e-mail link")
+            link = record.id
+            first = await self._first_confirmation(
+                conn, record.contact_id, req.meta.command_id, req.code, lambda r: r.id == link
+            )
+            if first is not None:
+                return _verified(first)
             return await self._try(conn, record, record.target, req.code, actor, req.meta.command_id)
 
     async def _issue(
@@ -188,11 +194,11 @@ class VerificationService:
         )
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_contact(conn, record.contact_id)
-            if command_id and (first := await store.by_request_id(conn, record.contact_id, command_id)):
-                if (first.channel, first.target) != (channel, target):
-                    raise ServiceError(ErrorCode.CONFLICT, "this command id was used for another request")
-                log.info("verification_request_replayed", verification_id=first.id)
-                return self._code_sent(first)  # retried after a lost reply: no second code
+            if command_id:
+                used = await store.by_command_id(conn, record.contact_id, command_id)
+                if first := codes.first_request(used, command_id, channel, target):
+                    log.info("verification_request_replayed", verification_id=first.id)
+                    return self._code_sent(first)  # retried after a lost reply: no second code
             since = now - timedelta(seconds=self.limits.request_window_s)
             recent = await store.recent_requests(conn, record.contact_id, since)
             limit = self.limits.requests_per_window
@@ -263,16 +269,35 @@ class VerificationService:
         number: str | None = None,
     ) -> bytes:
         async with self.pool.acquire() as conn, conn.transaction():
+            # locked first: a concurrent twin of this confirmation commits before we look for it
             record = await store.latest_for_update(conn, contact_id, channel, number)
+            first = await self._first_confirmation(
+                conn, contact_id, command_id, code,
+                lambda r: r.channel == channel and (number is None or r.target == number),
+            )
+            if first is not None:
+                return _verified(first)
             return await self._try(conn, record, target, code, actor, command_id)
+
+    async def _first_confirmation(
+        self, conn: asyncpg.Connection, contact_id: str, command_id: str | None, code: str,
+        same: Callable[[codes.CodeRecord], bool],
+    ) -> codes.CodeRecord | None:
+        """The code this confirmation verified before, when it is retried (its reply was lost)."""
+        if not command_id:
+            return None
+        used = await store.by_command_id(conn, contact_id, command_id)
+        first = codes.first_confirmation(
+            used, command_id, lambda r: same(r) and codes.matches(self.pepper, r.id, code, r.code_hash)
+        )
+        if first is not None:
+            log.info("verification_confirm_replayed", verification_id=first.id)
+        return first
 
     async def _try(
         self, conn: asyncpg.Connection, record: codes.CodeRecord | None, target: str, code: str, actor: Actor,
         command_id: str | None,
     ) -> bytes:
-        if command_id and record is not None and record.confirm_id == command_id:
-            log.info("verification_confirm_replayed", verification_id=record.id)
-            return _verified(record)  # this confirmation again (its reply was lost): the same answer
         record = codes.check_usable(record, self.clock(), self.limits.max_attempts, target)
         if not codes.matches(self.pepper, record.id, code, record.code_hash):
             attempts = record.attempts + 1

@@ -60,14 +60,14 @@ async def insert_code(
     await insert_messages(conn, messages)
 
 
-async def by_request_id(conn: asyncpg.Connection, contact_id: str, request_id: str) -> CodeRecord | None:
-    """The code a request of this contact with this idempotency key issued, if any."""
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM codes WHERE contact_id = $1::uuid AND request_id = $2",
+async def by_command_id(conn: asyncpg.Connection, contact_id: str, command_id: str) -> list[CodeRecord]:
+    """The codes of this contact that a request or a confirmation with this idempotency key touched."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM codes WHERE contact_id = $1::uuid AND (request_id = $2 OR confirm_id = $2)",
         contact_id,
-        request_id,
+        command_id,
     )
-    return _record(row)
+    return [CodeRecord(**dict(row)) for row in rows]
 
 
 async def latest_for_update(

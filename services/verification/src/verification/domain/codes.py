@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.errors import ErrorCode, ServiceError
+from shared.errors import ErrorCode, ServiceError, key_reused
 
 CODE_DIGITS = 6
 
@@ -89,3 +90,38 @@ def rate_limited(recent: int, limit: int, window_s: float) -> ServiceError | Non
     return ServiceError(
         ErrorCode.RATE_LIMITED, f"at most {limit} codes per {int(window_s // 60)} minutes; try again later"
     )
+
+
+def first_request(
+    used: Sequence[CodeRecord], command_id: str, channel: str, target: str
+) -> CodeRecord | None:
+    """The code an earlier request with this command id issued (a retry answers it again), if any.
+
+    `used`: the contact's codes that hold the command id. A key that confirmed a code, or that
+    asked for a code of another channel or target, is `key_reused` (409).
+    """
+    if any(record.confirm_id == command_id for record in used):
+        raise key_reused()
+    first = next((record for record in used if record.request_id == command_id), None)
+    if first is not None and (first.channel, first.target) != (channel, target):
+        raise key_reused()
+    return first
+
+
+def first_confirmation(
+    used: Sequence[CodeRecord], command_id: str, same: Callable[[CodeRecord], bool]
+) -> CodeRecord | None:
+    """The code an earlier confirmation with this command id verified, when `same` says this is
+    its retry (the same thing, the same code); None for a new key.
+
+    A key that asked for a code, or that confirmed something else, is `key_reused` (409).
+    """
+    if any(record.request_id == command_id for record in used):
+        raise key_reused()
+    confirmed = [record for record in used if record.confirm_id == command_id]
+    if not confirmed:
+        return None
+    first = next((record for record in confirmed if same(record)), None)
+    if first is None:
+        raise key_reused()
+    return first
