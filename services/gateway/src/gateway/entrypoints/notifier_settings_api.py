@@ -104,6 +104,23 @@ async def _ask(
     return await notifier(request, timeout_s).request(subject, payload, correlation_id=cid)
 
 
+async def _put(
+    request: Request, channel: str, body: EmailSettingsWrite | SmsSettingsWrite, who: Caller,
+    version: int | None,
+) -> Response:
+    """A channel's settings replaced (with If-Match's version when given)."""
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    payload = {"meta": who.meta(), "expected_version": version, **changes}
+    return _json(await _ask(request, f"notifier.cmd.settings.{channel}", payload, who.correlation_id))
+
+
+async def _send_test(request: Request, channel: str, body: TestMessage, who: Caller) -> Response:
+    """One message on a channel now, with the stored settings; the provider's answer."""
+    data = await _ask(request, f"notifier.cmd.settings.{channel}.test", {"meta": who.meta(), "to": body.to},
+                      who.correlation_id, TEST_TIMEOUT_S)
+    return Response(data, media_type="application/json")
+
+
 @router.get("/email", response_model=EmailSettingsRead, dependencies=READ_AS_ADMIN, summary="E-mail settings")
 async def get_email_settings(request: Request) -> Response:
     """From address and name, SMTP server and security; never the password."""
@@ -120,25 +137,13 @@ async def put_email_settings(
     request: Request, body: EmailSettingsWrite, who: Admin, version: Version
 ) -> Response:
     """Replace the settings; the password is sealed at rest and never shown again."""
-    payload = {
-        "meta": who.meta(),
-        "expected_version": version,
-        **body.model_dump(mode="json", exclude_unset=True),
-    }
-    return _json(await _ask(request, "notifier.cmd.settings.email", payload, who.correlation_id))
+    return await _put(request, "email", body, who, version)
 
 
 @router.post("/email/test", response_model=TestOutcome, summary="Send a test e-mail")
 async def test_email(request: Request, body: TestMessage, who: Admin) -> Response:
     """Send one e-mail now with the stored settings; the answer says what the SMTP server said."""
-    data = await _ask(
-        request,
-        "notifier.cmd.settings.email.test",
-        {"meta": who.meta(), "to": body.to},
-        who.correlation_id,
-        TEST_TIMEOUT_S,
-    )
-    return Response(data, media_type="application/json")
+    return await _send_test(request, "email", body, who)
 
 
 @router.get("/sms", response_model=SmsSettingsRead, dependencies=READ_AS_ADMIN, summary="SMS settings")
@@ -157,22 +162,10 @@ async def put_sms_settings(
     request: Request, body: SmsSettingsWrite, who: Admin, version: Version
 ) -> Response:
     """Replace the settings; the auth token is sealed at rest and never shown again."""
-    payload = {
-        "meta": who.meta(),
-        "expected_version": version,
-        **body.model_dump(mode="json", exclude_unset=True),
-    }
-    return _json(await _ask(request, "notifier.cmd.settings.sms", payload, who.correlation_id))
+    return await _put(request, "sms", body, who, version)
 
 
 @router.post("/sms/test", response_model=TestOutcome, summary="Send a test SMS")
 async def test_sms(request: Request, body: TestMessage, who: Admin) -> Response:
     """Send one SMS now with the stored settings; the answer says what Twilio said."""
-    data = await _ask(
-        request,
-        "notifier.cmd.settings.sms.test",
-        {"meta": who.meta(), "to": body.to},
-        who.correlation_id,
-        TEST_TIMEOUT_S,
-    )
-    return Response(data, media_type="application/json")
+    return await _send_test(request, "sms", body, who)
