@@ -90,6 +90,15 @@ async def _command(request: Request, who: Caller, subject: str, body: dict[str, 
     return card
 
 
+async def _cli_command(
+    request: Request, who: Caller, subject: str, customer_id: UUID, number: str, version: int | None
+) -> Response:
+    """Approve or remove a CLI: the card, with its version as the ETag."""
+    card = await _command(request, who, subject,
+                          {"customer_id": str(customer_id), "number": number, "expected_version": version})
+    return Response(json.dumps(card), media_type="application/json", headers={"ETag": f'"{card["version"]}"'})
+
+
 def _contact_response(card: dict[str, Any], contact: dict[str, Any], status_code: int = 200) -> Response:
     headers = {
         "ETag": f'"{card["version"]}"',
@@ -209,17 +218,7 @@ async def approve_cli(
     request: Request, customer_id: UUID, body: CliRequest, who: Writer, version: Version
 ) -> Response:
     """Add a CLI to approved_clis without a test call (recorded as the operator's)."""
-    card = await _command(
-        request,
-        who,
-        ContactSubjects.APPROVE_CLI,
-        {
-            "customer_id": str(customer_id),
-            "number": body.number,
-            "expected_version": version,
-        },
-    )
-    return Response(json.dumps(card), media_type="application/json", headers={"ETag": f'"{card["version"]}"'})
+    return await _cli_command(request, who, ContactSubjects.APPROVE_CLI, customer_id, body.number, version)
 
 
 @router.delete(
@@ -232,17 +231,7 @@ async def remove_cli(
     request: Request, customer_id: UUID, number: str, who: Writer, version: Version
 ) -> Response:
     """Take a CLI off approved_clis."""
-    card = await _command(
-        request,
-        who,
-        ContactSubjects.REMOVE_CLI,
-        {
-            "customer_id": str(customer_id),
-            "number": number,
-            "expected_version": version,
-        },
-    )
-    return Response(json.dumps(card), media_type="application/json", headers={"ETag": f'"{card["version"]}"'})
+    return await _cli_command(request, who, ContactSubjects.REMOVE_CLI, customer_id, number, version)
 
 
 @router.get(
