@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps(str) writes
 from typing import Any
 
 import asyncpg
@@ -73,22 +75,47 @@ def make_view(
     if verification.get("mobile_required") and not any(c["mobile_verified"] for c in contacts):
         after.append("mobile_unverified")
     until = fields.get("penalty_until") if status == "penalty" else None
-    limits = json.dumps({"channels": fields["channels"], "cps": str(fields["cps"]),
-                         "debit_limit": str(fields["debit_limit"])}, separators=(",", ":"))
-    view = DialView(
+    # what json.dumps({...}, separators=(",", ":")) writes, without its encoder's set-up
+    channels = fields["channels"]
+    limits = (
+        f'{{"channels":{channels if type(channels) is int else json.dumps(channels)},'
+        f'"cps":{_json_str(str(fields["cps"]))},'
+        f'"debit_limit":{_json_str(str(fields["debit_limit"]))}}}'
+    )
+    penalty_json = "null" if until is None else json.dumps(until)
+    return DialView(
         version=version, before=tuple(before), after=tuple(after),
         penalty_until=datetime.fromisoformat(until).timestamp() if until else None,
-        penalty_json=json.dumps(until), clis_only=bool(verification.get("approved_clis_only")),
-        approved=frozenset(approved), limits=limits, plain=b"",
+        penalty_json=penalty_json, clis_only=bool(verification.get("approved_clis_only")),
+        approved=frozenset(approved), limits=limits,
+        plain=_answer(limits, penalty_json, (*before, *after), penalty=False),
     )
-    return replace(view, plain=_render(view, [*before, *after], penalty=False))
 
 
 def _render(view: DialView, reasons: list[str], *, penalty: bool) -> bytes:
+    return _answer(view.limits, view.penalty_json, tuple(reasons), penalty=penalty)
+
+
+def _answer(limits: str, penalty_json: str, reasons: tuple[str, ...], *, penalty: bool) -> bytes:
     return (
-        f'{{"allowed":{"false" if reasons else "true"},"reasons":{json.dumps(reasons)},'
-        f'"limits":{view.limits},"penalty_until":{view.penalty_json if penalty else "null"}}}'
+        f'{{"allowed":{"false" if reasons else "true"},"reasons":{_reasons_json(reasons)},'
+        f'"limits":{limits},"penalty_until":{penalty_json if penalty else "null"}}}'
     ).encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _reasons_json(reasons: tuple[str, ...]) -> str:
+    # a handful of fixed reason lists: each is encoded once
+    return json.dumps(list(reasons))
+
+
+def dial_inputs(state: CustomerState) -> tuple[Any, ...]:
+    """What a customer's dial view is made of: states equal in these have equal views."""
+    f = state.fields
+    return (
+        f["status"], f.get("verification"), f.get("penalty_until"), f["channels"], f["cps"],
+        f["debit_limit"], state.deleted, state.contacts, state.approved_clis,
+    )
 
 
 def normalize_cli(cli: str) -> str:
@@ -161,9 +188,23 @@ class IndexedStateCache(StateCache):
         self.index = index
 
     def put(self, stream_id: str, state: CustomerState | None) -> None:
-        """Remember the state, and update the customer's dial view."""
+        """Remember the state, and update the customer's dial view.
+
+        A change that leaves the view's inputs as they were (notes, name, tags...) moves the
+        view's version on instead of building it again.
+        """
+        previous = self._states.get(stream_id)
         super().put(stream_id, state)
-        self.index.apply_state(stream_id, state)
+        if state is None:
+            return
+        view = self.index.views.get(stream_id)
+        if (
+            previous is not None and view is not None and view.version == previous.version
+            and state.version > previous.version and dial_inputs(previous) == dial_inputs(state)
+        ):
+            self.index.put(stream_id, replace(view, version=state.version))
+        else:
+            self.index.apply_state(stream_id, state)
 
 
 class DialFeed:
