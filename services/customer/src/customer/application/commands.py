@@ -158,14 +158,13 @@ class CustomerCommands:
             self.commands += len(batch)
 
     async def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
-        if len(batch) > 1:
-            try:
-                # optimistic: no look-up of stored replies first; a retried command that this
-                # process has not answered makes the append fail on commands_pkey, and then
-                # each command goes the careful way below
-                return await self._execute(batch, check_stored=False)
-            except _AppendFailed:
-                self.cache.forget(p.stream_id for p in batch)
+        try:
+            # optimistic, a batch of one too: no look-up of stored replies first; a retried
+            # command that this process has not answered makes the append fail on
+            # commands_pkey, and then each command goes the careful way below
+            return await self._execute(batch, check_stored=False)
+        except _AppendFailed:
+            self.cache.forget(p.stream_id for p in batch)
         return [(p, await self._execute_one(p)) for p in batch]
 
     async def _execute_one(self, pending: _Pending) -> bytes:
