@@ -52,7 +52,10 @@ class CustomerSettings(CommonSettings):
 
     db_pool_size: int = 10
     command_batch: int = 256
-    command_partitions: int = 4
+    # concurrent batches: 1 on a small machine (bigger batches: measured 4 -> 1 on 2 cores, the
+    # service's CPU per create -25%, PostgreSQL's -45%); more where the database is remote or
+    # has cores to spare (docs/performance.md)
+    command_partitions: int = 1
     penalty_sweep_interval_s: float = 1.0
     stream_replicas: int = 1
     # where contacts log in (sent with generated passwords)

@@ -2,9 +2,12 @@
 
 Commands queue up by customer partition; each partition's worker takes whatever has arrived
 (up to `max_batch`), decides each against the states in memory, and appends all their
-events, read-model rows and replies in one statement (one round trip, one commit). Several
-partitions commit at once, so one batch's commit wait overlaps the next batch's work, while
-one customer's commands stay in order in one worker. If that statement fails (a duplicate name, a
+events, read-model rows and replies in one statement (one round trip, one commit). With
+several partitions (`partitions`), batches commit at once, so one batch's commit wait overlaps
+the next batch's work; with one (the default), commands that arrive during a commit wait and
+make the next batch larger, which costs less CPU per command wherever the CPU, not the
+database's latency, is the limit (docs/performance.md). One customer's commands stay in order
+in one worker. If that statement fails (a duplicate name, a
 concurrent writer), the batch is replayed one command at a time, so each gets its own
 answer; a version conflict without an expected version is retried on fresh state. A command
 with a command id stores its reply with its request's fingerprint (`idempotency.py`): a retry
@@ -103,7 +106,7 @@ class CustomerCommands:
         cache: StateCache,
         *,
         max_batch: int = 256,
-        partitions: int = 4,
+        partitions: int = 1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
