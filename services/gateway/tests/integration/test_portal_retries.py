@@ -13,31 +13,25 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from gateway.settings import GatewaySettings
 from shared.testing.waiting import wait_for
 
-from .test_portal import KEY, Recorder, bearer, ok, world
+from .test_portal import Recorder, bearer, gateway_settings, ok, world
 
 pytestmark = pytest.mark.servers
 PASSWORD = "Retry-Password-0001"
-__all__ = ["world"]  # the module's own customer and verification services, from test_portal
+# the module's own settings, customer and verification services, as test_portal has them
+__all__ = ["gateway_settings", "world"]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def gateway_settings(
-    module_nats_url: str, make_database: Callable[[], Awaitable[str]], admin_token: str
-) -> GatewaySettings:
-    return GatewaySettings(
-        nats_url=module_nats_url, database_url=await make_database(), admin_token=admin_token,
-        request_timeout_s=3.0, secret_key=KEY, portal_login_per_email=6, portal_login_per_ip=1000,
-        portal_code_entries_per_contact=50,
-    )
+async def email_code(gateway: Any, world: Recorder, token: str) -> tuple[str, str]:
+    """Ask for an e-mail code (no key) and read it on NOTIFY: (verification id, code)."""
+    sent = await ok(await gateway.client.post("/portal/v1/verify/email", headers=bearer(token)))
+    vid = sent["verification_id"]
+    return vid, await wait_for(lambda: world.secret(f"verification:{vid}"), message="the code on NOTIFY")
 
 
 async def portal_contact(gateway: Any, **verification: bool) -> tuple[dict[str, Any], str]:
@@ -103,9 +97,7 @@ async def test_a_code_request_retried_with_its_key_sends_one_code(gateway: Any, 
 async def test_a_confirmation_retried_with_its_key_answers_verified_again(gateway: Any, world: Recorder) -> None:
     client: httpx.AsyncClient = gateway.client
     contact, token = await portal_contact(gateway)
-    sent = await ok(await client.post("/portal/v1/verify/email", headers=bearer(token)))
-    vid = sent["verification_id"]
-    code = await wait_for(lambda: world.secret(f"verification:{vid}"), message="the code on NOTIFY")
+    vid, code = await email_code(gateway, world, token)
     confirm = "/portal/v1/verify/email/confirm"
     done = await ok(await client.post(confirm, json={"code": code}, headers=keyed(token, "confirm-1")))
     assert done == {"verification_id": vid, "channel": "email", "target": contact["email"], "verified": True}
@@ -155,9 +147,7 @@ async def test_a_cli_test_call_and_its_confirmation_retried_with_their_keys(
 async def test_the_email_link_followed_again_with_its_key_answers_verified(gateway: Any, world: Recorder) -> None:
     client: httpx.AsyncClient = gateway.client
     _, token = await portal_contact(gateway)
-    sent = await ok(await client.post("/portal/v1/verify/email", headers=bearer(token)))
-    vid = sent["verification_id"]
-    code = await wait_for(lambda: world.secret(f"verification:{vid}"), message="the code on NOTIFY")
+    vid, code = await email_code(gateway, world, token)
     link = {"verification_id": vid, "code": code}
     anon = {"Authorization": "", "Idempotency-Key": "link-1"}
     done = await ok(await client.get("/portal/v1/verify/email/link", params=link, headers=anon))
