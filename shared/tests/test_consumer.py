@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from shared.consumer import ConsumerSpec, JetStreamConsumer, Poison
+from shared.runtime import cancel_tasks
 from shared.streams import DEAD_LETTERS, OPS_EVENTS, StreamSpec, ensure_streams
 from shared.testing.waiting import wait_for
 
@@ -68,5 +69,4 @@ async def test_poison_is_dead_lettered_transient_is_retried_and_the_rest_go_on(n
 
         await wait_for(settled, timeout=5, message="messages left unacknowledged")
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_tasks([task])

@@ -15,6 +15,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from shared.consumer import ConsumerSpec, JetStreamConsumer, Poison
 from shared.dead_letters import REPLAYED_FROM, dead_letters, replay
+from shared.runtime import cancel_tasks
 from shared.streams import DEAD_LETTERS, StreamSpec, ensure_streams
 from shared.testing.waiting import wait_for
 
@@ -62,5 +63,4 @@ async def test_a_fixed_consumer_gets_its_dead_letter_again(nats: NatsClient, nat
         again = await js.get_msg(name, 3)
         assert again.headers is not None and again.headers[REPLAYED_FROM] == str(letter.seq)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_tasks([task])

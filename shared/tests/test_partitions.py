@@ -20,6 +20,7 @@ from shared.partitions import (
     published_subject,
     stored_filters,
 )
+from shared.runtime import cancel_tasks
 from shared.settings import CommonSettings
 from shared.streams import CALLS, CUSTOMER_EVENTS, NOTIFY, StreamSpec, ensure_streams
 from shared.testing.waiting import wait_for
@@ -118,9 +119,7 @@ async def test_two_replicas_share_a_stream_each_customer_in_order_nothing_missed
         await wait_for(lambda: sum(r.handled for r in replicas) >= expected, timeout=30,
                        message="both replicas to handle every message")
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_tasks(tasks)
     assert sum(len(v) for v in seen.values()) == expected  # nothing twice, nothing missed
     assert all(seen[c] == [0, 1, 2, 3, 4] for c in customers)  # each customer in order
     assert seen["settings"] == [0]  # outside the partitioned shape: partition 0
@@ -161,8 +160,7 @@ async def test_an_ordered_consumer_retries_in_place_and_takes_back_what_a_dead_r
         # well within the 30 s ack wait: the held messages come back at once, first
         await wait_for(lambda: len(seen) >= 30, timeout=10, message="every message, in order")
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_tasks([task])
     assert seen == list(range(30)), seen  # in order, though 15 failed twice and 0-9 were held
 
 
@@ -204,13 +202,11 @@ async def test_two_processes_with_the_same_partitions_one_reads_the_other_stands
     await publish(1)
     await wait_for(lambda: first.handled == 2 * len(customers), timeout=10, message="the first to read")
     assert second.handled == 0 and not readers[1]  # a standby reads nothing
-    one.cancel()  # the first process goes away; its session, and so its leases, with it
-    await asyncio.gather(one, return_exceptions=True)
+    await cancel_tasks([one])  # the first process goes away; its session, and so its leases, with it
     await publish(2)
     try:
         await wait_for(lambda: second.handled >= len(customers), timeout=20, message="the standby to take over")
     finally:
-        two.cancel()
-        await asyncio.gather(two, return_exceptions=True)
+        await cancel_tasks([two])
     assert all(seen[c] == [0, 1, 2] for c in customers), dict(seen)
     assert readers[1]

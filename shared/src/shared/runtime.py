@@ -50,3 +50,37 @@ async def serve(name: str, service: Running, ops_port: int | None) -> None:
     if ops is not None:
         await ops.stop()
     await service.stop()
+
+
+STOP_TIMEOUT_S = 10.0
+
+
+async def cancel_tasks(tasks: list[asyncio.Task[Any]], within_s: float = STOP_TIMEOUT_S) -> None:
+    """Cancel the tasks and wait for them, cancelling again those that swallowed it.
+
+    On Python 3.11 `asyncio.wait_for` (used by nats-py's fetch and by our own waits) drops a
+    cancellation that arrives as the awaited future completes; the task then loops on. Asking
+    again is enough; past `within_s` the rest are logged and left, so a stop never hangs.
+    """
+    pending = {task for task in tasks if not task.done()}
+    deadline = asyncio.get_running_loop().time() + within_s
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            log.warning("tasks_not_stopped", tasks=sorted(task.get_name() for task in pending))
+            return
+        _, pending = await asyncio.wait(pending, timeout=min(left, 0.5))
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("task_failed_before_stop", task=task.get_name(), error=str(task.exception()))
+
+
+async def close_pool(pool: asyncpg.Pool, within_s: float = STOP_TIMEOUT_S) -> None:
+    """Close the pool, waiting for borrowed connections at most `within_s`, then cut them."""
+    try:
+        await asyncio.wait_for(pool.close(), within_s)
+    except TimeoutError:
+        log.warning("pool_close_timed_out", hint="a connection was still in use; closed it")
+        pool.terminate()

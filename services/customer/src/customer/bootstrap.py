@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
-from shared.runtime import serve
+from shared.runtime import cancel_tasks, close_pool, serve
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
@@ -81,16 +80,12 @@ class CustomerService:
         await self.rpc.stop()
         if self.dial is not None:
             await self.dial.stop()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_tasks(self.tasks)
         try:  # a subscription left by a cancelled reader can make drain() wait for messages nobody reads
             await asyncio.wait_for(self.nc.drain(), 5)
         except Exception:
             await self.nc.close()
-        await self.pool.close()
+        await close_pool(self.pool)
 
 
 async def start(settings: CustomerSettings) -> CustomerService:

@@ -14,6 +14,7 @@ from shared.envelope import EventEnvelope
 from shared.eventstore import ConcurrencyError, EventStore
 from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
+from shared.runtime import cancel_tasks
 from shared.streams import CUSTOMER_EVENTS, ensure_streams
 from shared.testing.waiting import wait_for
 
@@ -82,15 +83,13 @@ async def test_relay_publishes_after_a_crash_exactly_once(db: str, nats: NatsCli
         task = asyncio.create_task(relay.run())
         await wait_for(lambda: relay.published_total >= 3, timeout=10)
         # the relay dies after publishing but before deleting its outbox rows
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_tasks([task])
         await pool.execute("INSERT INTO outbox SELECT position FROM events WHERE stream_id=$1", sid)
         await store.append(events_for(sid, 4, 2))
         again = OutboxRelay(dsn=db, schema=SCHEMA, js=js, poll_interval_s=0.1)
         task = asyncio.create_task(again.run())
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_tasks([task])
         got = await published(nats, sid)
         assert [v for v, _ in got] == [1, 2, 3, 4, 5]
         assert len({e for _, e in got}) == 5
@@ -114,8 +113,7 @@ async def test_late_commit_with_a_lower_position_is_not_skipped(db: str, nats: N
             await tx.commit()
         await wait_for(lambda: published(nats, slow_sid), timeout=10, message="late commit skipped")
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_tasks([task])
         await pool.close()
 
 
@@ -127,10 +125,7 @@ async def test_only_one_relay_leads(db: str, nats: NatsClient) -> None:
         await wait_for(lambda: any(r.is_leader for r in relays), timeout=10)
         assert sum(r.is_leader for r in relays) == 1
         leader = next(i for i, r in enumerate(relays) if r.is_leader)
-        tasks[leader].cancel()
-        await asyncio.gather(tasks[leader], return_exceptions=True)
+        await cancel_tasks([tasks[leader]])
         await wait_for(lambda: relays[1 - leader].is_leader, timeout=10, message="no takeover")
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_tasks(tasks)

@@ -20,7 +20,7 @@ from shared.logging import configure_logging
 from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
-from shared.runtime import serve
+from shared.runtime import cancel_tasks, close_pool, serve
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
@@ -88,11 +88,7 @@ class NotifierService:
     async def stop(self) -> None:
         """Stop taking work, settle this instance's own open claims, close everything."""
         await self.rpc.stop()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_tasks(self.tasks)
         self.journal.close()
         with contextlib.suppress(Exception):
             await self.recovery.settle(self.instance)  # claims cut short by the stop
@@ -104,7 +100,7 @@ class NotifierService:
             await self.nc.flush(timeout=2)
         with contextlib.suppress(Exception):
             await self.nc.close()
-        await self.pool.close()
+        await close_pool(self.pool)
 
 
 async def start(settings: NotifierSettings) -> NotifierService:

@@ -16,7 +16,7 @@ from shared.logging import configure_logging
 from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
-from shared.runtime import serve
+from shared.runtime import cancel_tasks, close_pool, serve
 from shared.streams import ensure_streams
 
 from reporting.application.audit_queries import AuditQueries
@@ -71,18 +71,14 @@ class ReportingService:
     async def stop(self) -> None:
         """Stop taking requests, stop the consumers and the relay, close connections."""
         await self.rpc.stop()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_tasks(self.tasks)
         # not drain(): a pull subscription whose consumer task is gone may hold messages that
         # nobody will read, and drain() would wait for them until its timeout
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=2)
         with contextlib.suppress(Exception):
             await self.nc.close()
-        await self.pool.close()
+        await close_pool(self.pool)
 
 
 async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = None) -> ReportingService:

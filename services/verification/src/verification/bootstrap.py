@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
 from shared.rpc import RpcServer
-from shared.runtime import serve
+from shared.runtime import cancel_tasks, close_pool, serve
 from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
@@ -56,14 +55,12 @@ class VerificationRuntime:
     async def stop(self) -> None:
         """Stop taking requests, finish the tasks, close connections."""
         await self.rpc.stop()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
-        await self.pool.close()
+        await cancel_tasks(self.tasks)
+        try:
+            await asyncio.wait_for(self.nc.drain(), 5)
+        except Exception:
+            await self.nc.close()
+        await close_pool(self.pool)
 
 
 async def start(settings: VerificationSettings) -> VerificationRuntime:
