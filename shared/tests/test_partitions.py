@@ -210,3 +210,68 @@ async def test_two_processes_with_the_same_partitions_one_reads_the_other_stands
         await cancel_tasks([two])
     assert all(seen[c] == [0, 1, 2] for c in customers), dict(seen)
     assert readers[1]
+
+
+async def test_a_replica_stands_in_for_one_that_is_down_and_hands_back_when_it_returns(
+    nats: NatsClient, make_database: Any,
+) -> None:
+    js = nats.jetstream()
+    dsn = await make_database()
+    tag = uuid.uuid4().hex[:8]
+    name = f"F{tag}".upper()
+    key = PartitionKey(f"{tag}.c.*.*", 1)
+    await ensure_streams(js, [StreamSpec(name, [f"{tag}.c.>"], partition_key=key)])
+    seen: dict[str, list[int]] = defaultdict(list)
+    read: dict[tuple[int, int], set[int]] = defaultdict(set)  # (replica, step) -> partitions
+
+    def handler_of(who: int) -> Callable[[Sequence[Msg]], Awaitable[None]]:
+        async def handle(msgs: Sequence[Msg]) -> None:
+            for msg in msgs:
+                customer, step = msg.data.decode().split(":")
+                seen[customer].append(int(step))
+                read[(who, int(step))].add(int(msg.subject.rsplit(".", 1)[1]))
+        return handle
+
+    spec = ConsumerSpec(name, f"d{tag}", [f"{tag}.c.*.*"])
+
+    def replica(i: int) -> PartitionedConsumer:
+        return PartitionedConsumer(js, spec, handler_of(i), owned_partitions(i, 2), key=key, lease_dsn=dsn,
+                                   failover_after_s=0.5, batch=5, fetch_timeout_s=0.2)
+
+    def leading(r: PartitionedConsumer) -> set[int]:
+        return {int(c.spec.durable.rsplit("-p", 1)[1]) for c in r.consumers if r.leases and r.leases.holds(c.lease)}
+
+    customers = [f"c{n}" for n in range(24)]
+
+    async def publish(step: int) -> None:
+        for c in customers:
+            await js.publish(f"{tag}.c.{c}.Step", f"{c}:{step}".encode())
+
+    def all_at(step: int) -> Callable[[], bool]:
+        return lambda: all(len(seen[c]) == step + 1 for c in customers)
+
+    even, odd = replica(0), replica(1)
+    tasks = [asyncio.create_task(even.run()), asyncio.create_task(odd.run())]
+    try:
+        await wait_for(lambda: leading(even) == {0, 2, 4, 6} and leading(odd) == {1, 3, 5, 7}, timeout=10,
+                       message="each replica to lease its own partitions")
+        await publish(0)
+        await wait_for(all_at(0), timeout=10, message="step 0 read")
+        assert read[(0, 0)] <= {0, 2, 4, 6} and read[(1, 0)] <= {1, 3, 5, 7}  # a replica up: no stand-in
+
+        await cancel_tasks([tasks.pop()])  # replica 1 goes away, its PostgreSQL session with it
+        await publish(1)
+        await wait_for(all_at(1), timeout=20, message="replica 0 to stand in for replica 1's partitions")
+        assert read[(0, 1)] & {1, 3, 5, 7}  # replica 0 read the odd partitions too
+        assert (1, 1) not in read
+
+        back = replica(1)
+        tasks.append(asyncio.create_task(back.run()))
+        await wait_for(lambda: leading(back) == {1, 3, 5, 7} and leading(even) == {0, 2, 4, 6}, timeout=20,
+                       message="replica 0 to hand the odd partitions back")
+        await publish(2)
+        await wait_for(all_at(2), timeout=10, message="step 2 read")
+        assert read[(0, 2)] <= {0, 2, 4, 6} and read[(1, 2)] <= {1, 3, 5, 7}
+    finally:
+        await cancel_tasks(tasks)
+    assert all(seen[c] == [0, 1, 2] for c in customers), dict(seen)  # once each, in order, through both moves

@@ -1,10 +1,12 @@
-"""Two replicas of reporting share the streams by customer partition.
+"""Two replicas of reporting share the streams by customer partition, and stand in for each other.
 
 Replica 0 of 2 reads the even partitions, replica 1 the odd ones. Under load (customer events
-from the real customer service, call records from the switch), replica 1 is killed -9 and
-restarted. Afterwards: every event and every record is in the projections once (complete),
-each customer's rows were written in stream order (order), and each replica worked only on
-its own partitions (shared).
+from the real customer service, call records from the switch), replica 1 is killed -9. Replica 0
+stands in for its partitions and finishes the load alone; replica 1 is restarted, replica 0
+hands its partitions back, and a second load is shared again. Afterwards: every event and every
+record is in the projections once (complete), each customer's rows were written in stream
+order through both moves (order), and the restarted replica 1 worked only on its own partitions
+while replica 0 read the odd ones only as a stand-in (shared).
 
 Order is read from PostgreSQL itself: a row's `xmin` is the transaction that wrote it, and one
 partition's batches are written one after another, so along a customer's stream sequence the
@@ -57,14 +59,26 @@ def servers(embedded_tmp_path: Path) -> Iterator[Servers]:
         yield running
 
 
-def handled_by(replica: ServiceProcess) -> dict[str, float]:
-    """`patchbay_messages_total{outcome="handled"}` of one replica, by consumer (durable)."""
+def metric(replica: ServiceProcess, pattern: str) -> dict[str, float]:
+    """One metric of one replica, by consumer (durable): `pattern` matches the consumer, then the value."""
     with urllib.request.urlopen(f"http://127.0.0.1:{replica.ops_port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    out: dict[str, float] = {}
-    for m in re.finditer(r'patchbay_messages_total\{consumer="([^"]+)",outcome="handled"\} (\S+)', text):
-        out[m.group(1)] = float(m.group(2))
-    return out
+    return {m.group(1): float(m.group(2)) for m in re.finditer(pattern, text)}
+
+
+def handled_by(replica: ServiceProcess) -> dict[str, float]:
+    """`patchbay_messages_total{outcome="handled"}` of one replica, by consumer (durable)."""
+    return metric(replica, r'patchbay_messages_total\{consumer="([^"]+)",outcome="handled"\} (\S+)')
+
+
+def partitions_of(durables: list[str]) -> set[int]:
+    return {int(m.group(1)) for d in durables if (m := re.search(r"-p(\d+)$", d))}
+
+
+def reading(replica: ServiceProcess) -> set[int]:
+    """The partitions of the call records whose durable the replica reads now."""
+    gauge = metric(replica, r'patchbay_partition_reading\{consumer="(reporting-summaries-calls-p\d+)"\} (\S+)')
+    return partitions_of([d for d, v in gauge.items() if v == 1])
 
 
 async def _customer_traffic(nc: NatsClient) -> list[str]:
@@ -84,29 +98,38 @@ async def _customer_traffic(nc: NatsClient) -> list[str]:
     return ids
 
 
-async def test_two_replicas_share_the_partitions_complete_and_in_order_through_a_kill(
+async def test_two_replicas_share_the_partitions_stand_in_and_hand_back_in_order_through_a_kill(
     servers: Servers, customer: ServiceProcess, embedded_tmp_path: Path,
 ) -> None:
     db = servers.database_url
+    env = {"PATCHBAY_REPLICA_COUNT": "2", "PATCHBAY_PARTITION_FAILOVER_S": "1"}
     replicas = [
-        ServiceProcess("reporting", service_env(servers, PATCHBAY_REPLICA_INDEX=str(i), PATCHBAY_REPLICA_COUNT="2"),
+        ServiceProcess("reporting", service_env(servers, PATCHBAY_REPLICA_INDEX=str(i), **env),
                        embedded_tmp_path / f"reporting-{i}.log")
         for i in range(2)
     ]
+    even, odd = set(range(0, PARTITIONS, 2)), set(range(1, PARTITIONS, 2))
+    records = "SELECT count(*) FROM reporting.call_records"
+
+    def each_on_its_own() -> bool:
+        return reading(replicas[0]) == even and reading(replicas[1]) == odd
+
+    async def all_records(n: int) -> bool:
+        return await count(db, records) == n
+
     for r in replicas:
         r.start()
     nc = await nats.connect(nats_servers(servers.nats_url))
     try:
         for r in replicas:
             await asyncio.to_thread(r.wait_ready)
+        await wait_for(each_on_its_own, timeout=30, message="each replica to read its own partitions")
         js = nc.jetstream()
         await ensure_streams(js, [CALLS])
         call_customers = [str(uuid.uuid4()) for _ in range(CUSTOMERS)]
         backlog = asyncio.create_task(publish_backlog(js, call_customers, RECORDS, days=3, seed=11,
                                                       with_starts=True))
         customer_ids = await _customer_traffic(nc)
-
-        records = "SELECT count(*) FROM reporting.call_records"
         watch = await asyncpg.connect(db)  # one connection: the kill must follow the count closely
 
         async def a_fifth_in() -> bool:
@@ -124,14 +147,24 @@ async def test_two_replicas_share_the_partitions_complete_and_in_order_through_a
         published = await backlog
         assert published == 2 * RECORDS
         assert 0 < at_kill < RECORDS, f"{at_kill} records at the kill: nothing was in flight"
+
+        # replica 1 stays down: replica 0 stands in for its partitions and finishes the load alone
+        await wait_for(lambda: all_records(RECORDS), timeout=120, interval=0.2,
+                       message=f"{RECORDS} call records with replica 1 down (replica 0 standing in)")
+        assert reading(replicas[0]) == even | odd
+        stood_in = partitions_of([d for d, n in handled_by(replicas[0]).items() if n > 0])
+        assert stood_in & odd, f"replica 0 read {sorted(stood_in)}"
+
+        # replica 1 returns: replica 0 hands the odd partitions back; a second load is shared again
         replicas[1].start()
         await asyncio.to_thread(replicas[1].wait_ready)
+        await wait_for(each_on_its_own, timeout=30, message="replica 0 to hand the odd partitions back")
+        second = 2_000
+        assert await publish_backlog(js, call_customers, second, days=3, seed=12, with_starts=True) == 2 * second
+        await wait_for(lambda: all_records(RECORDS + second), timeout=60, interval=0.2,
+                       message=f"{RECORDS + second} call records")
 
-        # complete: every record once, every customer event once
-        async def all_records() -> bool:
-            return await count(db, records) == RECORDS
-
-        await wait_for(all_records, timeout=120, interval=0.2, message=f"{RECORDS} call records")
+        # complete: every customer event once
         events = (await js.stream_info(CUSTOMER_EVENTS.name)).state.messages
         assert events == CUSTOMERS * (1 + UPDATES)
         audit = "SELECT count(*) FROM reporting.audit_log WHERE stream = 'CUSTOMER_EVENTS'"
@@ -157,13 +190,10 @@ async def test_two_replicas_share_the_partitions_complete_and_in_order_through_a
         assert {r["customer_id"] for r in versions} == set(customer_ids)
         assert all(r["v"] == list(range(1, UPDATES + 2)) for r in versions)
 
-        # shared: each replica handled messages, and only on its own partitions (the counters of
-        # replica 1 start again at its restart); every partition's durable read its share to the end
-        for index, replica in enumerate(replicas):
-            handled = [d for d, n in handled_by(replica).items() if n > 0]
-            parts = {int(m.group(1)) for d in handled if (m := re.search(r"-p(\d+)$", d))}
-            assert parts, f"replica {index} handled nothing: {handled}"
-            assert all(p % 2 == index for p in parts), f"replica {index} read partitions {sorted(parts)}"
+        # shared: the restarted replica 1 read only its own partitions (its counters start at the
+        # restart); every partition's durable read its share to the end
+        back_again = partitions_of([d for d, n in handled_by(replicas[1]).items() if n > 0])
+        assert back_again and back_again <= odd, f"replica 1 read partitions {sorted(back_again)}"
         for p in range(PARTITIONS):
             info = await js.consumer_info(CALLS.name, f"reporting-summaries-calls-p{p}")
             assert info.delivered.stream_seq > 0 and info.num_pending == 0, (p, info)

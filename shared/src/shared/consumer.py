@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,8 @@ from pydantic import ValidationError
 from shared.envelope import EventEnvelope, Metadata
 from shared.leases import PartitionLeases
 from shared.logging import CORRELATION_HEADER
-from shared.ops import CONSUMER_LAG, MESSAGES
-from shared.partitions import PartitionKey, partition_specs, published_subject
+from shared.ops import CONSUMER_LAG, MESSAGES, PARTITION_READING
+from shared.partitions import PARTITIONS, PartitionKey, partition_specs, published_subject
 from shared.streams import partition_key_of
 
 log = structlog.get_logger(__name__)
@@ -48,6 +48,10 @@ class Poison(Exception):
 
 class LeaseLost(RuntimeError):
     """This process no longer holds its partition's lease: stop reading, wait to take it again."""
+
+
+class HandedBack(LeaseLost):
+    """The replica this partition belongs to is back: its stand-in gave the lease back."""
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,17 @@ class JetStreamConsumer:
     def __init__(
         self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, *,
         batch: int = 500, fetch_timeout_s: float = 1.0, ordered: bool = False,
-        leases: PartitionLeases | None = None,
+        leases: PartitionLeases | None = None, stand_in_after_s: float | None = None,
     ) -> None:
         self.ordered = ordered
         self.leases = leases
         self.lease = f"{spec.stream}/{spec.durable}"
+        # held by the replica the partition belongs to while it runs (shared.leases)
+        self.wanted = f"wanted:{self.lease}"
+        # None: the partition is this replica's own; else read it only while its replica has
+        # been gone this long, and hand it back when it returns
+        self.stand_in_after_s = stand_in_after_s
+        self._wanted_check_at = 0.0
         self.js = js
         self.spec = spec
         self.handler = handler
@@ -169,41 +179,102 @@ class JetStreamConsumer:
         while True:
             try:
                 await self.prepare()
-                sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
-                try:
-                    while True:
-                        try:
-                            msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
-                        except (NatsTimeoutError, TimeoutError):
-                            self.check_lease()
-                            await self._record_lag()
-                            continue
-                        await self.process(msgs)
-                finally:
-                    # a pull subscription left behind makes the connection's drain wait its full timeout
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
+                with self._reading():
+                    await self.read()
             except asyncio.CancelledError:
                 raise
+            except HandedBack:
+                log.info("partition_handed_back", durable=self.spec.durable)
             except Exception as exc:
                 log.warning("consumer_restarting", durable=self.spec.durable, error=str(exc))
                 await asyncio.sleep(1.0)
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The `patchbay_partition_reading` gauge: 1 while this process reads the durable."""
+        gauge = PARTITION_READING.labels(self.spec.durable)
+        gauge.set(1)
+        try:
+            yield
+        finally:
+            gauge.set(0)
+
+    async def read(self) -> None:
+        """Fetch and handle batches until something fails."""
+        sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
+                except (NatsTimeoutError, TimeoutError):
+                    await self.idle()
+                    continue
+                await self.process(msgs)
+                await self.hand_back_if_wanted()
+        finally:
+            # a pull subscription left behind makes the connection's drain wait its full timeout
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def idle(self) -> None:
+        """Nothing came: check the lease, note the lag."""
+        self.check_lease()
+        await self.hand_back_if_wanted()
+        await self._record_lag()
+
     async def prepare(self) -> None:
         """Take the partition's lease (if leased), create or update the durable; rewind an ordered one."""
-        if self.leases is not None:
-            standby = False
-            while not await self.leases.claim(self.lease):
-                if not standby:
-                    log.info("partition_standby", durable=self.spec.durable,
-                             hint="another process reads this partition; taking over when it stops")
-                    standby = True
-                await asyncio.sleep(STANDBY_RETRY_S)
-            if standby:
-                log.info("partition_taken_over", durable=self.spec.durable)
+        if self.leases is not None and self.stand_in_after_s is None:
+            await self._claim_own(self.leases)
+        elif self.leases is not None and self.stand_in_after_s is not None:
+            await self._stand_in(self.leases, self.stand_in_after_s)
         await ensure_consumer(self.js, self.spec)
         if self.ordered:
             await rewind(self.js, self.spec)
+
+    async def _claim_own(self, leases: PartitionLeases) -> None:
+        """Take this replica's own partition: say it is wanted, wait for its lease."""
+        standby = False
+        while True:
+            # claimed again each round: a stand-in looking at it holds it for an instant
+            await leases.claim(self.wanted)
+            if await leases.claim(self.lease):
+                break
+            if not standby:
+                log.info("partition_standby", durable=self.spec.durable,
+                         hint="another process reads this partition; taking over when it stops")
+                standby = True
+            await asyncio.sleep(STANDBY_RETRY_S)
+        if standby:
+            log.info("partition_taken_over", durable=self.spec.durable)
+
+    async def _stand_in(self, leases: PartitionLeases, after_s: float) -> None:
+        """Wait until the replica this partition belongs to has been gone `after_s`, then take it."""
+        unwanted_since: float | None = None
+        while True:
+            if await leases.taken(self.wanted):
+                unwanted_since = None
+            else:
+                now = time.monotonic()
+                unwanted_since = unwanted_since or now
+                if now - unwanted_since >= after_s and await leases.claim(self.lease):
+                    log.warning("partition_stood_in", durable=self.spec.durable,
+                                hint="its replica is down; reading it until the replica returns")
+                    self._wanted_check_at = now + STANDBY_RETRY_S
+                    return
+            await asyncio.sleep(min(STANDBY_RETRY_S, max(after_s / 2, 0.1)))
+
+    async def hand_back_if_wanted(self) -> None:
+        """A stand-in, between batches: give the lease back once the partition's replica is back."""
+        if self.leases is None or self.stand_in_after_s is None:
+            return
+        now = time.monotonic()
+        if now < self._wanted_check_at:
+            return
+        self._wanted_check_at = now + STANDBY_RETRY_S
+        if await self.leases.taken(self.wanted):
+            await self.leases.release(self.lease)
+            raise HandedBack(f"gave {self.lease} back to its replica")
 
     async def _record_lag(self) -> None:
         """When idle, note how far behind the stream this consumer is (a gauge, every few seconds)."""
@@ -307,13 +378,15 @@ class PartitionedConsumer:
 
     Runs the partitions of `spec` this replica owns (see shared.partitions), each a
     `JetStreamConsumer` (or `consumer_cls`) of its own, so partitions go on in parallel while
-    one partition's messages are handled one batch after another.
+    one partition's messages are handled one batch after another. With leases and
+    `failover_after_s`, it also stands in for the other replicas' partitions: one whose replica
+    has been gone that long is read here until the replica is back.
     """
 
     def __init__(
         self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, owned: list[int], *,
         consumer_cls: type[JetStreamConsumer] = JetStreamConsumer, key: PartitionKey | None = None,
-        lease_dsn: str | None = None, **options: Any,
+        lease_dsn: str | None = None, failover_after_s: float = 0.0, **options: Any,
     ) -> None:
         self.js = js
         self.spec = spec
@@ -322,6 +395,13 @@ class PartitionedConsumer:
         self.leases = PartitionLeases(lease_dsn) if lease_dsn else None
         self.consumers = [consumer_cls(js, s, handler, ordered=True, leases=self.leases, **options)
                           for s in spec.partitioned(owned, self.key)]
+        if self.leases is not None and failover_after_s > 0:
+            # stand in for the other replicas' partitions while they are down
+            others = [p for p in range(PARTITIONS) if p not in owned]
+            self.consumers += [
+                consumer_cls(js, s, handler, ordered=True, leases=self.leases,
+                             stand_in_after_s=failover_after_s, **options)
+                for s in spec.partitioned(others, self.key)]
 
     @property
     def handled(self) -> int:

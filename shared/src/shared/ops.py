@@ -32,6 +32,10 @@ MESSAGES = Counter(
 CONSUMER_LAG = Gauge(
     "patchbay_consumer_lag_messages", "Messages not yet delivered to a consumer", ["consumer"]
 )
+PARTITION_READING = Gauge(
+    "patchbay_partition_reading", "1 while this process reads a partition's durable (holds its lease)",
+    ["consumer"],
+)
 PUBLISHED = Counter("patchbay_events_published_total", "Events the outbox relay published", ["schema"])
 
 Check = Callable[[], Awaitable[dict[str, bool]]]

@@ -30,6 +30,9 @@ class CommonSettings(BaseSettings):
     # this process is replica `replica_index` of `replica_count` (a StatefulSet ordinal, say)
     replica_index: int = Field(default=0, ge=0)
     replica_count: int = Field(default=1, ge=1)
+    # a replica reads the partitions of another that has been gone this long (0: never), and
+    # hands them back when it returns (shared.consumer, "failover")
+    partition_failover_s: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _replica_in_range(self) -> CommonSettings:

@@ -139,7 +139,8 @@ async def start(settings: CustomerSettings) -> CustomerService:
         ),
         asyncio.create_task(
             PartitionedConsumer(js, verification_results.SPEC, results.handle, settings.partitions,
-                                lease_dsn=settings.database_url).run(),
+                                lease_dsn=settings.database_url,
+                                failover_after_s=settings.partition_failover_s).run(),
             name="verification-results",
         ),
         asyncio.create_task(dial.run(), name="dial-feed"),

@@ -158,7 +158,8 @@ async def start(settings: NotifierSettings) -> NotifierService:
     await listener.add_listener("deliveries", waker.wake)
     system = SystemMessages(store=store, sealer=sealer, wake=waker.wake)
     consumer = PartitionedConsumer(js, NOTIFY_CONSUMER, system.handle, settings.partitions, batch=200,
-                                   lease_dsn=settings.database_url)
+                                   lease_dsn=settings.database_url,
+                                   failover_after_s=settings.partition_failover_s)
     dead_letters = DeadLetterPublisher(store, js)
     broadcasts = BroadcastService(
         store=store,

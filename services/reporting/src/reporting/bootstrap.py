@@ -90,7 +90,7 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     live = [
         LiveProjection(p, pool, js, batch=settings.consumer_batch, prefix=prefix,
                        ack_wait_s=settings.consumer_ack_wait_s, partitions=settings.partitions,
-                       lease_dsn=settings.database_url)
+                       lease_dsn=settings.database_url, failover_after_s=settings.partition_failover_s)
         for p in projections
     ]
     invoices = Invoices(pool, terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))

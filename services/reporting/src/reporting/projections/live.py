@@ -29,29 +29,20 @@ class PromptConsumer(JetStreamConsumer):
     message. `StreamingPull` hands each event over as it comes and fills batches under load.
     """
 
-    async def run(self) -> None:
-        """Pull, handle, ack; re-create the consumer and go on after any failure of our own."""
-        while True:
-            puller: StreamingPull | None = None
-            try:
-                await self.prepare()
-                puller = StreamingPull(self.js._nc, self.spec.stream, self.spec.durable, batch=self.batch)
-                await puller.start()
-                while not puller.gone:
-                    msgs = await puller.next_batch(self.fetch_timeout_s)
-                    if msgs:
-                        await self.process(msgs)
-                    else:
-                        self.check_lease()
-                        await self._record_lag()  # the lag gauge on /metrics
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer_restarting", durable=self.spec.durable, error=str(exc))
-                await asyncio.sleep(1.0)
-            finally:
-                if puller is not None:
-                    await puller.stop()
+    async def read(self) -> None:
+        """Pull and handle batches until something fails."""
+        puller = StreamingPull(self.js._nc, self.spec.stream, self.spec.durable, batch=self.batch)
+        try:
+            await puller.start()
+            while not puller.gone:
+                msgs = await puller.next_batch(self.fetch_timeout_s)
+                if msgs:
+                    await self.process(msgs)
+                    await self.hand_back_if_wanted()
+                else:
+                    await self.idle()
+        finally:
+            await puller.stop()
 
 
 def decode_batch(projection: Projection[Any], stream: str, msgs: Sequence[Msg]) -> tuple[list[Any], int]:
@@ -78,7 +69,7 @@ class LiveProjection:
     def __init__(
         self, projection: Projection[Any], pool: asyncpg.Pool, js: JetStreamContext, *, batch: int,
         prefix: str = "reporting", ack_wait_s: float = 30.0, partitions: list[int] | None = None,
-        lease_dsn: str | None = None,
+        lease_dsn: str | None = None, failover_after_s: float = 0.0,
     ) -> None:
         self.projection = projection
         self.pool = pool
@@ -86,7 +77,8 @@ class LiveProjection:
         owned = list(range(PARTITIONS)) if partitions is None else partitions
         self.partitioned = [
             PartitionedConsumer(js, projection.consumer_spec(s, prefix, ack_wait_s), self._handler(s), owned,
-                                consumer_cls=PromptConsumer, lease_dsn=lease_dsn, batch=batch)
+                                consumer_cls=PromptConsumer, lease_dsn=lease_dsn, batch=batch,
+                                failover_after_s=failover_after_s)
             for s in projection.sources
         ]
         self.consumers: list[JetStreamConsumer] = [c for p in self.partitioned for c in p.consumers]
