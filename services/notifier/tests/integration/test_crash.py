@@ -7,7 +7,8 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
-from notifier_testkit import FakeCustomers, SmtpServer, call, card, contact
+from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer, call, card, contact, use_twilio
 from shared.contracts.notify import SystemMessage
 from shared.embedded import free_port
 from shared.secrets import Sealer
@@ -102,6 +103,31 @@ async def settled(nc: NatsClient, message_id: str, recipients: int, timeout: flo
     return await wait_for(done, timeout=timeout, interval=0.2, message="every recipient to be settled")
 
 
+async def broadcast_killed_at_a_third(
+    notifier: NotifierProcess, nats: NatsClient, channel: str, cards: list[dict[str, Any]],
+    arrived: Callable[[], int],
+) -> dict[str, Any]:
+    """Broadcast to 1,000 recipients, kill -9 the notifier when a third arrived, restart it; the settled status."""
+    sent = await call(
+        nats,
+        "notifier.cmd.send",
+        {
+            "channel": channel,
+            **({"subject": "Notice for {{customer.name}}"} if channel == "email" else {}),
+            "body": "Hello {{contact.name}}",
+            "customer_ids": [c["id"] for c in cards],
+        },
+        timeout=30,
+    )
+    assert sent["recipients"] == 1000, sent
+    await wait_for(lambda: arrived() >= 300, timeout=60, interval=0.005,
+                   message="a third of the broadcast to arrive")
+    await notifier.kill()
+    assert arrived() < 1000, "the broadcast finished before the kill: nothing was tested"
+    await notifier.start(nats)
+    return await settled(nats, sent["message_id"], 1000, timeout=90)
+
+
 async def test_kill_9_in_the_middle_of_a_broadcast_sends_each_recipient_exactly_one(
     notifier: NotifierProcess, nats: NatsClient, customers: FakeCustomers, smtp: SmtpServer
 ) -> None:
@@ -124,30 +150,7 @@ async def test_kill_9_in_the_middle_of_a_broadcast_sends_each_recipient_exactly_
             for i in range(100)
         ]
     )
-    sent = await call(
-        nats,
-        "notifier.cmd.send",
-        {
-            "channel": "email",
-            "subject": "Notice for {{customer.name}}",
-            "body": "Hello {{contact.name}}",
-            "customer_ids": [c["id"] for c in cards],
-        },
-        timeout=30,
-    )
-    assert sent["recipients"] == 1000, sent
-    await wait_for(
-        lambda: smtp.inbox.count() >= 300,
-        timeout=60,
-        interval=0.005,
-        message="a third of the broadcast to arrive",
-    )
-    await notifier.kill()
-    at_kill = smtp.inbox.count()
-    assert at_kill < 1000, "the broadcast finished before the kill: nothing was tested"
-
-    await notifier.start(nats)
-    final = await settled(nats, sent["message_id"], 1000, timeout=90)
+    final = await broadcast_killed_at_a_third(notifier, nats, "email", cards, smtp.inbox.count)
     per_recipient = smtp.inbox.per_recipient()
     expected = {f"c{i}-{j}-{tag}@kill.example" for i in range(100) for j in range(10)}
     assert set(per_recipient) == expected
@@ -160,6 +163,25 @@ async def test_kill_9_in_the_middle_of_a_broadcast_sends_each_recipient_exactly_
         metrics = (await http.get("/metrics")).text
     assert 'patchbay_notifier_deliveries_total{channel="email",outcome="sent"}' in metrics
     assert "patchbay_notifier_recovered_claims_total" in metrics
+
+
+async def test_kill_9_in_the_middle_of_an_sms_broadcast_texts_each_number_exactly_once(
+    notifier: NotifierProcess, nats: NatsClient, customers: FakeCustomers, twilio: FakeTwilio
+) -> None:
+    await notifier.start(nats)
+    await use_twilio(nats, twilio)
+    numbers = [f"+4915{n:09d}" for n in range(1000)]
+    tag = uuid.uuid4().hex[:8]
+    cards = customers.add(
+        *[card(f"Text {tag} {i}", [contact(f"C{i}-{j}", mobile=numbers[i * 10 + j]) for j in range(10)])
+          for i in range(100)]
+    )
+    final = await broadcast_killed_at_a_third(notifier, nats, "sms", cards, lambda: len(twilio.requests))
+    per_number = Counter(r["To"] for r in twilio.requests)
+    assert set(per_number) == set(numbers)
+    twice = {number: n for number, n in per_number.items() if n != 1}
+    assert not twice, f"{len(twice)} numbers got more than one text: {list(twice.items())[:5]}"
+    assert final["counts"]["sent"] == 1000, final["counts"]
 
 
 async def test_password_messages_never_reach_logs_or_events(

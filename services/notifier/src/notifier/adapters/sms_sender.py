@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -39,7 +40,8 @@ class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         self.before_request: Callable[[], None] | None = None
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        """Rewrite the host, put the credentials in a header, note the handover, then send."""
+        """Rewrite the host, put the credentials in a header, send; note the handover right before
+        the request's last byte."""
         if url.startswith(TWILIO_HOST):
             url = self.base_url + url[len(TWILIO_HOST) :]
         auth = kwargs.pop("auth", None)
@@ -47,9 +49,29 @@ class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Basic {token}"}
         callback, self.before_request = self.before_request, None
-        if callback is not None:
+        form = kwargs.get("data")
+        if callback is not None and form:
+            body = urlencode(form, doseq=True).encode()
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Content-Length": str(len(body)),
+                                 "Content-Type": "application/x-www-form-urlencoded"}
+            kwargs["data"] = _noted_before_its_last_byte(body, callback)
+        elif callback is not None:
             callback()
         return await super().request(method, url, *args, **kwargs)
+
+
+async def _noted_before_its_last_byte(body: bytes, note: Callable[[], None]) -> AsyncIterator[bytes]:
+    """A request body streamed so that `note` runs right before the byte that completes it.
+
+    With a Content-Length, Twilio acts on a request only once its last byte arrives; aiohttp
+    writes each chunk to the socket as the generator yields it, with no await in between. So
+    the handover journal is written just before the request can take effect: a kill before the
+    note leaves an incomplete request (never sent, queued again), a kill after it a sent one
+    (recorded as sent, unconfirmed), as with SMTP's final `.`.
+    """
+    yield body[:-1]
+    note()
+    yield body[-1:]
 
 
 class TwilioSender:
