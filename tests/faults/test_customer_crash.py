@@ -1,33 +1,53 @@
-"""kill -9 of the customer service under load, then a restart: nothing acknowledged is lost or doubled."""
+"""kill -9 of the customer service under load, then a restart: nothing acknowledged is lost or
+doubled, and the audit log reporting projects from the events equals what a rebuild gives."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from shared.streams import CUSTOMER_EVENTS
+from shared.testing.waiting import wait_for
 
 from .load import CommandLoad
-from .processes import Servers, ServiceProcess
-from .verify import assert_exactly_once
+from .processes import Servers, ServiceProcess, running_service, service_env
+from .verify import assert_exactly_once, assert_same_rows, count, snapshot, start_rebuild
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
 
 
 async def test_kill_9_mid_load_then_restart(servers: Servers, customer: ServiceProcess,
-                                            client: NatsClient) -> None:
-    load = CommandLoad(client, clients=16)
-    load.start()
-    try:
-        await load.wait_acked(300)
-        for _ in range(2):
-            customer.kill()
-            await asyncio.sleep(0.3)  # requests in flight time out; clients retry with the same keys
-            customer.start()
-            await asyncio.to_thread(customer.wait_ready)
+                                            client: NatsClient, embedded_tmp_path: Path) -> None:
+    with running_service("reporting", service_env(servers), embedded_tmp_path / "reporting.log"):
+        load = CommandLoad(client, clients=16)
+        load.start()
+        try:
             await load.wait_acked(300)
-    finally:
-        await load.stop()
-    load.assert_survived()
-    checked = await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())
-    assert checked >= len(load.acked)
+            for _ in range(2):
+                customer.kill()
+                await asyncio.sleep(0.3)  # requests in flight time out; clients retry with the same keys
+                customer.start()
+                await asyncio.to_thread(customer.wait_ready)
+                await load.wait_acked(300)
+        finally:
+            await load.stop()
+        load.assert_survived()
+        checked = await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())
+        assert checked >= len(load.acked)
+
+        # the projection converges: every event audited once, the same rows a rebuild gives
+        db = servers.database_url
+        events = (await client.jetstream().stream_info(CUSTOMER_EVENTS.name)).state.messages
+        audited = "SELECT count(*) FROM reporting.audit_log WHERE stream = 'CUSTOMER_EVENTS'"
+
+        async def all_audited() -> bool:
+            return await count(db, audited) == events
+
+        await wait_for(all_audited, timeout=60, interval=0.2, message=f"{events} customer events audited")
+        live = await snapshot(db, ["audit_log"])
+        rebuild = start_rebuild(servers, "audit", embedded_tmp_path / "rebuild.log")
+        code = await asyncio.to_thread(rebuild.wait, 120)
+        assert code == 0, (embedded_tmp_path / "rebuild.log").read_text()[-3000:]
+        assert_same_rows(await snapshot(db, ["audit_log"]), live)

@@ -9,31 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import nats
 import pytest
 from reporting.simulator import publish_backlog
-from shared.partitions import published_subject
+from shared.partitions import PARTITIONS, published_subject
 from shared.settings import nats_servers
 from shared.streams import CALLS, ensure_streams
 from shared.testing.waiting import wait_for
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
-from .verify import count
+from .verify import assert_same_rows, count, snapshot, start_rebuild, wait_caught_up
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
 
 RECORDS = 20_000
 DUPLICATES = 2_000  # the switch sending records again: counted once
 TABLES = ("call_records", "call_hours")
-Snapshot = dict[str, list[tuple[str, ...]]]
+# which copy of a record sent twice is kept (its stream sequence) differs: live keeps the
+# first, a rebuild the last (reported to reporting's owner)
+VARIES = ("seq",)
 
 
 @pytest.fixture
@@ -41,30 +39,6 @@ def servers(embedded_tmp_path: Path) -> Iterator[Servers]:
     """NATS without fsync on every write: this test kills reporting, not NATS."""
     with running_servers(embedded_tmp_path, sync_always=False) as running:
         yield running
-
-
-async def snapshot(db: str) -> Snapshot:
-    """Every row of the summaries' tables, as sorted text tuples."""
-    conn = await asyncpg.connect(db, server_settings={"search_path": "reporting"})
-    try:
-        out: Snapshot = {}
-        for table in TABLES:
-            rows = [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")]
-            for row in rows:
-                # which copy of a record sent twice is kept (its stream sequence) differs:
-                # live keeps the first, a rebuild the last (reported to reporting's owner)
-                row.pop("seq", None)
-            out[table] = sorted(tuple(str(v) for v in row.values()) for row in rows)
-        return out
-    finally:
-        await conn.close()
-
-
-def _rebuild(servers: Servers, log: Path) -> subprocess.Popen[bytes]:
-    env = service_env(servers)
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "reporting", "rebuild", "summaries", "--no-progress"],
-                                env=os.environ | env, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def test_ingestion_and_rebuild_killed_then_converge(servers: Servers, embedded_tmp_path: Path) -> None:
@@ -98,26 +72,26 @@ async def test_ingestion_and_rebuild_killed_then_converge(servers: Servers, embe
             return await count(db, records) == RECORDS
 
         await wait_for(all_in, timeout=90, interval=0.2, message="every record ingested once")
-        await asyncio.sleep(1.5)  # the duplicates at the stream's end are applied (and ignored)
-        live = await snapshot(db)
+        # the duplicates at the stream's end are applied (and ignored)
+        await wait_caught_up(servers.nats_url, CALLS.name,
+                             [f"reporting-summaries-calls-p{p}" for p in range(PARTITIONS)])
+        live = await snapshot(db, TABLES, without=VARIES)
         assert len(live["call_records"]) == RECORDS
 
         # a rebuild killed half-way: the live tables answer, untouched
-        first = _rebuild(servers, embedded_tmp_path / "rebuild.log")
+        first = start_rebuild(servers, "summaries", embedded_tmp_path / "rebuild.log")
         progress = "SELECT coalesce(max(done), 0) FROM reporting.rebuilds WHERE state = 'running'"
         await wait_for(lambda: count(db, progress), timeout=60, interval=0.01,
                        message="the rebuild to make progress")
         first.kill()
         assert first.wait(10) == -9, "the rebuild finished before the kill: nothing was tested"
-        assert await snapshot(db) == live
+        assert await snapshot(db, TABLES, without=VARIES) == live
 
-        second = _rebuild(servers, embedded_tmp_path / "rebuild.log")
+        second = start_rebuild(servers, "summaries", embedded_tmp_path / "rebuild.log")
         code = await asyncio.to_thread(second.wait, 120)
         assert code == 0, (embedded_tmp_path / "rebuild.log").read_text()[-3000:]
-        rebuilt = await snapshot(db)
-        for table in TABLES:
-            diff = sorted(set(rebuilt[table]) ^ set(live[table]))
-            assert not diff, f"{table}: the rebuilt projection differs from the live one: {diff[:4]}"
+        rebuilt = await snapshot(db, TABLES, without=VARIES)
+        assert_same_rows(rebuilt, live)
         states = await count(db, "SELECT count(*) FROM reporting.rebuilds WHERE state = 'switched'")
         assert states == 1
     finally:

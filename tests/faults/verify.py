@@ -1,11 +1,16 @@
-"""The check every fault test ends with: each acknowledged command's events exist exactly once."""
+"""The checks fault tests end with: each acknowledged command's events exist exactly once, and a
+projection equals what a rebuild from the streams gives."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
@@ -14,10 +19,13 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from shared.settings import nats_servers
+from shared.testing.waiting import wait_for
 
 from .load import Acked
+from .processes import Servers, service_env
 
 T = TypeVar("T")
+Snapshot = dict[str, list[tuple[str, ...]]]
 
 
 async def wait_outbox_drained(database_url: str, schema: str = "customer",
@@ -126,3 +134,52 @@ async def count(database_url: str, sql: str) -> int:
         return 0
     finally:
         await conn.close()
+
+
+async def snapshot(database_url: str, tables: Iterable[str], *, without: Iterable[str] = ()) -> Snapshot:
+    """Every row of reporting's `tables`, as sorted text tuples, leaving out the `without` columns."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "reporting"})
+    try:
+        out: Snapshot = {}
+        for table in tables:
+            rows = [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")]
+            for row in rows:
+                for column in without:
+                    row.pop(column, None)
+            out[table] = sorted(tuple(str(v) for v in row.values()) for row in rows)
+        return out
+    finally:
+        await conn.close()
+
+
+def start_rebuild(servers: Servers, projection: str, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m reporting rebuild <projection>` as a process of its own."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "reporting", "rebuild", projection, "--no-progress"],
+                                env=os.environ | service_env(servers), stdout=out, stderr=subprocess.STDOUT)
+
+
+def assert_same_rows(rebuilt: Snapshot, live: Snapshot) -> None:
+    """The rebuilt projection has exactly the live one's rows."""
+    for table in live:
+        diff = sorted(set(rebuilt[table]) ^ set(live[table]))
+        assert not diff, f"{table}: the rebuilt projection differs from the live one: {diff[:4]}"
+        assert len(rebuilt[table]) == len(live[table]), table
+
+
+async def wait_caught_up(nats_url: str, stream: str, durables: Iterable[str], timeout: float = 60.0) -> None:
+    """Wait until each durable consumer has had and acknowledged every message of its stream."""
+    nc = await nats.connect(nats_servers(nats_url))
+    try:
+        js = nc.jetstream()
+
+        async def caught_up() -> bool:
+            for durable in durables:
+                info = await js.consumer_info(stream, durable)
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return True
+
+        await wait_for(caught_up, timeout=timeout, interval=0.1, message=f"the consumers of {stream} to catch up")
+    finally:
+        await nc.close()
