@@ -116,6 +116,14 @@ async def test_a_retried_command_queues_nothing_new(
         call(nc, "notifier.cmd.send", body), call(nc, "notifier.cmd.send", body)
     )
     assert first == second
+    # who asks and the correlation are not the request: still the first reply
+    again = {**body, "meta": {"command_id": f"cmd-{tag}", "correlation_id": f"other-{tag}"}}
+    assert await call(nc, "notifier.cmd.send", again) == first
+    # the same key with another message is refused, and queues nothing
+    other = email_to([c["id"]], body="Something else", meta={"command_id": f"cmd-{tag}"})
+    refused = await call(nc, "notifier.cmd.send", other)
+    assert refused["error"]["code"] == "conflict", refused
+    assert refused["error"]["details"][0]["type"] == "idempotency_key_reused"
     await settled(nc, first["message_id"])
     await asyncio.sleep(0.5)
     assert smtp.inbox.per_recipient()[f"ida-{tag}@idem.example"] == 1

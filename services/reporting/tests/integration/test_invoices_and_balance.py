@@ -61,8 +61,13 @@ async def test_invoice_lines_tax_total_and_the_event(nc: NatsClient) -> None:
     assert event["metadata"]["actor"]["name"] == "billing-bot"
     # the same command again answers the first invoice and makes no second one
     again = await call(nc, "reporting.cmd.generate-invoice", {
-        "meta": {"command_id": f"inv-{cid}"}, "customer_id": cid, "days": [d2.isoformat()]})
+        "meta": {"command_id": f"inv-{cid}"}, "customer_id": cid, "from": d1.isoformat(), "to": d2.isoformat()})
     assert again == invoice
+    # the same command id with another request is refused
+    other = await call(nc, "reporting.cmd.generate-invoice", {
+        "meta": {"command_id": f"inv-{cid}"}, "customer_id": cid, "days": [d2.isoformat()]})
+    assert other["error"]["code"] == "conflict", other
+    assert other["error"]["details"][0]["type"] == "idempotency_key_reused"
     assert await call(nc, "reporting.query.invoice", {"invoice_id": invoice["id"]}) == invoice
     page = await call(nc, "reporting.query.invoices", {"customer_id": cid})
     assert page["total"] == 1 and page["items"] == [invoice]

@@ -10,7 +10,7 @@ database's latency, is the limit (docs/performance.md). One customer's commands 
 in one worker. If that statement fails (a duplicate name, a
 concurrent writer), the batch is replayed one command at a time, so each gets its own
 answer; a version conflict without an expected version is retried on fresh state. A command
-with a command id stores its reply with its request's fingerprint (`idempotency.py`): a retry
+with a command id stores its reply with its request's fingerprint (`shared.idempotency`): a retry
 gets that reply, the same id with another request a conflict.
 """
 
@@ -35,6 +35,7 @@ from shared.contracts.customer import (
 from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
+from shared.idempotency import fingerprint, replay
 from shared.ids import new_id
 from shared.rpc import error_bytes
 
@@ -52,7 +53,7 @@ from customer.application.contact_commands import (
     contact_fragments,
     decide_contact,
 )
-from customer.application.idempotency import RecentReplies, fingerprint, replay
+from customer.application.idempotency import RecentReplies
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules

@@ -14,6 +14,7 @@ from shared.contracts.contacts import (
 )
 from shared.contracts.notify import SystemMessage, Template
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
+from shared.idempotency import fingerprint
 from shared.ids import new_id
 from shared.secrets import Sealer
 
@@ -26,7 +27,6 @@ from customer.application.contact_commands import (
     SetPasswordCmd,
     UpdateContactCmd,
 )
-from customer.application.idempotency import fingerprint
 from customer.application.passwords import Passwords, contains, generate_password
 from customer.domain.state import CustomerState
 

@@ -22,11 +22,11 @@ from shared.contracts.number_blocks import (
     SetNumberRange,
 )
 from shared.errors import ErrorCode, ServiceError, key_reused
+from shared.idempotency import fingerprint
 from shared.ids import new_id
 
 from customer.application.block_and_edit_commands import AssignBlockCmd, ReleaseBlockCmd
 from customer.application.commands import CustomerCommands
-from customer.application.idempotency import fingerprint
 from customer.application.settings import SettingsService
 from customer.domain.number_blocks import (
     block_bounds,

@@ -150,9 +150,11 @@ class DeliveryStore:
         self.events = events
 
     async def queue(
-        self, msg: NewMessage, *, events: Sequence[EventEnvelope] = (), reply: tuple[str, str] | None = None
+        self, msg: NewMessage, *, events: Sequence[EventEnvelope] = (),
+        reply: tuple[str, str, str | None] | None = None,
     ) -> None:
-        """Queue a message with its deliveries, events and command reply, in one statement."""
+        """Queue a message with its deliveries, events and command reply (id, reply, request
+        fingerprint), in one statement."""
         await self.events.append(events, replies=[reply] if reply else (), fragments=message_fragments(msg))
 
     async def queue_many(self, msgs: Sequence[NewMessage]) -> None:

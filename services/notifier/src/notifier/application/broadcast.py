@@ -10,6 +10,7 @@ import structlog
 from shared.envelope import Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import DuplicateCommand, EventStore
+from shared.idempotency import fingerprint, replay
 from shared.ids import new_id
 
 from notifier.adapters.customer_directory import Card, CustomerDirectory
@@ -102,10 +103,11 @@ class BroadcastService:
     async def send(self, cmd: SendMessage) -> bytes:
         """Queue the message for every recipient; a retried command answers its first reply."""
         command_id = cmd.meta.command_id
+        request = fingerprint(cmd) if command_id else None
         if command_id:
-            stored = await self.events.stored_replies([command_id])
-            if command_id in stored:
-                return bytes(stored[command_id])
+            stored = await self.events.stored_replies_with_fingerprints([command_id])
+            if command_id in stored:  # a retry answers the first reply; another request, a conflict
+                return replay(stored[command_id], request)
         self._check_placeholders(cmd)
         configured = await (
             self.settings.smtp_config() if cmd.channel == "email" else self.settings.sms_config()
@@ -148,10 +150,12 @@ class BroadcastService:
             skipped=[s.model_dump(mode="json") for s in skipped],
         )
         try:
-            await self.store.queue(msg, events=[event], reply=(command_id, data) if command_id else None)
-        except DuplicateCommand:
+            await self.store.queue(msg, events=[event],
+                                   reply=(command_id, data, request) if command_id else None)
+        except DuplicateCommand:  # the same command id committed meanwhile
             assert command_id is not None
-            return bytes((await self.events.stored_replies([command_id]))[command_id])
+            first = await self.events.stored_replies_with_fingerprints([command_id])
+            return replay(first[command_id], request)
         self.wake()
         log.info(
             "broadcast_queued",

@@ -13,6 +13,7 @@ import structlog
 from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment
+from shared.idempotency import fingerprint, replay
 from shared.ids import new_id
 
 from reporting.application import cursor as cursors
@@ -56,8 +57,9 @@ class Invoices:
     async def generate(self, cmd: GenerateInvoice, *, today: date | None = None) -> bytes:
         """Invoice the chosen days; a day already invoiced is a conflict; idempotent by command id."""
         command_id = cmd.meta.command_id
-        if command_id and (done := await self.store.stored_replies([command_id])):
-            return done[command_id]
+        request = fingerprint(cmd) if command_id else None
+        if command_id and (done := await self.store.stored_replies_with_fingerprints([command_id])):
+            return replay(done[command_id], request)  # the first reply; another request: a conflict
         cid = str(cmd.customer_id)
         days = _days(cmd)
         today = today or datetime.now(UTC).date()
@@ -72,12 +74,13 @@ class Invoices:
             raise ServiceError(ErrorCode.VALIDATION, "the chosen days have no calls to invoice")
         for _ in range(5):
             try:
-                return await self._store(cmd, cid, draft)
+                return await self._store(cmd, cid, draft, request)
             except ConcurrencyError:
                 continue  # another invoice of this customer took the version; take the next
             except DuplicateCommand:
                 assert command_id
-                return (await self.store.stored_replies([command_id]))[command_id]
+                return replay((await self.store.stored_replies_with_fingerprints([command_id]))[command_id],
+                              request)
         raise ServiceError(ErrorCode.CONFLICT, "too many concurrent invoices for this customer; retry")
 
     async def _already_invoiced(self, cid: str, days: list[date]) -> ServiceError:
@@ -90,7 +93,7 @@ class Invoices:
                         message=f"{r['day'].isoformat()} is on invoice {r['invoice_id']}")
             for r in rows])
 
-    async def _store(self, cmd: GenerateInvoice, cid: str, draft: InvoiceDraft) -> bytes:
+    async def _store(self, cmd: GenerateInvoice, cid: str, draft: InvoiceDraft, request: str | None) -> bytes:
         days = [line.day for line in draft.lines]
         if await self.pool.fetchval(
             "SELECT 1 FROM invoiced_days WHERE customer_id = $1 AND day = ANY($2::date[]) LIMIT 1",
@@ -130,7 +133,7 @@ class Invoices:
         ]
         try:
             await self.store.append(
-                [event], replies=[(meta.command_id, reply)] if meta.command_id else (),
+                [event], replies=[(meta.command_id, reply, request)] if meta.command_id else (),
                 fragments=fragments,
             )
         except asyncpg.UniqueViolationError as exc:
