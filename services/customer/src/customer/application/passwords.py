@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,6 +15,10 @@ ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 GENERATED_LENGTH = 16
 # notes are checked against a stored hash word by word: at most this many candidate words
 MAX_NOTE_CANDIDATES = 40
+# each argon2id hash or check holds 64 MiB while it runs: this many at once at most (the
+# default thread pool ran 6 side by side on 2 cores: a burst of new contacts took the service
+# from 75 to 509 MB RSS, bench/memory.py), and more would not run faster on 2 cores
+HASHING_THREADS = 2
 
 
 def generate_password() -> str:
@@ -29,17 +34,19 @@ def contains(text: str, password: str) -> bool:
 class Passwords:
     """argon2id hashing and verification, run in a worker thread (each takes tens of ms of CPU)."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
-        self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+    def __init__(self, hasher: PasswordHasher | None = None, threads: int = HASHING_THREADS) -> None:
+        self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile (64 MiB)
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="argon2")
 
     async def hash(self, password: str) -> str:
         """The argon2id hash of a password."""
-        return await asyncio.to_thread(self.hasher.hash, password)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self.hasher.hash, password)
 
     async def verify(self, hashed: str | None, password: str) -> bool:
         """True when the password matches; an unknown login costs the same time as a wrong one."""
-        return await asyncio.to_thread(self._verify, hashed or self._dummy, password, hashed is not None)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, self._verify, hashed or self._dummy, password, hashed is not None)
 
     def _verify(self, hashed: str, password: str, real: bool) -> bool:
         try:
