@@ -10,6 +10,7 @@ import asyncpg
 import nats
 import structlog
 from nats.aio.client import Client as NatsClient
+from pydantic import Field
 from shared.consumer import PartitionedConsumer
 from shared.contracts.contacts import ContactSubjects
 from shared.db import create_pool
@@ -55,6 +56,14 @@ class CustomerSettings(CommonSettings):
     # service's CPU per create -25%, PostgreSQL's -45%); more where the database is remote or
     # has cores to spare (docs/performance.md)
     command_partitions: int = 1
+    # memory (bench/memory.py): a customer's state is ~1.1 KB, a stored reply ~1.3 KB; states
+    # past this many are loaded again (one query) when a command needs them; replies past this
+    # many are looked up in `commands` when a retry comes. Every customer's dial view (~0.5 KB)
+    # stays in memory whatever these say.
+    state_cache_size: int = 50_000
+    recent_replies: int = 20_000
+    # argon2id hashes at once, 64 MiB each (application/passwords.py)
+    password_hash_threads: int = Field(default=1, ge=1, le=8)
     penalty_sweep_interval_s: float = 1.0
     stream_replicas: int = 1
     # where contacts log in (sent with generated passwords)
@@ -107,10 +116,11 @@ async def start(settings: CustomerSettings) -> CustomerService:
     settings_service = SettingsService(store)
     dial_index = DialIndex()
     commands = CustomerCommands(
-        store, settings_service, IndexedStateCache(store, dial_index), max_batch=settings.command_batch,
-        partitions=settings.command_partitions,
+        store, settings_service, IndexedStateCache(store, dial_index, settings.state_cache_size),
+        max_batch=settings.command_batch, partitions=settings.command_partitions,
+        recent_replies=settings.recent_replies,
     )
-    passwords = Passwords()
+    passwords = Passwords(threads=settings.password_hash_threads)
     sealer = Sealer(settings.secret_key) if settings.secret_key else None
     if sealer is None:
         log.warning("no_secret_key", effect="generated passwords cannot be sent (PATCHBAY_SECRET_KEY)")

@@ -108,6 +108,7 @@ class CustomerCommands:
         *,
         max_batch: int = 256,
         partitions: int = 1,
+        recent_replies: int = 20_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -116,7 +117,7 @@ class CustomerCommands:
         self.max_batch = max_batch
         self.clock = clock
         self._queues: list[asyncio.Queue[_Pending]] = [asyncio.Queue() for _ in range(partitions)]
-        self.recent = RecentReplies()
+        self.recent = RecentReplies(recent_replies)
         self.batches = 0
         self.commands = 0
 

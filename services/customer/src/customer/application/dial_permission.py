@@ -183,7 +183,7 @@ class DialIndex:
 class IndexedStateCache(StateCache):
     """The command core's state cache, also feeding every committed (or loaded) state to the index."""
 
-    def __init__(self, store: EventStore, index: DialIndex, max_entries: int = 100_000) -> None:
+    def __init__(self, store: EventStore, index: DialIndex, max_entries: int = 50_000) -> None:
         super().__init__(store, max_entries)
         self.index = index
 

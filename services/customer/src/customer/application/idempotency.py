@@ -11,7 +11,7 @@ from shared.eventstore import StoredReply
 class RecentReplies:
     """Replies to the last commands this process committed, by command id (bounded)."""
 
-    def __init__(self, max_entries: int = 50_000) -> None:
+    def __init__(self, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
         self._replies: OrderedDict[str, StoredReply] = OrderedDict()
 

@@ -15,10 +15,11 @@ ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 GENERATED_LENGTH = 16
 # notes are checked against a stored hash word by word: at most this many candidate words
 MAX_NOTE_CANDIDATES = 40
-# each argon2id hash or check holds 64 MiB while it runs: this many at once at most (the
+# each argon2id hash or check holds 64 MiB while it runs: this many at once at most. The
 # default thread pool ran 6 side by side on 2 cores: a burst of new contacts took the service
-# from 75 to 509 MB RSS, bench/memory.py), and more would not run faster on 2 cores
-HASHING_THREADS = 2
+# from 75 to 509 MB RSS (bench/memory.py). One at a time: ~8 hashes/s here; two: ~11.6/s for
+# 64 MiB more (PATCHBAY_PASSWORD_HASH_THREADS)
+HASHING_THREADS = 1
 
 
 def generate_password() -> str:

@@ -14,7 +14,7 @@ from customer.domain.state import CustomerState
 class StateCache:
     """A bounded LRU of customer states; a stale entry only costs a retry (version conflict)."""
 
-    def __init__(self, store: EventStore, max_entries: int = 100_000) -> None:
+    def __init__(self, store: EventStore, max_entries: int = 50_000) -> None:
         self.store = store
         self.max_entries = max_entries
         self._states: OrderedDict[str, CustomerState | None] = OrderedDict()
