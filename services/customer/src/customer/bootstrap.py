@@ -14,6 +14,7 @@ from pydantic import Field
 from shared.consumer import PartitionedConsumer
 from shared.contracts.contacts import ContactSubjects
 from shared.db import create_pool
+from shared.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
@@ -41,6 +42,7 @@ from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import contact_routes
 from customer.entrypoints.nats_api import QUEUE, routes
 from customer.entrypoints.number_blocks_api import number_block_routes
+from customer.projections import board
 
 SCHEMA = "customer"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -64,6 +66,9 @@ class CustomerSettings(CommonSettings):
     recent_replies: int = 20_000
     # argon2id hashes at once, 64 MiB each (application/passwords.py)
     password_hash_threads: int = Field(default=1, ge=1, le=8)
+    # the board's totals are counted again after this process's commits at once, after other
+    # processes' (another replica, a bulk upload) within this long (projections/board.py)
+    board_total_ttl_s: float = Field(default=5.0, ge=0)
     penalty_sweep_interval_s: float = 1.0
     stream_replicas: int = 1
     # where contacts log in (sent with generated passwords)
@@ -112,7 +117,13 @@ async def start(settings: CustomerSettings) -> CustomerService:
     js = nc.jetstream()
     await ensure_streams(js, replicas=settings.stream_replicas)
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
-    store = EventStore(pool, on_appended=relay.hint)
+    totals = board.BoardTotals(settings.board_total_ttl_s)
+
+    def appended(events: list[EventEnvelope]) -> None:
+        relay.hint(events)
+        totals.clear()  # the board changed: its totals are counted again
+
+    store = EventStore(pool, on_appended=appended)
     settings_service = SettingsService(store)
     dial_index = DialIndex()
     commands = CustomerCommands(
@@ -128,11 +139,12 @@ async def start(settings: CustomerSettings) -> CustomerService:
     portal = PortalAccess(pool, passwords)
     dial = DialFeed(dial_index, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
     feeds.append(dial)
-    queries = CustomerQueries(pool)
+    queries = CustomerQueries(pool, totals)
     rpc = RpcServer(
         nc, [*routes(commands=commands, queries=queries, settings=settings_service),
              *contact_routes(contacts=contacts, portal=portal),
-             *bulk_routes(uploads=BulkUploads(store, settings_service), editor=BulkEditor(commands, pool)),
+             *bulk_routes(uploads=BulkUploads(store, settings_service, on_committed=totals.clear),
+                          editor=BulkEditor(commands, pool)),
              *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool))],
         queue=QUEUE,
     )

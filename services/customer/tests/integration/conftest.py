@@ -32,7 +32,8 @@ async def service(
     nats_url: str, make_database: Any
 ) -> AsyncIterator[CustomerService]:
     settings = CustomerSettings(
-        nats_url=nats_url, database_url=await make_database(), penalty_sweep_interval_s=0.2
+        nats_url=nats_url, database_url=await make_database(), penalty_sweep_interval_s=0.2,
+        board_total_ttl_s=1.0
     )
     svc = await start(settings)
     yield svc

@@ -82,8 +82,10 @@ class BulkUploads:
     def __init__(
         self, store: EventStore, settings: SettingsService, *, batch_size: int = 2000,
         keep: timedelta = timedelta(days=7), clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_committed: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        self.on_committed = on_committed  # customers were created (the board's totals changed)
         self.pool: asyncpg.Pool = store.pool
         self.settings = settings
         self.batch_size = batch_size
@@ -161,6 +163,8 @@ class BulkUploads:
             state = "rejected" if created == 0 and failed else "committed"
             row = await conn.fetchrow(sql.FINISH, upload_id, state, counts["total"], created, failed)
             appended = time.perf_counter()
+        if created:
+            self.on_committed()
         log.info("bulk_upload_committed", upload_id=str(upload_id), state=state, created=created,
                  failed=failed, check_s=round(checked - started, 3),
                  create_s=round(appended - checked, 3), commit_s=round(time.perf_counter() - appended, 3))

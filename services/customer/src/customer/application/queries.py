@@ -14,8 +14,9 @@ from customer.projections import board
 class CustomerQueries:
     """Reads: one card, the board."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, totals: board.BoardTotals | None = None) -> None:
         self.pool = pool
+        self.totals = totals or board.BoardTotals()
 
     async def get(self, customer_id: UUID) -> bytes:
         """One card as JSON, or a not-found / deleted error."""
@@ -30,4 +31,4 @@ class CustomerQueries:
 
     async def list(self, query: ListCustomers) -> bytes:
         """One page of the board as JSON."""
-        return await board.list_customers(self.pool, query)
+        return await board.list_customers(self.pool, query, self.totals)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -39,6 +40,9 @@ UPSERT_SQL = (
 
 
 WORD = re.compile(r"\w+")
+# a board query matching at most this many customers sorts its matches instead of walking
+# the sort order (see list_customers)
+FILTER_FIRST_MAX = 1_000
 
 
 def search_text(state: CustomerState) -> str:
@@ -125,7 +129,51 @@ def _decode_cursor(cursor: str, sort: str, kind: str) -> tuple[Any, str]:
         raise _bad("cursor", "the cursor is not valid for this sort; start again without it") from None
 
 
-async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> bytes:
+class BoardTotals:
+    """Recent `total`s of the board by filter: counting 100k customers costs 5-30 ms (30 until
+    autovacuum has marked the pages all-visible again), a page ~0.3 ms.
+
+    An entry lives `ttl_s`, and every commit of this process clears them all; so a total is
+    exact but for what other processes (another customer replica, a bulk upload's own
+    transaction) committed in the last `ttl_s`.
+    """
+
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 1_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._totals: dict[tuple[Any, ...], tuple[int, float]] = {}
+
+    @staticmethod
+    def key(query: ListCustomers) -> tuple[Any, ...]:
+        """What a total depends on: the filters (not the sort, the page or its size)."""
+        def sorted_or_none(values: list[Any] | None) -> tuple[Any, ...] | None:
+            return tuple(sorted(values)) if values else None
+
+        return (query.q or None, sorted_or_none(query.status), sorted_or_none(query.tag),
+                sorted_or_none(query.currency), sorted_or_none(query.country),
+                query.created_from, query.created_to)
+
+    def get(self, key: tuple[Any, ...]) -> int | None:
+        """A total counted less than `ttl_s` ago and since this process's last commit."""
+        found = self._totals.get(key)
+        if found is None or time.monotonic() - found[1] > self.ttl_s:
+            return None
+        return found[0]
+
+    def put(self, key: tuple[Any, ...], total: int) -> None:
+        """Remember a total just counted."""
+        if len(self._totals) >= self.max_entries:
+            self._totals.clear()
+        self._totals[key] = (total, time.monotonic())
+
+    def clear(self, *_: object) -> None:
+        """Forget every total (this process committed a change)."""
+        self._totals.clear()
+
+
+async def list_customers(
+    pool: asyncpg.Pool, query: ListCustomers, totals: BoardTotals | None = None,
+) -> bytes:
     """One page of the board as JSON, with the total count of matching customers."""
     descending = query.sort.startswith("-")
     sort = query.sort.lstrip("-")
@@ -154,18 +202,37 @@ async def list_customers(pool: asyncpg.Pool, query: ListCustomers) -> bytes:
     if query.created_to:
         where.append(f"created_at < {arg(query.created_to)}")
     filters = " AND ".join(where)
-    total = await pool.fetchval(f"SELECT count(*) FROM customers WHERE {filters}", *args)
+    key = BoardTotals.key(query) if totals is not None else ()
+    total = totals.get(key) if totals is not None else None
+    if total is None:
+        total = int(await pool.fetchval(f"SELECT count(*) FROM customers WHERE {filters}", *args))
+        if totals is not None:
+            totals.put(key, total)
     page_where = filters
     if query.cursor:
         value, last_id = _decode_cursor(query.cursor, query.sort, kind)
         op = "<" if descending else ">"
         page_where += f" AND ({expr}, id) {op} ({arg(value)}, {arg(last_id)}::uuid)"
     order = "DESC" if descending else "ASC"
-    rows = await pool.fetch(
-        f"SELECT card, {expr} AS sort_value, id FROM customers"
-        f" WHERE {page_where} ORDER BY {expr} {order}, id {order} LIMIT {arg(query.limit + 1)}",
-        *args,
-    )
+    page = f"SELECT card, {expr} AS sort_value, id FROM customers WHERE {page_where}"
+    limit = arg(query.limit + 1)
+    if not total:
+        rows = []
+    elif total <= FILTER_FIRST_MAX:
+        # few matches: take them all through the filters' indexes, then sort them. Walking the
+        # sort's index and testing each row reads most of the table when matches are rare (a
+        # search word: 15-20 ms over 100k customers -> under 1 ms); `OFFSET 0` keeps the
+        # planner from merging the two steps back into that walk
+        rows = await pool.fetch(
+            f"SELECT card, sort_value, id FROM ({page} OFFSET 0) matches"
+            f" ORDER BY sort_value {order}, id {order} LIMIT {limit}", *args)
+    else:
+        # many matches: walk the sort's index (where there is one) until the page is full. The
+        # planner, misled by statistics older than a burst of writes, sorted all 5,000-8,000
+        # matches of a tag or a country instead (13-17 ms over 100k customers -> 0.3 ms)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL enable_sort = off")
+            rows = await conn.fetch(f"{page} ORDER BY {expr} {order}, id {order} LIMIT {limit}", *args)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = (
