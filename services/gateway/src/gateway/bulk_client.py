@@ -32,8 +32,11 @@ STAGE_BYTES = 600 * 1024  # a chunk stays well under NATS' 1 MB message limit
 SPOOL_IN_MEMORY = 1024 * 1024
 
 
-async def spool(request: Request, limit: int) -> IO[str]:
-    """The request body as text (UTF-8, BOM dropped), checked and spooled; too large is 413."""
+async def spool(request: Request, limit: int, digest: Any = None) -> IO[str]:
+    """The request body as text (UTF-8, BOM dropped), checked and spooled; too large is 413.
+
+    `digest` (a hashlib object), when given, is fed every byte of the body.
+    """
     raw = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+b")
     decoder = codecs.getincrementaldecoder("utf-8")()
     size = 0
@@ -43,6 +46,8 @@ async def spool(request: Request, limit: int) -> IO[str]:
                 raise ApiError(PAYLOAD_TOO_LARGE, f"the upload is larger than {limit} bytes")
             decoder.decode(chunk)
             raw.write(chunk)
+            if digest is not None:
+                digest.update(chunk)
             size += len(chunk)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -105,10 +110,13 @@ class BulkClient:
             subject, body, correlation_id=self.correlation_id, timeout_s=timeout_s
         )
 
-    async def begin(self, upload_id: UUID, mode: str, meta: dict[str, Any]) -> dict[str, Any]:
+    async def begin(
+        self, upload_id: UUID, mode: str, meta: dict[str, Any], fingerprint: str | None = None,
+    ) -> dict[str, Any]:
         """Open the upload (or find it committed by an earlier try with the same key)."""
         return dict(
-            await self.call(BulkSubjects.BEGIN, {"upload_id": str(upload_id), "mode": mode, "meta": meta})
+            await self.call(BulkSubjects.BEGIN, {"upload_id": str(upload_id), "mode": mode, "meta": meta,
+                                                 "fingerprint": fingerprint})
         )
 
     async def stage(self, upload_id: UUID, rows: Iterator[Row]) -> int:

@@ -143,6 +143,13 @@ async def test_duplicates_in_file_and_retry_with_idempotency_key(client: Any) ->
     assert first.status_code == again.status_code == 200
     assert first.json()["results"] == again.json()["results"]
     assert "row 1" in first.json()["results"][1]["errors"][0]["message"]
+    # the key with another file, or the same file in another mode: refused, nothing created
+    other = name()
+    for content, mode in ((to_csv([["name", "currency"], [other, "EUR"]]), "best_effort"), (body, "all_or_nothing")):
+        refused = await client.post("/v1/customers/bulk", content=content, params={"mode": mode}, headers=key)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["details"][0]["type"] == "idempotency_key_reused"
+    assert (await client.get("/v1/customers", params={"q": other})).json()["total"] == 0
 
 
 async def test_a_few_thousand_rows_over_http(client: Any) -> None:

@@ -52,6 +52,9 @@ class BeginUpload(Strict):
     meta: CommandMeta = Field(default_factory=CommandMeta)
     upload_id: UUID
     mode: BulkMode = "all_or_nothing"
+    # a hash of the request (mode, content type, body): the same upload id with another
+    # request, once the first was committed, is refused (an Idempotency-Key reused)
+    fingerprint: str | None = Field(default=None, max_length=128)
 
 
 class UploadState(BaseModel):

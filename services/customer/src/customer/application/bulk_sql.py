@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-_UPLOAD_COLUMNS = "id, mode, state, actor::text AS actor, correlation_id, total, created, failed"
+_UPLOAD_COLUMNS = "id, mode, state, actor::text AS actor, correlation_id, total, created, failed, fingerprint"
 
 UPLOAD = f"SELECT {_UPLOAD_COLUMNS} FROM bulk_uploads WHERE id = $1"
 
 BEGIN = (
-    "INSERT INTO bulk_uploads (id, mode, actor, correlation_id) VALUES ($1, $2, $3::jsonb, $4)"
+    "INSERT INTO bulk_uploads (id, mode, actor, correlation_id, fingerprint)"
+    " VALUES ($1, $2, $3::jsonb, $4, $5)"
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 
@@ -15,7 +16,7 @@ BEGIN = (
 FORGET = "DELETE FROM bulk_uploads WHERE started_at < $1"
 
 RESTART = (
-    "UPDATE bulk_uploads SET mode = $2, correlation_id = $3, started_at = now()"
+    "UPDATE bulk_uploads SET mode = $2, correlation_id = $3, fingerprint = $4, started_at = now()"
     f" WHERE id = $1 RETURNING {_UPLOAD_COLUMNS}"
 )
 

@@ -33,7 +33,7 @@ from shared.contracts.bulk import (
 )
 from shared.contracts.customer import CommandMeta, CustomerCreate
 from shared.envelope import Actor, EventEnvelope, Metadata
-from shared.errors import ErrorCode, ServiceError, details_from_pydantic
+from shared.errors import ErrorCode, ServiceError, details_from_pydantic, key_reused
 from shared.eventstore import EventStore, Fragment
 from shared.ids import new_id
 
@@ -99,13 +99,17 @@ class BulkUploads:
         async with self.pool.acquire() as conn, conn.transaction():
             new = await conn.fetchval(
                 sql.BEGIN, cmd.upload_id, cmd.mode, cmd.meta.actor.model_dump_json(),
-                cmd.meta.correlation_id,
+                cmd.meta.correlation_id, cmd.fingerprint,
             )
             row = await conn.fetchrow(f"{sql.UPLOAD} FOR UPDATE", cmd.upload_id)
             if new is None and row["state"] == "staging":
-                # a retry of an upload that never committed: it starts over
+                # a retry of an upload that never committed: it starts over (with this body)
                 await conn.execute("DELETE FROM bulk_rows WHERE upload_id = $1", cmd.upload_id)
-                row = await conn.fetchrow(sql.RESTART, cmd.upload_id, cmd.mode, cmd.meta.correlation_id)
+                row = await conn.fetchrow(sql.RESTART, cmd.upload_id, cmd.mode, cmd.meta.correlation_id,
+                                          cmd.fingerprint)
+            elif new is None and None not in (row["fingerprint"], cmd.fingerprint) \
+                    and row["fingerprint"] != cmd.fingerprint:
+                raise key_reused()  # the key of a finished upload, sent with another file
         return _summary(row)
 
     async def stage(self, cmd: StageRows) -> bytes:

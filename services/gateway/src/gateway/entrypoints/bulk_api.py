@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import IO, Annotated, Any, Literal
@@ -128,16 +129,19 @@ async def bulk_upload(
         runtime.customers, who.correlation_id, commit_timeout_s=settings.bulk_commit_timeout_s
     )
     meta = who.meta()
-    summary = await client.begin(upload_id, mode, meta)
-    if summary["state"] == "staging":
-        text = await spool(request, settings.bulk_max_body_bytes)
-        try:
+    # the body first: its hash goes with the upload, so a key reused for another file is refused
+    digest = hashlib.blake2b(f"{mode}\0{request.headers.get('content-type', '')}\0".encode(), digest_size=16)
+    text = await spool(request, settings.bulk_max_body_bytes, digest)
+    try:
+        fingerprint = digest.hexdigest() if who.idempotency_key else None
+        summary = await client.begin(upload_id, mode, meta, fingerprint)
+        if summary["state"] == "staging":
             staged = await client.stage(upload_id, reader(text))
-        finally:
-            text.close()
-        if staged == 0:
-            raise ApiError(ErrorCode.VALIDATION, "the upload has no rows")
-        summary = await client.commit(upload_id, meta)
+            if staged == 0:
+                raise ApiError(ErrorCode.VALIDATION, "the upload has no rows")
+            summary = await client.commit(upload_id, meta)
+    finally:
+        text.close()
     status = _status(summary)
     head = {**summary, **({"error": await _error(client, upload_id, summary)} if status == 422 else {})}
     return StreamingResponse(
