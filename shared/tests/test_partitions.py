@@ -6,11 +6,13 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from shared.consumer import ConsumerSpec, JetStreamConsumer, PartitionedConsumer, ensure_consumer
 from shared.partitions import (
     PARTITIONS,
@@ -164,104 +166,96 @@ async def test_an_ordered_consumer_retries_in_place_and_takes_back_what_a_dead_r
     assert seen == list(range(30)), seen  # in order, though 15 failed twice and 0-9 were held
 
 
-async def test_two_processes_with_the_same_partitions_one_reads_the_other_stands_by(
-    nats: NatsClient, make_database: Any,
-) -> None:
-    js = nats.jetstream()
-    dsn = await make_database()
-    tag = uuid.uuid4().hex[:8]
-    name = f"L{tag}".upper()
-    key = PartitionKey(f"{tag}.c.*.*", 1)
-    await ensure_streams(js, [StreamSpec(name, [f"{tag}.c.>"], partition_key=key)])
-    seen: dict[str, list[int]] = defaultdict(list)
-    readers: dict[int, set[str]] = defaultdict(set)
+@dataclass
+class Steps:
+    """A stream keyed by customer (24 of them) carrying `<customer>:<step>`, and who read what."""
 
-    def handler_of(who: int) -> Callable[[Sequence[Msg]], Awaitable[None]]:
+    js: JetStreamContext
+    key: PartitionKey
+    spec: ConsumerSpec
+    tag: str
+    customers: list[str] = field(default_factory=lambda: [f"c{n}" for n in range(24)])
+    seen: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # customer -> steps
+    read: dict[tuple[int, int], set[int]] = field(  # (reader, step) -> partitions
+        default_factory=lambda: defaultdict(set))
+
+    @classmethod
+    async def create(cls, js: JetStreamContext, letter: str) -> Steps:
+        tag = uuid.uuid4().hex[:8]
+        key = PartitionKey(f"{tag}.c.*.*", 1)
+        name = f"{letter}{tag}".upper()
+        await ensure_streams(js, [StreamSpec(name, [f"{tag}.c.>"], partition_key=key)])
+        return cls(js, key, ConsumerSpec(name, f"d{tag}", [f"{tag}.c.*.*"]), tag)
+
+    async def publish(self, step: int) -> None:
+        for c in self.customers:
+            await self.js.publish(f"{self.tag}.c.{c}.Step", f"{c}:{step}".encode())
+
+    def handler(self, reader: int) -> Callable[[Sequence[Msg]], Awaitable[None]]:
         async def handle(msgs: Sequence[Msg]) -> None:
             for msg in msgs:
                 customer, step = msg.data.decode().split(":")
-                seen[customer].append(int(step))
-                readers[who].add(msg.subject.rsplit(".", 1)[1])
+                self.seen[customer].append(int(step))
+                self.read[(reader, int(step))].add(int(msg.subject.rsplit(".", 1)[1]))
         return handle
 
-    spec = ConsumerSpec(name, f"d{tag}", [f"{tag}.c.*.*"])
+    def all_at(self, step: int) -> Callable[[], bool]:
+        return lambda: all(len(self.seen[c]) == step + 1 for c in self.customers)
+
+
+async def test_two_processes_with_the_same_partitions_one_reads_the_other_stands_by(
+    nats: NatsClient, make_database: Any,
+) -> None:
+    dsn = await make_database()
+    steps = await Steps.create(nats.jetstream(), "L")
     # both left at the default (replica 0 of 1): both own every partition
-    first, second = (PartitionedConsumer(js, spec, handler_of(i), owned_partitions(0, 1), key=key,
-                                         lease_dsn=dsn, batch=5, fetch_timeout_s=0.2) for i in range(2))
-    customers = [f"c{n}" for n in range(24)]
-
-    async def publish(step: int) -> None:
-        for c in customers:
-            await js.publish(f"{tag}.c.{c}.Step", f"{c}:{step}".encode())
-
+    first, second = (PartitionedConsumer(steps.js, steps.spec, steps.handler(i), owned_partitions(0, 1),
+                                         key=steps.key, lease_dsn=dsn, batch=5, fetch_timeout_s=0.2)
+                     for i in range(2))
     one = asyncio.create_task(first.run())
     await wait_for(lambda: all(c.leases and c.leases.holds(c.lease) for c in first.consumers), timeout=10,
                    message="the first process to lease every partition")
     two = asyncio.create_task(second.run())
-    await publish(0)
-    await publish(1)
-    await wait_for(lambda: first.handled == 2 * len(customers), timeout=10, message="the first to read")
-    assert second.handled == 0 and not readers[1]  # a standby reads nothing
+    await steps.publish(0)
+    await steps.publish(1)
+    await wait_for(lambda: first.handled == 2 * len(steps.customers), timeout=10, message="the first to read")
+    assert second.handled == 0  # a standby reads nothing
     await cancel_tasks([one])  # the first process goes away; its session, and so its leases, with it
-    await publish(2)
+    await steps.publish(2)
     try:
-        await wait_for(lambda: second.handled >= len(customers), timeout=20, message="the standby to take over")
+        await wait_for(steps.all_at(2), timeout=20, message="the standby to take over")
     finally:
         await cancel_tasks([two])
-    assert all(seen[c] == [0, 1, 2] for c in customers), dict(seen)
-    assert readers[1]
+    assert all(steps.seen[c] == [0, 1, 2] for c in steps.customers), dict(steps.seen)
+    assert steps.read[(1, 2)] and (1, 0) not in steps.read and (1, 1) not in steps.read
 
 
 async def test_a_replica_stands_in_for_one_that_is_down_and_hands_back_when_it_returns(
     nats: NatsClient, make_database: Any,
 ) -> None:
-    js = nats.jetstream()
     dsn = await make_database()
-    tag = uuid.uuid4().hex[:8]
-    name = f"F{tag}".upper()
-    key = PartitionKey(f"{tag}.c.*.*", 1)
-    await ensure_streams(js, [StreamSpec(name, [f"{tag}.c.>"], partition_key=key)])
-    seen: dict[str, list[int]] = defaultdict(list)
-    read: dict[tuple[int, int], set[int]] = defaultdict(set)  # (replica, step) -> partitions
-
-    def handler_of(who: int) -> Callable[[Sequence[Msg]], Awaitable[None]]:
-        async def handle(msgs: Sequence[Msg]) -> None:
-            for msg in msgs:
-                customer, step = msg.data.decode().split(":")
-                seen[customer].append(int(step))
-                read[(who, int(step))].add(int(msg.subject.rsplit(".", 1)[1]))
-        return handle
-
-    spec = ConsumerSpec(name, f"d{tag}", [f"{tag}.c.*.*"])
+    steps = await Steps.create(nats.jetstream(), "F")
+    read = steps.read
 
     def replica(i: int) -> PartitionedConsumer:
-        return PartitionedConsumer(js, spec, handler_of(i), owned_partitions(i, 2), key=key, lease_dsn=dsn,
-                                   failover_after_s=0.5, batch=5, fetch_timeout_s=0.2)
+        return PartitionedConsumer(steps.js, steps.spec, steps.handler(i), owned_partitions(i, 2), key=steps.key,
+                                   lease_dsn=dsn, failover_after_s=0.5, batch=5, fetch_timeout_s=0.2)
 
     def leading(r: PartitionedConsumer) -> set[int]:
         return {int(c.spec.durable.rsplit("-p", 1)[1]) for c in r.consumers if r.leases and r.leases.holds(c.lease)}
-
-    customers = [f"c{n}" for n in range(24)]
-
-    async def publish(step: int) -> None:
-        for c in customers:
-            await js.publish(f"{tag}.c.{c}.Step", f"{c}:{step}".encode())
-
-    def all_at(step: int) -> Callable[[], bool]:
-        return lambda: all(len(seen[c]) == step + 1 for c in customers)
 
     even, odd = replica(0), replica(1)
     tasks = [asyncio.create_task(even.run()), asyncio.create_task(odd.run())]
     try:
         await wait_for(lambda: leading(even) == {0, 2, 4, 6} and leading(odd) == {1, 3, 5, 7}, timeout=10,
                        message="each replica to lease its own partitions")
-        await publish(0)
-        await wait_for(all_at(0), timeout=10, message="step 0 read")
+        await steps.publish(0)
+        await wait_for(steps.all_at(0), timeout=10, message="step 0 read")
         assert read[(0, 0)] <= {0, 2, 4, 6} and read[(1, 0)] <= {1, 3, 5, 7}  # a replica up: no stand-in
 
         await cancel_tasks([tasks.pop()])  # replica 1 goes away, its PostgreSQL session with it
-        await publish(1)
-        await wait_for(all_at(1), timeout=20, message="replica 0 to stand in for replica 1's partitions")
+        await steps.publish(1)
+        await wait_for(steps.all_at(1), timeout=20, message="replica 0 to stand in for replica 1's partitions")
         assert read[(0, 1)] & {1, 3, 5, 7}  # replica 0 read the odd partitions too
         assert (1, 1) not in read
 
@@ -269,9 +263,9 @@ async def test_a_replica_stands_in_for_one_that_is_down_and_hands_back_when_it_r
         tasks.append(asyncio.create_task(back.run()))
         await wait_for(lambda: leading(back) == {1, 3, 5, 7} and leading(even) == {0, 2, 4, 6}, timeout=20,
                        message="replica 0 to hand the odd partitions back")
-        await publish(2)
-        await wait_for(all_at(2), timeout=10, message="step 2 read")
+        await steps.publish(2)
+        await wait_for(steps.all_at(2), timeout=10, message="step 2 read")
         assert read[(0, 2)] <= {0, 2, 4, 6} and read[(1, 2)] <= {1, 3, 5, 7}
     finally:
         await cancel_tasks(tasks)
-    assert all(seen[c] == [0, 1, 2] for c in customers), dict(seen)  # once each, in order, through both moves
+    assert all(steps.seen[c] == [0, 1, 2] for c in steps.customers), dict(steps.seen)  # once each, in order

@@ -14,6 +14,8 @@ import httpx
 import orjson
 from nats.aio.client import Client as NatsClient
 
+from .processes import ServiceProcess
+
 # answers that mean "not done, try again with the same key" (HTTP 500/503 to a client)
 RETRYABLE_CODES = {"internal_error", "unavailable"}
 SUBJECTS = {"create": "customer.cmd.create", "update": "customer.cmd.update"}
@@ -68,6 +70,18 @@ class RetryingClients:
                     f"only {self.acked_count()} of {target} requests acknowledged in {timeout} s; "
                     f"retries {dict(self.retry_reasons)}, unexpected {self.unexpected[:3]}")
             await asyncio.sleep(0.05)
+
+    async def kill_under_load(self, proc: ServiceProcess, *, kills: int, acked: int, down_s: float = 0.3) -> None:
+        """Kill -9 `proc` `kills` times, `acked` more requests acknowledged before each kill and
+        after the last restart; it stays down `down_s` (requests in flight time out, the clients
+        retry them with the same keys)."""
+        await self.wait_acked(acked)
+        for _ in range(kills):
+            proc.kill()
+            await asyncio.sleep(down_s)
+            proc.start()
+            await asyncio.to_thread(proc.wait_ready)
+            await self.wait_acked(acked)
 
     async def until_answered(
         self, label: str, attempt: Callable[[], Awaitable[dict[str, Any] | str]]

@@ -24,13 +24,7 @@ async def test_kill_9_mid_load_then_restart(servers: Servers, customer: ServiceP
         load = CommandLoad(client, clients=16)
         load.start()
         try:
-            await load.wait_acked(300)
-            for _ in range(2):
-                customer.kill()
-                await asyncio.sleep(0.3)  # requests in flight time out; clients retry with the same keys
-                customer.start()
-                await asyncio.to_thread(customer.wait_ready)
-                await load.wait_acked(300)
+            await load.kill_under_load(customer, kills=2, acked=300)
         finally:
             await load.stop()
         load.assert_survived()

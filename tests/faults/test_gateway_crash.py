@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,12 +33,7 @@ async def test_kill_9_of_the_gateway_mid_load(servers: Servers, gateway: Service
         load = HttpCommandLoad(http=http, clients=8)
         load.start()
         try:
-            await load.wait_acked(150)
-            gateway.kill()
-            await asyncio.sleep(0.3)
-            gateway.start()
-            await asyncio.to_thread(gateway.wait_ready)
-            await load.wait_acked(150)
+            await load.kill_under_load(gateway, kills=1, acked=150)
         finally:
             await load.stop()
     load.assert_survived()
