@@ -71,18 +71,6 @@ class RetryingClients:
                     f"retries {dict(self.retry_reasons)}, unexpected {self.unexpected[:3]}")
             await asyncio.sleep(0.05)
 
-    async def kill_under_load(self, proc: ServiceProcess, *, kills: int, acked: int, down_s: float = 0.3) -> None:
-        """Kill -9 `proc` `kills` times, `acked` more requests acknowledged before each kill and
-        after the last restart; it stays down `down_s` (requests in flight time out, the clients
-        retry them with the same keys)."""
-        await self.wait_acked(acked)
-        for _ in range(kills):
-            proc.kill()
-            await asyncio.sleep(down_s)
-            proc.start()
-            await asyncio.to_thread(proc.wait_ready)
-            await self.wait_acked(acked)
-
     async def until_answered(
         self, label: str, attempt: Callable[[], Awaitable[dict[str, Any] | str]]
     ) -> dict[str, Any] | None:
@@ -127,6 +115,23 @@ class CommandLoad(RetryingClients):
     def start(self) -> None:
         """Start the clients."""
         self.spawn(self._client)
+
+    async def survives_kills(self, proc: ServiceProcess, *, kills: int, acked: int, down_s: float = 0.3) -> None:
+        """Run the load while `proc` is killed -9 `kills` times (`acked` more commands acknowledged
+        before each kill and after the last restart; down `down_s` each time, so requests in
+        flight time out and are retried with their keys), stop it, and check it survived."""
+        self.start()
+        try:
+            await self.wait_acked(acked)
+            for _ in range(kills):
+                proc.kill()
+                await asyncio.sleep(down_s)
+                proc.start()
+                await asyncio.to_thread(proc.wait_ready)
+                await self.wait_acked(acked)
+        finally:
+            await self.stop()
+        self.assert_survived()
 
     async def _client(self, index: int) -> None:
         while not self._stop.is_set():

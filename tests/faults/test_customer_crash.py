@@ -22,12 +22,7 @@ async def test_kill_9_mid_load_then_restart(servers: Servers, customer: ServiceP
                                             client: NatsClient, embedded_tmp_path: Path) -> None:
     with running_service("reporting", service_env(servers), embedded_tmp_path / "reporting.log"):
         load = CommandLoad(client, clients=16)
-        load.start()
-        try:
-            await load.kill_under_load(customer, kills=2, acked=300)
-        finally:
-            await load.stop()
-        load.assert_survived()
+        await load.survives_kills(customer, kills=2, acked=300)
         checked = await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())
         assert checked >= len(load.acked)
 

@@ -224,10 +224,11 @@ class JetStreamConsumer:
 
     async def prepare(self) -> None:
         """Take the partition's lease (if leased), create or update the durable; rewind an ordered one."""
-        if self.leases is not None and self.stand_in_after_s is None:
-            await self._claim_own(self.leases)
-        elif self.leases is not None and self.stand_in_after_s is not None:
-            await self._stand_in(self.leases, self.stand_in_after_s)
+        if self.leases is not None:
+            if self.stand_in_after_s is None:
+                await self._claim_own(self.leases)
+            else:
+                await self._stand_in(self.leases, self.stand_in_after_s)
         await ensure_consumer(self.js, self.spec)
         if self.ordered:
             await rewind(self.js, self.spec)

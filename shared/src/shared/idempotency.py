@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel
 
 from shared.errors import key_reused
-from shared.eventstore import StoredReply
+from shared.eventstore import EventStore, StoredReply
 from shared.rpc import error_bytes
 
 _META: set[str] = {"meta"}  # who asks, why, the correlation: not the request
@@ -45,3 +45,9 @@ def replay(first: StoredReply, fingerprint: str | None) -> bytes:
     if first.fingerprint is not None and first.fingerprint != fingerprint:
         return KEY_REUSED_REPLY
     return first.reply
+
+
+async def answered_before(store: EventStore, command_id: str, fingerprint: str | None) -> bytes | None:
+    """The answer to a command id already handled (`replay`), or None when it is new."""
+    first = (await store.stored_replies_with_fingerprints([command_id])).get(command_id)
+    return None if first is None else replay(first, fingerprint)

@@ -166,7 +166,7 @@ class BoardTotals:
             self._totals.clear()
         self._totals[key] = (total, time.monotonic())
 
-    def clear(self, *_: object) -> None:
+    def clear(self) -> None:
         """Forget every total (this process committed a change)."""
         self._totals.clear()
 

@@ -10,7 +10,7 @@ import structlog
 from shared.envelope import Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import DuplicateCommand, EventStore
-from shared.idempotency import fingerprint, replay
+from shared.idempotency import answered_before, fingerprint
 from shared.ids import new_id
 
 from notifier.adapters.customer_directory import Card, CustomerDirectory
@@ -104,10 +104,9 @@ class BroadcastService:
         """Queue the message for every recipient; a retried command answers its first reply."""
         command_id = cmd.meta.command_id
         request = fingerprint(cmd) if command_id else None
-        if command_id:
-            stored = await self.events.stored_replies_with_fingerprints([command_id])
-            if command_id in stored:  # a retry answers the first reply; another request, a conflict
-                return replay(stored[command_id], request)
+        # a retry answers the first reply; another request with the same id, a conflict
+        if command_id and (answer := await answered_before(self.events, command_id, request)) is not None:
+            return answer
         self._check_placeholders(cmd)
         configured = await (
             self.settings.smtp_config() if cmd.channel == "email" else self.settings.sms_config()
@@ -154,8 +153,9 @@ class BroadcastService:
                                    reply=(command_id, data, request) if command_id else None)
         except DuplicateCommand:  # the same command id committed meanwhile
             assert command_id is not None
-            first = await self.events.stored_replies_with_fingerprints([command_id])
-            return replay(first[command_id], request)
+            answer = await answered_before(self.events, command_id, request)
+            assert answer is not None
+            return answer
         self.wake()
         log.info(
             "broadcast_queued",

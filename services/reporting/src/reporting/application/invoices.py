@@ -13,7 +13,7 @@ import structlog
 from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment
-from shared.idempotency import fingerprint, replay
+from shared.idempotency import answered_before, fingerprint
 from shared.ids import new_id
 
 from reporting.application import cursor as cursors
@@ -58,8 +58,9 @@ class Invoices:
         """Invoice the chosen days; a day already invoiced is a conflict; idempotent by command id."""
         command_id = cmd.meta.command_id
         request = fingerprint(cmd) if command_id else None
-        if command_id and (done := await self.store.stored_replies_with_fingerprints([command_id])):
-            return replay(done[command_id], request)  # the first reply; another request: a conflict
+        # the first reply; another request with the same id: a conflict
+        if command_id and (answer := await answered_before(self.store, command_id, request)) is not None:
+            return answer
         cid = str(cmd.customer_id)
         days = _days(cmd)
         today = today or datetime.now(UTC).date()
@@ -79,8 +80,9 @@ class Invoices:
                 continue  # another invoice of this customer took the version; take the next
             except DuplicateCommand:
                 assert command_id
-                return replay((await self.store.stored_replies_with_fingerprints([command_id]))[command_id],
-                              request)
+                answer = await answered_before(self.store, command_id, request)
+                assert answer is not None
+                return answer
         raise ServiceError(ErrorCode.CONFLICT, "too many concurrent invoices for this customer; retry")
 
     async def _already_invoiced(self, cid: str, days: list[date]) -> ServiceError:
