@@ -15,7 +15,7 @@ install: $(UV)
 	$(UV) sync --locked --python $(PYTHON)
 
 run: install
-	$(UV) run --no-sync python -m shared.stack run
+	$(UV) run --no-sync python -m devtools.stack run
 
 test: install
 	$(UV) run --no-sync python -m pytest

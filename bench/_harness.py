@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from devtools.embedded import EmbeddedNats, EmbeddedPostgres
 
 
 @contextlib.contextmanager

@@ -27,9 +27,9 @@ from typing import Any
 import aiosmtplib
 import httpx
 import nats
+from devtools.embedded import free_port
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from shared.embedded import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import process, servers, wait_answering

@@ -24,7 +24,7 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import CpuMeter, closed_loop, process, servers, wait_answering
-from shared.embedded import free_port
+from devtools.embedded import free_port
 
 
 async def wait_http(url: str, timeout: float = 60) -> None:

@@ -35,9 +35,9 @@ import aiohttp
 import asyncpg
 import nats
 import psutil
+from devtools.embedded import free_port
 from nats.aio.client import Client as NatsClient
 from reporting.simulator import publish_backlog
-from shared.embedded import free_port
 from shared.secrets import Sealer
 from shared.streams import CALLS, ensure_streams
 

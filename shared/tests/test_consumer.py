@@ -7,12 +7,12 @@ import json
 import uuid
 from collections.abc import Sequence
 
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from shared.consumer import ConsumerSpec, JetStreamConsumer, Poison
 from shared.runtime import cancel_tasks
 from shared.streams import DEAD_LETTERS, OPS_EVENTS, StreamSpec, ensure_streams
-from shared.testing.waiting import wait_for
 
 
 async def test_poison_is_dead_lettered_transient_is_retried_and_the_rest_go_on(nats: NatsClient) -> None:

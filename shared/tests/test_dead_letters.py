@@ -11,13 +11,13 @@ import uuid
 from collections.abc import Sequence
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from shared.consumer import ConsumerSpec, JetStreamConsumer, Poison
 from shared.dead_letters import REPLAYED_FROM, dead_letters, replay
 from shared.runtime import cancel_tasks
 from shared.streams import DEAD_LETTERS, StreamSpec, ensure_streams
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -25,7 +26,6 @@ from shared.partitions import (
 from shared.runtime import cancel_tasks
 from shared.settings import CommonSettings
 from shared.streams import CALLS, CUSTOMER_EVENTS, NOTIFY, StreamSpec, ensure_streams
-from shared.testing.waiting import wait_for
 
 KEY = PartitionKey("events.customer.*.*", 1)
 

@@ -7,9 +7,9 @@ import time
 
 import asyncpg
 import pytest
+from devtools.testing.plugin import MakeDatabase
+from devtools.testing.waiting import wait_for
 from shared.runtime import cancel_tasks, close_pool
-from shared.testing.plugin import MakeDatabase
-from shared.testing.waiting import wait_for
 
 
 async def waits_on(event: asyncio.Event, rounds: list[int]) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from shared.embedded import EmbeddedNats
+from devtools.embedded import EmbeddedNats
+from devtools.stack import SERVICES
 from shared.settings import nats_servers
-from shared.stack import SERVICES
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "kubernetes"
@@ -146,7 +146,7 @@ def test_dockerfile_builds_one_image_from_the_lock() -> None:
     assert uv_version and f"uv=={uv_version.group(1)}" in text, "the image's uv is the Makefile's"
     assert "uv sync --locked --no-dev" in text
     assert 'CMD ["python", "-m", "gateway"]' in text and "EXPOSE 8000 9100" in text
-    for name in ["shared", *(f"services/{s}" for s in SERVICES)]:
+    for name in ["shared", "devtools", *(f"services/{s}" for s in SERVICES)]:
         assert f"COPY {name}/pyproject.toml" in text, name
 
 

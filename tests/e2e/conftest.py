@@ -1,4 +1,4 @@
-"""The whole stack as `make run` starts it: `python -m shared.stack run`, driven over HTTP and NATS."""
+"""The whole stack as `make run` starts it: `python -m devtools.stack run`, driven over HTTP and NATS."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from shared.embedded import free_port
-from shared.testing.plugin import server_dir
+from devtools.embedded import free_port
+from devtools.testing.plugin import server_dir
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _run_stack(data_dir: Path) -> Iterator[Stack]:
     env |= {"PATCHBAY_DATA_DIR": str(data_dir), "PATCHBAY_HTTP_PORT": str(port),
             "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.stack", "run"], env=env, text=True,
+        [sys.executable, "-m", "devtools.stack", "run"], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     lines: list[str] = []

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
-from shared.embedded_cluster import EmbeddedNatsCluster
+from devtools.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
+from devtools.embedded_cluster import EmbeddedNatsCluster
 from shared.secrets import Sealer
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from shared.embedded_cluster import EmbeddedNatsCluster
+from devtools.embedded_cluster import EmbeddedNatsCluster
 from shared.settings import nats_servers
 
 from .load import CommandLoad

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from shared.streams import CUSTOMER_EVENTS
-from shared.testing.waiting import wait_for
 
 from .load import CommandLoad
 from .processes import Servers, ServiceProcess, running_service, service_env

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from shared.embedded import free_port
+from devtools.embedded import free_port
 
 from .load import HttpCommandLoad
 from .processes import Servers, ServiceProcess, running_service, service_env

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from devtools.embedded_cluster import EmbeddedNatsCluster
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamInfo
-from shared.embedded_cluster import EmbeddedNatsCluster
-from shared.testing.waiting import wait_for
 
 from .load import CommandLoad
 from .processes import Servers, ServiceProcess, running_servers, running_service, service_env

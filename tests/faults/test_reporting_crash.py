@@ -15,11 +15,11 @@ from pathlib import Path
 
 import nats
 import pytest
+from devtools.testing.waiting import wait_for
 from reporting.simulator import publish_backlog
 from shared.partitions import PARTITIONS, published_subject
 from shared.settings import nats_servers
 from shared.streams import CALLS, ensure_streams
-from shared.testing.waiting import wait_for
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
 from .verify import assert_same_rows, count, snapshot, start_rebuild, wait_caught_up

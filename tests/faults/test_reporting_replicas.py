@@ -27,12 +27,12 @@ import asyncpg
 import nats
 import orjson
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from reporting.simulator import publish_backlog
 from shared.partitions import PARTITIONS
 from shared.settings import nats_servers
 from shared.streams import CALLS, CUSTOMER_EVENTS, ensure_streams
-from shared.testing.waiting import wait_for
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
 from .verify import count

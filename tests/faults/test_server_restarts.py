@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from devtools.embedded import EmbeddedNats
 from nats.aio.client import Client as NatsClient
-from shared.embedded import EmbeddedNats
 
 from .load import CommandLoad
 from .processes import Servers, ServiceProcess

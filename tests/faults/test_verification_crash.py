@@ -20,13 +20,13 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 from shared.contracts.notify import SystemMessage
 from shared.contracts.verification import VERIFIED_KINDS, VerificationStreams, VerificationSubjects
 from shared.secrets import Sealer
-from shared.testing.waiting import wait_for
 
 from .load import RetryingClients
 from .processes import Servers, ServiceProcess, running_service, service_env

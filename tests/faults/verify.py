@@ -15,11 +15,11 @@ from typing import TypeVar
 
 import asyncpg
 import nats
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from shared.settings import nats_servers
-from shared.testing.waiting import wait_for
 
 from .load import Acked
 from .processes import Servers, service_env

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from shared.embedded import free_port
-from shared.testing.plugin import server_dir
+from devtools.embedded import free_port
+from devtools.testing.plugin import server_dir
 
 
 @dataclass
@@ -47,14 +47,14 @@ def _read(proc: subprocess.Popen[str], lines: list[str]) -> None:
 
 @pytest.fixture(scope="session")
 def fuzz_stack() -> Iterator[FuzzStack]:
-    """`python -m shared.stack run` on a fresh data dir; stopped (exit 0) at the end."""
+    """`python -m devtools.stack run` on a fresh data dir; stopped (exit 0) at the end."""
     with server_dir("fuzz") as tmp:
         port = free_port()
         token = "pb_fuzz_" + secrets.token_urlsafe(16)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
         env |= {"PATCHBAY_DATA_DIR": str(tmp / "patchbay"), "PATCHBAY_HTTP_PORT": str(port),
                 "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"}
-        proc = subprocess.Popen([sys.executable, "-m", "shared.stack", "run"], env=env, text=True,
+        proc = subprocess.Popen([sys.executable, "-m", "devtools.stack", "run"], env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         lines: list[str] = []
         threading.Thread(target=_read, args=(proc, lines), daemon=True).start()

@@ -10,11 +10,11 @@ from typing import Any
 import nats
 import orjson
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from shared.settings import nats_servers
 from shared.streams import ALL_STREAMS, DEAD_LETTERS, OPS_EVENTS
-from shared.testing.waiting import wait_for
 
 from .conftest import FuzzStack
 

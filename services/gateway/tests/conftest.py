@@ -14,13 +14,13 @@ import httpx
 import nats
 import pytest
 import pytest_asyncio
+from devtools.embedded import EmbeddedNats
+from devtools.testing.waiting import wait_for
 from fastapi import FastAPI
 from gateway.bootstrap import create_app
 from gateway.settings import GatewaySettings
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from shared.embedded import EmbeddedNats
-from shared.testing.waiting import wait_for
 
 Reply = dict[str, Any] | Callable[[str, dict[str, Any]], dict[str, Any]]
 

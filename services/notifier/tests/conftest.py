@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from shared.embedded import free_port
+from devtools.embedded import free_port
 from shared.secrets import Sealer
 
 sys.path.insert(0, str(Path(__file__).parent))  # the testkit module beside this file
 
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from notifier.bootstrap import NotifierService, NotifierSettings, start
 from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer
-from shared.testing.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

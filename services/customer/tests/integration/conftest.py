@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest_asyncio
 from customer.bootstrap import CustomerService, CustomerSettings, start
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
-from shared.testing.waiting import wait_for
 
 
 async def call(nc: NatsClient, subject: str, payload: dict[str, Any], timeout: float = 5.0) -> Any:

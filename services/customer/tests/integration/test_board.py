@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from customer.bootstrap import CustomerService
 from customer.projections import board
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
-from shared.testing.waiting import wait_for
 
 from .conftest import call, create
 

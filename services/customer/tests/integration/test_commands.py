@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from customer.bootstrap import CustomerService
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
-from shared.testing.waiting import wait_for
 
 from .conftest import call, create
 

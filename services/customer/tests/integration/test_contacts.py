@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest_asyncio
 from customer.bootstrap import CustomerService, CustomerSettings, start
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from shared.contracts.notify import SystemMessage
 from shared.envelope import Actor, EventEnvelope, Metadata
 from shared.secrets import Sealer
-from shared.testing.waiting import wait_for
 
 from .conftest import call, create
 

@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 import pytest_asyncio
 from customer.bootstrap import MIGRATIONS, SCHEMA
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from shared.envelope import EventEnvelope
@@ -16,7 +17,6 @@ from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
 from shared.runtime import cancel_tasks
 from shared.streams import CUSTOMER_EVENTS, ensure_streams
-from shared.testing.waiting import wait_for
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -23,7 +23,7 @@ from typing import Any
 import nats
 import pytest
 from aiosmtpd.controller import Controller
-from shared.embedded import free_port
+from devtools.embedded import free_port
 
 from .stack_runner import Stack, StackFailed, run_stack
 
@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    """`python -m shared.stack run` on a fresh data dir and a free port."""
+    """`python -m devtools.stack run` on a fresh data dir and a free port."""
     if not CHROMIUM.exists() and not os.environ.get("CI"):
         pytest.skip("no chromium")
     try:

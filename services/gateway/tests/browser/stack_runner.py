@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from shared.embedded import free_port
-from shared.testing.plugin import server_dir
+from devtools.embedded import free_port
+from devtools.testing.plugin import server_dir
 
 START_TIMEOUT_S = 120
 
@@ -64,7 +64,7 @@ def _read(proc: subprocess.Popen[str], lines: list[str]) -> None:
 
 @contextmanager
 def run_stack() -> Iterator[Stack]:
-    """`python -m shared.stack run` until the block ends (then Ctrl-C, and SIGKILL if it hangs)."""
+    """`python -m devtools.stack run` until the block ends (then Ctrl-C, and SIGKILL if it hangs)."""
     with server_dir("browser") as tmp:
         port = free_port()
         token = "pb_browser_" + secrets.token_urlsafe(16)
@@ -72,7 +72,7 @@ def run_stack() -> Iterator[Stack]:
         env |= {"PATCHBAY_DATA_DIR": str(tmp / "patchbay"), "PATCHBAY_HTTP_PORT": str(port),
                 "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.stack", "run"], env=env, text=True,
+            [sys.executable, "-m", "devtools.stack", "run"], env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         lines: list[str] = []

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from customer.bootstrap import CustomerService, CustomerSettings, start
+from devtools.testing.waiting import wait_for
 from gateway.csv_export import COLUMNS, flatten
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

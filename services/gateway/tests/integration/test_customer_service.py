@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from shared.testing.waiting import wait_for
+from devtools.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

@@ -11,9 +11,9 @@ from typing import Any
 import nats
 import pytest
 import pytest_asyncio
-from shared.embedded import free_port
+from devtools.embedded import free_port
+from devtools.testing.waiting import wait_for
 from shared.secrets import Sealer
-from shared.testing.waiting import wait_for
 
 sys.path.insert(0, str(Path(__file__).parents[3] / "notifier" / "tests"))
 from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer, card, contact

@@ -20,11 +20,11 @@ import pytest_asyncio
 import structlog
 from customer.bootstrap import CustomerSettings
 from customer.bootstrap import start as start_customer
+from devtools.testing.waiting import wait_for
 from gateway.settings import GatewaySettings
 from nats.aio.msg import Msg
 from shared.contracts.notify import SystemMessage
 from shared.secrets import Sealer
-from shared.testing.waiting import wait_for
 from verification.bootstrap import VerificationSettings
 from verification.bootstrap import start as start_verification
 

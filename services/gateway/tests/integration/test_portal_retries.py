@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from shared.testing.waiting import wait_for
+from devtools.testing.waiting import wait_for
 
 from .test_portal import Recorder, bearer, gateway_settings, ok, world
 

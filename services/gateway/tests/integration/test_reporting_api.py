@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 from customer.bootstrap import CustomerSettings
 from customer.bootstrap import start as start_customer
+from devtools.testing.waiting import wait_for
 from reporting.bootstrap import start as start_reporting
 from reporting.settings import ReportingSettings
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

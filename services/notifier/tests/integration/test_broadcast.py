@@ -9,6 +9,8 @@ import uuid
 from typing import Any
 
 import pytest
+from devtools.embedded import free_port
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from notifier.bootstrap import NotifierService
 from notifier_testkit import (
@@ -23,8 +25,6 @@ from notifier_testkit import (
     use_smtp,
     use_twilio,
 )
-from shared.embedded import free_port
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

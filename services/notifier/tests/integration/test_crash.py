@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from devtools.embedded import free_port
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer, call, card, contact, use_twilio
 from shared.contracts.notify import SystemMessage
-from shared.embedded import free_port
 from shared.secrets import Sealer
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

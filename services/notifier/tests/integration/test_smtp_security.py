@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devtools.embedded import free_port
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from notifier_testkit import FakeCustomers, SmtpServer, call, card, contact, make_certificates, settled
-from shared.embedded import free_port
-from shared.testing.waiting import wait_for
 
 pytestmark = [
     pytest.mark.servers,

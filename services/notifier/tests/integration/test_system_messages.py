@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from notifier_testkit import (
@@ -21,7 +22,6 @@ from notifier_testkit import (
 )
 from shared.contracts.notify import SystemMessage
 from shared.secrets import Sealer
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

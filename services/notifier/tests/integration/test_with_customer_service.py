@@ -11,9 +11,9 @@ import pytest
 import pytest_asyncio
 from customer.bootstrap import CustomerService, CustomerSettings
 from customer.bootstrap import start as start_customer
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from notifier_testkit import SmtpServer, call, settled, use_smtp
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

@@ -17,13 +17,13 @@ import pytest
 import pytest_asyncio
 from customer.bootstrap import CustomerService, CustomerSettings
 from customer.bootstrap import start as start_customer
+from devtools.embedded import EmbeddedNats
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from reporting.bootstrap import ReportingService
 from reporting.bootstrap import start as start_reporting
 from reporting.settings import ReportingSettings
-from shared.embedded import EmbeddedNats
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from shared.envelope import Actor, EventEnvelope, Metadata
-from shared.testing.waiting import wait_for
 
 from .conftest import call, create_customer
 

@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import nats
 import pytest
+from devtools.testing.waiting import wait_for
 from reporting.simulator import make_call
 from shared.streams import ensure_streams
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 RECORDS = 20_000

@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
-from shared.testing.waiting import wait_for
 
 from .conftest import call, cdr, create_customer, money, publish
 

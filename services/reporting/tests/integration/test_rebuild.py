@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from reporting.bootstrap import ReportingService, all_projections
 from reporting.projections.rebuild import Rebuilder
 from reporting.settings import ReportingSettings
-from shared.testing.waiting import wait_for
 
 from .conftest import call, cdr, create_customer, publish
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from reporting.simulator import publish_backlog, run_live
-from shared.testing.waiting import wait_for
 
 from .conftest import call
 

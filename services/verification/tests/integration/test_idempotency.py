@@ -10,11 +10,11 @@ from typing import Any
 import pytest_asyncio
 from customer.bootstrap import CustomerSettings
 from customer.bootstrap import start as start_customer
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from shared.contracts.notify import SystemMessage
 from shared.secrets import Sealer
-from shared.testing.waiting import wait_for
 from verification.bootstrap import VerificationSettings
 from verification.bootstrap import start as start_verification
 

@@ -19,7 +19,7 @@ import pytest_asyncio
 import structlog
 from nats.aio.client import Client as NatsClient
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from devtools.embedded import EmbeddedNats, EmbeddedPostgres
 
 log = structlog.get_logger()
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from devtools.embedded import free_port
+from devtools.stack import StackSettings, load_admin_token, redact_url, stop_stale_children
+from devtools.testing.waiting import wait_for
 from pydantic import SecretStr
-from shared.embedded import free_port
-from shared.stack import StackSettings, load_admin_token, redact_url, stop_stale_children
-from shared.testing.waiting import wait_for
 
 FAKES = Path(__file__).parent / "fakes"
 
@@ -66,7 +66,7 @@ def test_stale_children_are_stopped_and_strangers_spared(tmp_path: Path) -> None
 
 @dataclass
 class Runner:
-    """A `python -m shared.stack run` process and what it printed."""
+    """A `python -m devtools.stack run` process and what it printed."""
 
     proc: asyncio.subprocess.Process
     lines: list[str] = field(default_factory=list)
@@ -87,7 +87,7 @@ async def running_stack(data_dir: Path, http_port: int) -> AsyncIterator[Runner]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.stack",
+        "devtools.stack",
         "run",
         "--services",
         "patchbay_fake_worker,patchbay_fake_http,not_installed_service",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from shared.testing.waiting import wait_for
+from devtools.testing.waiting import wait_for
 
 
 async def test_returns_the_first_truthy_value_of_a_sync_predicate() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from shared.embedded import EmbeddedNats, free_port, port_is_free, stop_stale_nats
+from devtools.embedded import EmbeddedNats, free_port, port_is_free, stop_stale_nats
 
 log = structlog.get_logger()
 

@@ -1,4 +1,4 @@
-"""The embedded 3-node JetStream cluster, alone and as `python -m shared.stack servers` starts it."""
+"""The embedded 3-node JetStream cluster, alone and as `python -m devtools.stack servers` starts it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import nats
 import psutil
 import pytest
+from devtools.embedded_cluster import EmbeddedNatsCluster
+from devtools.testing.waiting import wait_for
 from nats.js.api import StreamConfig
-from shared.embedded_cluster import EmbeddedNatsCluster
 from shared.settings import nats_servers
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -70,7 +70,7 @@ async def test_replicated_stream_survives_a_killed_node(embedded_tmp_path: Path)
 def test_stack_servers_with_a_cluster(embedded_tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
     env |= {"PATCHBAY_DATA_DIR": str(embedded_tmp_path / "data"), "PATCHBAY_NATS_CLUSTER": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "shared.stack", "servers"], env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.stack", "servers"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None

@@ -13,7 +13,7 @@ import asyncpg
 import nats
 import psutil
 import pytest
-from shared.embedded import (
+from devtools.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
     free_port,
@@ -21,7 +21,7 @@ from shared.embedded import (
     stop_stale_nats,
     stop_stale_postgres,
 )
-from shared.testing.waiting import wait_for
+from devtools.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -42,7 +42,7 @@ def _owner(kind: str, directory: Path, *, die_with_parent: bool) -> subprocess.P
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from shared.embedded import EmbeddedNats, EmbeddedPostgres
+        from devtools.embedded import EmbeddedNats, EmbeddedPostgres
         cls = {{"nats": EmbeddedNats, "pg": EmbeddedPostgres}}[{kind!r}]
         server = cls(Path({str(directory)!r}), die_with_parent={die_with_parent})
         print(server.start(), flush=True)

@@ -1,4 +1,4 @@
-"""Run the whole stack on one machine: `python -m shared.stack run` (or `servers`)."""
+"""Run the whole stack on one machine: `python -m devtools.stack run` (or `servers`)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import psutil
 import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from shared.secrets import Sealer
 
-from shared.embedded import (
+from devtools.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
     die_with_parent,
@@ -31,8 +32,7 @@ from shared.embedded import (
     stop_stale_nats,
     stop_stale_postgres,
 )
-from shared.embedded_cluster import EmbeddedNatsCluster
-from shared.secrets import Sealer
+from devtools.embedded_cluster import EmbeddedNatsCluster
 
 log = structlog.get_logger()
 
@@ -326,7 +326,7 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m shared.stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.stack", description=__doc__)
     parser.add_argument("command", choices=["run", "servers"])
     parser.add_argument("--services", default=",".join(SERVICES),
                         help="comma-separated service modules to run (default: all)")

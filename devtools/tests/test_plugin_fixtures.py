@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
+from devtools.testing.plugin import docker_engine_answers, with_database
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
-from shared.testing.plugin import docker_engine_answers, with_database
-from shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.servers
 pytest_plugins = ["pytester"]
@@ -98,7 +98,7 @@ def test_env_urls_take_precedence(
 def test_a_server_that_cannot_start_fails_the_test_clearly(pytester: pytest.Pytester) -> None:
     pytester.makeconftest("""
         import pytest
-        from shared.embedded import EmbeddedNats
+        from devtools.embedded import EmbeddedNats
 
         @pytest.fixture(autouse=True, scope="session")
         def _no_binary():

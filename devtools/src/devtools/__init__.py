@@ -1,0 +1,1 @@
+"""Patchbay development tools: embedded servers, the stack runner, the pytest plugin."""
