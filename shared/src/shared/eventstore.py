@@ -11,7 +11,7 @@ fragments in ONE statement: it fully happens or not at all, in one round trip.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -95,10 +95,13 @@ class EventStore:
     def __init__(
         self, pool: asyncpg.Pool, *,
         on_appended: Callable[[list[EventEnvelope]], None] | None = None,
+        unique_errors: Mapping[str, Callable[[], Exception]] | None = None,
     ) -> None:
         self.pool = pool
         # told of every committed append (events with their positions), e.g. the outbox relay
         self.on_appended = on_appended
+        # a unique constraint of the service's read-model tables -> the domain error it means
+        self.unique_errors = dict(unique_errors or {})
 
     async def load(self, stream_ids: Sequence[str]) -> dict[str, list[EventEnvelope]]:
         """All events of these streams, each list in version order."""
@@ -155,6 +158,8 @@ class EventStore:
 
         A reply is `(command_id, reply)` or `(command_id, reply, fingerprint)`; the latter needs a
         `commands` table with a `fingerprint` column.
+        A unique violation raises `ConcurrencyError` (a version taken), `DuplicateCommand` (a
+        command id taken) or the domain error `unique_errors` names for its constraint.
         With `conn`, the statement runs in the caller's transaction (a bulk write of many
         statements); `on_appended` is then not told, since the caller may still roll back:
         the relay reads those events from the outbox rows once they are committed.
@@ -182,6 +187,8 @@ class EventStore:
                 raise ConcurrencyError(str(exc)) from exc
             if exc.constraint_name == "commands_pkey":
                 raise DuplicateCommand(str(exc)) from exc
+            if (error := self.unique_errors.get(exc.constraint_name or "")) is not None:
+                raise error() from exc
             raise
         positions = [r["position"] for r in rows]
         if self.on_appended is not None and conn is None:

@@ -15,7 +15,6 @@ from shared.consumer import PartitionedConsumer
 from shared.contracts.contacts import ContactSubjects
 from shared.db import create_pool
 from shared.envelope import EventEnvelope
-from shared.eventstore import EventStore
 from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
 from shared.migrations import migrate
@@ -26,6 +25,7 @@ from shared.secrets import Sealer
 from shared.settings import CommonSettings
 from shared.streams import ensure_streams
 
+from customer.adapters.event_store import customer_event_store
 from customer.application import verification_results
 from customer.application.bulk_edit import BulkEditor
 from customer.application.bulk_upload import BulkUploads
@@ -123,7 +123,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
         relay.hint(events)
         totals.clear()  # the board changed: its totals are counted again
 
-    store = EventStore(pool, on_appended=appended)
+    store = customer_event_store(pool, on_appended=appended)
     settings_service = SettingsService(store)
     dial_index = DialIndex()
     commands = CustomerCommands(

@@ -19,6 +19,7 @@ from shared.rpc import RpcServer
 from shared.runtime import cancel_tasks, close_pool, serve
 from shared.streams import ensure_streams
 
+from reporting.adapters.invoice_store import invoice_event_store
 from reporting.application.audit_queries import AuditQueries
 from reporting.application.balance import BalanceQueries
 from reporting.application.customer_terms import nats_customer_terms
@@ -93,7 +94,8 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
                        lease_dsn=settings.database_url, failover_after_s=settings.partition_failover_s)
         for p in projections
     ]
-    invoices = Invoices(pool, terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))
+    invoices = Invoices(invoice_event_store(pool),
+                        terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     rpc = RpcServer(nc, routes(
         audit=AuditQueries(pool),

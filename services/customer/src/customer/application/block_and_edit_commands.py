@@ -17,19 +17,12 @@ from typing import Any
 import orjson
 from shared.contracts.customer import CommandMeta
 from shared.envelope import EventEnvelope
-from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import Fragment
 
 from customer.domain import events as ev
 from customer.domain.bulk_edit import decide_bulk_edit
 from customer.domain.number_blocks import decide_assign, decide_release
 from customer.domain.state import CustomerState
-
-BLOCK_TAKEN_CONSTRAINT = "number_blocks_pkey"
-BLOCK_TAKEN = ServiceError(
-    ErrorCode.CONFLICT, "that number block was just assigned to another customer; retry",
-    [ErrorDetail(field="block", message="taken", type="number_block_taken")],
-)
 
 
 @dataclass(frozen=True)

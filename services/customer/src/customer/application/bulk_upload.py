@@ -6,8 +6,9 @@ Commit takes the upload's row lock, marks rows whose name is taken by a live cus
 by an earlier row of the same file, and then (all rows valid, or `best_effort`) appends
 the CustomerCreated events, their outbox rows and their board rows in batches of
 statements inside ONE transaction: an `all_or_nothing` upload either fully happens or not
-at all. The `customers_name_uq` index stays the last word: a name taken by a concurrent
-create rolls the transaction back, and the commit runs again with fresh checks.
+at all. The names' unique index stays the last word: a name taken by a concurrent create
+(the store raises NameTaken) rolls the transaction back, and the commit runs again with fresh
+checks.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from customer.application import bulk_sql as sql
 from customer.application.settings import SettingsService
 from customer.domain import events as ev
 from customer.domain.decide import decide_create, require_reason
+from customer.domain.errors import NameTaken
 from customer.domain.evolve import evolve
 from customer.projections import board
 
@@ -141,9 +143,7 @@ class BulkUploads:
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return await self._commit_once(cmd.upload_id, cmd.meta)
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != "customers_name_uq":
-                    raise
+            except NameTaken:  # a concurrent create took a name: check the names again
                 log.info("bulk_commit_name_race", upload_id=str(cmd.upload_id), attempt=attempt)
         raise ServiceError(ErrorCode.CONFLICT, "names kept being taken while committing; retry")
 

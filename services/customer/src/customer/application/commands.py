@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 import structlog
 from shared.contracts.customer import (
@@ -40,8 +39,6 @@ from shared.ids import new_id
 from shared.rpc import error_bytes
 
 from customer.application.block_and_edit_commands import (
-    BLOCK_TAKEN,
-    BLOCK_TAKEN_CONSTRAINT,
     EXTRA_COMMANDS,
     ExtraCommand,
     block_fragments,
@@ -58,6 +55,7 @@ from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
 from customer.domain import events as ev
+from customer.domain.errors import Taken
 from customer.domain.evolve import evolve
 from customer.domain.state import CustomerState
 from customer.projections import board
@@ -165,8 +163,8 @@ class CustomerCommands:
     async def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
         try:
             # optimistic, a batch of one too: no look-up of stored replies first; a retried
-            # command that this process has not answered makes the append fail on
-            # commands_pkey, and then each command goes the careful way below
+            # command that this process has not answered makes the append fail (a duplicate
+            # command id), and then each command goes the careful way below
             return await self._execute(batch, check_stored=False)
         except _AppendFailed:
             self.cache.forget(p.stream_id for p in batch)
@@ -180,22 +178,8 @@ class CustomerCommands:
             except _AppendFailed as exc:
                 cause = exc.__cause__
                 self.cache.forget([pending.stream_id])
-                if isinstance(cause, asyncpg.UniqueViolationError):
-                    if cause.constraint_name == "customers_name_uq":
-                        return error_bytes(ServiceError(
-                            ErrorCode.NAME_TAKEN,
-                            "another customer already has this name (names are unique,"
-                            " case-insensitively, among customers that are not deleted)",
-                        ))
-                    if cause.constraint_name == "contacts_email_uq":
-                        return error_bytes(ServiceError(
-                            ErrorCode.EMAIL_TAKEN,
-                            "another contact already logs in with this e-mail (contact e-mails"
-                            " are unique across all customers)",
-                        ))
-                    if cause.constraint_name == BLOCK_TAKEN_CONSTRAINT:
-                        return error_bytes(BLOCK_TAKEN)
-                    raise cause from None
+                if isinstance(cause, Taken):  # a name, e-mail or block another customer holds
+                    return error_bytes(cause)
                 # ConcurrencyError or DuplicateCommand: the next attempt sees fresh state
         return error_bytes(ServiceError(ErrorCode.CONFLICT, "the customer is changing too fast; retry"))
 
@@ -272,7 +256,7 @@ class CustomerCommands:
                                *contact_fragments(decided, working, events, now),
                                *block_fragments(events)],
                 )
-            except (ConcurrencyError, DuplicateCommand, asyncpg.UniqueViolationError) as exc:
+            except (ConcurrencyError, DuplicateCommand, Taken) as exc:
                 raise _AppendFailed() from exc
             for stream_id, state in working.items():
                 self.cache.put(stream_id, state)

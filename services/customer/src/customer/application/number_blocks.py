@@ -28,6 +28,7 @@ from shared.ids import new_id
 from customer.application.block_and_edit_commands import AssignBlockCmd, ReleaseBlockCmd
 from customer.application.commands import CustomerCommands
 from customer.application.settings import SettingsService
+from customer.domain.errors import BlockTaken
 from customer.domain.number_blocks import (
     block_bounds,
     decide_number_range,
@@ -40,6 +41,7 @@ from customer.domain.state import SettingsState
 log = structlog.get_logger(__name__)
 
 ATTEMPTS = 20
+_TAKEN = b'"%s"' % BlockTaken.TYPE.encode()  # in the reply of an assignment that lost its block
 BLOCK_IDS = uuid.UUID("6f1b1c8e-1d51-4c44-9a6e-6a0d8b1f0b5e")  # namespace: block id per command id
 
 # the lowest index with no row: 0 if free, else the first hole after a taken block
@@ -113,7 +115,7 @@ class NumberBlocks:
                 AssignBlockCmd(str(cmd.customer_id), cmd.meta, block),
                 request_fingerprint=fingerprint(cmd),
             )
-            if b'"number_block_taken"' in reply:
+            if _TAKEN in reply:
                 log.info("number_block_taken_retrying", index=index)
                 continue
             return _with_block(reply, block_id)

@@ -19,7 +19,7 @@ from shared.ids import new_id
 from reporting.application import cursor as cursors
 from reporting.application.summaries import daily_rows
 from reporting.contracts import GenerateInvoice, Invoice, InvoiceLineOut, InvoicePage, ListInvoices
-from reporting.domain.invoice import InvoiceDraft, draft_invoice
+from reporting.domain.invoice import DayAlreadyInvoiced, InvoiceDraft, draft_invoice
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +49,9 @@ def _days(cmd: GenerateInvoice) -> list[date]:
 class Invoices:
     """Invoice generation and queries."""
 
-    def __init__(self, pool: asyncpg.Pool, terms: CustomerTerms) -> None:
-        self.pool = pool
-        self.store = EventStore(pool)
+    def __init__(self, store: EventStore, terms: CustomerTerms) -> None:
+        self.store = store  # raises DayAlreadyInvoiced (adapters/invoice_store.py)
+        self.pool: asyncpg.Pool = store.pool
         self.terms = terms
 
     async def generate(self, cmd: GenerateInvoice, *, today: date | None = None) -> bytes:
@@ -138,10 +138,8 @@ class Invoices:
                 [event], replies=[(meta.command_id, reply, request)] if meta.command_id else (),
                 fragments=fragments,
             )
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "invoiced_days_pkey":
-                raise await self._already_invoiced(cid, days) from None
-            raise
+        except DayAlreadyInvoiced:  # an invoice of the same days committed first
+            raise await self._already_invoiced(cid, days) from None
         log.info("invoice_generated", invoice_id=str(invoice.id), customer_id=cid, total=str(draft.total))
         return reply.encode()
 

@@ -9,6 +9,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from reporting.domain.calls import MONEY, PeriodRow
 
 
+class DayAlreadyInvoiced(Exception):
+    """One of the days is on another invoice already (each customer's day is invoiced once)."""
+
+
 @dataclass(frozen=True)
 class InvoiceLine:
     """One invoiced day."""

@@ -1,0 +1,1 @@
+"""Adapters of the customer service: where PostgreSQL's answers become domain terms."""

@@ -1,0 +1,30 @@
+"""The customer service's event store: its tables' unique constraints raise domain errors.
+
+An append writes the read-model rows (`customers`, `contacts`, `number_blocks`) in the same
+statement as the events, so their unique indexes are the last word on names, e-mails and
+blocks; the store turns each violation into the error the application answers with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+from shared.envelope import EventEnvelope
+from shared.eventstore import EventStore
+
+from customer.domain.errors import BlockTaken, EmailTaken, NameTaken
+
+# constraint (migrations 0002, 0003, 0005) -> the domain error it means
+CONSTRAINT_ERRORS = {
+    "customers_name_uq": NameTaken,
+    "contacts_email_uq": EmailTaken,
+    "number_blocks_pkey": BlockTaken,
+}
+
+
+def customer_event_store(
+    pool: asyncpg.Pool, *, on_appended: Callable[[list[EventEnvelope]], None] | None = None
+) -> EventStore:
+    """The event store of the customer schema, answering taken names, e-mails and blocks."""
+    return EventStore(pool, on_appended=on_appended, unique_errors=CONSTRAINT_ERRORS)

@@ -1,0 +1,1 @@
+"""Adapters of the reporting service: where PostgreSQL's answers become domain terms."""
