@@ -146,7 +146,7 @@ async def test_a_few_thousand_rows(nc: NatsClient, service: CustomerService) -> 
 async def test_a_name_taken_between_check_and_insert_rolls_back_and_checks_again(
     nc: NatsClient, service: CustomerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from customer.application import bulk_sql
+    from customer.application import bulk_upload_sql
     from customer.application.bulk_upload import BulkUploads
     from shared.contracts.bulk import BeginUpload, CommitUpload, StageRows
 
@@ -157,13 +157,13 @@ async def test_a_name_taken_between_check_and_insert_rolls_back_and_checks_again
     await uploads.begin(BeginUpload(upload_id=upload_id, mode="best_effort"))
     await uploads.stage(StageRows.model_validate(
         {"upload_id": upload_id, "rows": rows(fresh, {**good(), "name": taken["name"]})}))
-    real_check, attempts = bulk_sql.NAME_TAKEN, []
+    real_check, attempts = bulk_upload_sql.NAME_TAKEN, []
     real_commit = uploads._commit_once
 
     async def commit_once(*args: Any) -> bytes:
         # the first attempt misses the live name, as if a create committed right after the check
         attempts.append(1)
-        monkeypatch.setattr(bulk_sql, "NAME_TAKEN", "SELECT $1::uuid" if len(attempts) == 1 else real_check)
+        monkeypatch.setattr(bulk_upload_sql, "NAME_TAKEN", "SELECT $1::uuid" if len(attempts) == 1 else real_check)
         return await real_commit(*args)
 
     monkeypatch.setattr(uploads, "_commit_once", commit_once)

@@ -17,8 +17,7 @@ import orjson
 from shared.contracts.bulk import BulkDelete, BulkUpdate
 from shared.contracts.customer import CommandMeta, DeleteCustomer
 
-from customer.application.block_and_edit_commands import EditCustomerCmd
-from customer.application.commands import Command, CustomerCommands
+from customer.application.commands import Command, CustomerCommands, EditCustomerCmd
 from customer.projections import board
 
 

@@ -38,7 +38,7 @@ from shared.errors import ErrorCode, ServiceError, details_from_pydantic, key_re
 from shared.eventstore import EventStore, Fragment
 from shared.ids import new_id
 
-from customer.application import bulk_sql as sql
+from customer.application import bulk_upload_sql as sql
 from customer.application.settings import SettingsService
 from customer.domain import events as ev
 from customer.domain.decide import decide_create, require_reason

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,12 +38,6 @@ from shared.idempotency import fingerprint, replay
 from shared.ids import new_id
 from shared.rpc import error_bytes
 
-from customer.application.block_and_edit_commands import (
-    EXTRA_COMMANDS,
-    ExtraCommand,
-    block_fragments,
-    decide_extra,
-)
 from customer.application.contact_commands import (
     CONTACT_COMMANDS,
     ContactCommand,
@@ -51,10 +45,17 @@ from customer.application.contact_commands import (
     decide_contact,
 )
 from customer.application.idempotency import RecentReplies
+from customer.application.number_block_commands import (
+    NUMBER_BLOCK_COMMANDS,
+    NumberBlockCommand,
+    block_fragments,
+    decide_number_block,
+)
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
 from customer.domain import events as ev
+from customer.domain.bulk_edit import decide_bulk_edit
 from customer.domain.errors import Taken
 from customer.domain.evolve import evolve
 from customer.domain.state import CustomerState
@@ -73,9 +74,21 @@ class ExpirePenalty:
     meta: CommandMeta
 
 
+@dataclass(frozen=True)
+class EditCustomerCmd:
+    """One customer's share of a bulk edit (`changes` as JSON-mode values)."""
+
+    customer_id: str
+    meta: CommandMeta
+    changes: dict[str, Any]
+    add_tags: list[str] = field(default_factory=list)
+    remove_tags: list[str] = field(default_factory=list)
+    expected_version: int | None = None
+
+
 Command = (
     CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
-    | ExtraCommand
+    | NumberBlockCommand | EditCustomerCmd
 )
 
 
@@ -285,6 +298,8 @@ def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev
         return rules.decide_set_status(live, cmd.status, cmd.until, now)
     if isinstance(cmd, CONTACT_COMMANDS):
         return decide_contact(cmd, live, now)
-    if isinstance(cmd, EXTRA_COMMANDS):
-        return decide_extra(cmd, live, now)
+    if isinstance(cmd, NUMBER_BLOCK_COMMANDS):
+        return decide_number_block(cmd, live)
+    if isinstance(cmd, EditCustomerCmd):
+        return decide_bulk_edit(live, cmd.changes, cmd.add_tags, cmd.remove_tags, now)
     return rules.decide_delete(live)

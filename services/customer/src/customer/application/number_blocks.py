@@ -25,8 +25,8 @@ from shared.errors import ErrorCode, ServiceError, key_reused
 from shared.idempotency import fingerprint
 from shared.ids import new_id
 
-from customer.application.block_and_edit_commands import AssignBlockCmd, ReleaseBlockCmd
 from customer.application.commands import CustomerCommands
+from customer.application.number_block_commands import AssignBlockCmd, ReleaseBlockCmd
 from customer.application.settings import SettingsService
 from customer.domain.errors import BlockTaken
 from customer.domain.number_blocks import (

@@ -1,4 +1,4 @@
-"""The SQL of bulk uploads (tables in migration 0005), kept apart so the flow reads in bulk_upload.py."""
+"""The SQL statements of bulk uploads (tables in migration 0005); the flow is in bulk_upload.py."""
 
 from __future__ import annotations
 

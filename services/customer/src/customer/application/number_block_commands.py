@@ -1,17 +1,16 @@
-"""Number-block and bulk-edit commands as the batching core runs them.
+"""Number-block commands as the batching core runs them: what they decide, the rows they write.
 
-The handlers (`application/number_blocks.py`, `application/bulk_edit.py`) turn requests into
-these. A block assignment carries the block chosen by its handler (the lowest free one);
-the append writes the `number_blocks` rows in the same statement, and their primary key
-(the block's index) makes two customers sharing a block impossible: the loser's command
-answers `conflict` and its handler chooses again.
+The handler (`application/number_blocks.py`) turns requests into these. A block assignment
+carries the block chosen by its handler (the lowest free one); the append writes the
+`number_blocks` rows in the same statement, and their primary key (the block's index) makes
+two customers sharing a block impossible: the loser's command answers `conflict`
+(BlockTaken) and its handler chooses again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,7 +19,6 @@ from shared.envelope import EventEnvelope
 from shared.eventstore import Fragment
 
 from customer.domain import events as ev
-from customer.domain.bulk_edit import decide_bulk_edit
 from customer.domain.number_blocks import decide_assign, decide_release
 from customer.domain.state import CustomerState
 
@@ -45,29 +43,15 @@ class ReleaseBlockCmd:
     expected_version: int | None = None
 
 
-@dataclass(frozen=True)
-class EditCustomerCmd:
-    """One customer's share of a bulk edit (`changes` as JSON-mode values)."""
-
-    customer_id: str
-    meta: CommandMeta
-    changes: dict[str, Any]
-    add_tags: list[str] = field(default_factory=list)
-    remove_tags: list[str] = field(default_factory=list)
-    expected_version: int | None = None
+NumberBlockCommand = AssignBlockCmd | ReleaseBlockCmd
+NUMBER_BLOCK_COMMANDS = (AssignBlockCmd, ReleaseBlockCmd)
 
 
-ExtraCommand = AssignBlockCmd | ReleaseBlockCmd | EditCustomerCmd
-EXTRA_COMMANDS = (AssignBlockCmd, ReleaseBlockCmd, EditCustomerCmd)
-
-
-def decide_extra(cmd: ExtraCommand, state: CustomerState, now: datetime) -> list[ev.Draft]:
-    """The events of one of these commands against a live customer."""
+def decide_number_block(cmd: NumberBlockCommand, state: CustomerState) -> list[ev.Draft]:
+    """The events of a block assignment or release against a live customer."""
     if isinstance(cmd, AssignBlockCmd):
         return decide_assign(state, cmd.block)
-    if isinstance(cmd, ReleaseBlockCmd):
-        return decide_release(state, cmd.block_id)
-    return decide_bulk_edit(state, cmd.changes, cmd.add_tags, cmd.remove_tags, now)
+    return decide_release(state, cmd.block_id)
 
 
 _ASSIGN_SQL = (
