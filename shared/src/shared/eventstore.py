@@ -124,16 +124,6 @@ class EventStore:
         )
         return [_row_to_event(r) for r in rows]
 
-    async def stored_replies(self, command_ids: Sequence[str]) -> dict[str, bytes]:
-        """First replies of commands already handled (raw JSON)."""
-        if not command_ids:
-            return {}
-        rows = await self.pool.fetch(
-            "SELECT command_id, reply FROM commands WHERE command_id = ANY($1::text[])",
-            list(command_ids),
-        )
-        return {r["command_id"]: r["reply"].encode() for r in rows}
-
     async def stored_replies_with_fingerprints(
         self, command_ids: Sequence[str]
     ) -> dict[str, StoredReply]:

@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from shared.contracts.contacts import E164
 from shared.contracts.customer import CommandMeta, Strict
-from shared.envelope import Actor
 
 Channel = Literal["email", "mobile"]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
@@ -127,8 +126,3 @@ class TestCallRequest(BaseModel):
     customer_id: UUID
     number: str
     code: str
-
-
-def portal_actor(caller: PortalCaller, name: str = "portal contact") -> Actor:
-    """The actor of a change a contact made in the portal."""
-    return Actor(kind="portal", id=str(caller.contact_id), name=name, ip=caller.ip)

@@ -237,10 +237,3 @@ class DeliveryStore:
         await self.pool.execute(
             "UPDATE deliveries SET dead_letter = 'published' WHERE delivery_id = ANY($1::uuid[])", list(ids)
         )
-
-    async def existing_keys(self, keys: Sequence[str]) -> set[str]:
-        """Which idempotency keys are already queued."""
-        rows = await self.pool.fetch(
-            "SELECT idempotency_key FROM deliveries WHERE idempotency_key = ANY($1::text[])", list(keys)
-        )
-        return {r["idempotency_key"] for r in rows}

@@ -89,11 +89,3 @@ class AuditQueries:
                 ErrorCode.NOT_FOUND, f"customer {query.customer_id} did not exist at {query.at.isoformat()}"
             )
         return AsOfCard(as_of=query.at, card=state.card())
-
-    async def currency_of(self, customer_id: str) -> str | None:
-        """The customer's currency, from its creation event (it never changes)."""
-        value: str | None = await self.pool.fetchval(
-            "SELECT (event::jsonb)->'data'->>'currency' FROM audit_log WHERE stream_id = $1"
-            " AND event IS NOT NULL AND type = 'CustomerCreated' LIMIT 1", customer_id,
-        )
-        return value

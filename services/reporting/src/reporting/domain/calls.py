@@ -66,18 +66,6 @@ class Totals:
     pdd_ms_sum: int = 0
     pdd_samples: int = 0
 
-    def add_record(self, cdr: CallRecord) -> None:
-        """Count one call record."""
-        self.attempts += 1
-        self.connected += cdr.connected
-        self.duration_s += cdr.duration_s
-        self.billed_duration_s += cdr.billed_duration_s
-        self.charge += cdr.charge
-        self.cost += cdr.cost
-        if cdr.pdd_ms is not None:
-            self.pdd_ms_sum += cdr.pdd_ms
-            self.pdd_samples += 1
-
     def __iadd__(self, other: Totals) -> Totals:
         self.attempts += other.attempts
         self.connected += other.connected
