@@ -83,8 +83,9 @@ def test_notes_holding_the_password_are_refused() -> None:
     assert exc.value.code == ErrorCode.PASSWORD_IN_NOTES
     assert exc.value.details[0].field == "private_notes"
     with_contact = given(created(), added(state, public_notes="call after 5"))
-    with pytest.raises(ServiceError):
+    with pytest.raises(ServiceError) as in_notes:
         rules.decide_set_password(with_contact, "k1", "operator", lambda t: "after" in t)
+    assert in_notes.value.code == ErrorCode.PASSWORD_IN_NOTES
 
 
 def test_update_records_old_and_new_and_a_new_email_is_unverified_again() -> None:
@@ -127,8 +128,9 @@ def test_clis_approved_by_test_call_or_operator_and_removed() -> None:
     assert rules.decide_approve_cli(after, "+14155550100", "operator") == []
     [removed] = rules.decide_remove_cli(after, "+14155550100")
     assert given(created(), call, op, removed).approved_clis == ("+14155550123",)
-    with pytest.raises(ServiceError):
+    with pytest.raises(ServiceError) as exc:
         rules.decide_remove_cli(state, "+14155550100")
+    assert exc.value.code == ErrorCode.NOT_FOUND
 
 
 def test_removing_a_contact_takes_it_off_the_card() -> None:

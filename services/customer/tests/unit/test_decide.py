@@ -93,10 +93,12 @@ def test_penalty_needs_a_future_until() -> None:
     with pytest.raises(ServiceError) as exc:
         decide_create(CustomerCreate(name="a", status="penalty"), NOW)
     assert error_code(exc) == ErrorCode.VALIDATION
-    with pytest.raises(ServiceError):
+    with pytest.raises(ServiceError) as past:
         decide_create(CustomerCreate(name="a", status="penalty", penalty_until=NOW), NOW)
-    with pytest.raises(ServiceError):
+    assert error_code(past) == ErrorCode.VALIDATION
+    with pytest.raises(ServiceError) as not_penalty:
         decide_create(CustomerCreate(name="a", penalty_until=NOW + timedelta(hours=1)), NOW)
+    assert error_code(not_penalty) == ErrorCode.VALIDATION
 
 
 def test_update_records_only_changed_fields_with_old_and_new() -> None:
@@ -127,7 +129,7 @@ def test_null_for_a_required_field_is_refused() -> None:
     state = given(created())
     with pytest.raises(ServiceError) as exc:
         decide_update(state, CustomerPatch.model_validate({"name": None}))
-    assert exc.value.details[0].field == "name"
+    assert error_code(exc) == ErrorCode.VALIDATION and exc.value.details[0].field == "name"
 
 
 def test_nullable_field_can_be_cleared() -> None:
@@ -142,10 +144,12 @@ def test_status_transitions() -> None:
     [draft] = decide_set_status(state, "penalty", until, NOW)
     assert draft.data["new"] == "penalty" and draft.data["until"] == until.isoformat()
     assert decide_set_status(state, "active", None, NOW) == []
-    with pytest.raises(ServiceError):
+    with pytest.raises(ServiceError) as no_until:
         decide_set_status(state, "penalty", None, NOW)
-    with pytest.raises(ServiceError):
+    assert error_code(no_until) == ErrorCode.VALIDATION
+    with pytest.raises(ServiceError) as stray_until:
         decide_set_status(state, "inactive", until, NOW)
+    assert error_code(stray_until) == ErrorCode.VALIDATION
 
 
 def test_pending_approval_becomes_active_or_inactive_only() -> None:

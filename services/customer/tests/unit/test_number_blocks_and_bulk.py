@@ -103,8 +103,9 @@ def test_bulk_edit_keeps_the_single_change_rules() -> None:
     with pytest.raises(ServiceError) as exc:
         decide_bulk_edit(state, {}, ["one-too-many"], [], NOW)
     assert exc.value.code == ErrorCode.VALIDATION and exc.value.details[0].field == "tags"
-    with pytest.raises(ServiceError):
+    with pytest.raises(ServiceError) as no_until:
         decide_bulk_edit(state, {"status": "penalty"}, [], [], NOW)  # penalty needs until
+    assert no_until.value.code == ErrorCode.VALIDATION
 
 
 @pytest.mark.parametrize(("field", "value"), [
