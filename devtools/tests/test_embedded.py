@@ -106,13 +106,26 @@ async def test_postgres_answers_queries(embedded_tmp_path: Path) -> None:
     assert not _servers_on("postgres", embedded_tmp_path)
 
 
-def test_postgres_restarts_on_existing_data(embedded_tmp_path: Path) -> None:
+async def test_postgres_restarts_on_existing_data(embedded_tmp_path: Path) -> None:
     server = EmbeddedPostgres(embedded_tmp_path / "pg")
-    server.start()
-    server.stop()
+    url = server.start()
+    try:
+        conn = await asyncpg.connect(url)
+        await conn.execute("CREATE TABLE kept (id int PRIMARY KEY, note text)")
+        await conn.executemany("INSERT INTO kept VALUES ($1, $2)", [(i, f"row {i}") for i in range(100)])
+        await conn.close()
+    finally:
+        server.stop()
     again = EmbeddedPostgres(embedded_tmp_path / "pg")
     try:
-        assert again.start().endswith("/patchbay")
+        url = again.start()
+        assert url.endswith("/patchbay")
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch("SELECT id, note FROM kept ORDER BY id")
+        finally:
+            await conn.close()
+        assert [(r["id"], r["note"]) for r in rows] == [(i, f"row {i}") for i in range(100)]
     finally:
         again.stop()
 

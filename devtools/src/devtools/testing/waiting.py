@@ -32,3 +32,26 @@ async def wait_for(
             raise AssertionError(f"timed out after {timeout} s waiting for {what} "
                                  f"(last result: {last!r})")
         await asyncio.sleep(interval)
+
+
+async def holds_for(
+    predicate: Callable[[], object | Awaitable[object]],
+    seconds: float,
+    why: str,
+    interval: float = 0.05,
+) -> None:
+    """An explicit quiet period: fail as soon as the predicate turns false within `seconds`.
+
+    For "nothing else happened" checks (no second e-mail, no retry storm), where no event
+    marks the end: the test states how long it watches and why, instead of a bare sleep.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if not result:
+            raise AssertionError(f"stopped holding within the {seconds} s quiet period: {why}")
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(interval)

@@ -41,7 +41,7 @@ async def dead_letter(js: JetStreamContext, subject: str, needle: str) -> bytes 
         while True:
             try:
                 msg = await sub.next_msg(timeout=0.5)
-            except Exception:
+            except TimeoutError:  # read to the end (nats-py's timeout subclasses the builtin)
                 return None
             if needle.encode() in msg.data:
                 return bytes(msg.data)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
+from shared.dead_letters import DeadLetter, dead_letters
 from shared.envelope import Actor, EventEnvelope, Metadata
 
 from .conftest import call, create_customer
@@ -105,12 +106,22 @@ async def test_events_of_other_streams_join_the_timeline_without_secrets(nc: Nat
 
 async def test_a_malformed_event_is_dead_lettered_and_the_audit_goes_on(nc: NatsClient) -> None:
     js = nc.jetstream()
-    await js.publish("events.notification.x.Broken", b"{not json")
+    tag = uuid.uuid4().hex[:8]
+    await js.publish(f"events.notification.x{tag}.Broken", b"{not json")
     card = await create_customer(nc)
     await wait_entries(nc, card["id"], 1)
-    await js.publish("events.notification.y.Broken", b'{"type": "X"}')
+    await js.publish(f"events.notification.y{tag}.Broken", b'{"type": "X"}')
     card = await create_customer(nc)
     await wait_entries(nc, card["id"], 1)
+
+    async def parked() -> dict[str, DeadLetter] | None:
+        letters = {d.original_subject: d for d in await dead_letters(js) if tag in d.original_subject}
+        return letters if len(letters) >= 2 else None
+
+    letters = await wait_for(parked, timeout=10, message="both malformed events dead-lettered")
+    assert letters[f"events.notification.x{tag}.Broken"].data == b"{not json"
+    assert letters[f"events.notification.y{tag}.Broken"].data == b'{"type": "X"}'
+    assert all(d.error and d.original_stream == "NOTIFICATION_EVENTS" for d in letters.values())
 
 
 async def test_as_of_folds_the_events_up_to_the_instant(nc: NatsClient) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import nats
 import pytest
+from devtools.testing.jetstream import consumers_caught_up
 from devtools.testing.waiting import wait_for
 from reporting.simulator import make_call
 from shared.streams import ensure_streams
@@ -33,8 +34,9 @@ async def start(env: dict[str, str]) -> asyncio.subprocess.Process:
 
 async def test_kill_9_mid_ingest_then_every_record_counts_once(module_nats_url: str, make_database: Any) -> None:
     db = await make_database()
+    prefix = f"crash{uuid.uuid4().hex[:6]}"
     env = os.environ | {"PATCHBAY_NATS_URL": module_nats_url, "PATCHBAY_DATABASE_URL": db,
-                        "PATCHBAY_DURABLE_PREFIX": f"crash{uuid.uuid4().hex[:6]}",
+                        "PATCHBAY_DURABLE_PREFIX": prefix,
                         "PATCHBAY_CONSUMER_ACK_WAIT_S": "2", "PATCHBAY_CONSUMER_BATCH": "500",
                         "PATCHBAY_LOG_LEVEL": "WARNING"}
     nc = await nats.connect(module_nats_url)
@@ -75,7 +77,9 @@ async def test_kill_9_mid_ingest_then_every_record_counts_once(module_nats_url: 
             return await counted() >= RECORDS
 
         await wait_for(all_counted, timeout=90, interval=0.1, message="every record counted")
-        await asyncio.sleep(3)  # past the ack wait: anything delivered twice has come again
+        # every delivery acknowledged: nothing can come again, so the counts below are final
+        await wait_for(lambda: consumers_caught_up(js, "CALLS", prefix), timeout=30,
+                       message="the reporting consumers of CALLS to acknowledge everything")
         assert conn is not None
         row = await conn.fetchrow(
             "SELECT sum(attempts) AS n, sum(charge) AS charge FROM call_hours WHERE customer_id = $1", customer)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
+from shared.dead_letters import DeadLetter, dead_letters
 
 from .conftest import call, cdr, money, publish
 
@@ -96,13 +97,22 @@ async def test_live_counts_calls_in_progress_until_their_record_or_the_staleness
     assert live["totals"]["attempts"] == 2 and len(live["rows"]) >= 1
 
 
-async def test_a_malformed_record_does_not_stop_the_summaries(nc: NatsClient) -> None:
+async def test_a_malformed_record_is_dead_lettered_and_the_summaries_go_on(nc: NatsClient) -> None:
     js = nc.jetstream()
     cid = str(uuid.uuid4())
     await js.publish(f"calls.cdr.{cid}", b'{"call_id": "x"}')
     await js.publish(f"calls.cdr.{cid}", b"\xff\xfe")
     await publish(js, f"calls.cdr.{cid}", cdr(cid, datetime(2030, 6, 1, tzinfo=UTC)))
-    await wait_attempts(nc, cid, 1, period="daily", **{"from": "2030-06-01", "to": "2030-06-01"})
+    reply = await wait_attempts(nc, cid, 1, period="daily", **{"from": "2030-06-01", "to": "2030-06-01"})
+    assert reply["totals"]["attempts"] == 1
+
+    async def parked() -> list[DeadLetter] | None:
+        letters = [d for d in await dead_letters(js) if d.original_subject == f"calls.cdr.{cid}"]
+        return letters if len(letters) >= 2 else None
+
+    letters = await wait_for(parked, timeout=10, message="both malformed records dead-lettered")
+    assert sorted(d.data for d in letters) == sorted([b'{"call_id": "x"}', b"\xff\xfe"])
+    assert all(d.error and d.original_stream == "CALLS" for d in letters), letters
 
 
 async def test_bad_queries_are_validation_errors(nc: NatsClient) -> None:
@@ -111,5 +121,10 @@ async def test_bad_queries_are_validation_errors(nc: NatsClient) -> None:
                  {"customer_id": cid, "from": "2030-02-01", "to": "2030-01-01"}):
         reply = await call(nc, "reporting.query.summary", body)
         assert reply["error"]["code"] == "validation_error", reply
-    assert date.today()  # the default range ends today (UTC); no failure without from/to
-    assert "error" not in await call(nc, "reporting.query.summary", {"customer_id": cid, "period": "monthly"})
+    # without from/to the range ends today (UTC) and a monthly one starts on the first of a month
+    before = datetime.now(UTC).date()
+    default = await summary(nc, cid, period="monthly")
+    after = datetime.now(UTC).date()
+    assert default["to"] in (before.isoformat(), after.isoformat()), default
+    start = date.fromisoformat(default["from"])
+    assert start.day == 1 and start < date.fromisoformat(default["to"]), default
