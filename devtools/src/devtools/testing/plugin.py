@@ -19,6 +19,7 @@ import pytest_asyncio
 import structlog
 from nats.aio.client import Client as NatsClient
 
+import shared  # noqa: F401 - before any test: importlib mode would take the shared/ folder for it
 from devtools.embedded import EmbeddedNats, EmbeddedPostgres
 
 log = structlog.get_logger()
