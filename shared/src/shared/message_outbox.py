@@ -5,13 +5,11 @@ same statement, as a `Fragment` of `EventStore.append`) as the change they belon
 relay publishes them to JetStream with `Nats-Msg-Id` = the row's `msg_id`, waits for the
 acks, then deletes the rows. A crash between publish and delete republishes: JetStream's
 dedup and the consumers' idempotency absorb it. One relay publishes at a time per schema
-(an advisory lock); LISTEN/NOTIFY wakes it, a short poll is the fallback.
+(`shared.leader.LeaderLoop`: an advisory lock); LISTEN/NOTIFY wakes it, a short poll is the fallback.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import structlog
 from nats.js import JetStreamContext
 
 from shared.eventstore import Fragment
+from shared.leader import LeaderLoop
 from shared.publish_acks import wait_acks
 
 log = structlog.get_logger(__name__)
@@ -76,35 +75,15 @@ class MessageRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.published_total = 0
-        self._wake = asyncio.Event()
+        self._leader = LeaderLoop(
+            name="message_relay", dsn=dsn, schema=schema, lock_key=f"message-relay:{schema}",
+            channel=NOTIFY_CHANNEL, work=self.publish_pending, batch_size=batch_size,
+            poll_interval_s=poll_interval_s,
+        )
 
     async def run(self) -> None:
         """Run until cancelled: take the lead when free, publish whenever woken."""
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("message_relay_retrying", error=str(exc), schema=self.schema)
-                await asyncio.sleep(self.poll_interval_s)
-
-    async def _lead(self) -> None:
-        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
-        try:
-            key = f"message-relay:{self.schema}"
-            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
-                await asyncio.sleep(self.poll_interval_s)
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            while True:
-                self._wake.clear()
-                while await self.publish_pending(conn) == self.batch_size:
-                    pass
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        await self._leader.run()
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch in id order and wait for every ack; return how many."""

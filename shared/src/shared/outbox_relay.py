@@ -2,15 +2,13 @@
 
 It never tracks "position > last seen": it reads the `outbox` rows that still exist, so a
 transaction that commits late (with a lower position) is published on the next pass.
-One relay publishes at a time (a PostgreSQL advisory lock); LISTEN/NOTIFY wakes it, a
-short poll is the fallback. A crash between publish and delete republishes: JetStream's
+One relay publishes at a time (`shared.leader.LeaderLoop`: an advisory lock); LISTEN/NOTIFY
+wakes it, a short poll is the fallback. A crash between publish and delete republishes: JetStream's
 dedup (`Nats-Msg-Id` = event id) and idempotent consumers absorb it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -19,6 +17,7 @@ from nats.js import JetStreamContext
 
 from shared.envelope import EventEnvelope
 from shared.eventstore import EVENT_COLUMNS, _row_to_event
+from shared.leader import LeaderLoop
 from shared.logging import CAUSATION_HEADER, CORRELATION_HEADER
 from shared.ops import PUBLISHED
 from shared.publish_acks import wait_acks
@@ -58,8 +57,11 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.on_published = on_published
         self.published_total = 0
-        self.is_leader = False
-        self._wake = asyncio.Event()
+        self._leader = LeaderLoop(
+            name="outbox_relay", dsn=dsn, schema=schema, lock_key=f"outbox-relay:{schema}",
+            channel=NOTIFY_CHANNEL, work=self.publish_pending, batch_size=batch_size,
+            poll_interval_s=poll_interval_s,
+        )
         # events this process just committed, by position: published without reading them back
         self._hints: dict[int, EventEnvelope] = {}
 
@@ -69,39 +71,16 @@ class OutboxRelay:
             for event in events:
                 if event.position is not None:
                     self._hints[event.position] = event
-        self._wake.set()
+        self._leader.wake()
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process holds the relay's lock now."""
+        return self._leader.is_leader
 
     async def run(self) -> None:
         """Run until cancelled: take the lead when free, publish whenever woken."""
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.is_leader = False
-                log.warning("outbox_relay_retrying", error=str(exc), schema=self.schema)
-                await asyncio.sleep(self.poll_interval_s)
-
-    async def _lead(self) -> None:
-        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
-        try:
-            lock_key = f"outbox-relay:{self.schema}"
-            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):
-                await asyncio.sleep(self.poll_interval_s)
-            self.is_leader = True
-            log.info("outbox_relay_leading", schema=self.schema)
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            while True:
-                self._wake.clear()
-                while await self.publish_pending(conn) == self.batch_size:
-                    pass
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-        finally:
-            self.is_leader = False
-            with contextlib.suppress(Exception):
-                await conn.close()
+        await self._leader.run()
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished events in position order; return how many."""
