@@ -49,6 +49,32 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
+class BodyTooLarge(Exception):
+    """The client sent more than the route takes; the request is answered 413."""
+
+
+class LimitedReceive:
+    """Counts the body as it arrives and stops the read past the limit (chunked or not)."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.received = 0
+        self.exceeded = False
+
+    async def __call__(self) -> Message:
+        """The next message; raises BodyTooLarge once the body passes the limit."""
+        if self.exceeded:
+            raise BodyTooLarge()
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                self.exceeded = True
+                raise BodyTooLarge()
+        return message
+
+
 class RequestContextMiddleware:
     """Pure ASGI (no per-request task): cheap enough for the hot read path."""
 
@@ -73,7 +99,13 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         sent: dict[str, Any] = {"status": None}
 
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+        body = LimitedReceive(receive, limit)
+        too_large = error_response(PAYLOAD_TOO_LARGE, f"the body is larger than {limit} bytes")
+
         async def send_with_id(message: Message) -> None:
+            if body.exceeded and sent.get("app_cut") is None:
+                return  # whatever the app makes of a cut body, the answer is 413 (sent below)
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", cid.encode())]
@@ -82,13 +114,23 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(correlation_id=cid):
             try:
                 length = _content_length(headers)
-                limit = self.body_limits.get(scope["path"], self.max_body_bytes)
                 if length is not None and length > limit:
-                    reply = error_response(PAYLOAD_TOO_LARGE, f"the body is larger than {limit} bytes")
-                    await reply(scope, receive, send_with_id)
+                    await too_large(scope, receive, send_with_id)
                 else:
-                    await self.app(scope, receive, send_with_id)
+                    await self.app(scope, body, send_with_id)
+                    if body.exceeded:
+                        raise BodyTooLarge()
+            except BodyTooLarge:
+                if sent["status"] is not None:
+                    raise
+                sent["app_cut"] = True
+                await too_large(scope, receive, send_with_id)
             except Exception:
+                if body.exceeded and sent["status"] is None:
+                    sent["app_cut"] = True
+                    await too_large(scope, receive, send_with_id)
+                    return
+
                 self.log.exception("request_failed", method=scope["method"], path=scope["path"])
                 if sent["status"] is not None:
                     raise  # mid-stream: the server must cut the connection

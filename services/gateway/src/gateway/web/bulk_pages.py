@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response, UploadFile
-from starlette.datastructures import FormData
+from fastapi import APIRouter, Depends, Response
+from starlette.datastructures import FormData, UploadFile
 
+from gateway.dependencies import get_runtime
+from gateway.web.api_client import SignInRequired
 from gateway.web.board_pages import BoardQuery, selected_ids, selection_errors
 from gateway.web.forms import FormErrors, errors_from, split_list, text
 from gateway.web.message_pages import names_of, target
@@ -134,9 +136,14 @@ async def upload_form(page: PageDep) -> Response:
 
 
 @router.post("/upload")
-async def upload(page: PageDep, file: UploadFile | None = None) -> Response:
+async def upload(page: PageDep) -> Response:
     """POST /v1/customers/bulk with the file; every row's result (or only the failed ones)."""
+    # the file is read only for a live token: a stranger's upload is never spooled
+    if await get_runtime(page.request).tokens.authenticate(page.session.token) is None:
+        raise SignInRequired("the session's token is no longer valid")
     form = await page.form()
+    upload_file = form.get("file")
+    file = upload_file if isinstance(upload_file, UploadFile) else None
     mode = "best_effort" if form.get("mode") == "best_effort" else "all_or_nothing"
     errors = FormErrors()
     content = await file.read() if file is not None else b""
