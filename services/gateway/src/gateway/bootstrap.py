@@ -32,7 +32,9 @@ from gateway.entrypoints import (
     tokens_api,
 )
 from gateway.errors import install_error_handlers
+from gateway.hardening import install_hardening
 from gateway.middleware import RequestContextMiddleware
+from gateway.portal.login_guard import LoginSlots
 from gateway.portal.rate_limit import RateLimiter
 from gateway.portal.sessions import PortalSessions, session_key
 from gateway.runtime import PortalKit, Runtime
@@ -92,7 +94,7 @@ async def start(settings: GatewaySettings) -> Runtime:
     verification = ServiceClient(nc, service="verification", timeout_s=settings.request_timeout_s)
     key = settings.portal_session_key.get_secret_value() if settings.portal_session_key else None
     portal = PortalKit(PortalSessions(session_key(key, settings.secret_key), settings.portal_session_ttl_s),
-                       RateLimiter(pool))
+                       RateLimiter(pool), LoginSlots(settings.portal_login_concurrency))
     log.info("gateway_started", nats=settings.nats_url)
     return Runtime(settings=settings, pool=pool, nc=nc, tokens=tokens, customers=customers,
                    verification=verification, portal=portal)
@@ -124,6 +126,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_limits={"/v1/customers/bulk": settings.bulk_max_body_bytes,
                                     "/console/bulk/upload": settings.bulk_max_body_bytes})
+    install_hardening(app, settings)  # outermost: client address first, security headers on every answer
     for module in (health, customers, board, settings_api, tokens_api):
         app.include_router(module.router)
     for extra in (contacts_api, portal_api):

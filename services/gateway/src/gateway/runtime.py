@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from nats.aio.client import Client as NatsClient
 
 from gateway.auth.tokens import TokenStore
+from gateway.portal.login_guard import LoginSlots
 from gateway.portal.rate_limit import RateLimiter
 from gateway.portal.sessions import PortalSessions
 from gateway.service_client import ServiceClient
@@ -21,6 +22,7 @@ class PortalKit:
 
     sessions: PortalSessions
     limiter: RateLimiter
+    slots: LoginSlots = field(default_factory=lambda: LoginSlots(16))
 
 
 @dataclass

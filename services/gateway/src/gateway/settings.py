@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from shared.settings import CommonSettings
+
+from gateway.client_ip import parse_networks
 
 
 class GatewaySettings(CommonSettings):
@@ -29,6 +31,16 @@ class GatewaySettings(CommonSettings):
     portal_login_window_s: float = 300.0
     portal_code_entries_per_contact: int = 20
     portal_code_window_s: float = 300.0
+    # password checks in flight at once (each costs a hash); past it a login is refused at once
+    portal_login_concurrency: int = Field(default=16, ge=1)
+    # proxies whose X-Forwarded-For / -Proto are believed: addresses or CIDR blocks, comma-separated
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        parse_networks(value)  # a typo is an error at start, not a silently ignored proxy
+        return value
 
     @field_validator("admin_token", mode="before")
     @classmethod

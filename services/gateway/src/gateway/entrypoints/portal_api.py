@@ -23,6 +23,7 @@ from shared.errors import ErrorCode
 
 from gateway.dependencies import correlation_id, get_runtime, scoped_command_id
 from gateway.errors import UNAUTHENTICATED_DOC, VALIDATION_DOC, ApiError, _doc
+from gateway.portal.login_guard import LoginGuard
 from gateway.portal.rate_limit import limit_key
 from gateway.runtime import PortalKit
 from gateway.service_client import ServiceClient
@@ -32,7 +33,8 @@ portal_bearer = HTTPBearer(auto_error=False, description="A portal session token
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 RATE_DOC = _doc("Too many attempts; `Retry-After` says when to try again.")
 FORBIDDEN_DOC = _doc(
-    "Portal access is off, the customer is inactive or deleted, or the address is not allowed."
+    "Portal access is off, the customer is inactive or deleted, or the address is not allowed"
+    " (login answers all of these 401, like a wrong password)."
 )
 CONFLICT_DOC = _doc("The code was already used, or the Idempotency-Key was used for another request.")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -125,30 +127,25 @@ async def _ask(request: Request, client: ServiceClient, subject: str, body: dict
 
 @router.post("/login", response_model=LoginAnswer, responses={**ERRORS, 429: RATE_DOC}, summary="Log in")
 async def login(request: Request, body: LoginRequest) -> LoginAnswer:
-    """E-mail and password give a short-lived session token (rate-limited per e-mail and per address)."""
+    """E-mail and password give a short-lived session token; every refusal answers the same 401.
+
+    Attempts are limited per client network, failures per e-mail from that network.
+    """
     kit, _ = _portal(request)
-    settings = get_runtime(request).settings
-    ip = _ip(request) or "unknown"
-    window = settings.portal_login_window_s
-    await kit.limiter.hit(
-        limit_key("login-ip", ip),
-        limit=settings.portal_login_per_ip,
-        window_s=window,
-        what="login attempts from this address",
-    )
-    await kit.limiter.hit(
-        limit_key("login-email", body.email),
-        limit=settings.portal_login_per_email,
-        window_s=window,
-        what="login attempts for this e-mail",
-    )
-    data = await get_runtime(request).customers.request(
-        ContactSubjects.PORTAL_LOGIN,
-        json.dumps(
-            {"email": body.email, "password": body.password.get_secret_value(), "ip": _ip(request)}
-        ).encode(),
-        correlation_id=correlation_id(request),
-    )
+    guard = LoginGuard(kit.limiter, get_runtime(request).settings, body.email, _ip(request))
+    await guard.before()
+    try:
+        with kit.slots.take():
+            data = await get_runtime(request).customers.request(
+                ContactSubjects.PORTAL_LOGIN,
+                json.dumps(
+                    {"email": body.email, "password": body.password.get_secret_value(), "ip": _ip(request)}
+                ).encode(),
+                correlation_id=correlation_id(request),
+            )
+    except ApiError as err:
+        raise await guard.refused(err) from None
+    await guard.succeeded()
     view = json.loads(data)
     token, expires = kit.sessions.issue(view["contact"]["id"], view["customer"]["id"])
     return LoginAnswer(token=token, expires_at=expires.isoformat())

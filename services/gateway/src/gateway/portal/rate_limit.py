@@ -19,6 +19,10 @@ ON CONFLICT (key) DO UPDATE SET
                         THEN now() ELSE r.window_start END
 RETURNING hits, window_start, now() AS now
 """
+_PEEK = """
+SELECT hits, window_start, now() AS now FROM gateway.rate_limits
+WHERE key = $1 AND window_start > now() - make_interval(secs => $2)
+"""
 SWEEP_EVERY = 1000
 
 
@@ -44,10 +48,24 @@ class RateLimiter:
             )
         if row["hits"] <= limit:
             return
-        ends: datetime = row["window_start"] + timedelta(seconds=window_s)
-        retry = max(1, math.ceil((ends - row["now"]).total_seconds()))
-        raise ApiError(
-            ErrorCode.RATE_LIMITED,
-            f"too many {what}; try again in {retry} s",
-            headers={"Retry-After": str(retry)},
-        )
+        raise _refusal(row, window_s, what)
+
+    async def peek(self, key: str, *, limit: int, window_s: float, what: str) -> None:
+        """Raise 429 when the key is already at its limit in the current window (counts nothing)."""
+        row = await self.pool.fetchrow(_PEEK, key, window_s)
+        if row is not None and row["hits"] >= limit:
+            raise _refusal(row, window_s, what)
+
+    async def forget(self, key: str) -> None:
+        """Drop a key's counter (a successful login clears its failures)."""
+        await self.pool.execute("DELETE FROM gateway.rate_limits WHERE key = $1", key)
+
+
+def _refusal(row: asyncpg.Record, window_s: float, what: str) -> ApiError:
+    ends: datetime = row["window_start"] + timedelta(seconds=window_s)
+    retry = max(1, math.ceil((ends - row["now"]).total_seconds()))
+    return ApiError(
+        ErrorCode.RATE_LIMITED, f"too many {what}; try again in {retry} s",
+        headers={"Retry-After": str(retry)},
+    )
+
