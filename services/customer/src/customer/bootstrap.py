@@ -31,18 +31,20 @@ from customer.application.bulk_edit import BulkEditor
 from customer.application.bulk_upload import BulkUploads
 from customer.application.commands import CustomerCommands
 from customer.application.contacts import ContactService
-from customer.application.dial_permission import DialFeed, DialIndex, IndexedStateCache
 from customer.application.number_blocks import NumberBlocks
 from customer.application.passwords import Passwords
 from customer.application.penalty_expiry import run_sweeper
 from customer.application.portal import PortalAccess
 from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
+from customer.application.state_cache import StateCacheWithDialViews
 from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import contact_routes
+from customer.entrypoints.dial_api import DialPermissionApi
 from customer.entrypoints.nats_api import QUEUE, routes
 from customer.entrypoints.number_blocks_api import number_block_routes
 from customer.projections import board
+from customer.projections.dial_views import DialViews
 
 SCHEMA = "customer"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -87,7 +89,7 @@ class CustomerService:
     queries: CustomerQueries
     relay: OutboxRelay
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    dial: DialFeed | None = None
+    dial: DialPermissionApi | None = None
 
     async def stop(self) -> None:
         """Stop taking requests, finish the tasks, close connections."""
@@ -106,7 +108,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
     """Migrate, connect, declare streams, start the relay, the sweeper and the subscribers."""
     await migrate(settings.database_url, SCHEMA, MIGRATIONS)
     pool = await create_pool(settings.database_url, SCHEMA, max_size=settings.db_pool_size)
-    feeds: list[DialFeed] = []
+    feeds: list[DialPermissionApi] = []
 
     async def reconnected() -> None:
         for feed in feeds:  # events may have passed while we were away: read everything again
@@ -125,9 +127,9 @@ async def start(settings: CustomerSettings) -> CustomerService:
 
     store = customer_event_store(pool, on_appended=appended)
     settings_service = SettingsService(store)
-    dial_index = DialIndex()
+    dial_views = DialViews()
     commands = CustomerCommands(
-        store, settings_service, IndexedStateCache(store, dial_index, settings.state_cache_size),
+        store, settings_service, StateCacheWithDialViews(store, dial_views, settings.state_cache_size),
         max_batch=settings.command_batch, partitions=settings.command_partitions,
         recent_replies=settings.recent_replies,
     )
@@ -137,7 +139,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
         log.warning("no_secret_key", effect="generated passwords cannot be sent (PATCHBAY_SECRET_KEY)")
     contacts = ContactService(commands, pool, passwords, sealer, settings.portal_url)
     portal = PortalAccess(pool, passwords)
-    dial = DialFeed(dial_index, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
+    dial = DialPermissionApi(dial_views, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
     feeds.append(dial)
     queries = CustomerQueries(pool, totals)
     rpc = RpcServer(

@@ -206,7 +206,7 @@ async def test_dial_permission_follows_other_replicas(nc: NatsClient, service: C
         await call(nc, "customer.cmd.set-status", {"customer_id": card["id"], "status": "active"})
 
         async def both_allow() -> bool:
-            views = [s.dial.index.views.get(card["id"]) for s in (service, replica) if s.dial]
+            views = [s.dial.views.by_customer.get(card["id"]) for s in (service, replica) if s.dial]
             return all(v is not None and not v.before for v in views) and len(views) == 2
 
         await wait_for(both_allow, message="both replicas see the status change")

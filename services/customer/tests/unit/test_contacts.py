@@ -6,13 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from customer.application.dial_permission import DialIndex, make_view
 from customer.application.portal import check_access, ip_allowed
 from customer.domain import contacts as rules
 from customer.domain import events as ev
 from customer.domain.decide import decide_create
 from customer.domain.evolve import fold
 from customer.domain.state import CustomerState
+from customer.entrypoints.dial_api import answer_request
+from customer.projections.dial_views import DialViews, make_view
 from pydantic import ValidationError
 from shared.contracts.contacts import CONTACT_KEYS, AddContact, ContactCreate, ContactPatch
 from shared.contracts.customer import CustomerCreate
@@ -141,7 +142,7 @@ def test_removing_a_contact_takes_it_off_the_card() -> None:
     assert given(created(), added(base), removed).contacts == ()
 
 
-def reply(index: DialIndex, customer_id: str, cli: str | None = None, now: datetime = NOW) -> dict[str, object]:
+def reply(index: DialViews, customer_id: str, cli: str | None = None, now: datetime = NOW) -> dict[str, object]:
     return dict(json.loads(index.answer(customer_id, cli, now.timestamp())))
 
 
@@ -150,7 +151,7 @@ def test_dial_permission_lists_every_reason_and_the_limits() -> None:
     verification = {"email_required": True, "mobile_required": True, "approved_clis_only": True}
     state = given(created(status="penalty", penalty_until=until, verification=verification, channels=5,
                           cps="2.5", debit_limit="-10"))
-    index = DialIndex()
+    index = DialViews()
     index.apply_state("c1", state)
     answer = reply(index, "c1", "+14155550123", now=NOW)
     assert answer == {
@@ -173,7 +174,7 @@ def test_dial_permission_allowed_once_verified_and_versions_only_go_forward() ->
                                      "ann@example.com", "v1")[0]
     cli = rules.decide_verified(base, "k1", "cli", "+14155550123", "v2")[0]
     state = given(created(verification=verification), contact, verified, cli)
-    index = DialIndex()
+    index = DialViews()
     index.apply_state("c1", state)
     assert reply(index, "c1", "14155550123")["allowed"] is True
     assert reply(index, "c1", "+14155550999")["reasons"] == ["cli_not_approved"]
@@ -186,11 +187,11 @@ def test_dial_permission_allowed_once_verified_and_versions_only_go_forward() ->
 
 
 def test_malformed_dial_requests_get_a_validation_error() -> None:
-    index = DialIndex()
+    index = DialViews()
     for data in (b"nope", b"[]", b'{"customer_id": 5}', b'{"customer_id": "not-a-uuid"}', b"{}"):
-        assert json.loads(index.answer_request(data, 0))["error"]["code"] == "validation_error"
+        assert json.loads(answer_request(index, data, 0))["error"]["code"] == "validation_error"
     upper = "018F0000-0000-7000-8000-000000000000"
-    assert json.loads(index.answer_request(json.dumps({"customer_id": upper}).encode(), 0))["reasons"] == [
+    assert json.loads(answer_request(index, json.dumps({"customer_id": upper}).encode(), 0))["reasons"] == [
         "not_found"]
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import replace
 
 from shared.eventstore import EventStore
 
 from customer.domain.evolve import fold
 from customer.domain.state import CustomerState
+from customer.projections.dial_views import DialViews, dial_inputs
 
 
 class StateCache:
@@ -44,3 +46,30 @@ class StateCache:
         """Drop states that may be stale."""
         for stream_id in stream_ids:
             self._states.pop(stream_id, None)
+
+
+class StateCacheWithDialViews(StateCache):
+    """The command core's state cache, also giving every committed (or loaded) state to the dial views."""
+
+    def __init__(self, store: EventStore, views: DialViews, max_entries: int = 50_000) -> None:
+        super().__init__(store, max_entries)
+        self.views = views
+
+    def put(self, stream_id: str, state: CustomerState | None) -> None:
+        """Remember the state, and update the customer's dial view.
+
+        A change that leaves the view's inputs as they were (notes, name, tags...) moves the
+        view's version on instead of building it again.
+        """
+        previous = self._states.get(stream_id)
+        super().put(stream_id, state)
+        if state is None:
+            return
+        view = self.views.by_customer.get(stream_id)
+        if (
+            previous is not None and view is not None and view.version == previous.version
+            and state.version > previous.version and dial_inputs(previous) == dial_inputs(state)
+        ):
+            self.views.put(stream_id, replace(view, version=state.version))
+        else:
+            self.views.apply_state(stream_id, state)

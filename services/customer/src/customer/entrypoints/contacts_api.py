@@ -65,7 +65,7 @@ def contact_routes(*, contacts: ContactService, portal: PortalAccess) -> list[Ro
 
 
 async def _not_served_here(body: Any) -> bytes:
-    raise NotImplementedError  # DialFeed answers this subject straight from memory
+    raise NotImplementedError  # dial_api.DialPermissionApi answers this subject from memory
 
 
 DIAL_ROUTE = Route(

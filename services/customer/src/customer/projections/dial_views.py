@@ -1,23 +1,21 @@
-"""Dial permission from memory: every customer's verdict, kept current from events.
+"""Dial permission's projection: every customer's verdict in memory, kept current from the read model.
 
 Each replica holds a small view per customer. It starts from the read model (`customers`
-rows) and stays current three ways: its own commits update it at once (the state cache's
-`on_put`); an ordered JetStream consumer on CUSTOMER_EVENTS (subscribed before the initial
-load, so nothing falls between) marks customers that another replica changed, which are then
-re-read from the read model in batches; a reconnect to NATS reloads everything. Versions only
-go forward, so the three never undo each other.
+rows) and stays current three ways: its own commits update it at once (the command core's
+state cache, application/state_cache.py); customers that another replica changed (told by the
+entrypoint, entrypoints/dial_api.py, which follows CUSTOMER_EVENTS) are re-read from the read
+model in batches; a reconnect to NATS reloads everything. Versions only go forward, so the
+three never undo each other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps(str) writes
 from typing import Any
@@ -25,23 +23,12 @@ from typing import Any
 import asyncpg
 import orjson
 import structlog
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js.api import DeliverPolicy
-from shared.errors import ErrorCode, ServiceError
-from shared.eventstore import EventStore
-from shared.rpc import error_bytes
 
-from customer.application.state_cache import StateCache
 from customer.domain.state import CustomerState
 
 log = structlog.get_logger(__name__)
 
 NOT_FOUND = b'{"allowed":false,"reasons":["not_found"],"limits":null,"penalty_until":null}'
-BAD_REQUEST = error_bytes(ServiceError(
-    ErrorCode.VALIDATION, "send {\"customer_id\": \"<uuid>\", \"cli\": \"+E164\" (optional)}"
-))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +111,18 @@ def normalize_cli(cli: str) -> str:
     return "+" + digits
 
 
-class DialIndex:
-    """The views of every customer, and the answer to one dial-permission request."""
+class DialViews:
+    """The view of every customer, and the answer to one customer's dial-permission question."""
 
     def __init__(self) -> None:
-        self.views: dict[str, DialView] = {}
+        self.by_customer: dict[str, DialView] = {}
         self.answered = 0
 
     def put(self, customer_id: str, view: DialView) -> None:
         """Keep a view unless a newer one is already here."""
-        current = self.views.get(customer_id)
+        current = self.by_customer.get(customer_id)
         if current is None or view.version >= current.version:
-            self.views[customer_id] = view
+            self.by_customer[customer_id] = view
 
     def apply_state(self, customer_id: str, state: CustomerState | None) -> None:
         """A state this process just committed (or loaded)."""
@@ -151,7 +138,7 @@ class DialIndex:
     def answer(self, customer_id: str, cli: str | None, now: float) -> bytes:
         """The JSON answer for one customer (and CLI) at a time."""
         self.answered += 1
-        view = self.views.get(customer_id)
+        view = self.by_customer.get(customer_id)
         if view is None:
             return NOT_FOUND
         penalty = view.penalty_until is not None and view.penalty_until > now
@@ -162,124 +149,48 @@ class DialIndex:
                    *(["cli_not_approved"] if cli_refused else [])]
         return _render(view, reasons, penalty=penalty)
 
-    def answer_request(self, data: bytes, now: float) -> bytes:
-        """Parse a request (`{customer_id, cli?}`) and answer it; a malformed one gets an error."""
-        try:
-            body = orjson.loads(data)
-            customer_id = body["customer_id"]
-            cli = body.get("cli")
-            if not isinstance(customer_id, str) or not (cli is None or isinstance(cli, str)):
-                return BAD_REQUEST
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return BAD_REQUEST
-        if customer_id not in self.views:
-            try:
-                customer_id = str(uuid.UUID(customer_id))
-            except ValueError:
-                return BAD_REQUEST
-        return self.answer(customer_id, cli, now)
 
+class DialViewsReader:
+    """Reads customers' cards from the read model into the views: all of them, or those changed."""
 
-class IndexedStateCache(StateCache):
-    """The command core's state cache, also feeding every committed (or loaded) state to the index."""
-
-    def __init__(self, store: EventStore, index: DialIndex, max_entries: int = 50_000) -> None:
-        super().__init__(store, max_entries)
-        self.index = index
-
-    def put(self, stream_id: str, state: CustomerState | None) -> None:
-        """Remember the state, and update the customer's dial view.
-
-        A change that leaves the view's inputs as they were (notes, name, tags...) moves the
-        view's version on instead of building it again.
-        """
-        previous = self._states.get(stream_id)
-        super().put(stream_id, state)
-        if state is None:
-            return
-        view = self.index.views.get(stream_id)
-        if (
-            previous is not None and view is not None and view.version == previous.version
-            and state.version > previous.version and dial_inputs(previous) == dial_inputs(state)
-        ):
-            self.index.put(stream_id, replace(view, version=state.version))
-        else:
-            self.index.apply_state(stream_id, state)
-
-
-class DialFeed:
-    """Keeps a DialIndex current from the read model and CUSTOMER_EVENTS; serves the subject."""
-
-    def __init__(
-        self, index: DialIndex, pool: asyncpg.Pool, nc: NatsClient, *, subject: str, queue: str
-    ) -> None:
-        self.index = index
+    def __init__(self, views: DialViews, pool: asyncpg.Pool) -> None:
+        self.views = views
         self.pool = pool
-        self.nc = nc
-        self.subject = subject
-        self.queue = queue
-        self._dirty: set[str] = set()
+        self._changed: set[str] = set()
         self._wake = asyncio.Event()
-        self._subs: list[Subscription] = []
 
-    async def start(self) -> None:
-        """Subscribe to events, load every customer, then answer requests."""
-        js = self.nc.jetstream()
-        self._subs.append(await js.subscribe(
-            "events.customer.>", cb=self._on_event, ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW, idle_heartbeat=5.0, flow_control=True,
-        ))
-        await self.reload_all()
-        self._subs.append(await self.nc.subscribe(self.subject, queue=self.queue, cb=self._on_request))
-        await self.nc.flush()
-
-    async def stop(self) -> None:
-        """Stop answering and following events."""
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        self._subs.clear()
-
-    async def reload_all(self) -> None:
+    async def load_all(self) -> None:
         """Read every customer from the read model."""
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             async for row in conn.cursor("SELECT card::text AS card, deleted FROM customers", prefetch=2000):
-                self.index.apply_card(orjson.loads(row["card"]), row["deleted"])
-        log.info("dial_index_loaded", customers=len(self.index.views),
+                self.views.apply_card(orjson.loads(row["card"]), row["deleted"])
+        log.info("dial_index_loaded", customers=len(self.views.by_customer),
                  seconds=round(time.perf_counter() - started, 3))
+
+    def changed(self, customer_id: str, version: int | None) -> None:
+        """A customer reached `version` (None: unknown); read it again unless the view has it."""
+        view = self.views.by_customer.get(customer_id)
+        if view is not None and version is not None and version <= view.version:
+            return  # this replica committed it (or already read it)
+        self._changed.add(customer_id)
+        self._wake.set()
 
     async def run(self) -> None:
         """Re-read customers that other replicas changed, in batches, until cancelled."""
         while True:
             await self._wake.wait()
             self._wake.clear()
-            ids, self._dirty = list(self._dirty), set()
+            ids, self._changed = list(self._changed), set()
             try:
                 rows = await self.pool.fetch(
                     "SELECT card::text AS card, deleted FROM customers WHERE id = ANY($1::uuid[])", ids
                 )
             except Exception as exc:
                 log.warning("dial_index_refresh_failed", error=str(exc))
-                self._dirty.update(ids)
+                self._changed.update(ids)
                 await asyncio.sleep(0.5)
                 self._wake.set()
                 continue
             for row in rows:
-                self.index.apply_card(orjson.loads(row["card"]), row["deleted"])
-
-    async def _on_event(self, msg: Msg) -> None:
-        customer_id = msg.subject.split(".")[2]
-        view = self.index.views.get(customer_id)
-        if view is not None:
-            try:
-                if int(orjson.loads(msg.data)["version"]) <= view.version:
-                    return  # this replica committed it (or already read it)
-            except (ValueError, KeyError, TypeError):
-                pass
-        self._dirty.add(customer_id)
-        self._wake.set()
-
-    async def _on_request(self, msg: Msg) -> None:
-        if msg.reply:
-            await self.nc.publish(msg.reply, self.index.answer_request(msg.data, time.time()))
+                self.views.apply_card(orjson.loads(row["card"]), row["deleted"])
