@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import nats
 import structlog
 from nats.aio.client import Client as NatsClient
 from pydantic import Field
 from shared.consumer import PartitionedConsumer
 from shared.contracts.contacts import ContactSubjects
-from shared.db import create_pool
 from shared.envelope import EventEnvelope
-from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
-from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
-from shared.runtime import cancel_tasks, close_pool, serve
 from shared.secrets import Sealer
+from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings
-from shared.streams import ensure_streams
 
 from customer.adapters.event_store import customer_event_store
 from customer.application import verification_results
@@ -48,6 +43,7 @@ from customer.projections.dial_views import DialViews
 
 SCHEMA = "customer"
 MIGRATIONS = Path(__file__).parent / "migrations"
+PLUMBING = Plumbing(name="customer", schema=SCHEMA, migrations=MIGRATIONS, keep_session=True)
 log = structlog.get_logger(__name__)
 
 
@@ -82,42 +78,39 @@ class CustomerService:
     """Everything the running service holds."""
 
     settings: CustomerSettings
-    pool: asyncpg.Pool
-    nc: NatsClient
+    runtime: ServiceRuntime
     rpc: RpcServer
     commands: CustomerCommands
     queries: CustomerQueries
     relay: OutboxRelay
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     dial: DialPermissionApi | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's connection pool."""
+        return self.runtime.pool
+
+    @property
+    def nc(self) -> NatsClient:
+        """The service's NATS connection."""
+        return self.runtime.nc
 
     async def stop(self) -> None:
         """Stop taking requests, finish the tasks, close connections."""
-        await self.rpc.stop()
-        if self.dial is not None:
-            await self.dial.stop()
-        await cancel_tasks(self.tasks)
-        try:  # a subscription left by a cancelled reader can make drain() wait for messages nobody reads
-            await asyncio.wait_for(self.nc.drain(), 5)
-        except Exception:
-            await self.nc.close()
-        await close_pool(self.pool)
+        await self.runtime.stop()
 
 
 async def start(settings: CustomerSettings) -> CustomerService:
     """Migrate, connect, declare streams, start the relay, the sweeper and the subscribers."""
-    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    pool = await create_pool(settings.database_url, SCHEMA, max_size=settings.db_pool_size)
     feeds: list[DialPermissionApi] = []
 
     async def reconnected() -> None:
         for feed in feeds:  # events may have passed while we were away: read everything again
             asyncio.get_running_loop().create_task(feed.reload_all())
 
-    nc = await nats.connect(settings.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                            reconnected_cb=reconnected)
-    js = nc.jetstream()
-    await ensure_streams(js, replicas=settings.stream_replicas)
+    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
+                                        stream_replicas=settings.stream_replicas, reconnected_cb=reconnected)
+    pool, nc, js = runtime.pool, runtime.nc, runtime.js
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     totals = board.BoardTotals(settings.board_total_ttl_s)
 
@@ -150,25 +143,22 @@ async def start(settings: CustomerSettings) -> CustomerService:
              *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool))],
         queue=QUEUE,
     )
-    service = CustomerService(settings, pool, nc, rpc, commands, queries, relay, dial=dial)
+    service = CustomerService(settings, runtime, rpc, commands, queries, relay, dial=dial)
     results = verification_results.VerificationResults(commands)
-    service.tasks = [
-        asyncio.create_task(commands.run(), name="commands"),
-        asyncio.create_task(relay.run(), name="outbox-relay"),
-        asyncio.create_task(
-            run_sweeper(pool, commands, settings.penalty_sweep_interval_s), name="penalty-sweeper"
-        ),
-        asyncio.create_task(
-            MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=js).run(), name="message-relay"
-        ),
-        asyncio.create_task(
-            PartitionedConsumer(js, verification_results.SPEC, results.handle, settings.partitions,
-                                lease_dsn=settings.database_url,
-                                failover_after_s=settings.partition_failover_s).run(),
-            name="verification-results",
-        ),
-        asyncio.create_task(dial.run(), name="dial-feed"),
-    ]
+    runtime.spawn(commands.run(), name="commands")
+    runtime.spawn(relay.run(), name="outbox-relay")
+    runtime.spawn(run_sweeper(pool, commands, settings.penalty_sweep_interval_s), name="penalty-sweeper")
+    runtime.spawn(MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=js).run(), name="message-relay")
+    runtime.spawn(
+        PartitionedConsumer(js, verification_results.SPEC, results.handle, settings.partitions,
+                            lease_dsn=settings.database_url,
+                            failover_after_s=settings.partition_failover_s).run(),
+        name="verification-results",
+    )
+    runtime.spawn(dial.run(), name="dial-feed")
+    # at stop: no more requests, no more dial answers, then the tasks, NATS (drained), the pool
+    runtime.stop_first(rpc.stop)
+    runtime.stop_first(dial.stop)
     await dial.start()
     await rpc.start()
     log.info("customer_service_started", nats=settings.nats_url)
@@ -177,6 +167,4 @@ async def start(settings: CustomerSettings) -> CustomerService:
 
 async def main() -> None:
     """Run until SIGINT/SIGTERM."""
-    settings = CustomerSettings()
-    configure_logging("customer", level=settings.log_level, fmt=settings.log_format)
-    await serve("customer", await start(settings), settings.ops_port)
+    await run_service("customer", CustomerSettings(), start)

@@ -8,13 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
-from shared.migrations import migrate
 from shared.ops import readiness, serve_ops
-from shared.settings import nats_servers
+from shared.service_runtime import Plumbing, ServiceRuntime
 
 from gateway.auth.tokens import TokenCache, TokenStore
 from gateway.entrypoints import (
@@ -44,11 +42,14 @@ from gateway.web import router as web_router
 
 SCHEMA = "gateway"
 MIGRATIONS = Path(__file__).parent / "migrations"
+# no streams (the gateway only sends requests); queries name the gateway schema themselves
+PLUMBING = Plumbing(name="gateway", schema=SCHEMA, migrations=MIGRATIONS, pool_min=1, search_path=False,
+                    nats_name="patchbay-gateway", reconnect_time_wait_s=1, streams=False)
 log = structlog.get_logger(__name__)
 
 
-async def connect_nats(url: str) -> NatsClient:
-    """A connection that reconnects forever and logs its ups and downs (not our own close)."""
+def nats_client() -> tuple[NatsClient, dict[str, Any]]:
+    """A client that logs its ups and downs (not our own close), and its connect options."""
     nc = NatsClient()
 
     async def on_error(exc: Exception) -> None:
@@ -61,11 +62,8 @@ async def connect_nats(url: str) -> NatsClient:
     async def on_reconnect() -> None:
         log.info("nats_reconnected")
 
-    await nc.connect(
-        nats_servers(url), name="patchbay-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
-        connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
-    )
-    return nc
+    return nc, {"connect_timeout": 5, "error_cb": on_error, "disconnected_cb": on_disconnect,
+                "reconnected_cb": on_reconnect}
 
 
 async def ensure_first_token(tokens: TokenStore, settings: GatewaySettings) -> None:
@@ -80,15 +78,16 @@ async def ensure_first_token(tokens: TokenStore, settings: GatewaySettings) -> N
 
 
 async def start(settings: GatewaySettings) -> Runtime:
-    """Migrate the `gateway` schema, connect, make sure an admin token exists."""
-    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_size)
+    """Migrate the `gateway` schema, open the pool, connect, make sure an admin token exists."""
+    client, options = nats_client()
+    service = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size, client=client,
+                                        **options)
+    pool, nc = service.pool, service.nc
     try:
         tokens = TokenStore(pool, TokenCache(settings.token_cache_ttl_s))
         await ensure_first_token(tokens, settings)
-        nc = await connect_nats(settings.nats_url)
     except BaseException:
-        await pool.close()
+        await service.stop()
         raise
     customers = ServiceClient(nc, service="customer", timeout_s=settings.request_timeout_s)
     verification = ServiceClient(nc, service="verification", timeout_s=settings.request_timeout_s)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import asyncpg
 from nats.aio.client import Client as NatsClient
+from shared.runtime import close_pool
+from shared.service_runtime import close_nats
 
 from gateway.auth.tokens import TokenStore
 from gateway.portal.login_guard import LoginSlots
@@ -38,7 +39,6 @@ class Runtime:
     portal: PortalKit | None = None
 
     async def stop(self) -> None:
-        """Close NATS (finishing in-flight requests) and the database pool."""
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
-        await self.pool.close()
+        """Close NATS (finishing in-flight requests) and the database pool, each bounded."""
+        await close_nats(self.nc, drain=True)
+        await close_pool(self.pool)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 import asyncpg
-import nats
 import structlog
 from nats.aio.client import Client as NatsClient
 from shared.consumer import PartitionedConsumer
 from shared.eventstore import EventStore
 from shared.ids import new_id
-from shared.logging import configure_logging
-from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
-from shared.runtime import cancel_tasks, close_pool, serve
 from shared.secrets import Sealer
+from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings
-from shared.streams import ensure_streams
 
 from notifier.adapters.customer_directory import CustomerDirectory
 from notifier.adapters.delivery_store import DeliveryStore
@@ -40,6 +34,9 @@ from notifier.entrypoints.nats_api import QUEUE, routes
 
 SCHEMA = "notifier"
 MIGRATIONS = Path(__file__).parent / "migrations"
+# not drained at stop: the pull subscription of the cancelled consumer would hold it for its 30 s timeout
+PLUMBING = Plumbing(name="notifier", schema=SCHEMA, migrations=MIGRATIONS, nats_name="patchbay-notifier",
+                    drain_on_stop=False)
 log = structlog.get_logger(__name__)
 
 
@@ -71,9 +68,8 @@ class NotifierService:
     """Everything the running notifier holds."""
 
     settings: NotifierSettings
+    runtime: ServiceRuntime
     instance: UUID
-    pool: asyncpg.Pool
-    nc: NatsClient
     rpc: RpcServer
     engine: DeliveryEngine
     recovery: Recovery
@@ -83,41 +79,37 @@ class NotifierService:
     consumer: PartitionedConsumer
     relay: OutboxRelay
     listener: asyncpg.Connection
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's connection pool."""
+        return self.runtime.pool
+
+    @property
+    def nc(self) -> NatsClient:
+        """The service's NATS connection."""
+        return self.runtime.nc
 
     async def stop(self) -> None:
         """Stop taking work, settle this instance's own open claims, close everything."""
-        await self.rpc.stop()
-        await cancel_tasks(self.tasks)
+        await self.runtime.stop()
+
+    async def settle(self) -> None:
+        """Once the tasks are stopped: close the journal, settle the claims cut short, let go."""
         self.journal.close()
         with contextlib.suppress(Exception):
             await self.recovery.settle(self.instance)  # claims cut short by the stop
         await self.lease.release()
         with contextlib.suppress(Exception):
             await self.listener.close()
-        # not drain(): the pull subscription of the cancelled consumer would hold it for its 30 s timeout
-        with contextlib.suppress(Exception):
-            await self.nc.flush(timeout=2)
-        with contextlib.suppress(Exception):
-            await self.nc.close()
-        await close_pool(self.pool)
 
 
 async def start(settings: NotifierSettings) -> NotifierService:
     """Migrate, connect, settle dead instances' claims, then start consumers, senders and routes."""
     sealer = Sealer(settings.secret_key)
-    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    pool = await asyncpg.create_pool(
-        settings.database_url,
-        min_size=2,
-        max_size=settings.db_pool_size,
-        server_settings={"search_path": SCHEMA},
-    )
-    nc = await nats.connect(
-        settings.nats_servers, name="patchbay-notifier", max_reconnect_attempts=-1, reconnect_time_wait=0.5
-    )
-    js = nc.jetstream()
-    await ensure_streams(js, replicas=settings.stream_replicas)
+    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
+                                        stream_replicas=settings.stream_replicas)
+    pool, nc, js = runtime.pool, runtime.nc, runtime.js
     instance = new_id()
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     events = EventStore(pool, on_appended=relay.hint)  # the relay publishes without reading back
@@ -174,15 +166,15 @@ async def start(settings: NotifierSettings) -> NotifierService:
         queue=QUEUE,
     )
     service = NotifierService(
-        settings, instance, pool, nc, rpc, engine, recovery, lease, journal, store, consumer, relay, listener
+        settings, runtime, instance, rpc, engine, recovery, lease, journal, store, consumer, relay, listener
     )
-    service.tasks = [
-        asyncio.create_task(engine.run(), name="delivery-engine"),
-        asyncio.create_task(recovery.run(settings.recovery_interval_s), name="recovery"),
-        asyncio.create_task(consumer.run(), name="notify-consumer"),
-        asyncio.create_task(relay.run(), name="outbox-relay"),
-        asyncio.create_task(dead_letters.run(settings.dead_letter_interval_s), name="dead-letters"),
-    ]
+    runtime.spawn(engine.run(), name="delivery-engine")
+    runtime.spawn(recovery.run(settings.recovery_interval_s), name="recovery")
+    runtime.spawn(consumer.run(), name="notify-consumer")
+    runtime.spawn(relay.run(), name="outbox-relay")
+    runtime.spawn(dead_letters.run(settings.dead_letter_interval_s), name="dead-letters")
+    runtime.stop_first(rpc.stop)
+    runtime.after_tasks(service.settle)
     await rpc.start()
     log.info("notifier_started", instance=str(instance), nats=settings.nats_url)
     return service
@@ -190,8 +182,5 @@ async def start(settings: NotifierSettings) -> NotifierService:
 
 async def main() -> None:
     """Run until SIGINT/SIGTERM."""
-    settings = NotifierSettings()
-    configure_logging("notifier", level=settings.log_level, fmt=settings.log_format)
-    for noisy in ("twilio", "aiosmtplib"):  # request logs of SDKs: nothing a message body could leak into
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    await serve("notifier", await start(settings), settings.ops_port)
+    # request logs of SDKs: nothing a message body could leak into
+    await run_service("notifier", NotifierSettings(), start, quiet=("twilio", "aiosmtplib"))

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import structlog
 from nats.aio.client import Client as NatsClient
-from shared.logging import configure_logging
-from shared.migrations import migrate
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
-from shared.runtime import cancel_tasks, close_pool, serve
-from shared.streams import ensure_streams
+from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 
 from reporting.adapters.invoice_store import invoice_event_store
 from reporting.application.audit_queries import AuditQueries
@@ -36,6 +30,10 @@ from reporting.settings import ReportingSettings
 
 SCHEMA = "reporting"
 MIGRATIONS = Path(__file__).parent / "migrations"
+# not drained at stop: a pull subscription whose consumer task is gone may hold messages that
+# nobody will read, and drain() would wait for them until its timeout
+PLUMBING = Plumbing(name="reporting", schema=SCHEMA, migrations=MIGRATIONS, nats_name="patchbay-reporting",
+                    drain_on_stop=False)
 log = structlog.get_logger(__name__)
 
 
@@ -44,17 +42,16 @@ def all_projections() -> list[Projection[Any]]:
     return [AuditProjection(), CallsProjection(), PaymentsProjection()]
 
 
-async def connect(settings: ReportingSettings) -> tuple[asyncpg.Pool, NatsClient]:
+async def open_runtime(settings: ReportingSettings) -> ServiceRuntime:
     """Migrate the schema, open the pool (search_path = reporting) and NATS, declare the streams."""
-    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=2, max_size=settings.db_pool_size,
-        server_settings={"search_path": SCHEMA},
-    )
-    nc = await nats.connect(settings.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                            name="patchbay-reporting")
-    await ensure_streams(nc.jetstream(), replicas=settings.stream_replicas)
-    return pool, nc
+    return await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
+                                     stream_replicas=settings.stream_replicas)
+
+
+async def connect(settings: ReportingSettings) -> tuple[asyncpg.Pool, NatsClient]:
+    """The pool and NATS connection alone (the rebuild command): closed by the caller."""
+    runtime = await open_runtime(settings)
+    return runtime.pool, runtime.nc
 
 
 @dataclass
@@ -62,30 +59,30 @@ class ReportingService:
     """Everything the running service holds."""
 
     settings: ReportingSettings
-    pool: asyncpg.Pool
-    nc: NatsClient
+    runtime: ServiceRuntime
     rpc: RpcServer
     live: list[LiveProjection]
     relay: OutboxRelay
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's connection pool."""
+        return self.runtime.pool
+
+    @property
+    def nc(self) -> NatsClient:
+        """The service's NATS connection."""
+        return self.runtime.nc
 
     async def stop(self) -> None:
         """Stop taking requests, stop the consumers and the relay, close connections."""
-        await self.rpc.stop()
-        await cancel_tasks(self.tasks)
-        # not drain(): a pull subscription whose consumer task is gone may hold messages that
-        # nobody will read, and drain() would wait for them until its timeout
-        with contextlib.suppress(Exception):
-            await self.nc.flush(timeout=2)
-        with contextlib.suppress(Exception):
-            await self.nc.close()
-        await close_pool(self.pool)
+        await self.runtime.stop()
 
 
 async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = None) -> ReportingService:
     """Connect, start the projections, the outbox relay and the request/reply routes."""
-    pool, nc = await connect(settings)
-    js = nc.jetstream()
+    runtime = await open_runtime(settings)
+    pool, nc, js = runtime.pool, runtime.nc, runtime.js
     projections = all_projections()
     prefix = settings.durable_prefix
     live = [
@@ -103,9 +100,10 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
         invoices=invoices, balance=BalanceQueries(pool),
         lag=LagQueries(pool, js, projections, prefix=prefix),
     ), queue=QUEUE)
-    service = ReportingService(settings, pool, nc, rpc, live, relay)
-    service.tasks = [task for p in live for task in p.start()]
-    service.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+    service = ReportingService(settings, runtime, rpc, live, relay)
+    runtime.tasks.extend(task for p in live for task in p.start())
+    runtime.spawn(relay.run(), name="outbox-relay")
+    runtime.stop_first(rpc.stop)
     await rpc.start()
     log.info("reporting_service_started", nats=settings.nats_url)
     return service
@@ -113,6 +111,4 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
 
 async def main() -> None:
     """Run until SIGINT/SIGTERM."""
-    settings = ReportingSettings()
-    configure_logging("reporting", level=settings.log_level, fmt=settings.log_format)
-    await serve("reporting", await start(settings), settings.ops_port)
+    await run_service("reporting", ReportingSettings(), start)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import nats
 import structlog
 from nats.aio.client import Client as NatsClient
-from shared.logging import configure_logging
 from shared.message_outbox import MessageRelay
-from shared.migrations import migrate
 from shared.rpc import RpcServer
-from shared.runtime import cancel_tasks, close_pool, serve
 from shared.secrets import Sealer
+from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings
-from shared.streams import ensure_streams
 
 from verification.application.service import Limits, VerificationService
 from verification.domain.codes import pepper_from
@@ -25,6 +20,8 @@ from verification.entrypoints.nats_api import QUEUE, routes
 
 SCHEMA = "verification"
 MIGRATIONS = Path(__file__).parent / "migrations"
+PLUMBING = Plumbing(name="verification", schema=SCHEMA, migrations=MIGRATIONS, pool_min=1,
+                    nats_name="patchbay-verification")
 log = structlog.get_logger(__name__)
 
 
@@ -46,39 +43,31 @@ class VerificationRuntime:
     """Everything the running service holds."""
 
     settings: VerificationSettings
-    pool: asyncpg.Pool
-    nc: NatsClient
+    runtime: ServiceRuntime
     rpc: RpcServer
     service: VerificationService
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's connection pool."""
+        return self.runtime.pool
+
+    @property
+    def nc(self) -> NatsClient:
+        """The service's NATS connection."""
+        return self.runtime.nc
 
     async def stop(self) -> None:
         """Stop taking requests, finish the tasks, close connections."""
-        await self.rpc.stop()
-        await cancel_tasks(self.tasks)
-        try:
-            await asyncio.wait_for(self.nc.drain(), 5)
-        except Exception:
-            await self.nc.close()
-        await close_pool(self.pool)
+        await self.runtime.stop()
 
 
 async def start(settings: VerificationSettings) -> VerificationRuntime:
     """Migrate, connect, declare streams, start the outbox relay and the subscribers."""
     sealer = Sealer(settings.secret_key)  # codes travel sealed: no key, no service
-    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    pool = await asyncpg.create_pool(
-        settings.database_url,
-        min_size=1,
-        max_size=settings.db_pool_size,
-        server_settings={"search_path": SCHEMA},
-    )
-    nc = await nats.connect(
-        settings.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-        name="patchbay-verification",
-    )
-    js = nc.jetstream()
-    await ensure_streams(js, replicas=settings.stream_replicas)
+    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
+                                        stream_replicas=settings.stream_replicas)
+    pool, nc = runtime.pool, runtime.nc
     limits = Limits(
         code_ttl_s=settings.code_ttl_s,
         max_attempts=settings.code_max_attempts,
@@ -95,16 +84,15 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
         limits=limits,
     )
     rpc = RpcServer(nc, routes(service), queue=QUEUE)
-    runtime = VerificationRuntime(settings, pool, nc, rpc, service)
-    relay = MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
-    runtime.tasks = [asyncio.create_task(relay.run(), name="message-relay")]
+    running = VerificationRuntime(settings, runtime, rpc, service)
+    runtime.spawn(MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=runtime.js).run(),
+                  name="message-relay")
+    runtime.stop_first(rpc.stop)
     await rpc.start()
     log.info("verification_service_started", nats=settings.nats_url)
-    return runtime
+    return running
 
 
 async def main() -> None:
     """Run until SIGINT/SIGTERM."""
-    settings = VerificationSettings()
-    configure_logging("verification", level=settings.log_level, fmt=settings.log_format)
-    await serve("verification", await start(settings), settings.ops_port)
+    await run_service("verification", VerificationSettings(), start)
