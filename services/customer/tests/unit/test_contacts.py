@@ -17,16 +17,15 @@ from customer.projections.dial_views import DialViews, make_view
 from pydantic import ValidationError
 from shared.contracts.contacts import CONTACT_KEYS, AddContact, ContactCreate, ContactPatch
 from shared.contracts.customer import CustomerCreate
-from shared.envelope import EventEnvelope
+from shared.contracts.events import REGISTRY
 from shared.errors import ErrorCode, ServiceError
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
-def given(*drafts: ev.Draft) -> CustomerState:
+def given(*drafts: ev.Event) -> CustomerState:
     events = [
-        EventEnvelope(type=d.type, category="customer", stream_id="c1", version=i + 1,
-                      occurred_at=NOW, data=d.data)
+        REGISTRY.envelope(d, category="customer", stream_id="c1", version=i + 1, occurred_at=NOW)
         for i, d in enumerate(drafts)
     ]
     state = fold(events)
@@ -34,7 +33,7 @@ def given(*drafts: ev.Draft) -> CustomerState:
     return state
 
 
-def created(**fields: object) -> ev.Draft:
+def created(**fields: object) -> ev.Event:
     return decide_create(CustomerCreate(name="Acme", **fields), NOW)[0]  # type: ignore[arg-type]
 
 
@@ -43,7 +42,7 @@ def contact_fields(**fields: object) -> dict[str, object]:
     return ContactCreate(**(base | fields)).model_dump(mode="json")  # type: ignore[arg-type]
 
 
-def added(state: CustomerState, contact_id: str = "k1", **fields: object) -> ev.Draft:
+def added(state: CustomerState, contact_id: str = "k1", **fields: object) -> ev.Event:
     [draft] = rules.decide_add_contact(state, contact_id, contact_fields(**fields), "generated", None)
     return draft
 
@@ -51,7 +50,7 @@ def added(state: CustomerState, contact_id: str = "k1", **fields: object) -> ev.
 def test_a_contact_has_exactly_the_card_keys_and_the_event_no_password() -> None:
     state = given(created())
     draft = added(state, mobile="+44 20 7946 0000", ip_whitelist=["10.0.0.1/8"])
-    assert draft.type == ev.CONTACT_ADDED and draft.data["password"] == "generated"
+    assert isinstance(draft, ev.ContactAdded) and draft.password == "generated"
     after = given(created(), draft)
     [contact] = after.card()["contacts"]
     assert tuple(contact) == CONTACT_KEYS
@@ -94,7 +93,7 @@ def test_update_records_old_and_new_and_a_new_email_is_unverified_again() -> Non
     patch = ContactPatch(email="ann2@example.com", phone="123").model_dump(
         mode="json", exclude_unset=True)
     [draft] = rules.decide_update_contact(state, "k1", patch)
-    assert draft.data["changes"] == {
+    assert draft.changes == {
         "email": {"old": "ann@example.com", "new": "ann2@example.com"},
         "phone": {"old": None, "new": "123"},
         "email_verified": {"old": True, "new": False},
@@ -122,7 +121,7 @@ def test_verification_applies_only_to_the_current_email_once() -> None:
 def test_clis_approved_by_test_call_or_operator_and_removed() -> None:
     state = given(created())
     [call] = rules.decide_verified(state, "k1", "cli", "+14155550123", "v1")
-    assert call.data == {"number": "+14155550123", "method": "test_call", "contact_id": "k1"}
+    assert REGISTRY.dump(call)[2] == {"number": "+14155550123", "method": "test_call", "contact_id": "k1"}
     [op] = rules.decide_approve_cli(state, "+14155550100", "operator")
     after = given(created(), call, op)
     assert after.card()["approved_clis"] == ["+14155550100", "+14155550123"]
@@ -138,7 +137,7 @@ def test_removing_a_contact_takes_it_off_the_card() -> None:
     base = given(created())
     state = given(created(), added(base))
     [removed] = rules.decide_remove_contact(state, "k1")
-    assert removed.data == {"contact_id": "k1", "name": "Ann", "email": "ann@example.com"}
+    assert REGISTRY.dump(removed)[2] == {"contact_id": "k1", "name": "Ann", "email": "ann@example.com"}
     assert given(created(), added(base), removed).contacts == ()
 
 

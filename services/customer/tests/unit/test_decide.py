@@ -22,16 +22,15 @@ from customer.domain.evolve import fold
 from customer.domain.state import CustomerState, SettingsState
 from pydantic import ValidationError
 from shared.contracts.customer import CustomerCreate, CustomerPatch
-from shared.envelope import EventEnvelope
+from shared.contracts.events import REGISTRY
 from shared.errors import ErrorCode, ServiceError
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
-def given(*drafts: ev.Draft) -> CustomerState:
+def given(*drafts: ev.Event) -> CustomerState:
     events = [
-        EventEnvelope(type=d.type, category="customer", stream_id="c1", version=i + 1,
-                      occurred_at=NOW, data=d.data)
+        REGISTRY.envelope(d, category="customer", stream_id="c1", version=i + 1, occurred_at=NOW)
         for i, d in enumerate(drafts)
     ]
     state = fold(events)
@@ -39,7 +38,7 @@ def given(*drafts: ev.Draft) -> CustomerState:
     return state
 
 
-def created(**fields: object) -> ev.Draft:
+def created(**fields: object) -> ev.Event:
     return decide_create(CustomerCreate(name="Acme", **fields), NOW)[0]  # type: ignore[arg-type]
 
 
@@ -49,12 +48,12 @@ def error_code(exc: pytest.ExceptionInfo[ServiceError]) -> str:
 
 def test_create_holds_every_field_with_defaults() -> None:
     [draft] = decide_create(CustomerCreate(name="  Acme Telecom ", currency="eur"), NOW)
-    assert draft.type == ev.CUSTOMER_CREATED
-    assert draft.data["name"] == "Acme Telecom"
-    assert draft.data["currency"] == "EUR"
-    assert draft.data["status"] == "active"
-    assert draft.data["portal_access"] is True
-    assert draft.data["tax"] == "0"
+    assert isinstance(draft, ev.CustomerCreated)
+    assert draft.name == "Acme Telecom"
+    assert draft.currency == "EUR"
+    assert draft.status == "active"
+    assert draft.portal_access is True
+    assert draft.tax == "0"
 
 
 @pytest.mark.parametrize(
@@ -105,7 +104,7 @@ def test_update_records_only_changed_fields_with_old_and_new() -> None:
     state = given(created(channels=5, tags=["a"]))
     patch = CustomerPatch(channels=5, cps=Decimal("2.50"), tags=["b", "a"], notes="hello")
     [draft] = decide_update(state, patch)
-    assert draft.data["changes"] == {
+    assert draft.changes == {
         "cps": {"old": "0", "new": "2.5"},
         "tags": {"old": ["a"], "new": ["a", "b"]},
         "notes": {"old": "", "new": "hello"},
@@ -135,14 +134,14 @@ def test_null_for_a_required_field_is_refused() -> None:
 def test_nullable_field_can_be_cleared() -> None:
     state = given(created(website="https://a.example"))
     [draft] = decide_update(state, CustomerPatch.model_validate({"website": None}))
-    assert draft.data["changes"]["website"] == {"old": "https://a.example", "new": None}
+    assert draft.changes["website"] == {"old": "https://a.example", "new": None}
 
 
 def test_status_transitions() -> None:
     state = given(created())
     until = NOW + timedelta(hours=1)
     [draft] = decide_set_status(state, "penalty", until, NOW)
-    assert draft.data["new"] == "penalty" and draft.data["until"] == until.isoformat()
+    assert draft.new == "penalty" and draft.until == until.isoformat()
     assert decide_set_status(state, "active", None, NOW) == []
     with pytest.raises(ServiceError) as no_until:
         decide_set_status(state, "penalty", None, NOW)
@@ -157,7 +156,7 @@ def test_pending_approval_becomes_active_or_inactive_only() -> None:
     with pytest.raises(ServiceError) as exc:
         decide_set_status(state, "penalty", NOW + timedelta(hours=1), NOW)
     assert error_code(exc) == ErrorCode.INVALID_TRANSITION
-    assert decide_set_status(state, "active", None, NOW)[0].data["new"] == "active"
+    assert decide_set_status(state, "active", None, NOW)[0].new == "active"
 
 
 def test_penalty_expires_back_to_active_only_when_due() -> None:
@@ -166,7 +165,7 @@ def test_penalty_expires_back_to_active_only_when_due() -> None:
     state = given(created(), penalised)
     assert decide_penalty_expiry(state, NOW) == []
     [draft] = decide_penalty_expiry(state, until + timedelta(seconds=1))
-    assert (draft.data["old"], draft.data["new"]) == ("penalty", "active")
+    assert (draft.old, draft.new) == ("penalty", "active")
     after = given(created(), penalised, draft)
     assert after.status == "active" and after.fields["penalty_until"] is None
 
@@ -193,7 +192,7 @@ def test_expected_version_mismatch_is_a_conflict() -> None:
 
 def test_reason_required_by_the_audit_setting() -> None:
     [draft] = decide_audit_settings(SettingsState(), True)
-    assert draft.data["changes"]["require_reason"] == {"old": False, "new": True}
+    assert draft.changes["require_reason"] == {"old": False, "new": True}
     assert decide_audit_settings(SettingsState(require_reason=True), True) == []
     with pytest.raises(ServiceError) as exc:
         require_reason(SettingsState(require_reason=True), None)

@@ -20,28 +20,27 @@ from customer.domain.number_blocks import (
 )
 from customer.domain.state import CustomerState, SettingsState
 from shared.contracts.customer import CustomerCreate
-from shared.envelope import EventEnvelope
+from shared.contracts.events import REGISTRY
 from shared.errors import ErrorCode, ServiceError
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 RANGE = {"start": 1000, "block_size": 1000, "end": 4999}
 
 
-def given(*drafts: ev.Draft) -> CustomerState:
-    events = [EventEnvelope(type=d.type, category="customer", stream_id="c1", version=i + 1, occurred_at=NOW,
-                            data=d.data) for i, d in enumerate(drafts)]
+def given(*drafts: ev.Event) -> CustomerState:
+    events = [REGISTRY.envelope(d, category="customer", stream_id="c1", version=i + 1, occurred_at=NOW) for i, d in enumerate(drafts)]
     state = fold(events)
     assert state is not None
     return state
 
 
-def created(**fields: object) -> ev.Draft:
+def created(**fields: object) -> ev.Event:
     return decide_create(CustomerCreate(name="Acme", **fields), NOW)[0]  # type: ignore[arg-type]
 
 
 def settings_with(rng: dict[str, int | None]) -> SettingsState:
     [draft] = decide_number_range(SettingsState(), rng, assigned_blocks=0, highest_end=None)
-    event = EventEnvelope(type=draft.type, category="settings", stream_id="global", version=1, data=draft.data)
+    event = REGISTRY.envelope(draft, category="settings", stream_id="global", version=1)
     return evolve_settings(SettingsState(), event)
 
 
@@ -64,7 +63,7 @@ def test_range_is_set_and_only_end_moves_while_blocks_are_assigned() -> None:
     assert state.number_range == RANGE and state.version == 1
     assert decide_number_range(state, RANGE, assigned_blocks=2, highest_end=2999) == []
     [moved] = decide_number_range(state, {**RANGE, "end": 9999}, assigned_blocks=2, highest_end=2999)
-    assert moved.data["old"] == RANGE and moved.data["end"] == 9999
+    assert moved.old == RANGE and moved.end == 9999
     for bad in ({**RANGE, "start": 2000}, {**RANGE, "block_size": 100}, {**RANGE, "end": 2500}):
         with pytest.raises(ServiceError) as exc:
             decide_number_range(state, bad, assigned_blocks=2, highest_end=2999)
@@ -80,7 +79,7 @@ def test_assign_and_release_keep_the_card_list() -> None:
     assert state.card()["number_blocks"] == [{"id": "b0", "start": 1000, "end": 1999},
                                              {"id": "b1", "start": 2000, "end": 2999}]
     [released] = decide_release(state, "b1")
-    assert released.type == ev.NUMBER_BLOCK_RELEASED and released.data["start"] == 2000
+    assert isinstance(released, ev.NumberBlockReleased) and released.start == 2000
     with pytest.raises(ServiceError) as exc:
         decide_release(state, "nope")
     assert exc.value.code == ErrorCode.NOT_FOUND
@@ -90,12 +89,12 @@ def test_bulk_edit_changes_only_what_differs() -> None:
     state = given(created(tags=["a", "b"], address={"city": "Leeds", "country": "GB"}, channels=5))
     drafts = decide_bulk_edit(state, {"channels": 5, "country": "DE"}, ["c"], ["a"], NOW)
     [update] = drafts
-    assert set(update.data["changes"]) == {"address", "tags"}
-    assert update.data["changes"]["address"]["new"] == {**state.fields["address"], "country": "DE"}
-    assert update.data["changes"]["tags"]["new"] == ["b", "c"]
+    assert set(update.changes) == {"address", "tags"}
+    assert update.changes["address"]["new"] == {**state.fields["address"], "country": "DE"}
+    assert update.changes["tags"]["new"] == ["b", "c"]
     assert decide_bulk_edit(state, {"channels": 5}, [], [], NOW) == []
     status = decide_bulk_edit(state, {"status": "penalty", "until": (NOW + timedelta(days=1)).isoformat()}, [], [], NOW)
-    assert [d.type for d in status] == [ev.CUSTOMER_STATUS_CHANGED]
+    assert [type(d) for d in status] == [ev.CustomerStatusChanged]
 
 
 def test_bulk_edit_keeps_the_single_change_rules() -> None:

@@ -33,6 +33,7 @@ from shared.contracts.bulk import (
     StageRows,
 )
 from shared.contracts.customer import CommandMeta, CustomerCreate
+from shared.contracts.events import REGISTRY
 from shared.envelope import Actor, EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError, details_from_pydantic, key_reused
 from shared.eventstore import EventStore, Fragment
@@ -43,7 +44,7 @@ from customer.application.settings import SettingsService
 from customer.domain import events as ev
 from customer.domain.decide import decide_create, require_reason
 from customer.domain.errors import NameTaken
-from customer.domain.evolve import evolve
+from customer.domain.evolve import apply
 from customer.projections import board
 
 log = structlog.get_logger(__name__)
@@ -75,7 +76,7 @@ def validate_row(data: dict[str, Any], now: datetime) -> tuple[dict[str, Any] | 
     except ServiceError as err:
         return None, [_detail(d.field, d.message, d.type or err.code) for d in err.details] or [
             _detail(None, err.message, err.code)]
-    return draft.data, []
+    return REGISTRY.dump(draft)[2], []
 
 
 class BulkUploads:
@@ -231,12 +232,12 @@ def _created(
     events: list[EventEnvelope] = []
     board_rows: list[dict[str, Any]] = []
     for r in rows:
-        event = EventEnvelope(
-            type=ev.CUSTOMER_CREATED, schema_version=ev.SCHEMA_VERSIONS[ev.CUSTOMER_CREATED],
-            category=ev.CUSTOMER_CATEGORY, stream_id=r["customer_id"], version=1,
-            occurred_at=now, metadata=metadata, data=orjson.loads(r["data"]),
+        created = ev.CustomerCreated.model_validate_json(r["data"])
+        event = REGISTRY.envelope(
+            created, category=ev.CUSTOMER_CATEGORY, stream_id=r["customer_id"], version=1,
+            occurred_at=now, metadata=metadata,
         )
-        state = evolve(None, event)
+        state = apply(None, created, stream_id=str(r["customer_id"]), version=1, at=now)
         assert state is not None
         board_rows.append(board.row(state, orjson.dumps(state.card(), default=str).decode()))
         events.append(event)

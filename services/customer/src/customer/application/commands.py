@@ -31,6 +31,7 @@ from shared.contracts.customer import (
     SetStatus,
     UpdateCustomer,
 )
+from shared.contracts.events import REGISTRY
 from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
@@ -57,7 +58,7 @@ from customer.domain import decide as rules
 from customer.domain import events as ev
 from customer.domain.bulk_edit import decide_bulk_edit
 from customer.domain.errors import Taken
-from customer.domain.evolve import evolve
+from customer.domain.evolve import apply
 from customer.domain.state import CustomerState
 from customer.projections import board
 
@@ -214,6 +215,7 @@ class CustomerCommands:
         cards: dict[str, bytes] = {}  # the latest card JSON of each customer changed here
         answered: dict[str, StoredReply] = {}
         events: list[EventEnvelope] = []
+        facts: list[tuple[str, ev.Event]] = []  # the same events, typed, with their stream
         replies: list[tuple[str, str, str | None]] = []
         results: list[tuple[_Pending, bytes]] = []
         decided: list[Command] = []  # commands with events, for their extra rows (contacts)
@@ -241,15 +243,14 @@ class CustomerCommands:
                 results.append((pending, error_bytes(err)))
                 continue
             for draft in drafts:
-                envelope = EventEnvelope(
-                    type=draft.type, schema_version=ev.SCHEMA_VERSIONS[draft.type],
-                    category=ev.CUSTOMER_CATEGORY, stream_id=stream_id,
-                    # `state` moves on with each draft, so the next version is always one more
-                    version=(state.version if state else 0) + 1,
-                    occurred_at=now, metadata=_metadata(cmd.meta), data=draft.data,
-                )
-                state = evolve(state, envelope)
-                events.append(envelope)
+                # `state` moves on with each event, so the next version is always one more
+                version = (state.version if state else 0) + 1
+                events.append(REGISTRY.envelope(
+                    draft, category=ev.CUSTOMER_CATEGORY, stream_id=stream_id, version=version,
+                    occurred_at=now, metadata=_metadata(cmd.meta),
+                ))
+                facts.append((stream_id, draft))
+                state = apply(state, draft, stream_id=stream_id, version=version, at=now)
             assert state is not None
             reply = _dumps(state.card())
             if drafts:
@@ -266,8 +267,8 @@ class CustomerCommands:
                 await self.store.append(
                     events, replies=replies,
                     fragments=[Fragment(board.UPSERT_SQL, [board.rows_json(rows)]),
-                               *contact_fragments(decided, working, events, now),
-                               *block_fragments(events)],
+                               *contact_fragments(decided, working, facts, now),
+                               *block_fragments(facts)],
                 )
             except (ConcurrencyError, DuplicateCommand, Taken) as exc:
                 raise _AppendFailed() from exc
@@ -285,7 +286,7 @@ def _metadata(meta: CommandMeta) -> Metadata:
     )
 
 
-def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.Draft]:
+def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.Event]:
     if isinstance(cmd, CreateCustomer):
         return rules.decide_create(cmd.customer, now)
     live = rules.require_live(state, str(cmd.customer_id))

@@ -15,7 +15,6 @@ from typing import Literal
 
 from shared.contracts.customer import CommandMeta
 from shared.contracts.notify import SystemMessage
-from shared.envelope import EventEnvelope
 from shared.eventstore import Fragment
 from shared.message_outbox import OutboxMessage, outbox_fragment
 
@@ -117,7 +116,7 @@ CONTACT_COMMANDS = (
 )
 
 
-def decide_contact(cmd: ContactCommand, live: CustomerState, now: datetime) -> list[ev.Draft]:
+def decide_contact(cmd: ContactCommand, live: CustomerState, now: datetime) -> list[ev.Event]:
     """Dispatch one contact command to its rule."""
     if isinstance(cmd, AddContactCmd):
         return rules.decide_add_contact(
@@ -153,13 +152,11 @@ _FORGET_PASSWORDS = "DELETE FROM contact_passwords WHERE contact_id = ANY({}::uu
 
 def contact_fragments(
     decided: Sequence[object], working: dict[str, CustomerState | None],
-    events: Sequence[EventEnvelope], now: datetime,
+    events: Sequence[tuple[str, ev.Event]], now: datetime,
 ) -> list[Fragment]:
     """The batch's contact rows, password hashes and NOTIFY messages (nothing when it has none)."""
-    touched = {e.stream_id for e in events if e.type in ev.CONTACT_EVENTS or e.type == ev.CUSTOMER_DELETED}
-    removed = {
-        str(e.data["contact_id"]): e.stream_id for e in events if e.type == ev.CONTACT_REMOVED
-    }
+    touched = {sid for sid, e in events if isinstance(e, (*ev.CONTACT_EVENTS, ev.CustomerDeleted))}
+    removed = {e.contact_id: sid for sid, e in events if isinstance(e, ev.ContactRemoved)}
     live: dict[str, CustomerState] = {}
     rows: list[tuple[str, str, str, bool]] = []
     for stream_id in touched:

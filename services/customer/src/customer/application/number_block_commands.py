@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from shared.contracts.customer import CommandMeta
-from shared.envelope import EventEnvelope
 from shared.eventstore import Fragment
 
 from customer.domain import events as ev
@@ -47,7 +46,7 @@ NumberBlockCommand = AssignBlockCmd | ReleaseBlockCmd
 NUMBER_BLOCK_COMMANDS = (AssignBlockCmd, ReleaseBlockCmd)
 
 
-def decide_number_block(cmd: NumberBlockCommand, state: CustomerState) -> list[ev.Draft]:
+def decide_number_block(cmd: NumberBlockCommand, state: CustomerState) -> list[ev.Event]:
     """The events of a block assignment or release against a live customer."""
     if isinstance(cmd, AssignBlockCmd):
         return decide_assign(state, cmd.block)
@@ -66,15 +65,15 @@ _FREE_SQL = (
 )
 
 
-def block_fragments(events: Sequence[EventEnvelope]) -> list[Fragment]:
-    """The `number_blocks` rows that these events add or free, for the append's statement."""
+def block_fragments(events: Sequence[tuple[str, ev.Event]]) -> list[Fragment]:
+    """The `number_blocks` rows that these (stream, event) pairs add or free, for the append."""
     assigned = [
-        {"block_index": e.data["index"], "id": e.data["id"], "customer_id": e.stream_id,
-         "first_number": e.data["start"], "last_number": e.data["end"]}
-        for e in events if e.type == ev.NUMBER_BLOCK_ASSIGNED
+        {"block_index": e.index, "id": e.id, "customer_id": sid,
+         "first_number": e.start, "last_number": e.end}
+        for sid, e in events if isinstance(e, ev.NumberBlockAssigned)
     ]
-    released = [e.data["id"] for e in events if e.type == ev.NUMBER_BLOCK_RELEASED]
-    deleted = [e.stream_id for e in events if e.type == ev.CUSTOMER_DELETED]
+    released = [e.id for _, e in events if isinstance(e, ev.NumberBlockReleased)]
+    deleted = [sid for sid, e in events if isinstance(e, ev.CustomerDeleted)]
     fragments = []
     if released or deleted:
         fragments.append(Fragment(_FREE_SQL, [released, deleted]))

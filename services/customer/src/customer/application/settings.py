@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 
 from shared.contracts.customer import CommandMeta, SetAuditSettings
-from shared.envelope import EventEnvelope, Metadata
+from shared.contracts.events import REGISTRY
+from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, EventStore
 
 from customer.domain import events as ev
@@ -41,16 +42,15 @@ class SettingsService:
         return await self.current()
 
     async def change(
-        self, decide: Callable[[SettingsState], list[ev.Draft]], meta: CommandMeta
+        self, decide: Callable[[SettingsState], list[ev.Event]], meta: CommandMeta
     ) -> SettingsState:
         """Decide against fresh settings and append; retried on a concurrent change."""
         for _ in range(5):
             state = await self.fresh()
             envelopes = [
-                EventEnvelope(
-                    type=d.type, schema_version=ev.SCHEMA_VERSIONS[d.type],
-                    category=ev.SETTINGS_CATEGORY, stream_id=ev.SETTINGS_STREAM,
-                    version=state.version + i + 1, data=d.data,
+                REGISTRY.envelope(
+                    d, category=ev.SETTINGS_CATEGORY, stream_id=ev.SETTINGS_STREAM,
+                    version=state.version + i + 1,
                     metadata=Metadata(actor=meta.actor, command_id=meta.command_id,
                                       correlation_id=meta.correlation_id, reason=meta.reason),
                 )
@@ -74,10 +74,9 @@ class SettingsService:
             state = await self.current()
             drafts = decide_audit_settings(state, cmd.require_reason)
             envelopes = [
-                EventEnvelope(
-                    type=d.type, schema_version=ev.SCHEMA_VERSIONS[d.type],
-                    category=ev.SETTINGS_CATEGORY, stream_id=ev.SETTINGS_STREAM,
-                    version=state.version + i + 1, data=d.data,
+                REGISTRY.envelope(
+                    d, category=ev.SETTINGS_CATEGORY, stream_id=ev.SETTINGS_STREAM,
+                    version=state.version + i + 1,
                     metadata=Metadata(actor=cmd.meta.actor, command_id=cmd.meta.command_id,
                                       correlation_id=cmd.meta.correlation_id,
                                       reason=cmd.meta.reason),

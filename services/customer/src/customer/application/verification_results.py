@@ -13,6 +13,8 @@ import structlog
 from nats.aio.msg import Msg
 from shared.consumer import ConsumerSpec, Poison
 from shared.contracts.customer import CommandMeta
+from shared.contracts.events import REGISTRY
+from shared.contracts.events.verification import Verified
 from shared.contracts.verification import VERIFIED_KINDS, VerificationStreams
 from shared.envelope import EventEnvelope
 from shared.errors import ErrorCode
@@ -49,18 +51,20 @@ class VerificationResults:
         """One outcome; raises Retry when the store is unavailable, Poison when unreadable."""
         try:
             event = EventEnvelope.model_validate_json(msg.data)
-            kind = VERIFIED_KINDS[event.type]
-            data = event.data
+            outcome = REGISTRY.decode(event)
+            if not isinstance(outcome, Verified):
+                raise ValueError(f"{event.type} is not an outcome")
+            kind = VERIFIED_KINDS[outcome.TYPE]
             meta = CommandMeta(
                 command_id=f"verification:{event.event_id}", actor=event.metadata.actor,
                 correlation_id=event.metadata.correlation_id,
                 reason=f"{kind} verified ({'test call' if kind == 'cli' else 'code'})",
             )
             cmd = RecordVerificationCmd(
-                customer_id=str(data["customer_id"]), meta=meta, contact_id=str(data["contact_id"]),
-                kind=kind, value=str(data["target"]), verification_id=str(data["verification_id"]),
+                customer_id=outcome.customer_id, meta=meta, contact_id=str(outcome.contact_id),
+                kind=kind, value=outcome.target, verification_id=outcome.verification_id,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, LookupError, TypeError) as exc:
             raise Poison(f"not a verification outcome: {exc}") from exc
         reply = json.loads(await self.commands.handle(cmd))
         error = reply.get("error") if isinstance(reply, dict) else None

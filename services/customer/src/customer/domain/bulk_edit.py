@@ -19,7 +19,7 @@ PLAIN_FIELDS = ("channels", "cps", "portal_access", "tax", "debit_limit")
 def decide_bulk_edit(
     state: CustomerState, changes: dict[str, Any], add_tags: list[str], remove_tags: list[str],
     now: datetime,
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """Set fields, move the country, add/remove tags, change the status: only what differs."""
     patch: dict[str, Any] = {k: changes[k] for k in PLAIN_FIELDS if k in changes}
     if "country" in changes:

@@ -52,17 +52,17 @@ def _check_notes(notes: dict[str, str], contains_password: NotesCheck | None) ->
 def decide_add_contact(
     state: CustomerState, contact_id: str, fields: dict[str, Any], method: str,
     contains_password: NotesCheck | None,
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """A new contact with every field; the password's method only."""
     _check_email_free(state, fields["email"], contact_id)
     _check_notes(fields, contains_password)
     contact = {key: fields.get(key) for key in CONTACT_KEYS} | {"id": contact_id}
-    return [ev.Draft(ev.CONTACT_ADDED, {"contact": contact, "password": method})]
+    return [ev.ContactAdded(contact=contact, password=method)]
 
 
 def decide_update_contact(
     state: CustomerState, contact_id: str, given: dict[str, Any]
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """Changed fields with old and new values; a changed e-mail or mobile needs verifying again."""
     contact = find_contact(state, contact_id)
     nulls = [k for k, v in given.items() if v is None and k in CONTACT_NOT_NULL]
@@ -78,53 +78,52 @@ def decide_update_contact(
     changes = {k: {"old": contact[k], "new": v} for k, v in new.items() if contact[k] != v}
     if not changes:
         return []
-    return [ev.Draft(ev.CONTACT_UPDATED, {"contact_id": contact_id, "changes": changes})]
+    return [ev.ContactUpdated(contact_id=contact_id, changes=changes)]
 
 
-def decide_remove_contact(state: CustomerState, contact_id: str) -> list[ev.Draft]:
+def decide_remove_contact(state: CustomerState, contact_id: str) -> list[ev.Event]:
     """The contact goes; its e-mail becomes free."""
     contact = find_contact(state, contact_id)
-    data = {"contact_id": contact_id, "name": contact["name"], "email": contact["email"]}
-    return [ev.Draft(ev.CONTACT_REMOVED, data)]
+    return [ev.ContactRemoved(contact_id=contact_id, name=contact["name"], email=contact["email"])]
 
 
 def decide_set_password(
     state: CustomerState, contact_id: str, method: str, contains_password: NotesCheck | None
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """A new password (how it was set, never what it is)."""
     contact = find_contact(state, contact_id)
     _check_notes(contact, contains_password)
-    return [ev.Draft(ev.CONTACT_PASSWORD_SET, {"contact_id": contact_id, "method": method})]
+    return [ev.ContactPasswordSet(contact_id=contact_id, method=method)]
 
 
 def decide_verified(
     state: CustomerState, contact_id: str, kind: str, value: str, verification_id: str
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """A verification result: applies only while the contact still has that e-mail or mobile."""
     if kind == "cli":
         return decide_approve_cli(state, value, "test_call", contact_id)
     contact = next((c for c in state.contacts if c["id"] == contact_id), None)
     if contact is None or contact[kind] != value or contact[f"{kind}_verified"]:
         return []
-    event_type = ev.CONTACT_EMAIL_VERIFIED if kind == "email" else ev.CONTACT_MOBILE_VERIFIED
-    data = {"contact_id": contact_id, kind: value, "verification_id": verification_id}
-    return [ev.Draft(event_type, data)]
+    if kind == "email":
+        return [ev.ContactEmailVerified(contact_id=contact_id, email=value, verification_id=verification_id)]
+    return [ev.ContactMobileVerified(contact_id=contact_id, mobile=value, verification_id=verification_id)]
 
 
 def decide_approve_cli(
     state: CustomerState, number: str, method: str, contact_id: str | None = None
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """Add a CLI to approved_clis (by a verified test call, or by an operator)."""
     if number in state.approved_clis:
         return []
-    return [ev.Draft(ev.CLI_APPROVED, {"number": number, "method": method, "contact_id": contact_id})]
+    return [ev.CliApproved(number=number, method=method, contact_id=contact_id)]
 
 
-def decide_remove_cli(state: CustomerState, number: str) -> list[ev.Draft]:
+def decide_remove_cli(state: CustomerState, number: str) -> list[ev.Event]:
     """Take a CLI off approved_clis."""
     if number not in state.approved_clis:
         raise _invalid("number", f"{number} is not an approved CLI of this customer", ErrorCode.NOT_FOUND)
-    return [ev.Draft(ev.CLI_REMOVED, {"number": number})]
+    return [ev.CliRemoved(number=number)]
 
 
 def _replace_contact(state: CustomerState, contact_id: str, **changes: Any) -> CustomerState:
@@ -132,22 +131,21 @@ def _replace_contact(state: CustomerState, contact_id: str, **changes: Any) -> C
     return replace(state, contacts=contacts)
 
 
-def evolve_contacts(state: CustomerState, event_type: str, data: dict[str, Any]) -> CustomerState:
+def evolve_contacts(state: CustomerState, event: ev.Event) -> CustomerState:
     """Apply one contact or CLI event (the caller has set version and updated_at)."""
-    if event_type == ev.CONTACT_ADDED:
-        return replace(state, contacts=(*state.contacts, dict(data["contact"])))
-    if event_type == ev.CONTACT_UPDATED:
-        new = {k: v["new"] for k, v in data["changes"].items()}
-        return _replace_contact(state, data["contact_id"], **new)
-    if event_type == ev.CONTACT_REMOVED:
-        kept = tuple(c for c in state.contacts if c["id"] != data["contact_id"])
-        return replace(state, contacts=kept)
-    if event_type == ev.CONTACT_EMAIL_VERIFIED:
-        return _replace_contact(state, data["contact_id"], email_verified=True)
-    if event_type == ev.CONTACT_MOBILE_VERIFIED:
-        return _replace_contact(state, data["contact_id"], mobile_verified=True)
-    if event_type == ev.CLI_APPROVED:
-        return replace(state, approved_clis=tuple(sorted({*state.approved_clis, data["number"]})))
-    if event_type == ev.CLI_REMOVED:
-        return replace(state, approved_clis=tuple(c for c in state.approved_clis if c != data["number"]))
+    match event:
+        case ev.ContactAdded(contact=contact):
+            return replace(state, contacts=(*state.contacts, dict(contact)))
+        case ev.ContactUpdated(contact_id=contact_id, changes=changes):
+            return _replace_contact(state, contact_id, **{k: v["new"] for k, v in changes.items()})
+        case ev.ContactRemoved(contact_id=contact_id):
+            return replace(state, contacts=tuple(c for c in state.contacts if c["id"] != contact_id))
+        case ev.ContactEmailVerified(contact_id=contact_id):
+            return _replace_contact(state, contact_id, email_verified=True)
+        case ev.ContactMobileVerified(contact_id=contact_id):
+            return _replace_contact(state, contact_id, mobile_verified=True)
+        case ev.CliApproved(number=number):
+            return replace(state, approved_clis=tuple(sorted({*state.approved_clis, number})))
+        case ev.CliRemoved(number=number):
+            return replace(state, approved_clis=tuple(c for c in state.approved_clis if c != number))
     return state  # ContactPasswordSet changes nothing the card shows

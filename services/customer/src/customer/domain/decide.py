@@ -49,13 +49,13 @@ def _check_penalty(status: str, until: datetime | None, now: datetime, field: st
         raise _invalid(field, "penalty_until is set only with status 'penalty'")
 
 
-def decide_create(cmd: CustomerCreate, now: datetime) -> list[ev.Draft]:
+def decide_create(cmd: CustomerCreate, now: datetime) -> list[ev.Event]:
     """A new card: the penalty rule is the only one beyond field validation."""
     _check_penalty(cmd.status, cmd.penalty_until, now, "penalty_until")
-    return [ev.Draft(ev.CUSTOMER_CREATED, cmd.model_dump(mode="json"))]
+    return [ev.CustomerCreated.model_validate(cmd.model_dump(mode="json"))]
 
 
-def decide_update(state: CustomerState, patch: CustomerPatch) -> list[ev.Draft]:
+def decide_update(state: CustomerState, patch: CustomerPatch) -> list[ev.Event]:
     """Changed fields only, each with its old and new value; currency never changes."""
     given = patch.model_dump(mode="json", include=patch.model_fields_set)
     if "currency" in given and given["currency"] != state.fields["currency"]:
@@ -77,12 +77,12 @@ def decide_update(state: CustomerState, patch: CustomerPatch) -> list[ev.Draft]:
         for k, v in given.items()
         if k != "currency" and state.fields.get(k) != v
     }
-    return [ev.Draft(ev.CUSTOMER_UPDATED, {"changes": changes})] if changes else []
+    return [ev.CustomerUpdated(changes=changes)] if changes else []
 
 
 def decide_set_status(
     state: CustomerState, status: str, until: datetime | None, now: datetime
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """Status transitions; `penalty` needs a future `until`; same status and until: nothing."""
     _check_penalty(status, until, now, "until")
     until_json = until.isoformat() if until else None
@@ -96,33 +96,32 @@ def decide_set_status(
             f"a customer in '{current}' can only become {' or '.join(sorted(allowed))}",
             ErrorCode.INVALID_TRANSITION,
         )
-    data = {"old": current, "new": status, "until": until_json,
-            "old_until": state.fields.get("penalty_until")}
-    return [ev.Draft(ev.CUSTOMER_STATUS_CHANGED, data)]
+    return [ev.CustomerStatusChanged(
+        old=current, new=status, until=until_json, old_until=state.fields.get("penalty_until"),
+    )]
 
 
-def decide_penalty_expiry(state: CustomerState, now: datetime) -> list[ev.Draft]:
+def decide_penalty_expiry(state: CustomerState, now: datetime) -> list[ev.Event]:
     """A penalty whose time has passed returns the customer to active."""
     until = state.fields.get("penalty_until")
     if state.deleted or state.status != "penalty" or until is None:
         return []
     if datetime.fromisoformat(until) > now:
         return []
-    data = {"old": "penalty", "new": "active", "until": None, "old_until": until}
-    return [ev.Draft(ev.CUSTOMER_STATUS_CHANGED, data)]
+    return [ev.CustomerStatusChanged(old="penalty", new="active", until=None, old_until=until)]
 
 
-def decide_delete(state: CustomerState) -> list[ev.Draft]:
+def decide_delete(state: CustomerState) -> list[ev.Event]:
     """Deletion is an event; the name becomes free."""
-    return [ev.Draft(ev.CUSTOMER_DELETED, {"name": state.fields["name"]})]
+    return [ev.CustomerDeleted(name=state.fields["name"])]
 
 
-def decide_audit_settings(state: SettingsState, require_reason: bool) -> list[ev.Draft]:
+def decide_audit_settings(state: SettingsState, require_reason: bool) -> list[ev.Event]:
     """Turn the reason requirement on or off."""
     if state.require_reason == require_reason:
         return []
     change = {"require_reason": {"old": state.require_reason, "new": require_reason}}
-    return [ev.Draft(ev.AUDIT_SETTINGS_CHANGED, {"changes": change})]
+    return [ev.AuditSettingsChanged(changes=change)]
 
 
 def require_reason(settings: SettingsState, reason: str | None) -> None:

@@ -57,7 +57,7 @@ def exhausted(rng: Range) -> ServiceError:
 
 def decide_number_range(
     state: SettingsState, new: Range, *, assigned_blocks: int, highest_end: int | None
-) -> list[ev.Draft]:
+) -> list[ev.Event]:
     """Set the range; while blocks are assigned only `end` may move, and never below a block."""
     old = state.number_range
     if old == new:
@@ -76,28 +76,30 @@ def decide_number_range(
                 ErrorCode.CONFLICT, f"a block ends at {highest_end}: end cannot be lower",
                 [ErrorDetail(field="end", message=f"must be at least {highest_end}")],
             )
-    return [ev.Draft(ev.NUMBER_RANGE_SET, {**new, "old": old})]
+    return [ev.NumberRangeSet(**new, old=old)]
 
 
-def decide_assign(state: CustomerState, block: dict[str, Any]) -> list[ev.Draft]:
+def decide_assign(state: CustomerState, block: dict[str, Any]) -> list[ev.Event]:
     """A live customer receives a block (its id, index, first and last number)."""
-    return [ev.Draft(ev.NUMBER_BLOCK_ASSIGNED, dict(block))]
+    return [ev.NumberBlockAssigned.model_validate(block)]
 
 
-def decide_release(state: CustomerState, block_id: str) -> list[ev.Draft]:
+def decide_release(state: CustomerState, block_id: str) -> list[ev.Event]:
     """Release one of the customer's blocks; a block it does not hold is not found."""
     for block in state.number_blocks:
         if block["id"] == block_id:
-            return [ev.Draft(ev.NUMBER_BLOCK_RELEASED, dict(block))]
+            return [ev.NumberBlockReleased.model_validate(block)]
     raise ServiceError(
         ErrorCode.NOT_FOUND, f"customer {state.id} holds no number block {block_id}",
     )
 
 
-def evolve_blocks(state: CustomerState, event_type: str, data: dict[str, Any]) -> CustomerState:
+def evolve_blocks(
+    state: CustomerState, event: ev.NumberBlockAssigned | ev.NumberBlockReleased
+) -> CustomerState:
     """The card's `number_blocks` list: `{id, start, end}` in number order."""
-    blocks = [b for b in state.number_blocks if b["id"] != data["id"]]
-    if event_type == ev.NUMBER_BLOCK_ASSIGNED:
-        blocks.append({"id": data["id"], "start": data["start"], "end": data["end"]})
+    blocks = [b for b in state.number_blocks if b["id"] != event.id]
+    if isinstance(event, ev.NumberBlockAssigned):
+        blocks.append({"id": event.id, "start": event.start, "end": event.end})
         blocks.sort(key=lambda b: int(b["start"]))
     return replace(state, number_blocks=tuple(blocks))

@@ -1,0 +1,24 @@
+"""Typed events of every producing service, registered by name (see base.py).
+
+Importing this package registers every event type in `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from shared.contracts.events import customer, notification, verification
+from shared.contracts.events.base import (
+    PERSONAL,
+    REGISTRY,
+    Event,
+    EventRegistry,
+    Personal,
+    PersonalKeys,
+    UnknownEvent,
+    personal_fields,
+    register,
+)
+
+__all__ = [
+    "PERSONAL", "REGISTRY", "Event", "EventRegistry", "Personal", "PersonalKeys", "UnknownEvent",
+    "customer", "notification", "personal_fields", "register", "verification",
+]
