@@ -155,6 +155,7 @@ async def publish_outcome(nc: NatsClient, event_type: str, customer_id: str, con
         type=event_type, category="verification", stream_id=customer_id, version=0,
         metadata=Metadata(actor=Actor(kind="portal", id=contact_id, name="Ann")),
         data={"customer_id": customer_id, "contact_id": contact_id, "target": target,
+              "channel": event_type.removesuffix("Verified").lower(),
               "verification_id": str(uuid.uuid4())},
     )
     await nc.jetstream().publish(event.subject, event.model_dump_json().encode(),

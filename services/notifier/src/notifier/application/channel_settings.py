@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from shared.envelope import EventEnvelope, Metadata
+from shared.contracts.events import REGISTRY
+from shared.contracts.events.notification import (
+    ChannelSettingsChanged,
+    EmailSettingsChanged,
+    SmsSettingsChanged,
+)
+from shared.envelope import Metadata
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, EventStore, Fragment
 from shared.ids import new_id
@@ -31,7 +37,9 @@ _UPSERT = (
     " VALUES ({}, {}::jsonb, {}, {}, {}) ON CONFLICT (channel) DO UPDATE SET data = EXCLUDED.data,"
     " sealed_secret = EXCLUDED.sealed_secret, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
 )
-_EVENT_TYPES = {"email": "EmailSettingsChanged", "sms": "SmsSettingsChanged"}
+_EVENT_TYPES: dict[str, type[ChannelSettingsChanged]] = {
+    "email": EmailSettingsChanged, "sms": SmsSettingsChanged,
+}
 
 
 def _result(outcome: Outcome) -> TestResult:
@@ -116,8 +124,10 @@ class ChannelSettings:
         data = settings_payload(body)
         now = datetime.now(UTC)
         meta = body.meta
-        event = EventEnvelope(
-            type=_EVENT_TYPES[channel],
+        # the secret itself: never
+        changed = _EVENT_TYPES[channel](settings=data, secret_changed=secret_changed)
+        event = REGISTRY.envelope(
+            changed,
             category=CATEGORY,
             stream_id=f"settings-{channel}",
             version=version + 1,
@@ -127,7 +137,6 @@ class ChannelSettings:
                 command_id=meta.command_id,
                 reason=meta.reason,
             ),
-            data={"settings": data, "secret_changed": secret_changed},  # the secret itself: never
         )
         try:
             await self.events.append(

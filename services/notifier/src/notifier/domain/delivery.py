@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from shared.contracts.events import REGISTRY
+from shared.contracts.events.notification import DELIVERY_OUTCOMES, MessageQueued
 from shared.envelope import EventEnvelope, Metadata
 
 CATEGORY = "notification"
@@ -48,7 +50,7 @@ class Recorded:
     attempts: int | None = None  # None: keep the count
 
 
-EVENT_TYPES = {"sent": "DeliverySent", "queued": "DeliveryRetrying", "failed": "DeliveryFailed"}
+EVENT_TYPES = {state: cls.TYPE for state, cls in DELIVERY_OUTCOMES.items()}
 
 
 def outcome_event(rec: Recorded) -> EventEnvelope:
@@ -73,13 +75,12 @@ def outcome_event(rec: Recorded) -> EventEnvelope:
         data["retry_in_s"] = round(rec.retry_in_s, 3)
     if rec.state == "failed":
         data["dead_lettered"] = rec.dead_letter
-    return EventEnvelope(
-        type=EVENT_TYPES[rec.state],
+    return REGISTRY.envelope(
+        DELIVERY_OUTCOMES[rec.state].model_validate(data),
         category=CATEGORY,
         stream_id=str(d.delivery_id),
         version=d.event_version + 1,
         metadata=d.metadata,
-        data=data,
     )
 
 
@@ -93,17 +94,10 @@ def message_queued_event(
     metadata: Metadata,
 ) -> EventEnvelope:
     """The fact that an operator's broadcast was accepted."""
-    return EventEnvelope(
-        type="MessageQueued",
-        category=CATEGORY,
-        stream_id=str(message_id),
-        version=1,
-        metadata=metadata,
-        data={
-            "message_id": str(message_id),
-            "channel": channel,
-            "subject": subject,
-            "recipients": recipients,
-            "skipped": skipped,
-        },
+    event = MessageQueued(
+        message_id=str(message_id), channel=channel, subject=subject, recipients=recipients,
+        skipped=skipped,
+    )
+    return REGISTRY.envelope(
+        event, category=CATEGORY, stream_id=str(message_id), version=1, metadata=metadata,
     )

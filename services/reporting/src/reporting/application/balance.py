@@ -7,6 +7,7 @@ from decimal import Decimal
 from uuid import UUID
 
 import asyncpg
+from shared.contracts.events.customer import CustomerCreated
 
 from reporting.contracts import Balance
 
@@ -25,7 +26,7 @@ class BalanceQueries:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             currency = await conn.fetchval(
                 "SELECT (event::jsonb)->'data'->>'currency' FROM audit_log WHERE stream_id = $1"
-                " AND event IS NOT NULL AND type = 'CustomerCreated' LIMIT 1", cid,
+                " AND event IS NOT NULL AND type = $2 LIMIT 1", cid, CustomerCreated.TYPE,
             )
             paid = await conn.fetch(
                 "SELECT currency, sum(amount) AS amount, count(*) AS n FROM payments"

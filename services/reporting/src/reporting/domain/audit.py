@@ -1,4 +1,9 @@
-"""Audit entries from any event: who, when, from where, what, and the difference. Pure."""
+"""Audit entries from any event: who, when, from where, what, and the difference. Pure.
+
+Deliberately generic over event shapes: the audit log records every event on the streams it
+reads, also types this build does not know (a later feature, billing's). Registered types are
+read in their current schema (`current_data`), so an old version is shown upcast.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.contracts.events import REGISTRY
 from shared.envelope import EventEnvelope
 
 # keys whose values never reach the audit log, at any depth
@@ -75,6 +81,13 @@ def diff_of(event_type: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict
     return {}, clean
 
 
+def current_data(event: EventEnvelope) -> dict[str, Any]:
+    """The event's data in its type's current schema (old versions upcast through the registry)."""
+    if event.type in REGISTRY and event.schema_version < REGISTRY.version_of(event.type):
+        return REGISTRY.upcast(event.type, event.schema_version, event.data)
+    return event.data
+
+
 def customer_of(event: EventEnvelope) -> str | None:
     """The customer an event is about: the stream of customer events, else `data.customer_id`."""
     if event.category == "customer":
@@ -112,7 +125,7 @@ class AuditEntry:
 
 def entry_of(event: EventEnvelope, *, stream: str, seq: int, raw: str | None = None) -> AuditEntry:
     """The audit entry of one event, as delivered at `seq` of `stream`."""
-    changes, data = diff_of(event.type, event.data)
+    changes, data = diff_of(event.type, current_data(event))
     meta = event.metadata
     keep = event.category == "customer"
     return AuditEntry(

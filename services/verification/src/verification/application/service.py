@@ -19,13 +19,15 @@ import nats.errors
 import structlog
 from nats.aio.client import Client as NatsClient
 from shared.contracts.contacts import ContactSubjects
+from shared.contracts.events import REGISTRY
+from shared.contracts.events.verification import (
+    OUTCOMES,
+    VerificationCodeRejected,
+    VerificationCodeSent,
+    VerificationEvent,
+)
 from shared.contracts.notify import SystemMessage
 from shared.contracts.verification import (
-    CLI_VERIFIED,
-    CODE_REJECTED,
-    CODE_SENT,
-    EMAIL_VERIFIED,
-    MOBILE_VERIFIED,
     ConfirmCli,
     ConfirmCode,
     ConfirmLink,
@@ -35,7 +37,7 @@ from shared.contracts.verification import (
     TestCallRequest,
     VerificationStreams,
 )
-from shared.envelope import Actor, EventEnvelope, Metadata
+from shared.envelope import Actor, Metadata
 from shared.errors import ErrorCode, ErrorReply, ServiceError
 from shared.ids import new_id
 from shared.logging import CORRELATION_HEADER, current_correlation_id
@@ -49,7 +51,6 @@ from verification.domain import codes
 log = structlog.get_logger(__name__)
 
 Send = Callable[[codes.CodeRecord, str, str], Awaitable[list[OutboxMessage]]]
-OUTCOMES = {"email": EMAIL_VERIFIED, "mobile": MOBILE_VERIFIED, "cli": CLI_VERIFIED}
 
 
 @dataclass(frozen=True)
@@ -64,23 +65,20 @@ class Limits:
 
 
 def _event(
-    record: codes.CodeRecord, event_type: str, version: int, actor: Actor, **data: Any
+    record: codes.CodeRecord, event_type: type[VerificationEvent], version: int, actor: Actor,
+    **data: Any,
 ) -> OutboxMessage:
-    envelope = EventEnvelope(
-        type=event_type,
+    ids = {"customer_id": str(record.customer_id), "contact_id": str(record.contact_id),
+           "channel": record.channel, "verification_id": str(record.id)}
+    event = event_type.model_validate(ids | data)
+    envelope = REGISTRY.envelope(
+        event,
         category=VerificationStreams.CATEGORY,
-        stream_id=record.id,
+        stream_id=str(record.id),
         version=version,
         metadata=Metadata(actor=actor, correlation_id=current_correlation_id()),
-        data={
-            "customer_id": record.customer_id,
-            "contact_id": record.contact_id,
-            "channel": record.channel,
-            "verification_id": record.id,
-            **data,
-        },
     )
-    headers = {"Patchbay-Event-Type": event_type}
+    headers = {"Patchbay-Event-Type": event_type.TYPE}
     if envelope.metadata.correlation_id:
         headers[CORRELATION_HEADER] = envelope.metadata.correlation_id
     return OutboxMessage(
@@ -186,7 +184,7 @@ class VerificationService:
         )
         sent = _event(
             record,
-            CODE_SENT,
+            VerificationCodeSent,
             1,
             _actor(caller, name),
             target=target,
@@ -303,7 +301,7 @@ class VerificationService:
             attempts = record.attempts + 1
             locked = attempts >= self.limits.max_attempts
             rejected = _event(
-                record, CODE_REJECTED, record.events + 1, actor, attempts=attempts, locked=locked
+                record, VerificationCodeRejected, record.events + 1, actor, attempts=attempts, locked=locked
             )
             await store.record_wrong(conn, record.id, [rejected])
             log.info("verification_code_rejected", verification_id=record.id, attempts=attempts)
