@@ -27,7 +27,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from shared.envelope import EventEnvelope, Metadata
+from shared.contracts.events import REGISTRY
+from shared.contracts.events.ops import OPS_CATEGORY, MessageDeadLettered
+from shared.envelope import Metadata
 from shared.leases import PartitionLeases
 from shared.logging import CORRELATION_HEADER
 from shared.ops import CONSUMER_LAG, MESSAGES, PARTITION_READING
@@ -37,7 +39,7 @@ from shared.streams import partition_key_of
 log = structlog.get_logger(__name__)
 
 LAG_EVERY_S = 5.0  # an idle consumer asks the server for its pending count this often
-DEAD_LETTERED = "MessageDeadLettered"  # the error event of a dead letter, on OPS_EVENTS
+DEAD_LETTERED = MessageDeadLettered.TYPE  # the error event of a dead letter, on OPS_EVENTS
 STANDBY_RETRY_S = 2.0  # a standby tries to take a partition's lease this often
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
 
@@ -359,13 +361,15 @@ class JetStreamConsumer:
         """Announce the dead letter as an event (`events.ops.<consumer>.MessageDeadLettered`, stream
         OPS_EVENTS) for alerting and operators; best effort: the letter itself is what is kept."""
         consumer = self.spec.dead_letter_subject.removeprefix("dlq.")
-        event = EventEnvelope(
-            type=DEAD_LETTERED, category="ops", stream_id=consumer, version=parked_seq,
+        dead = MessageDeadLettered(
+            consumer=self.spec.durable, stream=letter["Patchbay-Original-Stream"],
+            sequence=int(letter["Patchbay-Original-Sequence"]),
+            subject=letter["Patchbay-Original-Subject"], error=letter["Patchbay-Error"],
+            dead_letter_sequence=parked_seq,
+        )
+        event = REGISTRY.envelope(
+            dead, category=OPS_CATEGORY, stream_id=consumer, version=parked_seq,
             metadata=Metadata(correlation_id=(msg.headers or {}).get(CORRELATION_HEADER)),
-            data={"consumer": self.spec.durable, "stream": letter["Patchbay-Original-Stream"],
-                  "sequence": int(letter["Patchbay-Original-Sequence"]),
-                  "subject": letter["Patchbay-Original-Subject"], "error": letter["Patchbay-Error"],
-                  "dead_letter_sequence": parked_seq},
         )
         try:
             await self.js.publish(event.subject, event.model_dump_json().encode(),

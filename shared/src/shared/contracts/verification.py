@@ -17,15 +17,23 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from shared.contracts.contacts import E164
 from shared.contracts.customer import CommandMeta, Strict
+from shared.contracts.events.verification import (
+    CliVerified,
+    EmailVerified,
+    MobileVerified,
+    VerificationCodeRejected,
+    VerificationCodeSent,
+)
 
 Channel = Literal["email", "mobile"]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
 
-EMAIL_VERIFIED = "EmailVerified"
-MOBILE_VERIFIED = "MobileVerified"
-CLI_VERIFIED = "CliVerified"
-CODE_SENT = "VerificationCodeSent"
-CODE_REJECTED = "VerificationCodeRejected"
+# the event types are the typed models of shared.contracts.events.verification
+EMAIL_VERIFIED = EmailVerified.TYPE
+MOBILE_VERIFIED = MobileVerified.TYPE
+CLI_VERIFIED = CliVerified.TYPE
+CODE_SENT = VerificationCodeSent.TYPE
+CODE_REJECTED = VerificationCodeRejected.TYPE
 # outcome event type -> what it verifies
 VERIFIED_KINDS: dict[str, Literal["email", "mobile", "cli"]] = {
     EMAIL_VERIFIED: "email", MOBILE_VERIFIED: "mobile", CLI_VERIFIED: "cli",
