@@ -33,6 +33,7 @@ async def notifier_service(gateway: Any, tmp_path_factory: pytest.TempPathFactor
         retry_base_s=0.2,
         idle_poll_s=0.1,
         journal_dir=Path(tmp_path_factory.mktemp("journal")),
+        allow_insecure_providers=True,  # the Twilio double speaks plain http
     )
     service = await start(settings)
     yield service

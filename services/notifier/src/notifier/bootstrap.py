@@ -57,6 +57,8 @@ class NotifierSettings(CommonSettings):
     smtp_validate_certs: bool = True
     smtp_ca_file: Path | None = None  # trust this CA too (a relay with a private certificate)
     stream_replicas: int = 1
+    # plain-http provider APIs (the SMS api_base_url): local test doubles only, never in production
+    allow_insecure_providers: bool = False
 
     def handover_dir(self) -> Path:
         """Where handover journals live (must survive a restart of the process)."""
@@ -120,6 +122,7 @@ async def start(settings: NotifierSettings) -> NotifierService:
         sealer,
         validate_certs=settings.smtp_validate_certs,
         ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+        allow_insecure=settings.allow_insecure_providers,
     )
     waker = Waker()
     journal = HandoverJournal(settings.handover_dir(), instance)

@@ -89,6 +89,7 @@ async def notifier(
         "PATCHBAY_RECOVERY_INTERVAL_S": "0.5",
         "PATCHBAY_OPS_PORT": str(free_port()),
         "PATCHBAY_IDLE_POLL_S": "0.1",
+        "PATCHBAY_ALLOW_INSECURE_PROVIDERS": "1",  # the Twilio double speaks plain http
     }
     process = NotifierProcess(env, tmp_path / "notifier.log")
     yield process

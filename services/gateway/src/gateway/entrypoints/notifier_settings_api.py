@@ -23,7 +23,10 @@ TEST_TIMEOUT_S = 45.0
 
 
 class EmailSettingsWrite(BaseModel):
-    """`PUT /v1/settings/email`: omit `smtp_password` to keep the stored one, `""` to clear it."""
+    """`PUT /v1/settings/email`: omit `smtp_password` to keep the stored one, `""` to clear it.
+
+    A new host, port or security needs the password again (422 otherwise).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,7 +55,10 @@ class EmailSettingsRead(BaseModel):
 
 
 class SmsSettingsWrite(BaseModel):
-    """`PUT /v1/settings/sms`: omit `auth_token` to keep the stored one."""
+    """`PUT /v1/settings/sms`: omit `auth_token` to keep the stored one.
+
+    A new `api_base_url` needs the token again (422 otherwise); it must be https.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

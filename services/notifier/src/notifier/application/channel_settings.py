@@ -21,6 +21,11 @@ from shared.secrets import Sealer
 
 from notifier.adapters.sms_sender import SmsConfig, TwilioSender
 from notifier.adapters.smtp_sender import Email, SmtpConfig, SmtpSender
+from notifier.application.settings_guard import (
+    check_api_base_url,
+    public_reason,
+    require_secret_for_new_destination,
+)
 from notifier.contracts import (
     EmailSettings,
     EmailSettingsIn,
@@ -42,11 +47,11 @@ _EVENT_TYPES: dict[str, type[ChannelSettingsChanged]] = {
 }
 
 
-def _result(outcome: Outcome) -> TestResult:
+def _result(outcome: Outcome, channel: str) -> TestResult:
     return TestResult(
         delivered=outcome.kind is OutcomeKind.SENT,
         provider_id=outcome.provider_id,
-        reason=outcome.error,
+        reason=public_reason(outcome, channel),
         permanent=outcome.kind is OutcomeKind.PERMANENT,
     )
 
@@ -62,12 +67,14 @@ class ChannelSettings:
         *,
         validate_certs: bool = True,
         ca_file: str | None = None,
+        allow_insecure: bool = False,
     ) -> None:
         self.pool = pool
         self.events = events
         self.sealer = sealer
         self.validate_certs = validate_certs
         self.ca_file = ca_file
+        self.allow_insecure = allow_insecure  # plain-http provider APIs (local test doubles only)
 
     async def _row(self, channel: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
@@ -106,6 +113,7 @@ class ChannelSettings:
 
     async def set_sms(self, body: SmsSettingsIn) -> SmsSettings:
         """Replace the SMS settings (the auth token is kept when omitted)."""
+        check_api_base_url(body.api_base_url, allow_insecure=self.allow_insecure)
         await self._write("sms", body, body.auth_token)
         return await self.sms()
 
@@ -119,9 +127,12 @@ class ChannelSettings:
             )
         sealed = row["sealed_secret"] if row else None
         secret_changed = secret is not None
+        data = settings_payload(body)
+        require_secret_for_new_destination(
+            channel, json.loads(row["data"]) if row else None, data, sealed is not None, secret_changed
+        )
         if secret is not None:
             sealed = self.sealer.seal(secret) if secret else None
-        data = settings_payload(body)
         now = datetime.now(UTC)
         meta = body.meta
         # the secret itself: never
@@ -200,7 +211,7 @@ class ChannelSettings:
             )
         finally:
             await sender.close()
-        return _result(outcome)
+        return _result(outcome, "email")
 
     async def test_sms(self, to: str) -> TestResult:
         """Send one SMS now with the stored settings; answer what Twilio said."""
@@ -212,4 +223,4 @@ class ChannelSettings:
             outcome = await sender.send(to, "Patchbay test SMS: the SMS settings work.", lambda: None)
         finally:
             await sender.close()
-        return _result(outcome)
+        return _result(outcome, "sms")
