@@ -199,7 +199,7 @@ def main() -> None:
         return
     from shared.secrets import Sealer
 
-    token = "pb_bench_" + secrets.token_urlsafe(16)
+    token = "pb_bench_" + secrets.token_urlsafe(32)
     http_port, smtp_port = free_port(), free_port()
     with servers() as (nats_url, db_url):
         env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url, "PATCHBAY_SECRET_KEY": Sealer.new_key(),

@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
-    token = "pb_bench_" + secrets.token_urlsafe(12)
+    token = "pb_bench_" + secrets.token_urlsafe(32)
     port = free_port()
     with servers() as (nats_url, db_url), tempfile.TemporaryDirectory(prefix="patchbay-bulk-") as tmp:
         env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url}

@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--board-customers", type=int, default=100_000)
     args = parser.parse_args()
-    token = "pb_bench_" + secrets.token_urlsafe(16)
+    token = "pb_bench_" + secrets.token_urlsafe(32)
     port, echo_port = free_port(), free_port()
     with servers() as (nats_url, db_url):
         env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url,

@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=500, help="contacts: broadcast and code recipients")
     parser.add_argument("--records", type=int, default=200_000, help="call records into reporting")
     args = parser.parse_args()
-    token = "pb_bench_" + secrets.token_urlsafe(16)
+    token = "pb_bench_" + secrets.token_urlsafe(32)
     http_port, smtp_port = free_port(), free_port()
     py = sys.executable
     with servers() as (nats_url, db_url):

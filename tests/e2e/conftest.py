@@ -52,7 +52,7 @@ def stack() -> Iterator[Stack]:
 
 def _run_stack(data_dir: Path) -> Iterator[Stack]:
     port = free_port()
-    token = "pb_e2e_" + secrets.token_urlsafe(16)
+    token = "pb_e2e_" + secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PATCHBAY_NATS_URL", "PATCHBAY_DATABASE_URL")}
     env |= {"PATCHBAY_DATA_DIR": str(data_dir), "PATCHBAY_HTTP_PORT": str(port),

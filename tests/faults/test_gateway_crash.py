@@ -16,7 +16,7 @@ from .verify import assert_exactly_once
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
 
-TOKEN = "pb_fault_" + secrets.token_urlsafe(16)
+TOKEN = "pb_fault_" + secrets.token_urlsafe(32)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def fuzz_stack() -> Iterator[FuzzStack]:
     """`python -m devtools.stack run` on a fresh data dir; stopped (exit 0) at the end."""
     with server_dir("fuzz") as tmp:
         port = free_port()
-        token = "pb_fuzz_" + secrets.token_urlsafe(16)
+        token = "pb_fuzz_" + secrets.token_urlsafe(32)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
         env |= {"PATCHBAY_DATA_DIR": str(tmp / "patchbay"), "PATCHBAY_HTTP_PORT": str(port),
                 "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"}

@@ -55,7 +55,7 @@ class Gateway:
 @pytest.fixture(scope="module")
 def admin_token() -> str:
     """A random admin secret per module, as PATCHBAY_ADMIN_TOKEN would give it."""
-    return "pb_test_" + secrets.token_urlsafe(16)
+    return "pb_test_" + secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
+from pydantic import ValidationError
 from shared.logging import configure_logging
 
 from gateway.bootstrap import create_app, uvicorn_options
@@ -11,7 +14,11 @@ from gateway.settings import GatewaySettings
 
 def main() -> None:
     """Read settings, configure logging, serve until SIGINT/SIGTERM."""
-    settings = GatewaySettings()
+    try:
+        settings = GatewaySettings()
+    except ValidationError as err:  # a bad setting: say which and why, no traceback
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        sys.exit(f"patchbay gateway: bad settings: {problems}")
     configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)
     uvicorn.run(create_app(settings), **uvicorn_options(settings))
 

@@ -9,6 +9,8 @@ from shared.settings import CommonSettings
 
 from gateway.client_ip import parse_networks
 
+ADMIN_TOKEN_MIN = 32  # a guessable bootstrap secret is an open door: refuse it at start
+
 
 class GatewaySettings(CommonSettings):
     """Where to listen, the first admin token, and the gateway's own limits."""
@@ -50,4 +52,10 @@ class GatewaySettings(CommonSettings):
             return None
         if isinstance(value, SecretStr) and not value.get_secret_value().strip():
             return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and len(text.strip()) < ADMIN_TOKEN_MIN:
+            raise ValueError(
+                f"PATCHBAY_ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN} characters (make one with"
+                ' `python -c "import secrets; print(secrets.token_urlsafe(32))"`), or unset it'
+            )
         return value

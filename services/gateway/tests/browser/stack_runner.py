@@ -67,7 +67,7 @@ def run_stack() -> Iterator[Stack]:
     """`python -m devtools.stack run` until the block ends (then Ctrl-C, and SIGKILL if it hangs)."""
     with server_dir("browser") as tmp:
         port = free_port()
-        token = "pb_browser_" + secrets.token_urlsafe(16)
+        token = "pb_browser_" + secrets.token_urlsafe(32)
         env = {k: v for k, v in os.environ.items() if k not in ("PATCHBAY_NATS_URL", "PATCHBAY_DATABASE_URL")}
         env |= {"PATCHBAY_DATA_DIR": str(tmp / "patchbay"), "PATCHBAY_HTTP_PORT": str(port),
                 "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"}

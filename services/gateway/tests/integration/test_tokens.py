@@ -8,11 +8,15 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
+import structlog
+from gateway.auth.roles import Role
 from gateway.bootstrap import start
 from gateway.settings import GatewaySettings
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 pytestmark = pytest.mark.servers
+ONE = "pb_one_" + "1" * 40
+TWO = "pb_two_" + "2" * 40
 
 
 async def test_missing_or_invalid_token_is_401_with_challenge(gateway) -> None:
@@ -113,14 +117,14 @@ async def test_admin_token_from_settings_is_upserted_by_name(
     make_database: Callable[[], Awaitable[str]], nats_url: str
 ) -> None:
     url = await make_database()
-    first = GatewaySettings(nats_url=nats_url, database_url=url, admin_token=SecretStr("pb_one"))
+    first = GatewaySettings(nats_url=nats_url, database_url=url, admin_token=SecretStr(ONE))
     runtime = await start(first)
-    assert await runtime.tokens.authenticate("pb_one") is not None
+    assert await runtime.tokens.authenticate(ONE) is not None
     await runtime.stop()
-    runtime = await start(first.model_copy(update={"admin_token": SecretStr("pb_two")}))
+    runtime = await start(first.model_copy(update={"admin_token": SecretStr(TWO)}))
     try:
-        assert await runtime.tokens.authenticate("pb_one") is None
-        principal = await runtime.tokens.authenticate("pb_two")
+        assert await runtime.tokens.authenticate(ONE) is None
+        principal = await runtime.tokens.authenticate(TWO)
         assert principal is not None and principal.name == "admin" and principal.role == "admin"
         _, _, total = await runtime.tokens.list(limit=10, after=None, include_revoked=True)
         assert total == 1
@@ -145,3 +149,29 @@ async def test_first_token_is_made_and_printed_once_without_settings(
         assert principal is not None and principal.role == "admin"
     finally:
         await runtime.stop()
+
+
+async def test_a_revoked_admin_token_is_not_brought_back_at_restart(
+    make_database: Callable[[], Awaitable[str]], nats_url: str
+) -> None:
+    settings = GatewaySettings(nats_url=nats_url, database_url=await make_database(), admin_token=SecretStr(ONE))
+    runtime = await start(settings)
+    principal = await runtime.tokens.authenticate(ONE)
+    assert principal is not None
+    await runtime.tokens.create(name="ops", role=Role.ADMIN)  # someone is left to manage tokens
+    await runtime.tokens.revoke(principal.token_id)
+    await runtime.stop()
+    with structlog.testing.capture_logs() as logs:
+        runtime = await start(settings)  # PATCHBAY_ADMIN_TOKEN still says ONE
+    try:
+        assert await runtime.tokens.authenticate(ONE) is None
+        assert any(e["event"] == "admin_token_revoked_not_restored" for e in logs), logs
+    finally:
+        await runtime.stop()
+
+
+def test_an_admin_token_shorter_than_32_characters_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        GatewaySettings(admin_token="pb_short_but_not_blank")
+    assert GatewaySettings(admin_token="   ").admin_token is None  # blank is unset, as before
+    assert GatewaySettings(admin_token=ONE).admin_token is not None

@@ -157,10 +157,21 @@ class TokenStore:
         return _record(row)
 
     async def ensure_admin(self, token: str) -> str:
-        """Make the active token named `admin` an admin with this secret; say what changed."""
+        """Make the active token named `admin` an admin with this secret; say what changed.
+
+        A secret that was revoked stays revoked: a restart never brings it back.
+        """
         token_hash = hash_token(token)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", BOOTSTRAP_LOCK)
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM gateway.tokens"
+                " WHERE token_hash = $1 AND revoked_at IS NOT NULL)",
+                token_hash,
+            ):
+                log.warning("admin_token_revoked_not_restored",
+                            fix="set PATCHBAY_ADMIN_TOKEN to a new secret, or unset it")
+                return "revoked"
             row = await conn.fetchrow(
                 "SELECT id, role, token_hash FROM gateway.tokens"
                 " WHERE lower(name) = $1 AND revoked_at IS NULL",
