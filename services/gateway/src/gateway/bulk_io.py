@@ -19,7 +19,7 @@ from typing import IO, Any
 from shared.contracts.bulk import MAX_UPLOAD_ROWS
 from shared.errors import ErrorCode, ErrorDetail
 
-from gateway.csv_export import ADDRESS, LIST_SEPARATOR, VERIFICATION
+from gateway.csv_export import ADDRESS, LIST_SEPARATOR, VERIFICATION, unneutralise
 from gateway.errors import ApiError
 
 FLAT_COLUMNS = frozenset(
@@ -95,7 +95,8 @@ def check_header(header: list[str]) -> list[str]:
 def row_from_cells(columns: list[str], cells: list[str]) -> dict[str, Any]:
     """A card object from one CSV record (empty cells left out)."""
     data: dict[str, Any] = {}
-    for column, cell in zip(columns, cells, strict=False):
+    for column, raw in zip(columns, cells, strict=False):
+        cell = unneutralise(raw)  # an export's `'=x` reads back as `=x`
         if cell == "" or column in IGNORED_COLUMNS:
             continue
         if column == "tags":

@@ -1,9 +1,14 @@
-"""CSV export of the board: every matching card, one flat row each, streamed page by page."""
+"""CSV export of the board: every matching card, one flat row each, streamed page by page.
+
+Every CSV the gateway writes goes through `safe_cell`: a spreadsheet opening the file must
+never run a cell as a formula (CSV injection, issue 14).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -19,6 +24,32 @@ COLUMNS: tuple[str, ...] = (
 LIST_SEPARATOR = ";"
 
 FetchPage = Callable[[str | None], Awaitable[dict[str, Any]]]
+# what makes a spreadsheet read a cell as a formula (or split it into one)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+NEUTRALISER = "'"
+
+
+def safe_cell(text: str) -> str:
+    """The cell as text a spreadsheet shows and never evaluates: `=1+1` -> `'=1+1`.
+
+    Plain numbers (`-12.5`, `+4930...`) stay as they are: they cannot hold a formula.
+    """
+    if text.startswith(FORMULA_START) and not PLAIN_NUMBER.match(text):
+        return NEUTRALISER + text
+    return text
+
+
+def unneutralise(text: str) -> str:
+    """The inverse on upload: an exported `'=1+1` reads back as `=1+1`."""
+    if text.startswith(NEUTRALISER) and text[1:2] and text[1:].startswith(FORMULA_START):
+        return text[1:]
+    return text
+
+
+def write_rows(out: io.StringIO, rows: Iterable[Iterable[str]]) -> None:
+    """Rows as CSV into out, every cell made safe (the one CSV writer of the gateway)."""
+    csv.writer(out).writerows([safe_cell(cell) for cell in row] for row in rows)
 
 
 def _cell(value: Any) -> str:
@@ -44,7 +75,7 @@ def flatten(card: dict[str, Any]) -> list[str]:
 def render(rows: Iterable[list[str]]) -> str:
     """Rows as CSV text (RFC 4180 quoting, CRLF line ends)."""
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    write_rows(out, rows)
     return out.getvalue()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -28,6 +27,7 @@ from shared.errors import ErrorCode
 
 from gateway.auth.roles import Permission, Role
 from gateway.auth.tokens import Principal
+from gateway.csv_export import write_rows
 from gateway.dependencies import Caller, caller, correlation_id, get_runtime, require
 from gateway.errors import COMMON_ERRORS, CONFLICT_DOC, NOT_FOUND_DOC, ApiError
 from gateway.service_client import ServiceClient
@@ -105,10 +105,8 @@ def _value(item: dict[str, Any], column: str) -> Any:
 
 def _csv(columns: Iterable[str], items: Iterable[dict[str, Any]], *, header: bool = False) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
-    if header:
-        writer.writerow(columns)
-    writer.writerows([_cell(_value(item, c)) for c in columns] for item in items)
+    rows = [[_cell(_value(item, c)) for c in columns] for item in items]
+    write_rows(out, [list(columns), *rows] if header else rows)
     return out.getvalue()
 
 

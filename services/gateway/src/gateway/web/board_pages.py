@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import FormData, ImmutableMultiDict
 
+from gateway.csv_export import write_rows
 from gateway.web.forms import FormErrors, errors_from
 from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page
 
@@ -225,9 +226,7 @@ def keep_rows(content: bytes, ids: set[str]) -> bytes:
     if not rows:
         return content
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(rows[0])
-    writer.writerows(row for row in rows[1:] if row and row[0] in ids)
+    write_rows(out, [rows[0], *(row for row in rows[1:] if row and row[0] in ids)])
     return out.getvalue().encode()
 
 
