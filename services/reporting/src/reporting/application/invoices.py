@@ -10,7 +10,9 @@ from typing import Any
 
 import asyncpg
 import structlog
-from shared.envelope import EventEnvelope, Metadata
+from shared.contracts.events import REGISTRY
+from shared.contracts.events.billing import BILLING_CATEGORY, InvoiceGenerated
+from shared.envelope import Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment
 from shared.idempotency import answered_before, fingerprint
@@ -23,8 +25,8 @@ from reporting.domain.invoice import DayAlreadyInvoiced, InvoiceDraft, draft_inv
 
 log = structlog.get_logger(__name__)
 
-INVOICE_GENERATED = "InvoiceGenerated"
-CATEGORY = "billing"
+INVOICE_GENERATED = InvoiceGenerated.TYPE
+CATEGORY = BILLING_CATEGORY
 # (tax percent, currency) of a customer, from the customer service
 CustomerTerms = Callable[[str], Awaitable[tuple[Decimal, str]]]
 _COLUMNS = (
@@ -114,9 +116,9 @@ class Invoices:
         )
         body = invoice.model_dump(mode="json")
         meta = cmd.meta
-        event = EventEnvelope(
-            type=INVOICE_GENERATED, category=CATEGORY, stream_id=cid, version=version,
-            occurred_at=invoice.created_at, data=body,
+        event = REGISTRY.envelope(
+            InvoiceGenerated.model_validate(body), category=CATEGORY, stream_id=cid,
+            version=version, occurred_at=invoice.created_at,
             metadata=Metadata(actor=meta.actor, correlation_id=meta.correlation_id,
                               command_id=meta.command_id, reason=meta.reason),
         )
