@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -102,6 +103,15 @@ class EventStore:
         self.on_appended = on_appended
         # a unique constraint of the service's read-model tables -> the domain error it means
         self.unique_errors = dict(unique_errors or {})
+
+    async def load_as_of(self, stream_id: str, at: datetime) -> list[EventEnvelope]:
+        """Events of one stream that occurred up to `at` (inclusive), in version order."""
+        rows = await self.pool.fetch(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND occurred_at <= $2"
+            " ORDER BY version",
+            stream_id, at,
+        )
+        return [_row_to_event(r) for r in rows]
 
     async def load(self, stream_ids: Sequence[str]) -> dict[str, list[EventEnvelope]]:
         """All events of these streams, each list in version order."""

@@ -6,19 +6,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, StringConstraints
+from shared.contracts.base import Strict
 from shared.contracts.customer import Status
 from shared.contracts.fields import Reason
 
 from gateway.auth.roles import Role
 
 TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-
-
-class Strict(BaseModel):
-    """Unknown fields are an error."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class StatusChange(Strict):

@@ -9,7 +9,7 @@ import pytest
 from notifier.adapters.handover_journal import HandoverJournal
 from notifier.application.broadcast import recipients
 from notifier.application.templates import TemplateNotFound, render_system
-from notifier.contracts import SendMessage
+from shared.contracts.notifier import SendMessage
 from notifier.domain.rendering import BROADCAST_FIELDS, UnknownPlaceholder, check, header_safe, render
 from notifier.domain.retry import Outcome, RetryPolicy, smtp_outcome, twilio_outcome
 

@@ -14,11 +14,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.contracts.customer import CommandMeta, ListCustomers, Status, Strict
+from shared.contracts.customer import BoardFilter, CommandMeta, Status, Strict
 from shared.contracts.fields import (
     Count,
     CountryCode,
-    CurrencyCode,
     Money,
     NonNegativeMoney,
     Percent,
@@ -126,20 +125,8 @@ class RowResultPage(BaseModel):
     next_after_row: int | None
 
 
-class BulkFilter(Strict):
-    """The board's filters (as `GET /v1/customers` takes them), without sort and paging."""
-
-    q: str | None = Field(default=None, max_length=200)
-    status: list[Status] | None = None
-    tag: list[str] | None = None
-    currency: list[CurrencyCode] | None = None
-    country: list[CountryCode] | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-
-    def page(self, cursor: str | None, limit: int) -> ListCustomers:
-        """The board query of one page of matches (sorted by creation, a stable order)."""
-        return ListCustomers(**self.model_dump(), sort="created_at", limit=limit, cursor=cursor)
+# a filter-based bulk edit selects what the board shows for these filters
+BulkFilter = BoardFilter
 
 
 class BulkSet(Strict):

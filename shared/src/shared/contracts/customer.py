@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
+from shared.contracts.base import Strict
 from shared.contracts.fields import (
     Count,
     CountryCode,
@@ -40,13 +41,8 @@ class Subjects:
     GET = "customer.query.get"
     LIST = "customer.query.list"
     GET_AUDIT_SETTINGS = "customer.query.settings.audit"
+    AS_OF = "customer.query.as-of"
     SET_AUDIT_SETTINGS = "customer.cmd.settings.audit"
-
-
-class Strict(BaseModel):
-    """Unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Address(Strict):
@@ -171,8 +167,8 @@ SORTABLE = (
 )
 
 
-class ListCustomers(Strict):
-    """The board: search, filters, sort (`-` prefix = descending), cursor paging."""
+class BoardFilter(Strict):
+    """The board's filters (as `GET /v1/customers` takes them), without sort and paging."""
 
     q: str | None = Field(default=None, max_length=200)
     status: list[Status] | None = None
@@ -181,6 +177,15 @@ class ListCustomers(Strict):
     country: list[CountryCode] | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+
+    def page(self, cursor: str | None, limit: int) -> ListCustomers:
+        """The board query of one page of matches (sorted by creation, a stable order)."""
+        return ListCustomers(**self.model_dump(), sort="created_at", limit=limit, cursor=cursor)
+
+
+class ListCustomers(BoardFilter):
+    """The board: search, filters, sort (`-` prefix = descending), cursor paging."""
+
     sort: str = "name"
     limit: int = Field(default=50, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=2000)
@@ -241,3 +246,17 @@ class SetAuditSettings(Strict):
 
     meta: CommandMeta = Field(default_factory=CommandMeta)
     require_reason: bool
+
+
+class AsOfQuery(Strict):
+    """The card of one customer as it was at an instant."""
+
+    customer_id: UUID
+    at: datetime
+
+
+class AsOfCard(BaseModel):
+    """The card folded from the customer's events that occurred up to `as_of`."""
+
+    as_of: datetime
+    card: dict[str, Any]

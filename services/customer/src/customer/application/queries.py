@@ -1,22 +1,25 @@
-"""Queries answered from the board's read model."""
+"""Queries answered from the board's read model, and as-of from the event store."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
 import asyncpg
-from shared.contracts.customer import ListCustomers
+from shared.contracts.customer import AsOfCard, AsOfQuery, ListCustomers
 from shared.errors import ErrorCode, ServiceError
+from shared.eventstore import EventStore
 
+from customer.domain.evolve import fold
 from customer.projections import board
 
 
 class CustomerQueries:
-    """Reads: one card, the board."""
+    """Reads: one card, the board, a card as it was."""
 
     def __init__(self, pool: asyncpg.Pool, totals: board.BoardTotals | None = None) -> None:
         self.pool = pool
         self.totals = totals or board.BoardTotals()
+        self.store = EventStore(pool)  # read only: as-of folds the stored events
 
     async def get(self, customer_id: UUID) -> bytes:
         """One card as JSON, or a not-found / deleted error."""
@@ -32,3 +35,12 @@ class CustomerQueries:
     async def list(self, query: ListCustomers) -> bytes:
         """One page of the board as JSON."""
         return await board.list_customers(self.pool, query, self.totals)
+
+    async def as_of(self, query: AsOfQuery) -> bytes:
+        """The card folded from the customer's events that occurred up to `at`, or not-found."""
+        state = fold(await self.store.load_as_of(str(query.customer_id), query.at))
+        if state is None:
+            raise ServiceError(
+                ErrorCode.NOT_FOUND, f"customer {query.customer_id} did not exist at {query.at.isoformat()}"
+            )
+        return AsOfCard(as_of=query.at, card=state.card()).model_dump_json().encode()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.contracts.customer import (
+    AsOfCard,
+    AsOfQuery,
     AuditSettings,
     CreateCustomer,
     CustomerCard,
@@ -47,6 +49,9 @@ def routes(
     async def list_customers(body: ListCustomers) -> bytes:
         return await queries.list(body)
 
+    async def as_of(body: AsOfQuery) -> bytes:
+        return await queries.as_of(body)
+
     async def get_audit_settings(_: GetAuditSettings) -> bytes:
         state = await settings.current()
         return dumps({"require_reason": state.require_reason, "version": state.version})
@@ -68,6 +73,8 @@ def routes(
         Route(Subjects.GET, GetCustomer, CustomerCard, get_customer, "One customer card."),
         Route(Subjects.LIST, ListCustomers, CustomerPage, list_customers,
               "The board: search, filters, sort, cursor paging."),
+        Route(Subjects.AS_OF, AsOfQuery, AsOfCard, as_of,
+              "A card as it was at an instant, folded from the customer's stored events."),
         Route(Subjects.GET_AUDIT_SETTINGS, GetAuditSettings, AuditSettings, get_audit_settings,
               "Audit settings."),
         Route(Subjects.SET_AUDIT_SETTINGS, SetAuditSettings, AuditSettings, set_audit_settings,

@@ -8,7 +8,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+from shared.contracts.base import Strict
+from shared.contracts.customer import BoardFilter
+from shared.contracts.notifier import NotifierSubjects
 from shared.errors import ErrorReply
 
 from gateway.auth.roles import Permission
@@ -18,8 +21,8 @@ from gateway.service_client import ServiceClient
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"], responses=COMMON_ERRORS)
 
-SEND = "notifier.cmd.send"
-GET = "notifier.query.message"
+SEND = NotifierSubjects.SEND
+GET = NotifierSubjects.GET_MESSAGE
 SEND_TIMEOUT_S = 60.0  # resolving tens of thousands of recipients takes a while
 CONFLICT_SETTINGS_DOC: dict[str, Any] = {
     "model": ErrorReply,
@@ -35,34 +38,18 @@ def notifier(request: Request, timeout_s: float | None = None) -> ServiceClient:
     )
 
 
-class MessageFilter(BaseModel):
-    """Select every customer the board filter matches."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    q: str | None = None
-    status: list[str] | None = None
-    tag: list[str] | None = None
-    currency: list[str] | None = None
-    country: list[str] | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-
-
-class MessageSend(BaseModel):
+class MessageSend(Strict):
     """An e-mail (`subject`, `body`) or SMS (`body`) to the contacts of customers chosen by ids or filter.
 
     Placeholders: `{{customer.name}}`, `{{customer.id}}`, `{{contact.name}}`, `{{contact.email}}`,
     `{{contact.mobile}}`, `{{contact.phone}}`, `{{contact.contact_type}}`, `{{contact.id}}`.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     channel: Literal["email", "sms"]
     subject: str | None = None
     body: str
     customer_ids: list[UUID] | None = None
-    filter: MessageFilter | None = None
+    filter: BoardFilter | None = None
 
 
 class SkippedCustomer(BaseModel):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from shared.contracts.notifier import NotifierSubjects
 
 from gateway.auth.roles import Permission
 from gateway.dependencies import Caller, caller, correlation_id, expected_version, require
@@ -117,12 +118,13 @@ async def _put(
     """A channel's settings replaced (with If-Match's version when given)."""
     changes = body.model_dump(mode="json", exclude_unset=True)
     payload = {"meta": who.meta(), "expected_version": version, **changes}
-    return _json(await _ask(request, f"notifier.cmd.settings.{channel}", payload, who.correlation_id))
+    subject = NotifierSubjects.settings(channel)[1]
+    return _json(await _ask(request, subject, payload, who.correlation_id))
 
 
 async def _send_test(request: Request, channel: str, body: TestMessage, who: Caller) -> Response:
     """One message on a channel now, with the stored settings; the provider's answer."""
-    data = await _ask(request, f"notifier.cmd.settings.{channel}.test", {"meta": who.meta(), "to": body.to},
+    data = await _ask(request, NotifierSubjects.settings(channel)[2], {"meta": who.meta(), "to": body.to},
                       who.correlation_id, TEST_TIMEOUT_S)
     return Response(data, media_type="application/json")
 
@@ -130,7 +132,7 @@ async def _send_test(request: Request, channel: str, body: TestMessage, who: Cal
 @router.get("/email", response_model=EmailSettingsRead, dependencies=READ_AS_ADMIN, summary="E-mail settings")
 async def get_email_settings(request: Request) -> Response:
     """From address and name, SMTP server and security; never the password."""
-    return _json(await _ask(request, "notifier.query.settings.email", {}, correlation_id(request)))
+    return _json(await _ask(request, NotifierSubjects.GET_EMAIL_SETTINGS, {}, correlation_id(request)))
 
 
 @router.put(
@@ -155,7 +157,7 @@ async def test_email(request: Request, body: TestMessage, who: Admin) -> Respons
 @router.get("/sms", response_model=SmsSettingsRead, dependencies=READ_AS_ADMIN, summary="SMS settings")
 async def get_sms_settings(request: Request) -> Response:
     """Twilio account, sender number and API base URL; never the auth token."""
-    return _json(await _ask(request, "notifier.query.settings.sms", {}, correlation_id(request)))
+    return _json(await _ask(request, NotifierSubjects.GET_SMS_SETTINGS, {}, correlation_id(request)))
 
 
 @router.put(

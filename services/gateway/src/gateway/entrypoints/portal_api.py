@@ -16,7 +16,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
+from pydantic import BaseModel, EmailStr, Field, SecretStr
+from shared.contracts.base import Strict
 from shared.contracts.contacts import E164, ContactSubjects, PortalView
 from shared.contracts.verification import CodeSent, VerificationSubjects, Verified
 from shared.errors import ErrorCode
@@ -45,12 +46,6 @@ IdempotencyKey = Annotated[str | None, Header(
     description="Retrying with the same key (as the same contact) returns the first answer: no second"
     " code, test call or outcome. A key reused for another request is 409.",
 )]
-
-
-class Strict(BaseModel):
-    """Unknown fields are an error."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class LoginRequest(Strict):

@@ -11,18 +11,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
-from reporting.contracts import (
-    AsOfCard,
-    AuditPage,
-    Balance,
-    Invoice,
-    InvoicePage,
-    Lag,
-    Period,
-    Subjects,
-    Summary,
-)
+from pydantic import Field
+from shared.contracts.base import Strict
+from shared.contracts.customer import AsOfCard, Subjects
+from shared.contracts.reporting import AuditPage, Balance, Invoice, InvoicePage, Lag, Period, Summary
+from shared.contracts.reporting import ReportingSubjects as Reporting
 from shared.errors import ErrorCode
 
 from gateway.auth.roles import Permission, Role
@@ -50,10 +43,8 @@ INVOICE_COLUMNS = ("id", "number", "customer_id", "currency", "period_from", "pe
                    "tax_rate", "tax", "total", "created_at")
 
 
-class InvoiceRequest(BaseModel):
+class InvoiceRequest(Strict):
     """`POST /v1/customers/{id}/invoices`: a date range (`from`, `to`) or chosen `days`."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     from_day: date | None = Field(default=None, alias="from")
     to_day: date | None = Field(default=None, alias="to")
@@ -132,8 +123,8 @@ async def _export(
 
 async def _audit(request: Request, body: dict[str, Any], fmt: str | None, name: str) -> Response:
     if _wants_csv(request, fmt):
-        return await _export(request, Subjects.AUDIT, body, AUDIT_COLUMNS, name)
-    return _json(await _ask(request, Subjects.AUDIT, body))
+        return await _export(request, Reporting.AUDIT, body, AUDIT_COLUMNS, name)
+    return _json(await _ask(request, Reporting.AUDIT, body))
 
 
 @router.get("/v1/customers/{customer_id}/audit", response_model=AuditPage, responses=CSV_DOC,
@@ -169,7 +160,9 @@ async def global_audit(
             responses={404: NOT_FOUND_DOC}, summary="The card as it was at an instant")
 async def as_of(request: Request, customer_id: UUID, at: datetime) -> Response:
     """The card folded from the customer's events up to `at` (404 if it did not exist yet)."""
-    return _json(await _ask(request, Subjects.AS_OF, {"customer_id": customer_id, "at": at}))
+    payload = json.dumps({"customer_id": customer_id, "at": at}, separators=(",", ":"), default=str).encode()
+    customers = get_runtime(request).customers  # the customer service owns the events (ADR 6)
+    return _json(await customers.request(Subjects.AS_OF, payload, correlation_id=correlation_id(request)))
 
 
 @router.get("/v1/customers/{customer_id}/summary", response_model=Summary, responses=CSV_DOC,
@@ -180,7 +173,7 @@ async def summary(
     to_day: Annotated[date | None, Query(alias="to")] = None, format: Format = None,
 ) -> Response:
     """Live (channels in use, last 24 h by hour), daily, weekly or monthly rows in UTC, and totals."""
-    data = await _ask(request, Subjects.SUMMARY, {"customer_id": customer_id, "period": period,
+    data = await _ask(request, Reporting.SUMMARY, {"customer_id": customer_id, "period": period,
                                                    "from": from_day, "to": to_day})
     if not _wants_csv(request, format):
         return _json(data)
@@ -201,7 +194,7 @@ async def generate_invoice(
     if who.principal.role not in (Role.BILLING, Role.ADMIN):
         raise ApiError(ErrorCode.FORBIDDEN, f"role '{who.principal.role}' may not generate invoices"
                        " (needs one of: billing, admin)")
-    data = await _ask(request, Subjects.GENERATE_INVOICE, {
+    data = await _ask(request, Reporting.GENERATE_INVOICE, {
         "meta": who.meta(), "customer_id": customer_id,
         **body.model_dump(mode="json", by_alias=True, exclude_none=True)})
     invoice_id = json.loads(data)["id"]
@@ -218,26 +211,26 @@ async def list_invoices(
     """Invoices, newest first, of one customer or all."""
     body = {"customer_id": customer_id, "limit": limit, "cursor": cursor}
     if _wants_csv(request, format):
-        return await _export(request, Subjects.INVOICES, body, INVOICE_COLUMNS, "invoices.csv")
-    return _json(await _ask(request, Subjects.INVOICES, body))
+        return await _export(request, Reporting.INVOICES, body, INVOICE_COLUMNS, "invoices.csv")
+    return _json(await _ask(request, Reporting.INVOICES, body))
 
 
 @router.get("/v1/invoices/{invoice_id}", response_model=Invoice, dependencies=[Reader],
             responses={404: NOT_FOUND_DOC}, summary="One invoice")
 async def get_invoice(request: Request, invoice_id: UUID) -> Response:
     """One invoice with its lines."""
-    return _json(await _ask(request, Subjects.INVOICE, {"invoice_id": invoice_id}))
+    return _json(await _ask(request, Reporting.INVOICE, {"invoice_id": invoice_id}))
 
 
 @router.get("/v1/customers/{customer_id}/balance", response_model=Balance, dependencies=[Reader],
             summary="Balance: payments minus charges")
 async def balance(request: Request, customer_id: UUID) -> Response:
     """Payments received minus call charges, in the customer's currency."""
-    return _json(await _ask(request, Subjects.BALANCE, {"customer_id": customer_id}))
+    return _json(await _ask(request, Reporting.BALANCE, {"customer_id": customer_id}))
 
 
 @router.get("/v1/reporting/lag", response_model=Lag, dependencies=[Reader],
             summary="Projection lag and rebuild progress")
 async def lag(request: Request) -> Response:
     """How far each projection is behind its streams, and how far the last rebuilds got."""
-    return _json(await _ask(request, Subjects.LAG, {}))
+    return _json(await _ask(request, Reporting.LAG, {}))

@@ -10,11 +10,9 @@ from uuid import UUID
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
-from shared.contracts.customer import Subjects
+from shared.contracts.customer import BoardFilter, Subjects
 from shared.errors import ErrorCode, ServiceError
 from shared.logging import CORRELATION_HEADER
-
-from notifier.contracts import BoardFilter
 
 Card = dict[str, Any]
 PAGE = 1000

@@ -9,12 +9,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from shared.contracts.notifier import DEFAULT_TWILIO_BASE_URL
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from notifier.contracts import DEFAULT_TWILIO_BASE_URL
 from notifier.domain.retry import Outcome, twilio_outcome
 
 TWILIO_HOST = DEFAULT_TWILIO_BASE_URL

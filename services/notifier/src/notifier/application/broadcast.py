@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
+from shared.contracts.notifier import SendMessage, SendReply, Skipped
 from shared.envelope import Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import DuplicateCommand, EventStore
@@ -16,7 +17,6 @@ from shared.ids import new_id
 from notifier.adapters.customer_directory import Card, CustomerDirectory
 from notifier.adapters.delivery_store import DeliveryStore, NewDelivery, NewMessage
 from notifier.application.channel_settings import ChannelSettings
-from notifier.contracts import SendMessage, SendReply, Skipped
 from notifier.domain.delivery import message_queued_event
 from notifier.domain.rendering import BROADCAST_FIELDS, UnknownPlaceholder, check, render
 

@@ -13,6 +13,14 @@ from shared.contracts.events.notification import (
     EmailSettingsChanged,
     SmsSettingsChanged,
 )
+from shared.contracts.notifier import (
+    EmailSettings,
+    EmailSettingsIn,
+    SmsSettings,
+    SmsSettingsIn,
+    TestResult,
+    settings_payload,
+)
 from shared.envelope import Metadata
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, EventStore, Fragment
@@ -25,14 +33,6 @@ from notifier.application.settings_guard import (
     check_api_base_url,
     public_reason,
     require_secret_for_new_destination,
-)
-from notifier.contracts import (
-    EmailSettings,
-    EmailSettingsIn,
-    SmsSettings,
-    SmsSettingsIn,
-    TestResult,
-    settings_payload,
 )
 from notifier.domain.delivery import CATEGORY
 from notifier.domain.retry import Outcome, OutcomeKind

@@ -6,9 +6,8 @@ import json
 from uuid import UUID
 
 import asyncpg
+from shared.contracts.notifier import GetMessage, MessageStatus, RecipientStatus, Skipped
 from shared.errors import ErrorCode, ServiceError
-
-from notifier.contracts import GetMessage, MessageStatus, RecipientStatus, Skipped
 
 STATES = ("queued", "sending", "retrying", "sent", "failed")
 _STATE = "CASE WHEN state = 'queued' AND attempts > 0 THEN 'retrying' ELSE state END"

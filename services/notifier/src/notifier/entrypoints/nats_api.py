@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.notifier import (
+    EmailSettings,
+    EmailSettingsIn,
+    GetMessage,
+    GetSettings,
+    MessageStatus,
+    NotifierSubjects,
+    SendMessage,
+    SendReply,
+    SmsSettings,
+    SmsSettingsIn,
+    TestEmail,
+    TestResult,
+    TestSms,
+)
 from shared.logging import current_correlation_id
 from shared.rpc import Route
 
 from notifier.application.broadcast import BroadcastService
 from notifier.application.channel_settings import ChannelSettings
 from notifier.application.message_queries import MessageQueries
-from notifier.contracts import (
-    EmailSettings,
-    EmailSettingsIn,
-    GetMessage,
-    GetSettings,
-    MessageStatus,
-    SendMessage,
-    SendReply,
-    SmsSettings,
-    SmsSettingsIn,
-    Subjects,
-    TestEmail,
-    TestResult,
-    TestSms,
-)
 
 QUEUE = "notifier"
 
@@ -66,49 +66,49 @@ def routes(
 
     return [
         Route(
-            Subjects.SEND,
+            NotifierSubjects.SEND,
             SendMessage,
             SendReply,
             send,
             "Queue an e-mail or SMS to the contacts of selected customers. Idempotent by meta.command_id.",
         ),
         Route(
-            Subjects.GET_MESSAGE,
+            NotifierSubjects.GET_MESSAGE,
             GetMessage,
             MessageStatus,
             get_message,
             "A message's recipients and their delivery states.",
         ),
         Route(
-            Subjects.GET_EMAIL_SETTINGS,
+            NotifierSubjects.GET_EMAIL_SETTINGS,
             GetSettings,
             EmailSettings,
             get_email,
             "E-mail settings (the password is never shown).",
         ),
         Route(
-            Subjects.SET_EMAIL_SETTINGS,
+            NotifierSubjects.SET_EMAIL_SETTINGS,
             EmailSettingsIn,
             EmailSettings,
             set_email,
             "Replace the e-mail settings; an omitted password is kept.",
         ),
-        Route(Subjects.TEST_EMAIL, TestEmail, TestResult, test_email, "Send a test e-mail now."),
+        Route(NotifierSubjects.TEST_EMAIL, TestEmail, TestResult, test_email, "Send a test e-mail now."),
         Route(
-            Subjects.GET_SMS_SETTINGS,
+            NotifierSubjects.GET_SMS_SETTINGS,
             GetSettings,
             SmsSettings,
             get_sms,
             "SMS settings (the auth token is never shown).",
         ),
         Route(
-            Subjects.SET_SMS_SETTINGS,
+            NotifierSubjects.SET_SMS_SETTINGS,
             SmsSettingsIn,
             SmsSettings,
             set_sms,
             "Replace the SMS settings; an omitted auth token is kept.",
         ),
-        Route(Subjects.TEST_SMS, TestSms, TestResult, test_sms, "Send a test SMS now."),
+        Route(NotifierSubjects.TEST_SMS, TestSms, TestResult, test_sms, "Send a test SMS now."),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Reading the audit log, and folding a customer's events up to an instant (as-of)."""
+"""Reading the audit log (as-of is the customer service's: it owns the events)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import json
 from typing import Any
 
 import asyncpg
-from customer.domain.evolve import fold
-from shared.envelope import EventEnvelope
-from shared.errors import ErrorCode, ServiceError
+from shared.contracts.reporting import AuditActor, AuditEntryOut, AuditPage, AuditQuery
 
 from reporting.application import cursor as cursors
-from reporting.contracts import AsOfCard, AsOfQuery, AuditActor, AuditEntryOut, AuditPage, AuditQuery
 
 _FIELDS = (
     "event_id, occurred_at, customer_id, type, action, category, stream_id, version, actor_kind,"
@@ -76,16 +73,3 @@ class AuditQueries:
         next_cursor = cursors.encode(items[-1].occurred_at, str(items[-1].event_id)) if more else None
         return AuditPage(items=items, next_cursor=next_cursor, total=total)
 
-    async def as_of(self, query: AsOfQuery) -> AsOfCard:
-        """The card folded from the customer's events that occurred up to `at`."""
-        rows = await self.pool.fetch(
-            "SELECT event::text FROM audit_log WHERE stream_id = $1 AND event IS NOT NULL"
-            " AND occurred_at <= $2 ORDER BY version",
-            str(query.customer_id), query.at,
-        )
-        state = fold([EventEnvelope.model_validate_json(r["event"]) for r in rows])
-        if state is None:
-            raise ServiceError(
-                ErrorCode.NOT_FOUND, f"customer {query.customer_id} did not exist at {query.at.isoformat()}"
-            )
-        return AsOfCard(as_of=query.at, card=state.card())

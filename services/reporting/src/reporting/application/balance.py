@@ -8,8 +8,7 @@ from uuid import UUID
 
 import asyncpg
 from shared.contracts.events.customer import CustomerCreated
-
-from reporting.contracts import Balance
+from shared.contracts.reporting import Balance
 
 ZERO = Decimal(0)
 

@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 from shared.contracts.events import REGISTRY
 from shared.contracts.events.billing import BILLING_CATEGORY, InvoiceGenerated
+from shared.contracts.reporting import GenerateInvoice, Invoice, InvoiceLineOut, InvoicePage, ListInvoices
 from shared.envelope import Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment
@@ -20,7 +21,6 @@ from shared.ids import new_id
 
 from reporting.application import cursor as cursors
 from reporting.application.summaries import daily_rows
-from reporting.contracts import GenerateInvoice, Invoice, InvoiceLineOut, InvoicePage, ListInvoices
 from reporting.domain.invoice import DayAlreadyInvoiced, InvoiceDraft, draft_invoice
 
 log = structlog.get_logger(__name__)

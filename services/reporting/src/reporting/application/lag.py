@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from shared.contracts.reporting import Lag, RebuildProgress, StreamLag
 from shared.partitions import PARTITIONS
 
-from reporting.contracts import Lag, RebuildProgress, StreamLag
 from reporting.projections.base import Projection, Tables, checkpoints
 
 

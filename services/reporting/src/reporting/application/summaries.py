@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from shared.contracts.reporting import Figures, Summary, SummaryQuery, SummaryRow
 
-from reporting.contracts import Figures, Summary, SummaryQuery, SummaryRow
 from reporting.domain.calls import PeriodRow, Totals, total_of
 
 TRUNC = {"daily": "day", "weekly": "week", "monthly": "month"}

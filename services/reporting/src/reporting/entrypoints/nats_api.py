@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.logging import current_correlation_id
-from shared.rpc import Route
-
-from reporting.application.audit_queries import AuditQueries
-from reporting.application.balance import BalanceQueries
-from reporting.application.invoices import Invoices
-from reporting.application.lag import LagQueries
-from reporting.application.summaries import SummaryQueries
-from reporting.contracts import (
-    AsOfCard,
-    AsOfQuery,
+from shared.contracts.reporting import (
     AuditPage,
     AuditQuery,
     Balance,
@@ -26,10 +16,18 @@ from reporting.contracts import (
     Lag,
     LagQuery,
     ListInvoices,
-    Subjects,
+    ReportingSubjects,
     Summary,
     SummaryQuery,
 )
+from shared.logging import current_correlation_id
+from shared.rpc import Route
+
+from reporting.application.audit_queries import AuditQueries
+from reporting.application.balance import BalanceQueries
+from reporting.application.invoices import Invoices
+from reporting.application.lag import LagQueries
+from reporting.application.summaries import SummaryQueries
 
 QUEUE = "reporting"
 
@@ -42,9 +40,6 @@ def routes(
 
     async def audit_page(body: AuditQuery) -> bytes:
         return (await audit.page(body)).model_dump_json().encode()
-
-    async def as_of(body: AsOfQuery) -> bytes:
-        return (await audit.as_of(body)).model_dump_json().encode()
 
     async def summary(body: SummaryQuery) -> bytes:
         return (await summaries.summary(body)).model_dump_json(by_alias=True).encode()
@@ -67,19 +62,18 @@ def routes(
         return (await lag.lag()).model_dump_json().encode()
 
     return [
-        Route(Subjects.AUDIT, AuditQuery, AuditPage, audit_page,
+        Route(ReportingSubjects.AUDIT, AuditQuery, AuditPage, audit_page,
               "The audit log of a customer (or all, without customer_id), newest first."),
-        Route(Subjects.AS_OF, AsOfQuery, AsOfCard, as_of,
-              "A customer's card as it was at an instant, folded from its events."),
-        Route(Subjects.SUMMARY, SummaryQuery, Summary, summary,
+        Route(ReportingSubjects.SUMMARY, SummaryQuery, Summary, summary,
               "Call summary rows (live, daily, weekly, monthly; UTC) with weighted totals."),
-        Route(Subjects.GENERATE_INVOICE, GenerateInvoice, Invoice, generate_invoice,
+        Route(ReportingSubjects.GENERATE_INVOICE, GenerateInvoice, Invoice, generate_invoice,
               "Invoice a date range or chosen days; a day invoiced before is a conflict."),
-        Route(Subjects.INVOICES, ListInvoices, InvoicePage, list_invoices, "Invoices, newest first."),
-        Route(Subjects.INVOICE, GetInvoice, Invoice, get_invoice, "One invoice."),
-        Route(Subjects.BALANCE, BalanceQuery, Balance, get_balance,
+        Route(ReportingSubjects.INVOICES, ListInvoices, InvoicePage, list_invoices,
+              "Invoices, newest first."),
+        Route(ReportingSubjects.INVOICE, GetInvoice, Invoice, get_invoice, "One invoice."),
+        Route(ReportingSubjects.BALANCE, BalanceQuery, Balance, get_balance,
               "Payments minus call charges, in the customer's currency."),
-        Route(Subjects.LAG, LagQuery, Lag, get_lag, "Projection lag and rebuild progress."),
+        Route(ReportingSubjects.LAG, LagQuery, Lag, get_lag, "Projection lag and rebuild progress."),
     ]
 
 

@@ -1,4 +1,4 @@
-"""The reporting service's NATS API: subjects, requests and replies (the gateway imports these)."""
+"""The reporting service's NATS API: subjects, requests and replies (the gateway speaks them as JSON)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,25 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from shared.contracts.base import Strict
 from shared.contracts.customer import CommandMeta
 
 Period = Literal["live", "daily", "weekly", "monthly"]
 MAX_INVOICE_DAYS = 366
 
 
-class Subjects:
-    """Request/reply subjects of the reporting service."""
+class ReportingSubjects:
+    """Request/reply subjects of the reporting service (as-of is the customer service's)."""
 
     AUDIT = "reporting.query.audit"
-    AS_OF = "reporting.query.as-of"
     SUMMARY = "reporting.query.summary"
     GENERATE_INVOICE = "reporting.cmd.generate-invoice"
     INVOICES = "reporting.query.invoices"
     INVOICE = "reporting.query.invoice"
     BALANCE = "reporting.query.balance"
     LAG = "reporting.query.lag"
-
-
-class Strict(BaseModel):
-    """Unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class AuditQuery(Strict):
@@ -79,20 +74,6 @@ class AuditPage(BaseModel):
     items: list[AuditEntryOut]
     next_cursor: str | None
     total: int
-
-
-class AsOfQuery(Strict):
-    """The card of one customer as it was at an instant."""
-
-    customer_id: UUID
-    at: datetime
-
-
-class AsOfCard(BaseModel):
-    """The card folded from the customer's events up to `as_of`."""
-
-    as_of: datetime
-    card: dict[str, Any]
 
 
 class SummaryQuery(Strict):

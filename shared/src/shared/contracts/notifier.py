@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
-from shared.contracts.customer import CommandMeta, Status
-from shared.contracts.fields import CountryCode, CurrencyCode
+from pydantic import BaseModel, EmailStr, Field, StringConstraints, model_validator
+
+from shared.contracts.base import Strict
+from shared.contracts.customer import BoardFilter, CommandMeta
 
 Channel = Literal["email", "sms"]
 Security = Literal["none", "starttls", "tls"]
@@ -17,7 +18,7 @@ DEFAULT_TWILIO_BASE_URL = "https://api.twilio.com"
 MAX_SELECTED_IDS = 10_000
 
 
-class Subjects:
+class NotifierSubjects:
     """Request/reply subjects of the notifier."""
 
     SEND = "notifier.cmd.send"
@@ -29,23 +30,14 @@ class Subjects:
     SET_SMS_SETTINGS = "notifier.cmd.settings.sms"
     TEST_SMS = "notifier.cmd.settings.sms.test"
 
-
-class Strict(BaseModel):
-    """Unknown fields are an error."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class BoardFilter(Strict):
-    """Which customers, as the board filters them (every matching customer is selected)."""
-
-    q: str | None = Field(default=None, max_length=200)
-    status: list[Status] | None = None
-    tag: list[str] | None = None
-    currency: list[CurrencyCode] | None = None
-    country: list[CountryCode] | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    @classmethod
+    def settings(cls, channel: str) -> tuple[str, str, str]:
+        """A channel's (read, write, test) settings subjects."""
+        by_channel = {
+            "email": (cls.GET_EMAIL_SETTINGS, cls.SET_EMAIL_SETTINGS, cls.TEST_EMAIL),
+            "sms": (cls.GET_SMS_SETTINGS, cls.SET_SMS_SETTINGS, cls.TEST_SMS),
+        }
+        return by_channel[channel]
 
 
 class SendMessage(Strict):
