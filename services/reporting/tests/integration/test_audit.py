@@ -1,11 +1,9 @@
-"""The audit log and as-of, from real customer events and events of other streams."""
+"""The audit log, from real customer events and events of other streams (as-of: customer tests)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -123,22 +121,3 @@ async def test_a_malformed_event_is_dead_lettered_and_the_audit_goes_on(nc: Nats
     assert letters[f"events.notification.y{tag}.Broken"].data == b'{"type": "X"}'
     assert all(d.error and d.original_stream == "NOTIFICATION_EVENTS" for d in letters.values())
 
-
-async def test_as_of_folds_the_events_up_to_the_instant(nc: NatsClient) -> None:
-    before = datetime.now(UTC)
-    await asyncio.sleep(0.01)
-    card = await create_customer(nc, channels=3)
-    cid = card["id"]
-    await asyncio.sleep(0.01)
-    middle = datetime.now(UTC)
-    await asyncio.sleep(0.01)
-    await call(nc, "customer.cmd.update", {"customer_id": cid, "changes": {"channels": 9, "tags": ["vip"]}})
-    await call(nc, "customer.cmd.delete", {"customer_id": cid})
-    await wait_entries(nc, cid, 3)
-    then = await call(nc, "reporting.query.as-of", {"customer_id": cid, "at": middle.isoformat()})
-    assert then["card"]["channels"] == 3 and then["card"]["tags"] == [] and then["card"]["version"] == 1
-    assert then["card"]["name"] == card["name"] and then["card"]["deleted"] is False
-    now = await call(nc, "reporting.query.as-of", {"customer_id": cid, "at": datetime.now(UTC).isoformat()})
-    assert now["card"]["channels"] == 9 and now["card"]["deleted"] is True and now["card"]["version"] == 3
-    missing = await call(nc, "reporting.query.as-of", {"customer_id": cid, "at": before.isoformat()})
-    assert missing["error"]["code"] == "not_found"

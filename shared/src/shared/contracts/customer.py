@@ -256,7 +256,7 @@ class AsOfQuery(Strict):
 
 
 class AsOfCard(BaseModel):
-    """The card folded from the customer's events that occurred up to `as_of`."""
+    """The card folded from the customer's events up to `as_of`."""
 
     as_of: datetime
     card: dict[str, Any]
