@@ -40,10 +40,13 @@ class NotifierSubjects:
         return by_channel[channel]
 
 
-class SendMessage(Strict):
-    """Send an e-mail (subject, body) or an SMS (body) to the contacts of selected customers."""
+class MessageSend(Strict):
+    """An e-mail (`subject`, `body`) or SMS (`body`) to the contacts of customers chosen by ids or filter.
 
-    meta: CommandMeta = Field(default_factory=CommandMeta)
+    Placeholders: `{{customer.name}}`, `{{customer.id}}`, `{{contact.name}}`, `{{contact.email}}`,
+    `{{contact.mobile}}`, `{{contact.phone}}`, `{{contact.contact_type}}`, `{{contact.id}}`.
+    """
+
     channel: Channel
     subject: str | None = Field(default=None, max_length=998)
     body: str = Field(min_length=1, max_length=100_000)
@@ -51,7 +54,7 @@ class SendMessage(Strict):
     filter: BoardFilter | None = None
 
     @model_validator(mode="after")
-    def _one_selection(self) -> SendMessage:
+    def _one_selection(self) -> MessageSend:
         if (self.customer_ids is None) == (self.filter is None):
             raise ValueError("select customers by `customer_ids` or by `filter` (exactly one)")
         if self.channel == "email" and not (self.subject or "").strip():
@@ -61,6 +64,12 @@ class SendMessage(Strict):
         if self.channel == "sms" and len(self.body) > 1600:
             raise ValueError("an SMS body is at most 1600 characters")
         return self
+
+
+class SendMessage(MessageSend):
+    """Send a message (as `MessageSend`) on behalf of `meta`'s actor."""
+
+    meta: CommandMeta = Field(default_factory=CommandMeta)
 
 
 class Skipped(BaseModel):

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
-from shared.contracts.base import Strict
-from shared.contracts.customer import BoardFilter
-from shared.contracts.notifier import NotifierSubjects
+from shared.contracts.notifier import MessageSend, MessageStatus, NotifierSubjects, SendReply
 from shared.errors import ErrorReply
 
 from gateway.auth.roles import Permission
@@ -38,68 +34,6 @@ def notifier(request: Request, timeout_s: float | None = None) -> ServiceClient:
     )
 
 
-class MessageSend(Strict):
-    """An e-mail (`subject`, `body`) or SMS (`body`) to the contacts of customers chosen by ids or filter.
-
-    Placeholders: `{{customer.name}}`, `{{customer.id}}`, `{{contact.name}}`, `{{contact.email}}`,
-    `{{contact.mobile}}`, `{{contact.phone}}`, `{{contact.contact_type}}`, `{{contact.id}}`.
-    """
-
-    channel: Literal["email", "sms"]
-    subject: str | None = None
-    body: str
-    customer_ids: list[UUID] | None = None
-    filter: BoardFilter | None = None
-
-
-class SkippedCustomer(BaseModel):
-    """A selected customer with no recipient."""
-
-    customer_id: UUID
-    reason: str
-
-
-class MessageQueued(BaseModel):
-    """What a send answers."""
-
-    message_id: UUID
-    recipients: int
-    skipped: list[SkippedCustomer]
-
-
-class RecipientDelivery(BaseModel):
-    """One recipient's delivery state."""
-
-    delivery_id: UUID
-    customer_id: UUID | None
-    contact_id: UUID | None
-    to: str
-    state: Literal["queued", "sending", "retrying", "sent", "failed"]
-    attempts: int
-    last_error: str | None
-    dead_lettered: bool
-    unconfirmed: bool
-    sent_at: datetime | None
-    updated_at: datetime
-
-
-class MessageDelivery(BaseModel):
-    """A message, its counts by state, and a page of its recipients."""
-
-    message_id: UUID
-    kind: Literal["broadcast", "system"]
-    channel: Literal["email", "sms"]
-    subject: str | None
-    template: str | None
-    created_at: datetime
-    recipients: int
-    skipped: list[SkippedCustomer]
-    counts: dict[str, int]
-    items: list[RecipientDelivery]
-    next_cursor: str | None
-    total: int
-
-
 def _dumps(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), default=str).encode()
 
@@ -107,7 +41,7 @@ def _dumps(body: dict[str, Any]) -> bytes:
 @router.post(
     "",
     status_code=202,
-    response_model=MessageQueued,
+    response_model=SendReply,
     summary="Send an e-mail or SMS to customers",
     responses={409: CONFLICT_SETTINGS_DOC},
 )
@@ -132,7 +66,7 @@ async def send_message(
 
 @router.get(
     "/{message_id}",
-    response_model=MessageDelivery,
+    response_model=MessageStatus,
     responses={404: NOT_FOUND_DOC},
     dependencies=[Depends(require(Permission.CUSTOMERS_READ))],
     summary="Delivery status of a message",
