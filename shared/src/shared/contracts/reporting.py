@@ -126,14 +126,19 @@ class Summary(BaseModel):
     as_of: datetime
 
 
-class GenerateInvoice(Strict):
+class InvoiceRequest(Strict):
+    """`POST /v1/customers/{id}/invoices`: a date range (`from`, `to`) or chosen `days`."""
+
+    from_day: date | None = Field(default=None, alias="from")
+    to_day: date | None = Field(default=None, alias="to")
+    days: list[date] | None = Field(default=None, min_length=1, max_length=MAX_INVOICE_DAYS)
+
+
+class GenerateInvoice(InvoiceRequest):
     """Invoice a date range, or chosen days, of one customer."""
 
     meta: CommandMeta = Field(default_factory=CommandMeta)
     customer_id: UUID
-    from_day: date | None = Field(default=None, alias="from")
-    to_day: date | None = Field(default=None, alias="to")
-    days: list[date] | None = Field(default=None, min_length=1, max_length=MAX_INVOICE_DAYS)
 
     @model_validator(mode="after")
     def _one_choice(self) -> GenerateInvoice:

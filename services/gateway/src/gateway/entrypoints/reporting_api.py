@@ -11,10 +11,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import Field
-from shared.contracts.base import Strict
 from shared.contracts.customer import AsOfCard, Subjects
-from shared.contracts.reporting import AuditPage, Balance, Invoice, InvoicePage, Lag, Period, Summary
+from shared.contracts.reporting import (
+    AuditPage,
+    Balance,
+    Invoice,
+    InvoicePage,
+    InvoiceRequest,
+    Lag,
+    Period,
+    Summary,
+)
 from shared.contracts.reporting import ReportingSubjects as Reporting
 from shared.errors import ErrorCode
 
@@ -41,14 +48,6 @@ AUDIT_COLUMNS = ("occurred_at", "customer_id", "type", "action", "version", "act
                  "actor.name", "ip", "reason", "correlation_id", "changes", "data", "event_id")
 INVOICE_COLUMNS = ("id", "number", "customer_id", "currency", "period_from", "period_to", "subtotal",
                    "tax_rate", "tax", "total", "created_at")
-
-
-class InvoiceRequest(Strict):
-    """`POST /v1/customers/{id}/invoices`: a date range (`from`, `to`) or chosen `days`."""
-
-    from_day: date | None = Field(default=None, alias="from")
-    to_day: date | None = Field(default=None, alias="to")
-    days: list[date] | None = Field(default=None, min_length=1, max_length=366)
 
 
 def role_in(*roles: Role) -> Callable[..., Awaitable[Principal]]:
