@@ -16,6 +16,7 @@ CONTRACTS = (
     "Services are independent of each other",
     "shared imports no service",
     "Domain code imports no driver (asyncpg, nats, fastapi, httpx)",
+    "No service (nor shared) imports devtools",
 )
 
 
@@ -42,6 +43,7 @@ def _copy_of_the_tree(tmp: Path) -> Path:
     """Every package's source copied under tmp/src (which then shadows the installed ones)."""
     src = tmp / "src"
     shutil.copytree(ROOT / "shared" / "src" / "shared", src / "shared")
+    shutil.copytree(ROOT / "devtools" / "src" / "devtools", src / "devtools")
     for service in ("customer", "gateway", "notifier", "reporting", "verification"):
         shutil.copytree(ROOT / "services" / service / "src" / service, src / service)
     shutil.copy(ROOT / "pyproject.toml", tmp / "pyproject.toml")
@@ -56,6 +58,8 @@ def _copy_of_the_tree(tmp: Path) -> Path:
         ("shared/asyncapi.py", "import customer.entrypoints.nats_api", CONTRACTS[1]),
         ("customer/domain/decide.py", "import asyncpg", CONTRACTS[2]),
         ("notifier/domain/__init__.py", "import httpx", CONTRACTS[2]),
+        ("verification/bootstrap.py", "from devtools import embedded", CONTRACTS[3]),
+        ("shared/rpc.py", "import devtools.stack", CONTRACTS[3]),
     ],
 )
 def test_a_deliberate_violation_fails_the_check(tmp_path: Path, module: str, line: str, contract: str) -> None:

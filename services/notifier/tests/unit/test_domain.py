@@ -9,9 +9,9 @@ import pytest
 from notifier.adapters.handover_journal import HandoverJournal
 from notifier.application.broadcast import recipients
 from notifier.application.templates import TemplateNotFound, render_system
-from shared.contracts.notifier import SendMessage
 from notifier.domain.rendering import BROADCAST_FIELDS, UnknownPlaceholder, check, header_safe, render
 from notifier.domain.retry import Outcome, RetryPolicy, smtp_outcome, twilio_outcome
+from shared.contracts.notifier import SendMessage
 
 
 def test_render_substitutes_only_offered_names_as_text() -> None:

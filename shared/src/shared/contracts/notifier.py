@@ -131,17 +131,25 @@ class MessageStatus(BaseModel):
     total: int
 
 
-class EmailSettingsIn(Strict):
-    """E-mail settings as written; `smtp_password` omitted keeps the stored one, "" clears it."""
+class EmailSettingsWrite(Strict):
+    """`PUT /v1/settings/email`: omit `smtp_password` to keep the stored one, `""` to clear it.
 
-    meta: CommandMeta = Field(default_factory=CommandMeta)
+    A new host, port or security needs the password again (422 otherwise).
+    """
+
     from_address: EmailStr
     from_name: str = Field(default="", max_length=200)
     smtp_host: str = Field(min_length=1, max_length=255)
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = Field(default=None, max_length=320)
-    smtp_password: str | None = Field(default=None, max_length=1000)
+    smtp_password: str | None = Field(default=None, max_length=1000, json_schema_extra={"writeOnly": True})
     security: Security = "starttls"
+
+
+class EmailSettingsIn(EmailSettingsWrite):
+    """E-mail settings as written, by whom, and the version they replace (if given)."""
+
+    meta: CommandMeta = Field(default_factory=CommandMeta)
     expected_version: int | None = None
 
 
@@ -160,14 +168,22 @@ class EmailSettings(BaseModel):
     updated_at: datetime | None = None
 
 
-class SmsSettingsIn(Strict):
-    """SMS settings as written; `auth_token` omitted keeps the stored one."""
+class SmsSettingsWrite(Strict):
+    """`PUT /v1/settings/sms`: omit `auth_token` to keep the stored one.
 
-    meta: CommandMeta = Field(default_factory=CommandMeta)
+    A new `api_base_url` needs the token again (422 otherwise); it must be https.
+    """
+
     account_sid: str = Field(min_length=1, max_length=64)
-    auth_token: str | None = Field(default=None, max_length=1000)
+    auth_token: str | None = Field(default=None, max_length=1000, json_schema_extra={"writeOnly": True})
     from_number: E164
     api_base_url: str = Field(default=DEFAULT_TWILIO_BASE_URL, pattern=r"^https?://[^\s/]+(:\d+)?(/\S*)?$")
+
+
+class SmsSettingsIn(SmsSettingsWrite):
+    """SMS settings as written, by whom, and the version they replace (if given)."""
+
+    meta: CommandMeta = Field(default_factory=CommandMeta)
     expected_version: int | None = None
 
 
@@ -185,6 +201,12 @@ class SmsSettings(BaseModel):
 
 class GetSettings(Strict):
     """Read one channel's settings."""
+
+
+class TestMessage(Strict):
+    """Where to send a test message (an e-mail address or an E.164 number)."""
+
+    to: str
 
 
 class TestEmail(Strict):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
-from shared.contracts.notifier import NotifierSubjects
+from shared.contracts.notifier import (
+    EmailSettings,
+    EmailSettingsWrite,
+    NotifierSubjects,
+    SmsSettings,
+    SmsSettingsWrite,
+    TestMessage,
+    TestResult,
+)
 
 from gateway.auth.roles import Permission
 from gateway.dependencies import Caller, caller, correlation_id, expected_version, require
@@ -21,81 +27,6 @@ Admin = Annotated[Caller, Depends(caller(Permission.SETTINGS_WRITE))]
 Version = Annotated[int | None, Depends(expected_version)]
 READ_AS_ADMIN = [Depends(require(Permission.SETTINGS_WRITE))]
 TEST_TIMEOUT_S = 45.0
-
-
-class EmailSettingsWrite(BaseModel):
-    """`PUT /v1/settings/email`: omit `smtp_password` to keep the stored one, `""` to clear it.
-
-    A new host, port or security needs the password again (422 otherwise).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    from_address: EmailStr
-    from_name: str = ""
-    smtp_host: str
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: str | None = Field(default=None, json_schema_extra={"writeOnly": True})
-    security: Literal["none", "starttls", "tls"] = "starttls"
-
-
-class EmailSettingsRead(BaseModel):
-    """The e-mail settings: the password is never shown, only whether one is set."""
-
-    from_address: str | None
-    from_name: str
-    smtp_host: str | None
-    smtp_port: int
-    smtp_username: str | None
-    smtp_password: None = None
-    smtp_password_set: bool
-    security: Literal["none", "starttls", "tls"]
-    version: int
-    updated_at: datetime | None
-
-
-class SmsSettingsWrite(BaseModel):
-    """`PUT /v1/settings/sms`: omit `auth_token` to keep the stored one.
-
-    A new `api_base_url` needs the token again (422 otherwise); it must be https.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    account_sid: str
-    auth_token: str | None = Field(default=None, json_schema_extra={"writeOnly": True})
-    from_number: str
-    api_base_url: str = "https://api.twilio.com"
-
-
-class SmsSettingsRead(BaseModel):
-    """The SMS settings: the auth token is never shown."""
-
-    account_sid: str | None
-    auth_token: None = None
-    auth_token_set: bool
-    from_number: str | None
-    api_base_url: str
-    version: int
-    updated_at: datetime | None
-
-
-class TestMessage(BaseModel):
-    """Where to send the test message (an e-mail address or an E.164 number)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    to: str
-
-
-class TestOutcome(BaseModel):
-    """What the provider said."""
-
-    delivered: bool
-    provider_id: str | None
-    reason: str | None
-    permanent: bool
 
 
 def _json(data: bytes) -> Response:
@@ -129,7 +60,7 @@ async def _send_test(request: Request, channel: str, body: TestMessage, who: Cal
     return Response(data, media_type="application/json")
 
 
-@router.get("/email", response_model=EmailSettingsRead, dependencies=READ_AS_ADMIN, summary="E-mail settings")
+@router.get("/email", response_model=EmailSettings, dependencies=READ_AS_ADMIN, summary="E-mail settings")
 async def get_email_settings(request: Request) -> Response:
     """From address and name, SMTP server and security; never the password."""
     return _json(await _ask(request, NotifierSubjects.GET_EMAIL_SETTINGS, {}, correlation_id(request)))
@@ -137,7 +68,7 @@ async def get_email_settings(request: Request) -> Response:
 
 @router.put(
     "/email",
-    response_model=EmailSettingsRead,
+    response_model=EmailSettings,
     responses={412: PRECONDITION_DOC},
     summary="Change the e-mail settings",
 )
@@ -148,13 +79,13 @@ async def put_email_settings(
     return await _put(request, "email", body, who, version)
 
 
-@router.post("/email/test", response_model=TestOutcome, summary="Send a test e-mail")
+@router.post("/email/test", response_model=TestResult, summary="Send a test e-mail")
 async def test_email(request: Request, body: TestMessage, who: Admin) -> Response:
     """Send one e-mail now with the stored settings; the answer says what the SMTP server said."""
     return await _send_test(request, "email", body, who)
 
 
-@router.get("/sms", response_model=SmsSettingsRead, dependencies=READ_AS_ADMIN, summary="SMS settings")
+@router.get("/sms", response_model=SmsSettings, dependencies=READ_AS_ADMIN, summary="SMS settings")
 async def get_sms_settings(request: Request) -> Response:
     """Twilio account, sender number and API base URL; never the auth token."""
     return _json(await _ask(request, NotifierSubjects.GET_SMS_SETTINGS, {}, correlation_id(request)))
@@ -162,7 +93,7 @@ async def get_sms_settings(request: Request) -> Response:
 
 @router.put(
     "/sms",
-    response_model=SmsSettingsRead,
+    response_model=SmsSettings,
     responses={412: PRECONDITION_DOC},
     summary="Change the SMS settings",
 )
@@ -173,7 +104,7 @@ async def put_sms_settings(
     return await _put(request, "sms", body, who, version)
 
 
-@router.post("/sms/test", response_model=TestOutcome, summary="Send a test SMS")
+@router.post("/sms/test", response_model=TestResult, summary="Send a test SMS")
 async def test_sms(request: Request, body: TestMessage, who: Admin) -> Response:
     """Send one SMS now with the stored settings; the answer says what Twilio said."""
     return await _send_test(request, "sms", body, who)
