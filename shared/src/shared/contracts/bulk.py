@@ -14,7 +14,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.contracts.customer import BoardFilter, CommandMeta, Status, Strict
+from shared.contracts.base import Strict
+from shared.contracts.customer import BoardFilter, CommandMeta, Status
 from shared.contracts.fields import (
     Count,
     CountryCode,

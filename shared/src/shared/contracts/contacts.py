@@ -19,7 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from shared.contracts.customer import CommandMeta, Strict, Verification
+from shared.contracts.base import Strict
+from shared.contracts.customer import CommandMeta, Verification
 from shared.contracts.fields import Name, Notes, ShortText
 
 PASSWORD_MIN = 12

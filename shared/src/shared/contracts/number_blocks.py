@@ -6,7 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.contracts.customer import CommandMeta, CustomerCard, Strict
+from shared.contracts.base import Strict
+from shared.contracts.customer import CommandMeta, CustomerCard
 from shared.contracts.fields import InternalNumber
 
 

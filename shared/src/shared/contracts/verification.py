@@ -15,8 +15,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from shared.contracts.base import Strict
 from shared.contracts.contacts import E164
-from shared.contracts.customer import CommandMeta, Strict
+from shared.contracts.customer import CommandMeta
 from shared.contracts.events.verification import (
     CliVerified,
     EmailVerified,
