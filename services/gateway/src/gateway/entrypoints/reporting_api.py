@@ -160,7 +160,7 @@ async def global_audit(
 async def as_of(request: Request, customer_id: UUID, at: datetime) -> Response:
     """The card folded from the customer's events up to `at` (404 if it did not exist yet)."""
     payload = json.dumps({"customer_id": customer_id, "at": at}, separators=(",", ":"), default=str).encode()
-    customers = get_runtime(request).customers  # the customer service owns the events (ADR 7)
+    customers = get_runtime(request).customers  # the customer service owns the events (ADR 9)
     return _json(await customers.request(Subjects.AS_OF, payload, correlation_id=correlation_id(request)))
 
 
