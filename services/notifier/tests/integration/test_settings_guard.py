@@ -14,8 +14,8 @@ from devtools.embedded import free_port
 from nats.aio.client import Client as NatsClient
 from notifier.application.channel_settings import ChannelSettings
 from notifier.application.settings_guard import check_api_base_url
-from notifier.contracts import SmsSettingsIn
 from notifier_testkit import FakeTwilio, SmtpServer, call
+from shared.contracts.notifier import SmsSettingsIn
 from shared.errors import ServiceError
 from shared.eventstore import EventStore
 from shared.secrets import Sealer
