@@ -11,7 +11,7 @@ from shared.contracts.events import REGISTRY
 from shared.contracts.events.customer import CustomerCreated, CustomerStatusChanged
 
 N = 100_000
-CREATED = {
+CREATED: dict[str, Any] = {
     "name": "Acme", "paypal_email": None, "website": None, "status": "active", "penalty_until": None,
     "debit_limit": "0", "minimum_payment": "0", "tax": "0", "currency": "USD", "portal_access": True,
     "channels": 0, "cps": "0", "address": {"line1": None, "line2": None, "city": None, "region": None,
@@ -19,7 +19,7 @@ CREATED = {
     "verification": {"email_required": False, "mobile_required": False, "approved_clis_only": False},
     "notes": "",
 }
-STATUS = {"old": "active", "new": "blocked", "until": None, "old_until": None}
+STATUS: dict[str, Any] = {"old": "active", "new": "blocked", "until": None, "old_until": None}
 
 
 @dataclass(frozen=True)
