@@ -78,6 +78,12 @@ def _normalize(value: Decimal) -> Decimal:
     return Decimal(format(value.normalize(), "f")) if value else Decimal(0)
 
 
+def _tag(value: str) -> str:
+    if ";" in value:  # the CSV export joins tags with ';': one would come back as two
+        raise ValueError("a tag cannot contain ';' (it separates tags in CSV files)")
+    return value
+
+
 def _tags(value: list[str]) -> list[str]:
     return sorted({t.strip() for t in value if t.strip()})
 
@@ -87,7 +93,9 @@ CurrencyCode = Annotated[str, AfterValidator(_currency)]
 CountryCode = Annotated[str, AfterValidator(_country)]
 WebUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_website)]
 TomlText = Annotated[str, AfterValidator(_toml)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), AfterValidator(_tag)
+]
 Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_tags)]
 Money = Annotated[
     Decimal,
