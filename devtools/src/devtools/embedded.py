@@ -118,6 +118,13 @@ def _stop_stale(name: str, marker: str, lock_files: list[Path], sig: signal.Sign
     return bool(leaders or leftovers)
 
 
+def refuse_in_pure_test(what: str) -> None:
+    """Raise inside a test that is not marked `servers` (the pytest plugin sets PATCHBAY_PURE_TEST)."""
+    if test := os.environ.get("PATCHBAY_PURE_TEST"):
+        raise RuntimeError(f"{test} starts {what} but is not marked `servers`: use the plugin's fixtures "
+                           "(nats_url, database_url, ...) or mark it with pytest.mark.servers")
+
+
 def stop_stale_nats(store_dir: Path) -> bool:
     """Stop a nats-server left running on store_dir by a crashed run; True if one was."""
     store_dir = store_dir.resolve()
@@ -222,6 +229,7 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server (after stopping a stale one) and return its URL."""
+        refuse_in_pure_test("nats-server")
         binary = self.binary()
         self.store_dir.mkdir(parents=True, exist_ok=True)
         stop_stale_nats(self.store_dir)
@@ -352,6 +360,7 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 30.0) -> str:
         """Init the cluster if needed, start it (after stopping a stale one), return its URL."""
+        refuse_in_pure_test("PostgreSQL")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         stop_stale_postgres(self.data_dir)
         user = self._system_user()

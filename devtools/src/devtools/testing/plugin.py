@@ -23,6 +23,9 @@ import shared  # noqa: F401 - before any test: importlib mode would take the sha
 from devtools.embedded import EmbeddedNats, EmbeddedPostgres
 
 log = structlog.get_logger()
+pytest_plugins = [  # markers by need (browser tests never skipped quietly); hypothesis profiles
+    "devtools.testing.needs", "devtools.testing.properties",
+]
 
 MakeDatabase = Callable[[], Awaitable[str]]
 

@@ -1,6 +1,6 @@
 """Browser tests: the whole stack as `make run` starts it, driven by Debian's chromium via Playwright.
 
-Skipped only when /usr/bin/chromium is missing and CI is not set; in CI they must run.
+Without chromium they fail with how to get it, unless PATCHBAY_SKIP_BROWSER_TESTS=1 (devtools.testing.needs).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import asyncio
 import email
 import email.policy
 import json
-import os
 import re
 import tempfile
 import threading
@@ -24,23 +23,18 @@ import nats
 import pytest
 from aiosmtpd.controller import Controller
 from devtools.embedded import free_port
+from devtools.testing.needs import chromium
 
 from .stack_runner import Stack, StackFailed, run_stack
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """The `browser` marker."""
-    config.addinivalue_line("markers", "browser: drives the web pages in headless chromium")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test here; skip them only off CI when chromium is not installed."""
+    """Mark every test here (the plugin fails them without chromium, or skips them if told to)."""
     here = Path(__file__).parent
     mine = [item for item in items if here in Path(str(item.fspath)).parents]
     for item in mine:
@@ -49,17 +43,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Playwright's sync API keeps an event loop running on the main thread for the session;
     # pytest-asyncio cannot run fixtures after it, so the browser tests go last
     items[:] = [i for i in items if i not in mine] + mine
-    if not CHROMIUM.exists() and not os.environ.get("CI"):
-        skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (apt-get install chromium); CI runs these")
-        for item in mine:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """`python -m devtools.stack run` on a fresh data dir and a free port."""
-    if not CHROMIUM.exists() and not os.environ.get("CI"):
-        pytest.skip("no chromium")
     try:
         with run_stack() as running:
             yield running
@@ -74,7 +62,7 @@ def browser_context() -> Iterator[Any]:
 
     with sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="patchbay-chromium-") as profile:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            profile, executable_path=str(chromium()), args=CHROMIUM_ARGS, headless=True,
             viewport={"width": 1280, "height": 900}, accept_downloads=True,
         )
         context.set_default_timeout(15_000)

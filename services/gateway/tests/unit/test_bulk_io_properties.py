@@ -11,13 +11,11 @@ import pytest
 from gateway.bulk_io import Row, read_csv, read_json_array, read_ndjson
 from gateway.csv_export import ADDRESS, COLUMNS, flatten, render
 from gateway.errors import ApiError
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from shared.contracts.bulk import BulkUpdate
 from shared.contracts.customer import CustomerCreate
-
-PROPERTIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
 tag = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12).filter(
@@ -65,7 +63,6 @@ def all_rows(rows: Iterator[Row]) -> list[Row]:
         return []
 
 
-@PROPERTIES
 @given(st.lists(cards(), max_size=5))
 def test_an_export_uploads_back_as_it_was(board: list[dict[str, Any]]) -> None:
     csv_text = render([list(COLUMNS), *(flatten(c) for c in board)])
@@ -75,7 +72,6 @@ def test_an_export_uploads_back_as_it_was(board: list[dict[str, Any]]) -> None:
     assert [r.row for r in rows] == list(range(1, len(board) + 1)) and not any(r.errors for r in rows)
 
 
-@PROPERTIES
 @given(st.text(max_size=300))
 @example('name,currency\n"unclosed\n')
 @example("name,currency\nA,\x00\n")
@@ -90,7 +86,6 @@ json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=
                            | st.dictionaries(text, inner, max_size=3), max_leaves=10)
 
 
-@PROPERTIES
 @given(st.lists(st.dictionaries(text, json_values, max_size=4), max_size=6), st.integers(1, 9),
        st.sampled_from(["", " ", "\n  ", "\t"]))
 def test_a_json_array_reads_item_by_item_as_a_whole_parse_would(
@@ -102,14 +97,12 @@ def test_a_json_array_reads_item_by_item_as_a_whole_parse_would(
     assert [r.row for r in rows] == list(range(1, len(items) + 1)) and not any(r.errors for r in rows)
 
 
-@PROPERTIES
 @given(st.lists(st.dictionaries(text, json_values, max_size=4), max_size=6))
 def test_ndjson_reads_as_a_whole_parse_would(items: list[dict[str, Any]]) -> None:
     body = "".join(json.dumps(i) + "\n" for i in items)
     assert [r.data for r in read_ndjson(io.StringIO(body))] == items
 
 
-@PROPERTIES
 @given(st.text(alphabet='[]{}",:0123456789.eE+- \ntruefalsnNaI\\x', max_size=60), st.integers(1, 9))
 @example("[1, 2", 1)
 @example("[12", 1)
@@ -122,7 +115,6 @@ def test_any_json_text_gives_rows_or_a_clean_refusal(body: str, step: int) -> No
         assert isinstance(row.data, dict)
 
 
-@PROPERTIES
 @given(st.lists(st.integers(-(10**17), 10**17) | st.floats(allow_nan=False, allow_infinity=False), min_size=1,
                 max_size=5), st.integers(1, 5))
 def test_numbers_keep_their_spelling_across_buffer_cuts(numbers: list[Any], step: int) -> None:

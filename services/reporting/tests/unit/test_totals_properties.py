@@ -6,12 +6,11 @@ import random
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from reporting.domain.calls import MONEY, RATIO, PeriodRow, Totals, total_of
 from reporting.domain.invoice import draft_invoice
 
-PROPERTIES = settings(max_examples=300, deadline=None)
 money = st.decimals(min_value=Decimal("0"), max_value=Decimal("50"), places=6, allow_nan=False)
 
 
@@ -41,7 +40,6 @@ def quantized(value: Decimal, unit: Decimal = RATIO) -> Decimal:
     return value.quantize(unit, ROUND_HALF_UP)
 
 
-@settings(PROPERTIES)
 @given(st.lists(st.lists(calls(), max_size=6), max_size=8), st.randoms(use_true_random=False))
 def test_totals_are_true_averages_over_the_calls_in_any_order(groups: list[list[Totals]], rnd: random.Random) -> None:
     everything = [one for group in groups for one in group]
@@ -67,7 +65,6 @@ def test_totals_are_true_averages_over_the_calls_in_any_order(groups: list[list[
     assert figures["profit"] == quantized(charge - cost, MONEY)
 
 
-@settings(PROPERTIES)
 @given(st.lists(st.lists(calls(), max_size=5), max_size=10),
        st.decimals(min_value=Decimal("0"), max_value=Decimal("30"), places=2, allow_nan=False))
 def test_an_invoice_adds_up_to_the_minor_unit(groups: list[list[Totals]], tax_rate: Decimal) -> None:
