@@ -107,7 +107,9 @@ class ServiceRuntime:
                 nats_options.setdefault("name", plumbing.nats_name)
             nc = client if client is not None else NatsClient()
             await nc.connect(settings.nats_servers, max_reconnect_attempts=-1,
-                             reconnect_time_wait=plumbing.reconnect_time_wait_s, **nats_options)
+                             # nats-py annotates int; it sleeps that many seconds, a float is fine
+                             reconnect_time_wait=plumbing.reconnect_time_wait_s,  # type: ignore[arg-type]
+                             **nats_options)
         except BaseException:
             await close_pool(pool)
             raise
