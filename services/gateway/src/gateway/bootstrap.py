@@ -118,6 +118,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app = FastAPI(
         title="Patchbay API", version="0.1.0", lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs from our own files: gateway.api_docs
         description="Customer management for VoIP carriers. Errors always answer "
                     '`{"error": {"code", "message", "details"}}`.',
     )

@@ -37,6 +37,8 @@ class GatewaySettings(CommonSettings):
     portal_login_concurrency: int = Field(default=16, ge=1)
     # proxies whose X-Forwarded-For / -Proto are believed: addresses or CIDR blocks, comma-separated
     trusted_proxies: str = ""
+    # /docs (Swagger UI, served from the gateway itself); /openapi.json is served either way
+    api_docs: bool = True
 
     @field_validator("trusted_proxies")
     @classmethod
