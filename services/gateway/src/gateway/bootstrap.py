@@ -34,7 +34,7 @@ from gateway.hardening import install_hardening
 from gateway.middleware import RequestContextMiddleware
 from gateway.portal.login_guard import LoginSlots
 from gateway.portal.rate_limit import RateLimiter
-from gateway.portal.sessions import PortalSessions, session_key
+from gateway.portal.sessions import PortalRevocations, PortalSessions, session_key
 from gateway.runtime import PortalKit, Runtime
 from gateway.service_client import ServiceClient
 from gateway.settings import GatewaySettings
@@ -93,7 +93,8 @@ async def start(settings: GatewaySettings) -> Runtime:
     verification = ServiceClient(nc, service="verification", timeout_s=settings.request_timeout_s)
     key = settings.portal_session_key.get_secret_value() if settings.portal_session_key else None
     portal = PortalKit(PortalSessions(session_key(key, settings.secret_key), settings.portal_session_ttl_s),
-                       RateLimiter(pool), LoginSlots(settings.portal_login_concurrency))
+                       RateLimiter(pool), LoginSlots(settings.portal_login_concurrency),
+                       PortalRevocations(pool))
     log.info("gateway_started", nats=settings.nats_url)
     return Runtime(settings=settings, pool=pool, nc=nc, tokens=tokens, customers=customers,
                    verification=verification, portal=portal)

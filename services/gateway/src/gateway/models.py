@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 from shared.contracts.base import Strict
 from shared.contracts.customer import Status
 from shared.contracts.fields import Reason
@@ -31,10 +31,26 @@ class AuditSettingsUpdate(Strict):
 
 
 class TokenCreate(Strict):
-    """`POST /v1/tokens`."""
+    """`POST /v1/tokens`: optionally expiring at a moment or after some days (not both)."""
 
     name: TokenName
     role: Role
+    expires_at: AwareDatetime | None = Field(default=None, description="When the token stops working.")
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="Or: days from now.")
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> TokenCreate:
+        if self.expires_at is not None and self.expires_in_days is not None:
+            raise ValueError("give expires_at or expires_in_days, not both")
+        if self.expires_at is not None and self.expires_at <= datetime.now(UTC):
+            raise ValueError("expires_at must be in the future")
+        return self
+
+    def expiry(self) -> datetime | None:
+        """The moment the token expires (None: never)."""
+        if self.expires_in_days is not None:
+            return datetime.now(UTC) + timedelta(days=self.expires_in_days)
+        return self.expires_at
 
 
 class TokenInfo(BaseModel):
@@ -45,6 +61,7 @@ class TokenInfo(BaseModel):
     role: Role
     created_at: datetime
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 class TokenCreated(BaseModel):
@@ -54,6 +71,7 @@ class TokenCreated(BaseModel):
     name: str
     role: Role
     token: str
+    expires_at: datetime | None = None
 
 
 class TokenPage(BaseModel):

@@ -12,7 +12,7 @@ from shared.service_runtime import close_nats
 from gateway.auth.tokens import TokenStore
 from gateway.portal.login_guard import LoginSlots
 from gateway.portal.rate_limit import RateLimiter
-from gateway.portal.sessions import PortalSessions
+from gateway.portal.sessions import PortalRevocations, PortalSessions
 from gateway.service_client import ServiceClient
 from gateway.settings import GatewaySettings
 
@@ -24,6 +24,7 @@ class PortalKit:
     sessions: PortalSessions
     limiter: RateLimiter
     slots: LoginSlots = field(default_factory=lambda: LoginSlots(16))
+    revocations: PortalRevocations | None = None  # sessions ended by logout
 
 
 @dataclass

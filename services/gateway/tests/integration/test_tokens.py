@@ -33,7 +33,7 @@ async def test_created_token_is_shown_once_and_stored_as_hash_only(gateway) -> N
     reply = await gateway.client.post("/v1/tokens", json={"name": name, "role": "operator"})
     assert reply.status_code == 201, reply.text
     created = reply.json()
-    assert set(created) == {"id", "name", "role", "token"}
+    assert set(created) == {"id", "name", "role", "token", "expires_at"} and created["expires_at"] is None
     assert created["token"].startswith("pb_") and len(created["token"]) > 40
     assert reply.headers["Location"] == f"/v1/tokens/{created['id']}"
 

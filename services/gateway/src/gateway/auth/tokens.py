@@ -36,11 +36,12 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a valid token belongs to."""
+    """Who a valid token belongs to (a console session acts as its parent token)."""
 
     token_id: UUID
     name: str
     role: Role
+    session_id: UUID | None = None  # the console session token, when signed in through one
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class TokenRecord:
     role: Role
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
 
 class TokenCache:
@@ -84,7 +86,19 @@ class TokenCache:
 
 
 def _record(row: asyncpg.Record) -> TokenRecord:
-    return TokenRecord(row["id"], row["name"], Role(row["role"]), row["created_at"], row["revoked_at"])
+    return TokenRecord(row["id"], row["name"], Role(row["role"]), row["created_at"], row["revoked_at"],
+                       row["expires_at"])
+
+
+# an active token: not revoked, not expired, and (a session) its parent neither
+_ACTIVE = """
+SELECT t.id, t.parent_id, coalesce(p.name, t.name) AS name, coalesce(p.role, t.role) AS role
+FROM gateway.tokens t LEFT JOIN gateway.tokens p ON p.id = t.parent_id
+WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+  AND (t.parent_id IS NULL OR (p.revoked_at IS NULL AND (p.expires_at IS NULL OR p.expires_at > now())))
+"""
+_COLUMNS = "id, name, role, created_at, revoked_at, expires_at"
+SESSION_PREFIX = "session:"
 
 
 class TokenStore:
@@ -99,24 +113,26 @@ class TokenStore:
         token_hash = hash_token(token)
         if (cached := self.cache.get(token_hash)) is not None:
             return cached
-        row = await self.pool.fetchrow(
-            "SELECT id, name, role FROM gateway.tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-            token_hash,
-        )
+        row = await self.pool.fetchrow(_ACTIVE, token_hash)
         if row is None:
             return None
-        principal = Principal(row["id"], row["name"], Role(row["role"]))
+        if row["parent_id"] is None:
+            principal = Principal(row["id"], row["name"], Role(row["role"]))
+        else:
+            principal = Principal(row["parent_id"], row["name"], Role(row["role"]), session_id=row["id"])
         self.cache.put(token_hash, principal)
         return principal
 
-    async def create(self, *, name: str, role: Role) -> tuple[TokenRecord, str]:
-        """Make a token; the secret is returned here and never again."""
+    async def create(
+        self, *, name: str, role: Role, expires_at: datetime | None = None
+    ) -> tuple[TokenRecord, str]:
+        """Make a token (optionally expiring); the secret is returned here and never again."""
         token = new_token()
         try:
             row = await self.pool.fetchrow(
-                "INSERT INTO gateway.tokens (id, name, role, token_hash) VALUES ($1, $2, $3, $4)"
-                " RETURNING id, name, role, created_at, revoked_at",
-                new_id(), name, role.value, hash_token(token),
+                "INSERT INTO gateway.tokens (id, name, role, token_hash, expires_at)"
+                f" VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
+                new_id(), name, role.value, hash_token(token), expires_at,
             )
         except asyncpg.UniqueViolationError:
             raise ApiError(
@@ -131,11 +147,11 @@ class TokenStore:
         self, *, limit: int, after: UUID | None, include_revoked: bool
     ) -> tuple[list[TokenRecord], UUID | None, int]:
         """One page in creation order (ids are time-ordered), the next cursor, the total."""
-        where = "TRUE" if include_revoked else "revoked_at IS NULL"
+        where = "parent_id IS NULL" + ("" if include_revoked else " AND revoked_at IS NULL")
         async with self.pool.acquire() as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM gateway.tokens WHERE {where}")
             rows = await conn.fetch(
-                f"SELECT id, name, role, created_at, revoked_at FROM gateway.tokens WHERE {where}"
+                f"SELECT {_COLUMNS} FROM gateway.tokens WHERE {where}"
                 " AND ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
                 after, limit + 1,
             )
@@ -145,16 +161,48 @@ class TokenStore:
 
     async def revoke(self, token_id: UUID) -> TokenRecord:
         """Revoke an active token; it stops working in this process at once."""
-        row = await self.pool.fetchrow(
-            "UPDATE gateway.tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
-            " RETURNING id, name, role, created_at, revoked_at, token_hash",
-            token_id,
-        )
-        if row is None:
-            raise ApiError(ErrorCode.NOT_FOUND, f"no active token {token_id}")
-        self.cache.forget(row["token_hash"])
-        log.info("token_revoked", token_id=str(token_id), name=row["name"])
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE gateway.tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
+                f" AND parent_id IS NULL RETURNING {_COLUMNS}, token_hash",
+                token_id,
+            )
+            if row is None:
+                raise ApiError(ErrorCode.NOT_FOUND, f"no active token {token_id}")
+            sessions = await conn.fetch(  # its console sessions end with it
+                "UPDATE gateway.tokens SET revoked_at = now() WHERE parent_id = $1 AND revoked_at IS NULL"
+                " RETURNING token_hash",
+                token_id,
+            )
+        for hashed in (row["token_hash"], *(s["token_hash"] for s in sessions)):
+            self.cache.forget(hashed)
+        log.info("token_revoked", token_id=str(token_id), name=row["name"], sessions=len(sessions))
         return _record(row)
+
+    async def open_session(self, parent: Principal, expires_at: datetime) -> str:
+        """A console session token acting for a token until it expires, is revoked, or its parent is."""
+        token = new_token()
+        await self.pool.execute(
+            "INSERT INTO gateway.tokens (id, name, role, token_hash, expires_at, parent_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            new_id(), f"{SESSION_PREFIX}{new_id()}", parent.role.value, hash_token(token), expires_at,
+            parent.token_id,
+        )
+        log.info("console_session_opened", token_id=str(parent.token_id))
+        return token
+
+    async def close_session(self, token: str) -> bool:
+        """Revoke a console session token (never a parent token); whether one was open."""
+        token_hash = hash_token(token)
+        closed = await self.pool.fetchval(
+            "UPDATE gateway.tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL"
+            " AND parent_id IS NOT NULL RETURNING parent_id",
+            token_hash,
+        )
+        self.cache.forget(token_hash)
+        if closed is not None:
+            log.info("console_session_closed", token_id=str(closed))
+        return closed is not None
 
     async def ensure_admin(self, token: str) -> str:
         """Make the active token named `admin` an admin with this secret; say what changed.
@@ -199,7 +247,9 @@ class TokenStore:
         """With no active token at all, create an admin one and return its secret (else None)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", BOOTSTRAP_LOCK)
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM gateway.tokens WHERE revoked_at IS NULL)"):
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM gateway.tokens WHERE revoked_at IS NULL AND parent_id IS NULL)"
+            ):
                 return None
             token = new_token()
             await conn.execute(

@@ -90,7 +90,10 @@ async def session(
     """The caller of a portal route: the contact and customer of a valid session token."""
     if credentials is None:
         raise ApiError(ErrorCode.UNAUTHENTICATED, "log in first: POST /portal/v1/login", headers=CHALLENGE)
-    principal = _portal(request)[0].sessions.check(credentials.credentials)
+    kit = _portal(request)[0]
+    principal = kit.sessions.check(credentials.credentials)
+    if principal is not None and kit.revocations is not None and await kit.revocations.revoked(principal):
+        principal = None  # logged out
     if principal is None:
         raise ApiError(
             ErrorCode.UNAUTHENTICATED,
@@ -144,6 +147,15 @@ async def login(request: Request, body: LoginRequest) -> LoginAnswer:
     view = json.loads(data)
     token, expires = kit.sessions.issue(view["contact"]["id"], view["customer"]["id"])
     return LoginAnswer(token=token, expires_at=expires.isoformat())
+
+
+@router.post("/logout", status_code=204, response_class=Response, responses=ERRORS, summary="Log out")
+async def logout(request: Request, who: Session) -> Response:
+    """End this session token now (it answers 401 from here on)."""
+    kit, _ = _portal(request)
+    if kit.revocations is not None:
+        await kit.revocations.revoke(request.state.principal)
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=PortalView, responses=ERRORS, summary="The contact and its customer")

@@ -19,11 +19,13 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=COMMON_ERRORS
 @router.post("", status_code=201, response_model=TokenCreated, responses={409: CONFLICT_DOC},
              summary="Create a token")
 async def create_token(request: Request, body: TokenCreate, response: Response) -> TokenCreated:
-    """Make a token; its secret is in this answer and nowhere else, ever."""
-    record, token = await get_runtime(request).tokens.create(name=body.name, role=body.role)
+    """Make a token (optionally expiring); its secret is in this answer and nowhere else, ever."""
+    record, token = await get_runtime(request).tokens.create(name=body.name, role=body.role,
+                                                             expires_at=body.expiry())
     response.headers["Location"] = f"/v1/tokens/{record.id}"
     response.headers["Cache-Control"] = "no-store"
-    return TokenCreated(id=record.id, name=record.name, role=record.role, token=token)
+    return TokenCreated(id=record.id, name=record.name, role=record.role, token=token,
+                        expires_at=record.expires_at)
 
 
 @router.get("", response_model=TokenPage, summary="List tokens")
@@ -39,7 +41,7 @@ async def list_tokens(
     )
     return TokenPage(
         items=[TokenInfo(id=t.id, name=t.name, role=t.role, created_at=t.created_at,
-                         revoked_at=t.revoked_at) for t in items],
+                         revoked_at=t.revoked_at, expires_at=t.expires_at) for t in items],
         next_cursor=str(after) if after else None, total=total,
     )
 

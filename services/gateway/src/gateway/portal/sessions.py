@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import asyncpg
 import jwt
 import structlog
 
@@ -24,6 +25,8 @@ class PortalPrincipal:
     contact_id: UUID
     customer_id: UUID
     issued_at: datetime
+    session_id: str = ""  # the token's `jti`: what logout revokes
+    expires_at: datetime | None = None
 
 
 def session_key(explicit: str | None, secret_key: str | None) -> bytes:
@@ -65,9 +68,36 @@ class PortalSessions:
                 self._key,
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
-                options={"require": ["sub", "cid", "exp", "aud", "iat"]},
+                options={"require": ["sub", "cid", "exp", "aud", "iat", "jti"]},
             )
             issued = datetime.fromtimestamp(float(claims["iat"]), UTC)
-            return PortalPrincipal(UUID(claims["sub"]), UUID(claims["cid"]), issued)
+            expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
+            return PortalPrincipal(
+                UUID(claims["sub"]), UUID(claims["cid"]), issued, str(claims["jti"]), expires
+            )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
+
+
+class PortalRevocations:
+    """Portal sessions ended before their expiry (logout), kept until they would have expired."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def revoke(self, principal: PortalPrincipal) -> None:
+        """End this session now."""
+        await self.pool.execute(
+            "INSERT INTO gateway.revoked_portal_sessions (jti, expires_at) VALUES ($1, $2)"
+            " ON CONFLICT (jti) DO NOTHING",
+            principal.session_id, principal.expires_at or datetime.now(UTC),
+        )
+        await self.pool.execute("DELETE FROM gateway.revoked_portal_sessions WHERE expires_at < now()")
+        log.info("portal_session_revoked", contact_id=str(principal.contact_id))
+
+    async def revoked(self, principal: PortalPrincipal) -> bool:
+        """Whether this session was ended by a logout."""
+        return bool(await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM gateway.revoked_portal_sessions WHERE jti = $1)",
+            principal.session_id,
+        ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -64,7 +65,11 @@ async def login(request: Request) -> Response:
         errors.add("token", "This token is unknown or revoked." if token else "Paste an operator token.")
         return _login_page(request, next_path=next_path, errors=errors, status=401)
     response = redirect(next_path)
-    session = Session(token=token, csrf=new_csrf(), name=principal.name, role=str(principal.role))
+    # the cookie holds a session token of its own (never the pasted one): logout revokes it
+    ttl = sealer(request).settings.session_ttl_s
+    session_token = await get_runtime(request).tokens.open_session(
+        principal, datetime.now(UTC) + timedelta(seconds=ttl))
+    session = Session(token=session_token, csrf=new_csrf(), name=principal.name, role=str(principal.role))
     sealer(request).set_cookie(response, CONSOLE_COOKIE, session, path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
@@ -72,8 +77,10 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(page: Annotated[Page, Depends(current_page)]) -> Response:
-    """Close the session (the cookie is dropped; the token itself stays valid)."""
+    """Close the session: its session token is revoked and the cookie dropped (the operator's own
+    token stays valid)."""
     await page.form()
+    await get_runtime(page.request).tokens.close_session(page.session.token)
     response = redirect(f"{CONSOLE}/login")
     sealer(page.request).clear_cookie(response, CONSOLE_COOKIE, path="/")
     return response

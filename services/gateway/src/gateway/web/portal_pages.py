@@ -113,8 +113,9 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(page: PortalPage) -> Response:
-    """Forget the portal session."""
+    """End the portal session: its token is revoked server-side, and the cookie dropped."""
     await page.form()
+    await page.api.post("/portal/v1/logout", allow_unauthenticated=True)
     response = redirect(f"{PORTAL}/login")
     sealer(page.request).clear_cookie(response, PORTAL_COOKIE, path=COOKIE_PATH)
     return response
