@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,18 @@ from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings
 
 from customer.adapters.event_store import customer_event_store
-from customer.application import verification_results
+from customer.application import billing_payments, verification_results
+from customer.application.billing_payments import BillingPayments
 from customer.application.bulk_edit import BulkEditor
 from customer.application.bulk_upload import BulkUploads
 from customer.application.commands import CustomerCommands
 from customer.application.contacts import ContactService
+from customer.application.credit import CreditBook
+from customer.application.ipn_worker import IpnWorker
 from customer.application.number_blocks import NumberBlocks
 from customer.application.passwords import Passwords
+from customer.application.payments import PaymentQueries
+from customer.application.paypal import IpnInbox, PaypalSettingsService
 from customer.application.penalty_expiry import run_sweeper
 from customer.application.portal import PortalAccess
 from customer.application.queries import CustomerQueries
@@ -38,7 +44,8 @@ from customer.entrypoints.contacts_api import contact_routes
 from customer.entrypoints.dial_api import DialPermissionApi
 from customer.entrypoints.nats_api import QUEUE, routes
 from customer.entrypoints.number_blocks_api import number_block_routes
-from customer.projections import board
+from customer.entrypoints.payments_api import payment_routes
+from customer.projections import board, ledger
 from customer.projections.dial_views import DialViews
 
 SCHEMA = "customer"
@@ -69,6 +76,12 @@ class CustomerSettings(CommonSettings):
     board_total_ttl_s: float = Field(default=5.0, ge=0)
     penalty_sweep_interval_s: float = 1.0
     stream_replicas: int = 1
+    # the longest call max_duration_s allows (product.md section 11)
+    max_call_duration_s: int = Field(default=14_400, ge=1)
+    # PayPal IPN verification: per attempt, attempts, first retry delay (doubling)
+    ipn_verify_timeout_s: float = Field(default=30.0, gt=0)
+    ipn_max_attempts: int = Field(default=8, ge=1)
+    ipn_retry_base_s: float = Field(default=5.0, gt=0)
     # where contacts log in (sent with generated passwords)
     portal_url: str = "http://127.0.0.1:8000/portal/v1"
 
@@ -120,7 +133,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
 
     store = customer_event_store(pool, on_appended=appended)
     settings_service = SettingsService(store)
-    dial_views = DialViews()
+    dial_views = DialViews(CreditBook(settings.max_call_duration_s))
     commands = CustomerCommands(
         store, settings_service, StateCacheWithDialViews(store, dial_views, settings.state_cache_size),
         max_batch=settings.command_batch, partitions=settings.command_partitions,
@@ -135,12 +148,20 @@ async def start(settings: CustomerSettings) -> CustomerService:
     dial = DialPermissionApi(dial_views, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
     feeds.append(dial)
     queries = CustomerQueries(pool, totals)
+    paypal, inbox = PaypalSettingsService(store), IpnInbox(pool)
+
+    async def charges_changed(changed: list[ledger.Charges]) -> None:
+        for charges in changed:  # this replica at once, the others through core NATS
+            dial_views.credit.set_charges(charges)
+            await nc.publish(ledger.LEDGER_CHANGED, charges.json())
+
     rpc = RpcServer(
         nc, [*routes(commands=commands, queries=queries, settings=settings_service),
              *contact_routes(contacts=contacts, portal=portal),
              *bulk_routes(uploads=BulkUploads(store, settings_service, on_committed=totals.clear),
                           editor=BulkEditor(commands, pool)),
-             *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool))],
+             *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool)),
+             *payment_routes(commands=commands, queries=PaymentQueries(pool), paypal=paypal, inbox=inbox)],
         queue=QUEUE,
     )
     service = CustomerService(settings, runtime, rpc, commands, queries, relay, dial=dial)
@@ -156,6 +177,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
         name="verification-results",
     )
     runtime.spawn(dial.run(), name="dial-feed")
+    _spawn_money(runtime, settings, commands, paypal, inbox, charges_changed)
     # at stop: no more requests, no more dial answers, then the tasks, NATS (drained), the pool
     runtime.stop_first(rpc.stop)
     runtime.stop_first(dial.stop)
@@ -163,6 +185,24 @@ async def start(settings: CustomerSettings) -> CustomerService:
     await rpc.start()
     log.info("customer_service_started", nats=settings.nats_url)
     return service
+
+
+def _spawn_money(
+    runtime: ServiceRuntime, settings: CustomerSettings, commands: CustomerCommands,
+    paypal: PaypalSettingsService, inbox: IpnInbox,
+    charges_changed: Callable[[list[ledger.Charges]], Awaitable[None]],
+) -> None:
+    """The ledger's consumers (call charges, billing payments) and the PayPal IPN worker."""
+    lease = {"lease_dsn": settings.database_url, "failover_after_s": settings.partition_failover_s}
+    charges = ledger.LedgerProjection(runtime.pool, charges_changed)
+    billing = BillingPayments(commands)
+    worker = IpnWorker(runtime.pool, inbox, paypal, commands, timeout_s=settings.ipn_verify_timeout_s,
+                       max_attempts=settings.ipn_max_attempts, retry_base_s=settings.ipn_retry_base_s)
+    runtime.spawn(PartitionedConsumer(runtime.js, ledger.SPEC, charges.handle, settings.partitions,
+                                      **lease).run(), name="ledger-charges")
+    runtime.spawn(PartitionedConsumer(runtime.js, billing_payments.SPEC, billing.handle, settings.partitions,
+                                      **lease).run(), name="billing-payments")
+    runtime.spawn(worker.run(), name="paypal-ipn")
 
 
 async def main() -> None:

@@ -166,7 +166,7 @@ async def test_verification_outcomes_reach_the_card_and_dial_permission(
     nc: NatsClient, service: CustomerService
 ) -> None:
     verification = {"email_required": True, "mobile_required": True, "approved_clis_only": True}
-    card = await create(nc, verification=verification, channels=3)
+    card = await create(nc, verification=verification, channels=3, debit_limit="100")
     assert (await dial(nc, card["id"]))["reasons"] == ["email_unverified", "mobile_unverified", "cli_not_approved"]
     contact = await add_contact(nc, card["id"], password=TYPED, contact={"mobile": "+14155550123"})
     await publish_outcome(nc, "EmailVerified", card["id"], contact["id"], contact["email"])
@@ -182,7 +182,8 @@ async def test_verification_outcomes_reach_the_card_and_dial_permission(
     assert got["contacts"][0]["email_verified"] and got["contacts"][0]["mobile_verified"]
     answer = await dial(nc, card["id"], "+14155550100")
     assert answer == {"allowed": False, "reasons": ["cli_not_approved"], "penalty_until": None,
-                      "limits": {"channels": 3, "cps": "0", "debit_limit": "0"}}
+                      "limits": {"channels": 3, "cps": "0", "debit_limit": "100"},
+                      "credit": {"balance": "0.00", "available": "100.00", "currency": "USD"}}
     rows = await service.pool.fetch(
         "SELECT type, metadata::text AS meta FROM events WHERE stream_id = $1 ORDER BY version", card["id"])
     assert [r["type"] for r in rows][-3:] == ["ContactEmailVerified", "ContactMobileVerified", "CliApproved"]
@@ -196,7 +197,7 @@ async def test_verification_outcomes_reach_the_card_and_dial_permission(
 
 async def test_dial_permission_follows_other_replicas(nc: NatsClient, service: CustomerService) -> None:
     assert service.dial is not None
-    card = await create(nc)
+    card = await create(nc, debit_limit="100")
     assert (await dial(nc, card["id"]))["allowed"] is True
     await call(nc, "customer.cmd.set-status", {"customer_id": card["id"], "status": "inactive"})
     assert (await dial(nc, card["id"]))["reasons"] == ["inactive"]  # this replica's own commit, at once

@@ -155,24 +155,27 @@ def test_dial_permission_lists_every_reason_and_the_limits() -> None:
     answer = reply(index, "c1", "+14155550123", now=NOW)
     assert answer == {
         "allowed": False,
-        "reasons": ["penalty", "email_unverified", "mobile_unverified", "cli_not_approved"],
+        "reasons": ["penalty", "email_unverified", "mobile_unverified", "cli_not_approved",
+                    "insufficient_credit"],
         "limits": {"channels": 5, "cps": "2.5", "debit_limit": "-10"},
         "penalty_until": state.fields["penalty_until"],
+        "credit": {"balance": "0.00", "available": "-10.00", "currency": "USD"},
     }
     later = reply(index, "c1", "+14155550123", now=NOW + timedelta(hours=2))
-    assert later["reasons"] == ["email_unverified", "mobile_unverified", "cli_not_approved"]
+    assert later["reasons"] == ["email_unverified", "mobile_unverified", "cli_not_approved",
+                                "insufficient_credit"]
     assert reply(index, "nope") == {"allowed": False, "reasons": ["not_found"], "limits": None,
-                                    "penalty_until": None}
+                                    "penalty_until": None, "credit": None}
 
 
 def test_dial_permission_allowed_once_verified_and_versions_only_go_forward() -> None:
     verification = {"email_required": True, "approved_clis_only": True}
-    base = given(created(verification=verification))
+    base = given(created(verification=verification, debit_limit="50"))
     contact = added(base)
-    verified = rules.decide_verified(given(created(verification=verification), contact), "k1", "email",
-                                     "ann@example.com", "v1")[0]
+    verified = rules.decide_verified(given(created(verification=verification, debit_limit="50"), contact), "k1",
+                                     "email", "ann@example.com", "v1")[0]
     cli = rules.decide_verified(base, "k1", "cli", "+14155550123", "v2")[0]
-    state = given(created(verification=verification), contact, verified, cli)
+    state = given(created(verification=verification, debit_limit="50"), contact, verified, cli)
     index = DialViews()
     index.apply_state("c1", state)
     assert reply(index, "c1", "14155550123")["allowed"] is True

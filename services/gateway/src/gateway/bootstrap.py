@@ -24,6 +24,7 @@ from gateway.entrypoints import (
     messages_api,
     notifier_settings_api,
     number_blocks_api,
+    payments_api,
     portal_api,
     reporting_api,
     settings_api,
@@ -135,7 +136,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for notifier_module in (messages_api, notifier_settings_api):
         app.include_router(notifier_module.router)
     app.include_router(reporting_api.router)
-    for bulk_module in (bulk_api, number_blocks_api):
+    for bulk_module in (bulk_api, number_blocks_api, payments_api):
         app.include_router(bulk_module.router)
     app.include_router(web_router)  # the console and portal pages, over the API above
     return app

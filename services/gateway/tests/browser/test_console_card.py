@@ -105,7 +105,7 @@ def test_a_viewer_sees_no_edit_buttons_and_the_api_refuses_anyway(browser: Any, 
 
 
 def test_status_change_and_dial_permission_on_the_main_tab(browser: Any, stack: Stack) -> None:
-    card = stack.create_customer(name=unique("Dialer"), channels=4)
+    card = stack.create_customer(name=unique("Dialer"), channels=4, debit_limit="100")
     page = browser
     sign_in(page, stack)
     page.goto(f"{stack.http}/console/customers/{card['id']}")

@@ -110,7 +110,7 @@ async def test_the_whole_portal_flow(gateway: Any, world: Recorder) -> None:
     client.event_hooks["response"] = [record]
     with structlog.testing.capture_logs() as logs:
         card = await ok(await client.post("/v1/customers", json={
-            "name": f"portal-{uuid.uuid4().hex[:8]}", "channels": 4,
+            "name": f"portal-{uuid.uuid4().hex[:8]}", "channels": 4, "debit_limit": "100",
             "verification": {"email_required": True, "mobile_required": True, "approved_clis_only": True}}), 201)
         cid = card["id"]
         denied = await ok(await client.get(f"/v1/customers/{cid}/dial-permission", params={"cli": "+442079460123"}))

@@ -6,8 +6,8 @@ import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from reporting.domain.calls import CallRecord, CallStarted
 from reporting.simulator import make_call
+from shared.contracts.calls import CallRecord, CallStarted
 
 
 def test_simulated_calls_are_valid_and_plausible() -> None:

@@ -76,7 +76,8 @@ class World:
         return None
 
     async def customer(self, **fields: Any) -> tuple[str, dict[str, Any]]:
-        card = await self.call("customer.cmd.create", {"customer": {"name": f"v-{uuid.uuid4().hex[:8]}", **fields}})
+        card = await self.call("customer.cmd.create", {"customer": {"name": f"v-{uuid.uuid4().hex[:8]}",
+                                                                 "debit_limit": "100", **fields}})
         contact = {"name": "Ann", "email": f"v-{uuid.uuid4().hex[:8]}@example.com", "mobile": "+14155550123"}
         card = await self.call("customer.cmd.contact.add", {"customer_id": card["id"], "password": PASSWORD,
                                                              "contact": contact})

@@ -228,12 +228,23 @@ class DialPermissionQuery(Strict):
 
     customer_id: UUID
     cli: str | None = Field(default=None, max_length=40)
+    # the call's price, so the answer says how long the credit lasts (max_duration_s)
+    rate_per_minute: Decimal | None = Field(default=None, ge=0)
+    connect_fee: Decimal | None = Field(default=None, ge=0)
 
 
 DialReason = Literal[
     "not_found", "deleted", "inactive", "pending_approval", "penalty", "email_unverified",
-    "mobile_unverified", "cli_not_approved",
+    "mobile_unverified", "cli_not_approved", "insufficient_credit", "daily_spend_limit",
 ]
+
+
+class DialCredit(BaseModel):
+    """The customer's credit (shared.money), in its currency, as decimal text."""
+
+    balance: str
+    available: str
+    currency: str
 
 
 class DialLimits(BaseModel):
@@ -251,6 +262,9 @@ class DialPermission(BaseModel):
     reasons: list[DialReason]
     limits: DialLimits | None = None
     penalty_until: datetime | None = None
+    credit: DialCredit | None = None
+    # with rate_per_minute: floor((available - connect_fee) / rate * 60), capped by max_call_duration_s
+    max_duration_s: int | None = None
 
 
 def portal_view(card: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:

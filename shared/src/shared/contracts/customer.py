@@ -74,6 +74,7 @@ class CustomerCreate(Strict):
     penalty_until: datetime | None = None
     debit_limit: Money = Decimal(0)
     minimum_payment: NonNegativeMoney = Decimal(0)
+    daily_spend_limit: NonNegativeMoney = Decimal(0)
     tax: Percent = Decimal(0)
     currency: CurrencyCode = "USD"
     portal_access: bool = True
@@ -94,6 +95,7 @@ class CustomerPatch(Strict):
     website: WebUrl | None = None
     debit_limit: Money | None = None
     minimum_payment: NonNegativeMoney | None = None
+    daily_spend_limit: NonNegativeMoney | None = None
     tax: Percent | None = None
     currency: CurrencyCode | None = None
     portal_access: bool | None = None
@@ -107,8 +109,8 @@ class CustomerPatch(Strict):
 
 
 NOT_NULL_FIELDS = frozenset(
-    {"name", "debit_limit", "minimum_payment", "tax", "currency", "portal_access", "channels",
-     "cps", "address", "tags", "config_toml", "verification", "notes"}
+    {"name", "debit_limit", "minimum_payment", "daily_spend_limit", "tax", "currency", "portal_access",
+     "channels", "cps", "address", "tags", "config_toml", "verification", "notes"}
 )
 
 
@@ -202,6 +204,7 @@ class CustomerCard(BaseModel):
     penalty_until: datetime | None
     debit_limit: Decimal
     minimum_payment: Decimal
+    daily_spend_limit: Decimal = Decimal(0)
     tax: Decimal
     currency: str
     portal_access: bool

@@ -12,6 +12,7 @@ Template = Literal[
     "password_reset",     # a generated password after a reset
     "email_code",         # e-mail verification: code and link
     "mobile_code",        # mobile verification: code by SMS
+    "payment_receipt",    # a payment recorded with notify_contacts, to the billing contacts
 ]
 
 

@@ -52,6 +52,13 @@ from customer.application.number_block_commands import (
     block_fragments,
     decide_number_block,
 )
+from customer.application.payments import (
+    PAYMENT_COMMANDS,
+    PaymentCommand,
+    decide_payment,
+    payment_reply,
+    receipt_fragments,
+)
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
@@ -89,7 +96,7 @@ class EditCustomerCmd:
 
 Command = (
     CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
-    | NumberBlockCommand | EditCustomerCmd
+    | NumberBlockCommand | EditCustomerCmd | PaymentCommand
 )
 
 
@@ -252,11 +259,12 @@ class CustomerCommands:
                 facts.append((stream_id, draft))
                 state = apply(state, draft, stream_id=stream_id, version=version, at=now)
             assert state is not None
-            reply = _dumps(state.card())
+            card = _dumps(state.card()) if drafts or not isinstance(cmd, PAYMENT_COMMANDS) else b""
+            reply = _dumps(payment_reply(cmd, state)) if isinstance(cmd, PAYMENT_COMMANDS) else card
             if drafts:
                 decided.append(cmd)
                 working[stream_id] = state
-                cards[stream_id] = reply
+                cards[stream_id] = card
                 if cid:
                     replies.append((cid, reply.decode(), pending.fingerprint))
                     answered[cid] = StoredReply(reply, pending.fingerprint)
@@ -268,7 +276,7 @@ class CustomerCommands:
                     events, replies=replies,
                     fragments=[Fragment(board.UPSERT_SQL, [board.rows_json(rows)]),
                                *contact_fragments(decided, working, facts, now),
-                               *block_fragments(facts)],
+                               *block_fragments(facts), *receipt_fragments(facts, working)],
                 )
             except (ConcurrencyError, DuplicateCommand, Taken) as exc:
                 raise _AppendFailed() from exc
@@ -303,4 +311,6 @@ def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev
         return decide_number_block(cmd, live)
     if isinstance(cmd, EditCustomerCmd):
         return decide_bulk_edit(live, cmd.changes, cmd.add_tags, cmd.remove_tags, now)
+    if isinstance(cmd, PAYMENT_COMMANDS):
+        return decide_payment(cmd, live)
     return rules.decide_delete(live)

@@ -71,5 +71,6 @@ class StateCacheWithDialViews(StateCache):
             and state.version > previous.version and dial_inputs(previous) == dial_inputs(state)
         ):
             self.views.put(stream_id, replace(view, version=state.version))
+            self.views.apply_credit(stream_id, state)
         else:
             self.views.apply_state(stream_id, state)

@@ -27,6 +27,7 @@ from shared.contracts.events.customer import (
     NumberRangeSet,
     SettingsEvent,
 )
+from shared.contracts.events.payments import PaymentRecorded, PaymentStatusChanged, PaypalSettingsChanged
 
 __all__ = [
     "CONTACT_EVENTS", "CUSTOMER_CATEGORY", "SETTINGS_CATEGORY", "SETTINGS_STREAM",
@@ -34,5 +35,5 @@ __all__ = [
     "ContactMobileVerified", "ContactPasswordSet", "ContactRemoved", "ContactUpdated",
     "CustomerCreated", "CustomerDeleted", "CustomerEvent", "CustomerStatusChanged",
     "CustomerUpdated", "Event", "NumberBlockAssigned", "NumberBlockReleased", "NumberRangeSet",
-    "SettingsEvent",
+    "PaymentRecorded", "PaymentStatusChanged", "PaypalSettingsChanged", "SettingsEvent",
 ]

@@ -15,6 +15,7 @@ from shared.envelope import EventEnvelope
 from customer.domain import events as ev
 from customer.domain.contacts import evolve_contacts
 from customer.domain.number_blocks import evolve_blocks
+from customer.domain.payments import evolve_payments
 from customer.domain.state import CARD_FIELDS, CustomerState, SettingsState
 
 
@@ -46,6 +47,8 @@ def apply(
             return replace(state, deleted=True)
         case ev.NumberBlockAssigned() | ev.NumberBlockReleased():
             return evolve_blocks(state, event)
+        case ev.PaymentRecorded() | ev.PaymentStatusChanged():
+            return evolve_payments(state, event, at)
         case _ if isinstance(event, ev.CONTACT_EVENTS):
             return evolve_contacts(state, event)
     return state

@@ -11,8 +11,8 @@ from shared.contracts.fields import parse_toml
 # fields an operator sets through create/update, in card order
 CARD_FIELDS = (
     "name", "paypal_email", "website", "status", "penalty_until", "debit_limit",
-    "minimum_payment", "tax", "currency", "portal_access", "channels", "cps", "address",
-    "tags", "config_toml", "verification", "notes",
+    "minimum_payment", "daily_spend_limit", "tax", "currency", "portal_access", "channels", "cps",
+    "address", "tags", "config_toml", "verification", "notes",
 )
 
 
@@ -29,6 +29,8 @@ class CustomerState:
     approved_clis: tuple[str, ...] = ()
     contacts: tuple[dict[str, Any], ...] = ()
     number_blocks: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    # the ledger's payments, refunds and adjustments (domain/payments.py); not on the card
+    payments: tuple[dict[str, Any], ...] = ()
 
     @property
     def status(self) -> str:

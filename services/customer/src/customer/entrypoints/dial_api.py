@@ -2,8 +2,9 @@
 
 The events subscription comes first (an ordered JetStream consumer, new messages only), then
 the initial load, then the request subscription: nothing changed between the load and the
-first answer goes unseen. A request is `{customer_id, cli?}`; the answer is the customer's
-verdict (projections/dial_views.py), bytes ready to send.
+first answer goes unseen. A request is `{customer_id, cli?, rate_per_minute?, connect_fee?}`;
+the answer is the customer's verdict (projections/dial_views.py), bytes ready to send. Call
+charges reach every replica's credit through LEDGER_CHANGED (projections/ledger.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from shared.errors import ErrorCode, ServiceError
 from shared.rpc import error_bytes
 
 from customer.projections.dial_views import DialViews, DialViewsReader
+from customer.projections.ledger import LEDGER_CHANGED, Charges
 
 BAD_REQUEST = error_bytes(ServiceError(
-    ErrorCode.VALIDATION, "send {\"customer_id\": \"<uuid>\", \"cli\": \"+E164\" (optional)}"
+    ErrorCode.VALIDATION, "send {\"customer_id\": \"<uuid>\", \"cli\": \"+E164\" (optional),"
+    " \"rate_per_minute\": \"0.02\" (optional), \"connect_fee\": \"0.01\" (optional)}"
 ))
 
 
@@ -43,7 +46,13 @@ def answer_request(views: DialViews, data: bytes, now: float) -> bytes:
             customer_id = str(uuid.UUID(customer_id))
         except ValueError:
             return BAD_REQUEST
-    return views.answer(customer_id, cli, now)
+    rate = body.get("rate_per_minute")
+    if rate is None:
+        return views.answer(customer_id, cli, now)
+    try:
+        return views.answer(customer_id, cli, now, rate, body.get("connect_fee"))
+    except ValueError:
+        return BAD_REQUEST
 
 
 class DialPermissionApi:
@@ -66,6 +75,7 @@ class DialPermissionApi:
             "events.customer.>", cb=self._on_event, ordered_consumer=True,
             deliver_policy=DeliverPolicy.NEW, idle_heartbeat=5.0, flow_control=True,
         ))
+        self._subs.append(await self.nc.subscribe(LEDGER_CHANGED, cb=self._on_charges))
         await self.reader.load_all()
         self._subs.append(await self.nc.subscribe(self.subject, queue=self.queue, cb=self._on_request))
         await self.nc.flush()
@@ -92,6 +102,10 @@ class DialPermissionApi:
         except (ValueError, KeyError, TypeError):
             version = None
         self.reader.changed(customer_id, version)
+
+    async def _on_charges(self, msg: Msg) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError, ArithmeticError):
+            self.views.credit.set_charges(Charges.parse(msg.data))
 
     async def _on_request(self, msg: Msg) -> None:
         if msg.reply:

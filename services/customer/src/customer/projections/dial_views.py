@@ -1,6 +1,7 @@
 """Dial permission's projection: every customer's verdict in memory, kept current from the read model.
 
-Each replica holds a small view per customer. It starts from the read model (`customers`
+Each replica holds a small view per customer, and its credit (application/credit.py: balance,
+available credit, today's charges, from shared.money). It starts from the read model (`customers`
 rows) and stays current three ways: its own commits update it at once (the command core's
 state cache, application/state_cache.py); customers that another replica changed (told by the
 entrypoint, entrypoints/dial_api.py, which follows CUSTOMER_EVENTS) are re-read from the read
@@ -16,7 +17,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps(str) writes
 from typing import Any
 
@@ -24,11 +25,16 @@ import asyncpg
 import orjson
 import structlog
 
+from customer.application.credit import CreditBook
+from customer.application.payments import PAYMENT_SUMS_SQL, totals_of
+from customer.domain.payments import payment_totals
 from customer.domain.state import CustomerState
+from customer.projections.ledger import load_charges
 
 log = structlog.get_logger(__name__)
 
-NOT_FOUND = b'{"allowed":false,"reasons":["not_found"],"limits":null,"penalty_until":null}'
+NOT_FOUND = b'{"allowed":false,"reasons":["not_found"],"limits":null,"penalty_until":null,"credit":null}'
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +49,7 @@ class DialView:
     clis_only: bool
     approved: frozenset[str]
     limits: str
-    plain: bytes  # the answer when no penalty runs and the CLI does not matter
+    plain: bytes  # the answer up to its credit, when no penalty runs and the CLI does not matter
 
 
 def make_view(
@@ -84,9 +90,10 @@ def _render(view: DialView, reasons: list[str], *, penalty: bool) -> bytes:
 
 
 def _answer(limits: str, penalty_json: str, reasons: tuple[str, ...], *, penalty: bool) -> bytes:
+    # without the closing brace: the credit (and max_duration_s) follow
     return (
         f'{{"allowed":{"false" if reasons else "true"},"reasons":{_reasons_json(reasons)},'
-        f'"limits":{limits},"penalty_until":{penalty_json if penalty else "null"}}}'
+        f'"limits":{limits},"penalty_until":{penalty_json if penalty else "null"},"credit":'
     ).encode()
 
 
@@ -114,8 +121,9 @@ def normalize_cli(cli: str) -> str:
 class DialViews:
     """The view of every customer, and the answer to one customer's dial-permission question."""
 
-    def __init__(self) -> None:
+    def __init__(self, credit: CreditBook | None = None) -> None:
         self.by_customer: dict[str, DialView] = {}
+        self.credit = credit or CreditBook()
         self.answered = 0
 
     def put(self, customer_id: str, view: DialView) -> None:
@@ -129,25 +137,39 @@ class DialViews:
         if state is not None:
             self.put(customer_id, make_view(state.fields, state.deleted, state.contacts,
                                             state.approved_clis, state.version))
+            self.apply_credit(customer_id, state)
 
-    def apply_card(self, card: Mapping[str, Any], deleted: bool) -> None:
-        """A card read from the read model."""
-        self.put(str(card["id"]), make_view(card, deleted, card.get("contacts", []),
-                                            card.get("approved_clis", []), int(card["version"])))
+    def apply_credit(self, customer_id: str, state: CustomerState) -> None:
+        """The card's part of a customer's credit, from a committed (or loaded) state."""
+        self.credit.set_customer(customer_id, state.version, state.fields, payment_totals(state.payments))
 
-    def answer(self, customer_id: str, cli: str | None, now: float) -> bytes:
-        """The JSON answer for one customer (and CLI) at a time."""
+    def apply_card(self, card: Mapping[str, Any], deleted: bool, sums: Any | None = None) -> None:
+        """A card read from the read model (with its customer's completed payment sums)."""
+        cid, version = str(card["id"]), int(card["version"])
+        self.put(cid, make_view(card, deleted, card.get("contacts", []),
+                                card.get("approved_clis", []), version))
+        self.credit.set_customer(cid, version, dict(card), totals_of(sums, None))
+
+    def answer(
+        self, customer_id: str, cli: str | None, now: float, rate: Any = None, connect_fee: Any = None,
+    ) -> bytes:
+        """The JSON answer for one customer (and CLI) at a time; with a rate, also max_duration_s."""
         self.answered += 1
         view = self.by_customer.get(customer_id)
         if view is None:
             return NOT_FOUND
+        today = date.fromordinal(_EPOCH_ORDINAL + int(now // 86400))
+        refused, credit, available = self.credit.verdict(customer_id, today)
+        tail = credit.encode() + (
+            b"}" if rate is None
+            else f',"max_duration_s":{self.credit.max_duration(available, rate, connect_fee)}}}'.encode())
         penalty = view.penalty_until is not None and view.penalty_until > now
         cli_refused = view.clis_only and (cli is None or normalize_cli(cli) not in view.approved)
-        if not penalty and not cli_refused:
-            return view.plain
+        if not penalty and not cli_refused and not refused:
+            return view.plain + tail
         reasons = [*view.before, *(["penalty"] if penalty else []), *view.after,
-                   *(["cli_not_approved"] if cli_refused else [])]
-        return _render(view, reasons, penalty=penalty)
+                   *(["cli_not_approved"] if cli_refused else []), *refused]
+        return _render(view, reasons, penalty=penalty) + tail
 
 
 class DialViewsReader:
@@ -162,9 +184,13 @@ class DialViewsReader:
     async def load_all(self) -> None:
         """Read every customer from the read model."""
         started = time.perf_counter()
-        async with self.pool.acquire() as conn, conn.transaction():
-            async for row in conn.cursor("SELECT card::text AS card, deleted FROM customers", prefetch=2000):
-                self.views.apply_card(orjson.loads(row["card"]), row["deleted"])
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            sums = {r["customer_id"]: dict(r) for r in await conn.fetch(PAYMENT_SUMS_SQL.format(where=""))}
+            async for row in conn.cursor("SELECT id::text AS id, card::text AS card, deleted FROM customers",
+                                         prefetch=2000):
+                self.views.apply_card(orjson.loads(row["card"]), row["deleted"], sums.get(row["id"]))
+        for charges in await load_charges(self.pool):
+            self.views.credit.set_charges(charges)
         log.info("dial_index_loaded", customers=len(self.views.by_customer),
                  seconds=round(time.perf_counter() - started, 3))
 
@@ -183,9 +209,12 @@ class DialViewsReader:
             self._wake.clear()
             ids, self._changed = list(self._changed), set()
             try:
-                rows = await self.pool.fetch(
-                    "SELECT card::text AS card, deleted FROM customers WHERE id = ANY($1::uuid[])", ids
-                )
+                async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                    rows = await conn.fetch(
+                        "SELECT id::text AS id, card::text AS card, deleted FROM customers"
+                        " WHERE id = ANY($1::uuid[])", ids)
+                    sums = {r["customer_id"]: dict(r) for r in await conn.fetch(
+                        PAYMENT_SUMS_SQL.format(where="AND customer_id = ANY($1::uuid[])"), ids)}
             except Exception as exc:
                 log.warning("dial_index_refresh_failed", error=str(exc))
                 self._changed.update(ids)
@@ -193,4 +222,4 @@ class DialViewsReader:
                 self._wake.set()
                 continue
             for row in rows:
-                self.views.apply_card(orjson.loads(row["card"]), row["deleted"])
+                self.views.apply_card(orjson.loads(row["card"]), row["deleted"], sums.get(row["id"]))

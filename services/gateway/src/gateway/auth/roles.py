@@ -22,13 +22,14 @@ class Permission(StrEnum):
     SETTINGS_READ = "settings:read"
     SETTINGS_WRITE = "settings:write"
     TOKENS_MANAGE = "tokens:manage"
+    PAYMENTS = "payments:manage"  # record, change and list payments; the PayPal IPN log
 
 
 _READ = frozenset({Permission.CUSTOMERS_READ, Permission.SETTINGS_READ})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _READ,
-    Role.BILLING: _READ,  # invoices come later
+    Role.BILLING: _READ | {Permission.PAYMENTS},
     Role.OPERATOR: _READ | {Permission.CUSTOMERS_WRITE},
     Role.ADMIN: frozenset(Permission),
 }

@@ -1,4 +1,4 @@
-"""Reporting routes: audit log, as-of, call summaries (JSON or CSV), invoices, balance, lag."""
+"""Reporting routes: audit log, as-of, call summaries (JSON or CSV), invoices, lag."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from fastapi.responses import StreamingResponse
 from shared.contracts.customer import AsOfCard, Subjects
 from shared.contracts.reporting import (
     AuditPage,
-    Balance,
     Invoice,
     InvoicePage,
     InvoiceRequest,
@@ -219,13 +218,6 @@ async def list_invoices(
 async def get_invoice(request: Request, invoice_id: UUID) -> Response:
     """One invoice with its lines."""
     return _json(await _ask(request, Reporting.INVOICE, {"invoice_id": invoice_id}))
-
-
-@router.get("/v1/customers/{customer_id}/balance", response_model=Balance, dependencies=[Reader],
-            summary="Balance: payments minus charges")
-async def balance(request: Request, customer_id: UUID) -> Response:
-    """Payments received minus call charges, in the customer's currency."""
-    return _json(await _ask(request, Reporting.BALANCE, {"customer_id": customer_id}))
 
 
 @router.get("/v1/reporting/lag", response_model=Lag, dependencies=[Reader],

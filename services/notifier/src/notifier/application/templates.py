@@ -11,7 +11,8 @@ from notifier.domain.rendering import render
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 # the values the producers send (customer: contact_name, customer_name, login_email, portal_url;
 # verification: contact_name, expires_minutes, link_base), the link made from link_base, the secret
-OFFERED = ("contact_name", "customer_name", "login_email", "portal_url", "expires_minutes", "link", "secret")
+OFFERED = ("contact_name", "customer_name", "login_email", "portal_url", "expires_minutes", "link", "secret",
+           "amount", "currency", "reference", "payment_kind", "payment_status")
 DEFAULTS = {"expires_minutes": "10"}
 
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import asyncpg
 import orjson
+from shared.contracts.calls import CallRecord, CallStarted
 
-from reporting.domain.calls import CallRecord, CallStarted
 from reporting.projections.base import Projection, Source, Tables
 
 CallItem = tuple[int, CallStarted | CallRecord]

@@ -69,6 +69,7 @@ class CustomerCreated(Event):
     penalty_until: str | None
     debit_limit: str
     minimum_payment: str
+    daily_spend_limit: str = "0"  # added with the ledger; older events hold none (no spend limit)
     tax: str
     currency: str
     portal_access: bool

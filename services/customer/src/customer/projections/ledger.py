@@ -1,0 +1,202 @@
+"""Call charges on the ledger: `calls.cdr.<customer_id>` (stream CALLS) into `ledger_charges`.
+
+Each record counts once by call id (`ledger_calls`), with the customer's tax at the call's
+start (`tax_history`, kept by the events trigger of migration 0010) put on by
+`shared.money.with_tax`. A batch's rows, the customers' totals and the partition's checkpoint
+commit in one transaction; then the new totals go to the dial views in memory (this process
+at once, other replicas through `LEDGER_CHANGED` on core NATS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import asyncpg
+import orjson
+import structlog
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+from shared.consumer import ConsumerSpec, Poison
+from shared.contracts.calls import CallRecord
+from shared.money import ZERO, with_tax
+
+log = structlog.get_logger(__name__)
+
+SPEC = ConsumerSpec(stream="CALLS", durable="customer-ledger", filter_subjects=["calls.cdr.*"])
+# every replica's dial views follow the charges through this core NATS subject
+LEDGER_CHANGED = "customer.internal.ledger-changed"
+
+_TAXES = (
+    "SELECT r.call_id, coalesce("
+    " (SELECT tax FROM tax_history h WHERE h.customer_id = r.customer_id AND h.effective_at <= r.started_at"
+    "  ORDER BY effective_at DESC LIMIT 1),"
+    " (SELECT tax FROM tax_history h WHERE h.customer_id = r.customer_id ORDER BY effective_at LIMIT 1),"
+    " 0) AS tax"
+    " FROM json_to_recordset($1::json) AS r(call_id text, customer_id text, started_at timestamptz)"
+)
+_INSERT_CALLS = (
+    "INSERT INTO ledger_calls (call_id, customer_id, started_at, charge, tax, charged)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::numeric[], $5::numeric[],"
+    " $6::numeric[]) ON CONFLICT (call_id) DO NOTHING RETURNING call_id"
+)
+_UPSERT_TOTALS = (
+    "INSERT INTO ledger_charges (customer_id, charges, calls, day, day_charges, seq, updated_at)"
+    " SELECT c, ch, n, d, dc, 1, now() FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::date[],"
+    " $5::numeric[]) AS x(c, ch, n, d, dc)"
+    " ON CONFLICT (customer_id) DO UPDATE SET charges = excluded.charges, calls = excluded.calls,"
+    " day = excluded.day, day_charges = excluded.day_charges, seq = ledger_charges.seq + 1,"
+    " updated_at = now() RETURNING customer_id, charges, day, day_charges, seq"
+)
+_CHECKPOINT = (
+    "INSERT INTO ledger_checkpoints (consumer, seq) VALUES ($1, $2)"
+    " ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(ledger_checkpoints.seq, excluded.seq)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Charges:
+    """One customer's charges with tax: all, and those of its latest UTC day; `seq` orders versions."""
+
+    customer_id: str
+    charges: Decimal
+    day: date | None
+    day_charges: Decimal
+    seq: int
+
+    def json(self) -> bytes:
+        """As published on LEDGER_CHANGED."""
+        return orjson.dumps(
+            {
+                "customer_id": self.customer_id,
+                "charges": str(self.charges),
+                "day": self.day.isoformat() if self.day else None,
+                "day_charges": str(self.day_charges),
+                "seq": self.seq,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Charges:
+        """From a LEDGER_CHANGED message."""
+        d = orjson.loads(data)
+        return cls(
+            str(d["customer_id"]),
+            Decimal(d["charges"]),
+            date.fromisoformat(d["day"]) if d["day"] else None,
+            Decimal(d["day_charges"]),
+            int(d["seq"]),
+        )
+
+    @classmethod
+    def of_row(cls, row: asyncpg.Record) -> Charges:
+        """From a `ledger_charges` row."""
+        return cls(row["customer_id"], row["charges"], row["day"], row["day_charges"], row["seq"])
+
+
+def decode(msg: Msg) -> CallRecord:
+    """A call record, or Poison."""
+    try:
+        return CallRecord.model_validate_json(msg.data)
+    except ValidationError as exc:
+        raise Poison(f"not a call record: {exc.errors(include_url=False)[:3]}") from exc
+
+
+def _add_day(
+    day: date | None, day_charges: Decimal, started: datetime, charged: Decimal
+) -> tuple[date, Decimal]:
+    """Today's charges follow the latest UTC day seen; a late record of an older day only counts in all."""
+    d = started.astimezone(UTC).date()
+    if day is None or d > day:
+        return d, charged
+    if d == day:
+        return day, day_charges + charged
+    return day, day_charges
+
+
+class LedgerProjection:
+    """The CALLS consumer's batch handler: records in, totals out."""
+
+    def __init__(self, pool: asyncpg.Pool, on_changed: Callable[[list[Charges]], Awaitable[None]]) -> None:
+        self.pool = pool
+        self.on_changed = on_changed
+        self.records = 0
+
+    async def handle(self, msgs: Sequence[Msg]) -> None:
+        """Write a batch (once per call id) and tell the dial views."""
+        records: dict[str, CallRecord] = {}
+        for msg in msgs:
+            record = decode(msg)
+            records.setdefault(record.call_id, record)
+        consumer = msgs[0].metadata.consumer or SPEC.durable
+        last_seq = max(m.metadata.sequence.stream for m in msgs)
+        changed = await self.write(list(records.values()), consumer, last_seq)
+        self.records += len(records)
+        if changed:
+            await self.on_changed(changed)
+
+    async def write(self, records: list[CallRecord], consumer: str, last_seq: int) -> list[Charges]:
+        """One transaction: the new calls, their customers' totals, the checkpoint."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = orjson.dumps(
+                [
+                    {
+                        "call_id": r.call_id,
+                        "customer_id": r.customer_id,
+                        "started_at": r.started_at.isoformat(),
+                    }
+                    for r in records
+                ]
+            ).decode()
+            taxes = {row["call_id"]: row["tax"] for row in await conn.fetch(_TAXES, keys)}
+            charged = {r.call_id: with_tax(r.charge, taxes.get(r.call_id, ZERO)) for r in records}
+            new = {
+                row["call_id"]
+                for row in await conn.fetch(
+                    _INSERT_CALLS,
+                    [r.call_id for r in records],
+                    [r.customer_id for r in records],
+                    [r.started_at for r in records],
+                    [r.charge for r in records],
+                    [taxes.get(r.call_id, ZERO) for r in records],
+                    [charged[r.call_id] for r in records],
+                )
+            }
+            fresh = sorted((r for r in records if r.call_id in new), key=lambda r: r.started_at)
+            changed: list[Charges] = []
+            if fresh:
+                customers = sorted({r.customer_id for r in fresh})
+                rows = await conn.fetch(
+                    "SELECT customer_id, charges, calls, day, day_charges FROM ledger_charges"
+                    " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE",
+                    customers,
+                )
+                totals = {
+                    r["customer_id"]: [r["charges"], r["calls"], r["day"], r["day_charges"]] for r in rows
+                }
+                for r in fresh:
+                    t = totals.setdefault(r.customer_id, [ZERO, 0, None, ZERO])
+                    t[0] += charged[r.call_id]
+                    t[1] += 1
+                    t[2], t[3] = _add_day(t[2], t[3], r.started_at, charged[r.call_id])
+                cols = list(zip(*[(c, *totals[c]) for c in customers], strict=True))
+                changed = [
+                    Charges.of_row(row) for row in await conn.fetch(_UPSERT_TOTALS, *[list(c) for c in cols])
+                ]
+            await conn.execute(_CHECKPOINT, consumer, last_seq)
+        return changed
+
+
+async def load_charges(pool: asyncpg.Pool, customer_ids: list[str] | None = None) -> list[Charges]:
+    """Every customer's charges (or these customers')."""
+    if customer_ids is None:
+        rows = await pool.fetch("SELECT customer_id, charges, day, day_charges, seq FROM ledger_charges")
+    else:
+        rows = await pool.fetch(
+            "SELECT customer_id, charges, day, day_charges, seq FROM ledger_charges"
+            " WHERE customer_id = ANY($1::text[])",
+            customer_ids,
+        )
+    return [Charges.of_row(r) for r in rows]
