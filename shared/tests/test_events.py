@@ -126,6 +126,7 @@ EXPECTED_PERSONAL = {
     "DeliverySent": {"to"},
     "DeliveryRetrying": {"to"},
     "DeliveryFailed": {"to"},
+    "PaymentRecorded": {"payer_email"},
 }
 
 

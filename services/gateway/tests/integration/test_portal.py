@@ -116,7 +116,7 @@ async def test_the_whole_portal_flow(gateway: Any, world: Recorder) -> None:
         denied = await ok(await client.get(f"/v1/customers/{cid}/dial-permission", params={"cli": "+442079460123"}))
         assert denied["allowed"] is False
         assert denied["reasons"] == ["email_unverified", "mobile_unverified", "cli_not_approved"]
-        assert denied["limits"] == {"channels": 4, "cps": "0", "debit_limit": "0"}
+        assert denied["limits"] == {"channels": 4, "cps": "0", "debit_limit": "100"}
 
         email = f"ann-{uuid.uuid4().hex[:8]}@example.com"
         contact = await ok(await client.post(f"/v1/customers/{cid}/contacts", json={

@@ -35,9 +35,10 @@ def test_role_matrix() -> None:
     assert Permission.CUSTOMERS_WRITE in can[Role.OPERATOR]
     assert Permission.SETTINGS_WRITE not in can[Role.OPERATOR]
     assert Permission.TOKENS_MANAGE not in can[Role.OPERATOR]
-    for reader in (Role.VIEWER, Role.BILLING):
-        assert can[reader] == {Permission.CUSTOMERS_READ, Permission.SETTINGS_READ}
+    assert can[Role.VIEWER] == {Permission.CUSTOMERS_READ, Permission.SETTINGS_READ}
+    assert can[Role.BILLING] == {Permission.CUSTOMERS_READ, Permission.SETTINGS_READ, Permission.PAYMENTS}
     assert roles_with(Permission.TOKENS_MANAGE) == [Role.ADMIN]
+    assert roles_with(Permission.PAYMENTS) == [Role.BILLING, Role.ADMIN]
 
 
 def test_tokens_are_random_prefixed_and_hashed() -> None:

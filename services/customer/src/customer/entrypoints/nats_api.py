@@ -29,6 +29,7 @@ from customer.application.settings import SettingsService
 from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import DIAL_ROUTE, contact_routes
 from customer.entrypoints.number_blocks_api import number_block_routes
+from customer.entrypoints.payments_api import payment_routes
 
 QUEUE = "customer"
 
@@ -91,4 +92,5 @@ def documented_routes() -> list[Route]:
         DIAL_ROUTE,
         *bulk_routes(uploads=unused, editor=unused),
         *number_block_routes(blocks=unused),
+        *payment_routes(commands=unused, queries=unused, paypal=unused, inbox=unused),
     ]
