@@ -24,6 +24,8 @@ class CommonSettings(BaseSettings):
     request_timeout_s: float = 5.0
     # key for sealing secrets (see shared.secrets); the stack runner makes one per data dir
     secret_key: str | None = None
+    # earlier secret keys, comma-separated: what they sealed still opens (shared.keys, rotation)
+    secret_key_previous: str | None = None
     # where /metrics, /healthz and /readyz are served (None: not served)
     ops_port: int | None = None
     # replicas of one service share its consumers by customer partition (shared.partitions):

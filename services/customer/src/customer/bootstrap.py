@@ -140,7 +140,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
         recent_replies=settings.recent_replies,
     )
     passwords = Passwords(threads=settings.password_hash_threads)
-    sealer = Sealer(settings.secret_key) if settings.secret_key else None
+    sealer = Sealer(settings.secret_key, settings.secret_key_previous) if settings.secret_key else None
     if sealer is None:
         log.warning("no_secret_key", effect="generated passwords cannot be sent (PATCHBAY_SECRET_KEY)")
     contacts = ContactService(commands, pool, passwords, sealer, settings.portal_url)

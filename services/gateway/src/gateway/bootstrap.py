@@ -93,7 +93,8 @@ async def start(settings: GatewaySettings) -> Runtime:
     customers = ServiceClient(nc, service="customer", timeout_s=settings.request_timeout_s)
     verification = ServiceClient(nc, service="verification", timeout_s=settings.request_timeout_s)
     key = settings.portal_session_key.get_secret_value() if settings.portal_session_key else None
-    portal = PortalKit(PortalSessions(session_key(key, settings.secret_key), settings.portal_session_ttl_s),
+    keys = session_key(key, settings.secret_key, settings.secret_key_previous)
+    portal = PortalKit(PortalSessions(keys, settings.portal_session_ttl_s),
                        RateLimiter(pool), LoginSlots(settings.portal_login_concurrency),
                        PortalRevocations(pool))
     log.info("gateway_started", nats=settings.nats_url)

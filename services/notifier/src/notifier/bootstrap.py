@@ -108,7 +108,7 @@ class NotifierService:
 
 async def start(settings: NotifierSettings) -> NotifierService:
     """Migrate, connect, settle dead instances' claims, then start consumers, senders and routes."""
-    sealer = Sealer(settings.secret_key)
+    sealer = Sealer(settings.secret_key, settings.secret_key_previous)
     runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
                                         stream_replicas=settings.stream_replicas)
     pool, nc, js = runtime.pool, runtime.nc, runtime.js

@@ -64,7 +64,8 @@ class VerificationRuntime:
 
 async def start(settings: VerificationSettings) -> VerificationRuntime:
     """Migrate, connect, declare streams, start the outbox relay and the subscribers."""
-    sealer = Sealer(settings.secret_key)  # codes travel sealed: no key, no service
+    # codes travel sealed: no key, no service
+    sealer = Sealer(settings.secret_key, settings.secret_key_previous)
     runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
                                         stream_replicas=settings.stream_replicas)
     pool, nc = runtime.pool, runtime.nc

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import jwt
 import structlog
+from shared.keys import KeyRing, derive, key_id, legacy_digest
 
 log = structlog.get_logger(__name__)
 
@@ -29,21 +30,36 @@ class PortalPrincipal:
     expires_at: datetime | None = None
 
 
-def session_key(explicit: str | None, secret_key: str | None) -> bytes:
-    """PATCHBAY_PORTAL_SESSION_KEY, else derived from PATCHBAY_SECRET_KEY, else random (one replica only)."""
+@dataclass(frozen=True)
+class SessionKeys:
+    """The key that signs new portal tokens (with its id), and every key that still verifies."""
+
+    kid: str
+    key: bytes
+    by_kid: dict[str, bytes]
+    legacy: tuple[bytes, ...] = ()  # tokens from before key ids (no `kid` header)
+
+
+def session_key(explicit: str | None, secret_key: str | None, previous: str | None = None) -> SessionKeys:
+    """PATCHBAY_PORTAL_SESSION_KEY, else the `portal-sessions` key of PATCHBAY_SECRET_KEY (HKDF; older
+    secrets in PATCHBAY_SECRET_KEY_PREVIOUS still verify), else random (one replica only)."""
     if explicit:
-        return explicit.encode()
+        return SessionKeys("explicit", explicit.encode(), {"explicit": explicit.encode()})
     if secret_key:
-        return hashlib.sha256(b"patchbay:portal-sessions:" + secret_key.encode()).digest()
+        ring = KeyRing.of(secret_key, previous)
+        kid, key = ring.current_key("portal-sessions")
+        by_kid = {key_id(s): derive(s, "portal-sessions") for s in ring.secrets}
+        return SessionKeys(kid, key, by_kid, tuple(legacy_digest(s, "portal-sessions") for s in ring.secrets))
     log.warning("portal_session_key_random", effect="sessions end at restart and work on this replica only")
-    return secrets.token_bytes(32)
+    key = secrets.token_bytes(32)
+    return SessionKeys("random", key, {"random": key})
 
 
 class PortalSessions:
     """Issues and checks portal session tokens."""
 
-    def __init__(self, key: bytes, ttl_s: float) -> None:
-        self._key = key
+    def __init__(self, keys: SessionKeys | bytes, ttl_s: float) -> None:
+        self._keys = keys if isinstance(keys, SessionKeys) else SessionKeys("k", keys, {"k": keys})
         self.ttl_s = ttl_s
 
     def issue(self, contact_id: str, customer_id: str) -> tuple[str, datetime]:
@@ -58,18 +74,17 @@ class PortalSessions:
             "exp": expires,
             "jti": secrets.token_urlsafe(8),
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM), expires
+        token = jwt.encode(claims, self._keys.key, algorithm=ALGORITHM, headers={"kid": self._keys.kid})
+        return token, expires
 
     def check(self, token: str) -> PortalPrincipal | None:
         """The principal of a valid, unexpired token; None otherwise."""
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                options={"require": ["sub", "cid", "exp", "aud", "iat", "jti"]},
-            )
+            kid = jwt.get_unverified_header(token).get("kid")
+            if kid is None:  # issued before key ids
+                claims = self._decode(token, self._keys.legacy)
+            else:
+                claims = self._decode(token, [self._keys.by_kid[kid]] if kid in self._keys.by_kid else [])
             issued = datetime.fromtimestamp(float(claims["iat"]), UTC)
             expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
             return PortalPrincipal(
@@ -77,6 +92,21 @@ class PortalSessions:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
+
+    @staticmethod
+    def _decode(token: str, keys: tuple[bytes, ...] | list[bytes]) -> dict[str, Any]:
+        for key in keys:
+            try:
+                return dict(jwt.decode(
+                    token,
+                    key,
+                    algorithms=[ALGORITHM],
+                    audience=AUDIENCE,
+                    options={"require": ["sub", "cid", "exp", "aud", "iat", "jti"]},
+                ))
+            except jwt.InvalidSignatureError:
+                continue
+        raise jwt.InvalidTokenError("no configured key verifies this token")
 
 
 class PortalRevocations:

@@ -40,13 +40,14 @@ class CsrfFailed(Exception):
 
 
 @functools.cache
-def _sealer(secret_key: str | None) -> CookieSealer:
-    return CookieSealer(secret_key, ConsoleSettings())
+def _sealer(secret_key: str | None, previous: str | None) -> CookieSealer:
+    return CookieSealer(secret_key, ConsoleSettings(), previous)
 
 
 def sealer(request: Request) -> CookieSealer:
-    """The cookie sealer for this gateway's secret key."""
-    return _sealer(request.app.state.runtime.settings.secret_key)
+    """The cookie sealer for this gateway's secret keys."""
+    settings = request.app.state.runtime.settings
+    return _sealer(settings.secret_key, settings.secret_key_previous)
 
 
 def signin_redirect(request: Request, login_path: str, cookie: str, cookie_path: str) -> Response:

@@ -10,7 +10,6 @@ form post must echo it. Before sign-in, a separate random cookie plays that role
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
@@ -18,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from fastapi import Request, Response
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from shared.keys import KeyRing, legacy_digest
 
 log = structlog.get_logger(__name__)
 
@@ -55,13 +55,17 @@ class Session:
 class CookieSealer:
     """Seals session payloads into cookie values and opens them (within their lifetime)."""
 
-    def __init__(self, secret_key: str | None, settings: ConsoleSettings) -> None:
+    def __init__(
+        self, secret_key: str | None, settings: ConsoleSettings, previous: str | None = None
+    ) -> None:
         if secret_key:
-            raw = hashlib.sha256(b"patchbay:web-sessions:" + secret_key.encode()).digest()
+            # the `console-cookies` key of each configured secret (current first), then the pre-HKDF ones
+            ring = KeyRing.of(secret_key, previous)
+            raws = [*ring.keys("console-cookies"), *(legacy_digest(k, "web-sessions") for k in ring.secrets)]
         else:
             log.warning("web_session_key_random", effect="browser sessions end when the gateway restarts")
-            raw = secrets.token_bytes(32)
-        self._fernet = Fernet(base64.urlsafe_b64encode(raw))
+            raws = [secrets.token_bytes(32)]
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(raw)) for raw in raws])
         self.settings = settings
 
     def seal(self, session: Session) -> str:

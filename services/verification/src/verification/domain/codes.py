@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.errors import ErrorCode, ServiceError, key_reused
+from shared.keys import derive
 
 CODE_DIGITS = 6
 
@@ -20,8 +21,11 @@ def new_code() -> str:
 
 
 def pepper_from(secret_key: str) -> bytes:
-    """The HMAC key for codes, derived from PATCHBAY_SECRET_KEY (so a stolen table is not enough)."""
-    return hashlib.sha256(b"patchbay:verification-codes:" + secret_key.encode()).digest()
+    """The HMAC key for codes, derived from PATCHBAY_SECRET_KEY (so a stolen table is not enough).
+
+    Its own HKDF key (shared.keys): codes live 10 minutes, so a rotation needs no older peppers.
+    """
+    return derive(secret_key, "verification-codes")
 
 
 def code_hash(pepper: bytes, verification_id: str, code: str) -> str:
