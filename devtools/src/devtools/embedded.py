@@ -392,6 +392,21 @@ class EmbeddedPostgres:
         if found.strip() != "1":
             self._run("createdb", *conn, name)
 
+    def kill(self, timeout: float = 10.0) -> None:
+        """kill -9 of the postmaster (a crash, for fault tests); its backends then exit on their own
+        (SIGKILLed after `timeout` if not), so that `start()` can recover the data dir."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        backends = psutil.Process(self._proc.pid).children(recursive=True)
+        self._proc.kill()
+        self._proc.wait()
+        _, alive = psutil.wait_procs(backends, timeout=timeout)
+        for proc in alive:
+            with suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=timeout)
+        self._proc = None
+
     def stop(self, timeout: float = 10.0) -> None:
         """Fast shutdown (SIGINT), wait, SIGKILL if it lingers."""
         _stop_child(self._proc, signal.SIGINT, timeout)
