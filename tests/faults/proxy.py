@@ -40,6 +40,11 @@ class FaultyLink:
         """`original` (nats:// or postgresql://) pointed at the proxy instead of the server."""
         return original.replace(f"{self.target_host}:{self.target_port}", f"127.0.0.1:{self.port}")
 
+    @property
+    def open(self) -> int:
+        """Connections open now."""
+        return len(self._open) // 2
+
     def cut(self) -> int:
         """Abort every open connection (both sides); return how many were cut."""
         cut = 0

@@ -1,4 +1,4 @@
-"""A slow link between the customer service and NATS or PostgreSQL, cut mid-stream under load.
+"""A slow link between a service (customer, reporting) and NATS or PostgreSQL, cut mid-stream under load.
 
 The service reaches the server through `FaultyLink` (latency both ways); the test cuts every
 open connection while commands and outbox batches are in flight. Nothing acknowledged is
@@ -8,18 +8,25 @@ lost, nothing is applied twice, and the service recovers by itself (never restar
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import nats
 import pytest
 import pytest_asyncio
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
+from reporting.simulator import publish_backlog
+from shared.partitions import PARTITIONS
+from shared.settings import nats_servers
+from shared.streams import CALLS, ensure_streams
 
 from .load import CommandLoad
 from .processes import Servers, ServiceProcess, service_env
 from .proxy import FaultyLink
-from .verify import assert_exactly_once
+from .verify import assert_exactly_once, count, wait_caught_up
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults]
 CUTS = 3
@@ -84,3 +91,50 @@ async def test_a_slow_link_cut_mid_batch(servers: Servers, links: dict[str, Faul
     finally:
         await asyncio.to_thread(proc.stop)
         print(f"--- customer log ---\n{proc.tail(60)}")
+
+
+RECORDS = 5_000
+
+
+@pytest.mark.parametrize("through", ["nats", "postgres"])
+async def test_reporting_ingests_once_through_a_link_cut_mid_batch(
+    servers: Servers, links: dict[str, FaultyLink], embedded_tmp_path: Path, through: str
+) -> None:
+    db = servers.database_url
+    nc = await nats.connect(nats_servers(servers.nats_url))
+    await ensure_streams(nc.jetstream(), [CALLS])
+    assert await publish_backlog(nc.jetstream(), [str(uuid.uuid4()) for _ in range(10)], RECORDS,
+                                 days=3, seed=11) == RECORDS
+    await nc.close()
+    env = service_env(servers, PATCHBAY_CONSUMER_BATCH="200", PATCHBAY_CONSUMER_ACK_WAIT_S="3")
+    key = {"nats": "PATCHBAY_NATS_URL", "postgres": "PATCHBAY_DATABASE_URL"}[through]
+    env[key] = links[through].url(env[key])
+    reporting = ServiceProcess("reporting", env, embedded_tmp_path / "reporting.log")
+    reporting.start()
+    records = "SELECT count(*) FROM reporting.call_records"
+    try:
+        at_cut = []
+        link = links[through]
+        for share in (1, 3):  # cut while batches are being applied, over a link in use again
+            await wait_for(lambda n=share: counted_at_least(db, records, RECORDS * n // 5), timeout=60,
+                           interval=0.01, message=f"{share}/5 of the records ingested")
+            await wait_for(lambda: link.open, timeout=30, message="the service to connect again")
+            at_cut.append(await count(db, records))
+            assert link.cut() >= 1
+        assert at_cut[-1] < RECORDS, f"all {at_cut[-1]} in before the last cut: nothing was tested"
+        await wait_for(lambda: counted_at_least(db, records, RECORDS), timeout=90, interval=0.2,
+                       message="every record ingested")
+        await wait_caught_up(servers.nats_url, CALLS.name,
+                             [f"reporting-summaries-calls-p{p}" for p in range(PARTITIONS)])
+        assert await count(db, records) == RECORDS
+        assert await count(db, "SELECT sum(attempts) FROM reporting.call_hours") == RECORDS  # none twice
+        assert reporting.starts == 1 and reporting.proc is not None and reporting.proc.poll() is None
+        assert await asyncio.to_thread(reporting.ready), reporting.tail()
+    finally:
+        await asyncio.to_thread(reporting.stop)
+        print(f"--- reporting log ---\n{reporting.tail(40)}")
+
+
+async def counted_at_least(db: str, sql: str, n: int) -> bool:
+    """At least n, by one count query."""
+    return await count(db, sql) >= n
