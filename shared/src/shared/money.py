@@ -104,10 +104,20 @@ def minor_units(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), 2)
 
 
+def round_minor(amount: Decimal, currency: str) -> Decimal:
+    """An amount rounded half-even to the currency's minor units, as a Decimal (never "-0").
+
+    Invoices round each line's total with it (product.md section 13); `shown` is its text.
+    """
+    value = amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_EVEN)
+    return abs(value) if value.is_zero() else value
+
+
+def has_minor_precision(amount: Decimal, currency: str) -> bool:
+    """Is the amount a whole number of the currency's minor units (no finer digits)?"""
+    return amount == round_minor(amount, currency)
+
+
 def shown(amount: Decimal, currency: str) -> str:
     """An amount as shown to people and other systems: rounded half-even to minor units."""
-    exponent = minor_units(currency)
-    value = amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_EVEN)
-    if value.is_zero():
-        value = abs(value)  # never "-0.00"
-    return format(value, "f")
+    return format(round_minor(amount, currency), "f")

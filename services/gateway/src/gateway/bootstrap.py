@@ -21,6 +21,7 @@ from gateway.entrypoints import (
     contacts_api,
     customers,
     health,
+    invoices_api,
     messages_api,
     notifier_settings_api,
     number_blocks_api,
@@ -136,6 +137,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(extra.router)
     for notifier_module in (messages_api, notifier_settings_api):
         app.include_router(notifier_module.router)
+    app.include_router(invoices_api.router)  # before reporting's /v1/invoices/{id}: `.pdf` routes
     app.include_router(reporting_api.router)
     for bulk_module in (bulk_api, number_blocks_api, payments_api):
         app.include_router(bulk_module.router)

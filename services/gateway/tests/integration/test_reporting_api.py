@@ -18,6 +18,7 @@ import pytest_asyncio
 from customer.bootstrap import CustomerSettings
 from customer.bootstrap import start as start_customer
 from devtools.testing.waiting import wait_for
+from pypdf import PdfReader
 from reporting.bootstrap import start as start_reporting
 from reporting.settings import ReportingSettings
 
@@ -150,3 +151,55 @@ async def test_summary_invoice_conflict_and_balance(client: Any, gateway: Any) -
     assert (await client.get(f"/v1/invoices/{uuid.uuid4()}")).status_code == 404
     lag = (await client.get("/v1/reporting/lag")).json()
     assert any(s["projection"] == "summaries" for s in lag["streams"])
+
+
+async def test_invoice_documents_settings_void_and_credit_notes(client: Any, gateway: Any) -> None:
+    billing = gateway.as_token(await gateway.make_token("billing"))
+    operator = gateway.as_token(await gateway.make_token("operator"))
+    settings = await client.put("/v1/settings/invoices", headers=billing, json={
+        "company_name": "Patchbay Telecom", "company_address": "1 Carrier Street\nBerlin", "due_days": 10,
+        "payment_details": "IBAN DE00 1234", "footer": "Thanks"})
+    assert settings.status_code == 200 and settings.json()["due_days"] == 10, settings.text
+    assert (await client.put("/v1/settings/invoices", headers=operator, json={"due_days": 5})).status_code == 403
+    assert (await client.get("/v1/settings/invoices", headers=operator)).status_code == 403
+    taken = await client.put("/v1/settings/invoices", headers=billing, json={"next_number": 1})
+    assert taken.status_code in (200, 409)  # 409 once an invoice took number 1
+    assert (await client.put("/v1/settings/invoices", json={"prefix": "bad prefix!"})).status_code == 422
+    cid = (await new_customer(client, tax="10", currency="EUR"))["id"]
+    day = await publish_calls(gateway, cid, days_ago=4)
+
+    async def counted() -> bool:
+        reply = await client.get(f"/v1/customers/{cid}/summary", params={"from": day, "to": day})
+        return bool(reply.json()["totals"]["attempts"] == 3)
+
+    await wait_for(counted, timeout=10, message="the calls in the summary")
+    invoice = (await client.post(f"/v1/customers/{cid}/invoices", json={"days": [day]}, headers=billing)).json()
+    assert invoice["seller"]["company_name"] == "Patchbay Telecom" and invoice["status"] == "open"
+    pdf = await client.get(f"/v1/invoices/{invoice['id']}.pdf", headers=operator)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and invoice["document_number"] in pdf.headers["content-disposition"]
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert invoice["document_number"] in text and "0.66" in text and "Patchbay Telecom" in text
+    html = await client.get(f"/v1/invoices/{invoice['id']}.html")
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert invoice["document_number"] in html.text
+    assert (await client.get(f"/v1/invoices/{uuid.uuid4()}.pdf")).status_code == 404
+    denied = await client.post(f"/v1/invoices/{invoice['id']}/credit-notes", headers=operator,
+                               json={"amount": "0.10", "reason": "outage"})
+    assert denied.status_code == 403
+    note = await client.post(f"/v1/invoices/{invoice['id']}/credit-notes", headers=billing,
+                             json={"amount": "0.16", "reason": "outage"})
+    assert note.status_code == 201 and note.json()["document_number"].startswith("CN-"), note.text
+    too_much = await client.post(f"/v1/invoices/{invoice['id']}/credit-notes", headers=billing,
+                                 json={"amount": "1.00", "reason": "outage"})
+    assert too_much.status_code == 422
+    notes = (await client.get(f"/v1/invoices/{invoice['id']}/credit-notes")).json()
+    assert [x["id"] for x in notes["items"]] == [note.json()["id"]]
+    after = (await client.get(f"/v1/invoices/{invoice['id']}")).json()
+    assert Decimal(after["amount_due"]) == Decimal("0.50")
+    void = await client.post(f"/v1/invoices/{invoice['id']}/void", headers=billing, json={"reason": "rates"})
+    assert void.status_code == 200 and void.json()["status"] == "void", void.text
+    again = await client.post(f"/v1/invoices/{invoice['id']}/void", headers=billing, json={"reason": "rates"})
+    assert again.status_code == 409
+    listed = (await client.get("/v1/invoices", params={"customer_id": cid, "status": "void"})).json()
+    assert [x["id"] for x in listed["items"]] == [invoice["id"]]

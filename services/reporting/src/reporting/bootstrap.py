@@ -16,10 +16,13 @@ from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from reporting.adapters.invoice_store import invoice_event_store
 from reporting.application.audit_queries import AuditQueries
 from reporting.application.balance import BalanceQueries
+from reporting.application.billing_clock import BillingClock
 from reporting.application.customer_terms import nats_customer_terms
+from reporting.application.invoice_changes import InvoiceChanges
 from reporting.application.invoices import CustomerTerms, Invoices
 from reporting.application.lag import LagQueries
 from reporting.application.summaries import SummaryQueries
+from reporting.documents.render import InvoiceRenderer
 from reporting.entrypoints.nats_api import QUEUE, routes
 from reporting.projections.audit import AuditProjection
 from reporting.projections.base import Projection
@@ -63,6 +66,7 @@ class ReportingService:
     rpc: RpcServer
     live: list[LiveProjection]
     relay: OutboxRelay
+    clock: BillingClock | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -91,18 +95,23 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
                        lease_dsn=settings.database_url, failover_after_s=settings.partition_failover_s)
         for p in projections
     ]
-    invoices = Invoices(invoice_event_store(pool),
-                        terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))
+    store = invoice_event_store(pool)
+    invoices = Invoices(store, terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))
+    changes = InvoiceChanges(store)
+    billing_clock = BillingClock(changes, dsn=settings.database_url, schema=SCHEMA,
+                                 interval_s=settings.billing_clock_interval_s)
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     rpc = RpcServer(nc, routes(
         audit=AuditQueries(pool),
         summaries=SummaryQueries(pool, live_call_max_age_s=settings.live_call_max_age_s),
         invoices=invoices, balance=BalanceQueries(pool),
-        lag=LagQueries(pool, js, projections, prefix=prefix),
+        lag=LagQueries(pool, js, projections, prefix=prefix), changes=changes,
+        renderer=InvoiceRenderer(settings.invoice_template_dir),
     ), queue=QUEUE)
-    service = ReportingService(settings, runtime, rpc, live, relay)
+    service = ReportingService(settings, runtime, rpc, live, relay, clock=billing_clock)
     runtime.tasks.extend(task for p in live for task in p.start())
     runtime.spawn(relay.run(), name="outbox-relay")
+    runtime.spawn(billing_clock.run(), name="billing-clock")
     runtime.stop_first(rpc.stop)
     await rpc.start()
     log.info("reporting_service_started", nats=settings.nats_url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from shared.settings import CommonSettings
 
 
@@ -17,3 +19,7 @@ class ReportingSettings(CommonSettings):
     consumer_ack_wait_s: float = 30.0
     # names of the durable consumers start with this (tests give each service its own)
     durable_prefix: str = "reporting"
+    # how often the leader marks overdue invoices and issues scheduled ones
+    billing_clock_interval_s: float = 60.0
+    # a folder with the carrier's own invoice.html.j2 (else the built-in one is used)
+    invoice_template_dir: Path | None = None

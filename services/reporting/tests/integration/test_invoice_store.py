@@ -26,7 +26,7 @@ async def test_a_day_invoiced_twice_is_the_domain_error(make_database: object) -
         customer = str(uuid.uuid4())
 
         def invoice(version: int, days: list[date]) -> tuple[list[EventEnvelope], list[Fragment]]:
-            event = EventEnvelope(type="InvoiceGenerated", category="billing", stream_id=customer,
+            event = EventEnvelope(type="InvoiceIssued", category="billing", stream_id=customer,
                                   version=version, data={})
             return [event], [Fragment(_DAYS, [customer, days, uuid.uuid4()])]
 

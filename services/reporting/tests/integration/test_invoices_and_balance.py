@@ -1,4 +1,4 @@
-"""Invoices (stored once per day, InvoiceGenerated published through the outbox) and the balance."""
+"""Invoices (stored once per day, InvoiceIssued published through the outbox) and the balance."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ async def test_invoice_lines_tax_total_and_the_event(nc: NatsClient) -> None:
     async def on_event(msg: Any) -> None:
         seen.put_nowait(msg.data)
 
-    sub = await nc.subscribe(f"events.billing.{cid}.InvoiceGenerated", cb=on_event)
+    sub = await nc.subscribe(f"events.billing.{cid}.InvoiceIssued", cb=on_event)
     invoice = await call(nc, "reporting.cmd.generate-invoice", {
         "meta": {"actor": BILLING, "command_id": f"inv-{cid}"}, "customer_id": cid,
         "from": d1.isoformat(), "to": d2.isoformat()})
@@ -54,10 +54,13 @@ async def test_invoice_lines_tax_total_and_the_event(nc: NatsClient) -> None:
     assert [(x["day"], money(x["amount"])) for x in invoice["lines"]] == [
         (d1.isoformat(), Decimal("0.3")), (d2.isoformat(), Decimal("0.25"))]
     assert money(invoice["subtotal"]) == Decimal("0.55")
-    assert money(invoice["tax"]) == Decimal("0.1045") and money(invoice["total"]) == Decimal("0.6545")
+    # 0.1045 rounded half-even to EUR's 2 decimals
+    assert money(invoice["tax"]) == Decimal("0.10") and money(invoice["total"]) == Decimal("0.65")
+    assert invoice["status"] == "open" and money(invoice["amount_due"]) == Decimal("0.65")
+    assert invoice["document_number"] == f"INV-{invoice['number']}" and invoice["minor_units"] == 2
     event = json.loads(await asyncio.wait_for(seen.get(), 10))
     await sub.unsubscribe()
-    assert event["type"] == "InvoiceGenerated" and event["data"]["id"] == invoice["id"]
+    assert event["type"] == "InvoiceIssued" and event["data"]["id"] == invoice["id"]
     assert event["metadata"]["actor"]["name"] == "billing-bot"
     # the same command again answers the first invoice and makes no second one
     again = await call(nc, "reporting.cmd.generate-invoice", {
@@ -73,8 +76,8 @@ async def test_invoice_lines_tax_total_and_the_event(nc: NatsClient) -> None:
     assert page["total"] == 1 and page["items"] == [invoice]
 
     async def audited() -> bool:
-        audit = await call(nc, "reporting.query.audit", {"customer_id": cid, "type": ["InvoiceGenerated"]})
-        return bool(audit["total"] == 1 and audit["items"][0]["action"] == "invoice generated")
+        audit = await call(nc, "reporting.query.audit", {"customer_id": cid, "type": ["InvoiceIssued"]})
+        return bool(audit["total"] == 1 and audit["items"][0]["action"] == "invoice issued")
 
     await wait_for(audited, timeout=10, message="the invoice in the audit log")
 

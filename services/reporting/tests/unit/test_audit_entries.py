@@ -11,7 +11,7 @@ def test_actions_come_from_the_type_name() -> None:
     assert action_of("CustomerStatusChanged") == "status changed"
     assert action_of("ContactAdded") == "contact added"
     assert action_of("PasswordReset") == "password reset"
-    assert action_of("InvoiceGenerated") == "invoice generated"
+    assert action_of("InvoiceIssued") == "invoice issued"
     assert action_of("AuditSettingsChanged") == "audit settings changed"
 
 

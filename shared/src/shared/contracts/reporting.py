@@ -11,6 +11,13 @@ from pydantic import BaseModel, Field, model_validator
 
 from shared.contracts.base import Strict
 from shared.contracts.customer import CommandMeta
+from shared.contracts.invoices import (  # noqa: F401  (re-exported: the gateway imports them here)
+    GetInvoice,
+    Invoice,
+    InvoiceLineOut,
+    InvoicePage,
+    ListInvoices,
+)
 
 Period = Literal["live", "daily", "weekly", "monthly"]
 MAX_INVOICE_DAYS = 366
@@ -152,55 +159,6 @@ class GenerateInvoice(InvoiceRequest):
             if (self.to_day - self.from_day).days >= MAX_INVOICE_DAYS:
                 raise ValueError(f"at most {MAX_INVOICE_DAYS} days per invoice")
         return self
-
-
-class InvoiceLineOut(BaseModel):
-    """One invoiced day."""
-
-    day: date
-    attempts: int
-    connected: int
-    billed_duration_s: int
-    amount: Decimal
-
-
-class Invoice(BaseModel):
-    """An invoice in the customer's currency."""
-
-    id: UUID
-    number: int
-    customer_id: str
-    currency: str
-    tax_rate: Decimal
-    lines: list[InvoiceLineOut]
-    subtotal: Decimal
-    tax: Decimal
-    total: Decimal
-    period_from: date
-    period_to: date
-    created_at: datetime
-
-
-class ListInvoices(Strict):
-    """Invoices, newest first, of one customer or all."""
-
-    customer_id: UUID | None = None
-    limit: int = Field(default=50, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=500)
-
-
-class InvoicePage(BaseModel):
-    """One page of invoices."""
-
-    items: list[Invoice]
-    next_cursor: str | None
-    total: int
-
-
-class GetInvoice(Strict):
-    """One invoice."""
-
-    invoice_id: UUID
 
 
 class BalanceQuery(Strict):

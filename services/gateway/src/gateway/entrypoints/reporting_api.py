@@ -45,8 +45,9 @@ FIGURES = ("attempts", "connected", "asr", "acd_s", "duration_s", "billed_durati
            "profit", "profit_pct", "avg_pdd_ms")
 AUDIT_COLUMNS = ("occurred_at", "customer_id", "type", "action", "version", "actor.kind", "actor.id",
                  "actor.name", "ip", "reason", "correlation_id", "changes", "data", "event_id")
-INVOICE_COLUMNS = ("id", "number", "customer_id", "currency", "period_from", "period_to", "subtotal",
-                   "tax_rate", "tax", "total", "created_at")
+INVOICE_COLUMNS = ("id", "document_number", "number", "customer_id", "status", "currency", "issue_date",
+                   "due_date", "period_from", "period_to", "subtotal", "tax_rate", "tax", "total",
+                   "amount_paid", "amount_credited", "amount_due", "created_at")
 
 
 def role_in(*roles: Role) -> Callable[..., Awaitable[Principal]]:
@@ -205,9 +206,10 @@ async def generate_invoice(
 async def list_invoices(
     request: Request, customer_id: UUID | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None, format: Format = None,
+    status: Annotated[list[Literal["open", "paid", "overdue", "void"]] | None, Query()] = None,
 ) -> Response:
-    """Invoices, newest first, of one customer or all."""
-    body = {"customer_id": customer_id, "limit": limit, "cursor": cursor}
+    """Invoices, newest first, of one customer or all, of some statuses (repeat `status`) or all."""
+    body = {"customer_id": customer_id, "limit": limit, "cursor": cursor, "status": status}
     if _wants_csv(request, format):
         return await _export(request, Reporting.INVOICES, body, INVOICE_COLUMNS, "invoices.csv")
     return _json(await _ask(request, Reporting.INVOICES, body))

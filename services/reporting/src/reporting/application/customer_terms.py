@@ -10,13 +10,13 @@ from nats.aio.client import Client as NatsClient
 from shared.contracts.customer import Subjects
 from shared.errors import ErrorCode, ErrorReply, ServiceError
 
-from reporting.application.invoices import CustomerTerms
+from reporting.application.invoices import CustomerTerms, Terms
 
 
 def nats_customer_terms(nc: NatsClient, *, timeout_s: float) -> CustomerTerms:
     """A CustomerTerms that asks `customer.query.get`; its error replies pass through."""
 
-    async def terms(customer_id: str) -> tuple[Decimal, str]:
+    async def terms(customer_id: str) -> Terms:
         try:
             msg = await nc.request(
                 Subjects.GET, json.dumps({"customer_id": customer_id}).encode(), timeout=timeout_s
@@ -31,6 +31,11 @@ def nats_customer_terms(nc: NatsClient, *, timeout_s: float) -> CustomerTerms:
             raise ServiceError(error.code, error.message, error.details)
         if card.get("deleted"):
             raise ServiceError(ErrorCode.DELETED, f"customer {customer_id} is deleted")
-        return Decimal(str(card["tax"])), str(card["currency"])
+        address = card.get("address") or {}
+        place = " ".join(str(address[k]) for k in ("postcode", "city") if address.get(k))
+        lines = [address.get("line1"), address.get("line2"), place, address.get("region"),
+                 address.get("country")]
+        return Terms(Decimal(str(card["tax"])), str(card["currency"]), str(card.get("name") or ""),
+                     "\n".join(str(x) for x in lines if x))
 
     return terms

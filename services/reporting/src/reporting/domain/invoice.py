@@ -1,12 +1,22 @@
-"""Invoices from daily rows: one line per day, subtotal, tax at the customer's rate, total. Pure."""
+"""Invoices as documents: lines per day, late usage, rounding to minor units, status. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from typing import Literal
 
-from reporting.domain.calls import MONEY, PeriodRow
+from shared.money import minor_units, round_minor
+
+ZERO = Decimal(0)
+MINUTE = Decimal(60)
+LineKind = Literal["usage", "late_usage"]
+Status = Literal["open", "paid", "overdue", "void"]
+ROUNDING_NOTE = (
+    "Amounts are rounded half-even to the currency's minor units ({units} decimals, ISO 4217)"
+    " on the total of each line; tax is rounded once, on the subtotal."
+)
 
 
 class DayAlreadyInvoiced(Exception):
@@ -14,19 +24,43 @@ class DayAlreadyInvoiced(Exception):
 
 
 @dataclass(frozen=True)
-class InvoiceLine:
-    """One invoiced day."""
+class Usage:
+    """Additive call figures of one day (charge exact, before rounding)."""
 
-    day: date
     attempts: int
     connected: int
     billed_duration_s: int
-    amount: Decimal
+    charge: Decimal
+
+    def minus(self, other: Usage) -> Usage:
+        """What this day has beyond what was billed already."""
+        return Usage(self.attempts - other.attempts, self.connected - other.connected,
+                     self.billed_duration_s - other.billed_duration_s, self.charge - other.charge)
+
+    @property
+    def anything(self) -> bool:
+        """Calls or money to bill."""
+        return self.attempts > 0 or self.charge != ZERO
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One line: a day's usage, or usage of an invoiced day that arrived after its invoice."""
+
+    day: date
+    kind: LineKind
+    usage: Usage
+    amount: Decimal  # the line's charge rounded to the currency's minor units
+
+    @property
+    def billed_minutes(self) -> Decimal:
+        """Billed duration in minutes, two decimals."""
+        return (Decimal(self.usage.billed_duration_s) / MINUTE).quantize(Decimal("0.01"))
 
 
 @dataclass(frozen=True)
 class InvoiceDraft:
-    """What an invoice will say, before it is stored."""
+    """What an invoice will say, before it is numbered and stored."""
 
     currency: str
     tax_rate: Decimal
@@ -36,30 +70,62 @@ class InvoiceDraft:
     total: Decimal
 
     @property
+    def minor_units(self) -> int:
+        """The currency's ISO 4217 exponent the amounts are rounded to."""
+        return minor_units(self.currency)
+
+    @property
+    def usage_days(self) -> list[date]:
+        """The days newly invoiced (not late usage)."""
+        return [line.day for line in self.lines if line.kind == "usage"]
+
+    @property
     def period_from(self) -> date:
-        """The first invoiced day."""
-        return self.lines[0].day
+        """The first day of the invoice's own usage (the first late day when it has none)."""
+        return min(self.usage_days or [line.day for line in self.lines])
 
     @property
     def period_to(self) -> date:
-        """The last invoiced day."""
-        return self.lines[-1].day
+        """The last day of the invoice's own usage."""
+        return max(self.usage_days or [line.day for line in self.lines])
 
 
-def draft_invoice(rows: list[PeriodRow], *, tax_rate: Decimal, currency: str) -> InvoiceDraft:
-    """Lines for the days that had calls, subtotal, tax (percent of subtotal), total; 4 places."""
-    lines = tuple(
-        InvoiceLine(
-            day=row.period_start, attempts=row.totals.attempts, connected=row.totals.connected,
-            billed_duration_s=row.totals.billed_duration_s,
-            amount=row.totals.charge.quantize(MONEY, ROUND_HALF_UP),
-        )
-        for row in sorted(rows, key=lambda r: r.period_start)
-        if row.totals.attempts
-    )
-    subtotal = sum((line.amount for line in lines), Decimal(0))
-    tax = (subtotal * tax_rate / 100).quantize(MONEY, ROUND_HALF_UP)
-    return InvoiceDraft(
-        currency=currency, tax_rate=tax_rate, lines=lines, subtotal=subtotal, tax=tax,
-        total=subtotal + tax,
-    )
+def late_usage(now: dict[date, Usage], billed: dict[date, Usage]) -> dict[date, Usage]:
+    """Usage of invoiced days beyond what their invoices billed (records that came late)."""
+    out: dict[date, Usage] = {}
+    for day, usage in now.items():
+        extra = usage.minus(billed.get(day, Usage(0, 0, 0, ZERO)))
+        if extra.anything:
+            out[day] = extra
+    return out
+
+
+def draft_invoice(
+    days: dict[date, Usage], late: dict[date, Usage], *, tax_rate: Decimal, currency: str
+) -> InvoiceDraft:
+    """Lines (late usage first, then each day with calls), subtotal, tax on it, total; rounded."""
+    lines = [InvoiceLine(d, "late_usage", u, round_minor(u.charge, currency))
+             for d, u in sorted(late.items())]
+    lines += [InvoiceLine(d, "usage", u, round_minor(u.charge, currency))
+              for d, u in sorted(days.items()) if u.attempts]
+    subtotal = sum((line.amount for line in lines), ZERO)
+    tax = round_minor(subtotal * tax_rate / 100, currency)
+    return InvoiceDraft(currency=currency, tax_rate=tax_rate, lines=tuple(lines), subtotal=subtotal,
+                        tax=tax, total=subtotal + tax)
+
+
+def amount_due(total: Decimal, paid: Decimal, credited: Decimal) -> Decimal:
+    """What is still owed on an invoice (never below zero)."""
+    return max(ZERO, total - paid - credited)
+
+
+def settled_status(status: Status, total: Decimal, paid: Decimal, credited: Decimal) -> Status:
+    """An open or overdue invoice with nothing left to pay becomes paid; others stay as they are."""
+    if status in ("open", "overdue") and amount_due(total, paid, credited) == ZERO:
+        return "paid"
+    return status
+
+
+def is_overdue(status: Status, due_date: date, today: date) -> bool:
+    """An open invoice whose due date has passed."""
+    return status == "open" and today > due_date

@@ -1,0 +1,1 @@
+"""Invoice documents: printable HTML from a Jinja template, PDF drawn with fpdf2."""
