@@ -76,6 +76,10 @@ NOTIFY = StreamSpec(
     description="Work queue of system messages for the notifier.",
     partition_key=PartitionKey("notify.*.*.*", 3),
 )
+ALERT_EVENTS = StreamSpec(
+    "ALERT_EVENTS", ["events.alert.>"], description="Alert firings (AlertFired), by customer.",
+    partition_key=PartitionKey("events.alert.*.*", 1),
+)
 OPS_EVENTS = StreamSpec(
     "OPS_EVENTS", ["events.ops.>"],
     description="Operational events: a message dead-lettered by a consumer (with its error).",
@@ -91,6 +95,7 @@ ALL_STREAMS = [
     BILLING_EVENTS,
     CALLS,
     NOTIFY,
+    ALERT_EVENTS,
     OPS_EVENTS,
     DEAD_LETTERS,
 ]

@@ -13,6 +13,8 @@ Template = Literal[
     "email_code",         # e-mail verification: code and link
     "mobile_code",        # mobile verification: code by SMS
     "payment_receipt",    # a payment recorded with notify_contacts, to the billing contacts
+    "alert_customer",     # an alert rule fired: to the customer's contacts (e-mail, SMS)
+    "alert_operator",     # an alert rule fired: to the operators' addresses the rule names
 ]
 
 

@@ -12,7 +12,9 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 # the values the producers send (customer: contact_name, customer_name, login_email, portal_url;
 # verification: contact_name, expires_minutes, link_base), the link made from link_base, the secret
 OFFERED = ("contact_name", "customer_name", "login_email", "portal_url", "expires_minutes", "link", "secret",
-           "amount", "currency", "reference", "payment_kind", "payment_status")
+           "amount", "currency", "reference", "payment_kind", "payment_status",
+           # alerts: a rule fired (alert_customer, alert_operator)
+           "alert_name", "area", "value", "threshold", "direction", "level", "penalty_until")
 DEFAULTS = {"expires_minutes": "10"}
 
 

@@ -5,7 +5,7 @@ Importing this package registers every event type in `REGISTRY`.
 
 from __future__ import annotations
 
-from shared.contracts.events import billing, customer, notification, ops, payments, verification
+from shared.contracts.events import alerts, billing, customer, notification, ops, payments, verification
 from shared.contracts.events.base import (
     PERSONAL,
     REGISTRY,
@@ -20,5 +20,5 @@ from shared.contracts.events.base import (
 
 __all__ = [
     "PERSONAL", "REGISTRY", "Event", "EventRegistry", "Personal", "PersonalKeys", "UnknownEvent",
-    "billing", "customer", "notification", "ops", "payments", "personal_fields", "register", "verification",
+    "alerts", "billing", "customer", "notification", "ops", "payments", "personal_fields", "register", "verification",
 ]

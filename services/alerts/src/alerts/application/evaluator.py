@@ -1,0 +1,174 @@
+"""The evaluator: every message of a customer partition, in order, moves that customer's state and rules.
+
+One batch is one transaction: the customers' state, the rule states, the firings, their pending
+actions, their AlertFired events (message outbox) and the consumer's checkpoint are written
+together, so a restart neither fires a crossing twice nor misses one (it reads on from the
+checkpoint). Messages are judged one by one, at their own event time, so the same stream gives
+the same firings however it is cut into batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from nats.aio.msg import Msg
+from shared.consumer import ConsumerSpec
+from shared.contracts.calls import CallRecord
+from shared.envelope import EventEnvelope
+
+from alerts.application.apply import apply_billing_event, apply_call, apply_customer_event
+from alerts.application.firings import NewFiring, firing_of, write_firings
+from alerts.application.rules import RuleBook
+from alerts.application.state import CustomerState, load, save
+from alerts.domain.rules import RuleState, step, value_of
+
+log = structlog.get_logger(__name__)
+NAMESPACE = uuid.UUID("8f3c2a61-0d7e-4b59-9a41-2c6e1f0b7d93")
+
+CALLS_SPEC = ConsumerSpec(stream="CALLS", durable="alerts-calls", filter_subjects=["calls.cdr.*"])
+CUSTOMER_SPEC = ConsumerSpec(stream="CUSTOMER_EVENTS", durable="alerts-customers",
+                             filter_subjects=["events.customer.*.*"])
+
+
+class Evaluator:
+    """Batch handlers for the partitioned consumers; the state of the partitions it reads, in memory."""
+
+    def __init__(self, pool: asyncpg.Pool, book: RuleBook, on_fired: Callable[[], None] | None = None) -> None:
+        self.pool = pool
+        self.book = book
+        self.on_fired = on_fired or (lambda: None)
+        self.states: dict[int, dict[str, CustomerState]] = {}
+        self.generations: dict[int, int] = {}
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.fired = 0
+        self.evaluated = 0
+        # seconds from a message's arrival in its stream to its batch's commit (recent ones)
+        self.lags: deque[float] = deque(maxlen=200_000)
+
+    async def handle_calls(self, msgs: Sequence[Msg]) -> None:
+        """A batch of call records."""
+        await self._batch(msgs, "calls")
+
+    async def handle_customers(self, msgs: Sequence[Msg]) -> None:
+        """A batch of customer events (card, ledger)."""
+        await self._batch(msgs, "customers")
+
+    async def handle_billing(self, msgs: Sequence[Msg]) -> None:
+        """A batch of billing events (invoices)."""
+        await self._batch(msgs, "billing")
+
+    async def _batch(self, msgs: Sequence[Msg], kind: str) -> None:
+        partition = int(msgs[0].subject.rsplit(".", 1)[1])
+        lock = self.locks.setdefault(partition, asyncio.Lock())
+        async with lock:
+            try:
+                await self._in_transaction(msgs, kind, partition)
+            except BaseException:
+                self.states.pop(partition, None)  # memory went ahead of a rolled back transaction
+                self.generations.pop(partition, None)
+                raise
+
+    async def _in_transaction(self, msgs: Sequence[Msg], kind: str, partition: int) -> None:
+        consumer = msgs[0].metadata.consumer or kind
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.book.refresh(conn)
+            generation = await conn.fetchval(
+                "INSERT INTO partition_generations AS g (partition, generation) VALUES ($1, 1)"
+                " ON CONFLICT (partition) DO UPDATE SET generation = g.generation + 1"
+                " RETURNING generation", partition)
+            if self.generations.get(partition) != generation - 1:
+                self.states.pop(partition, None)  # another process wrote this partition meanwhile
+            states = self.states.setdefault(partition, {})
+            done = await conn.fetchval("SELECT last_seq FROM checkpoints WHERE consumer = $1", consumer) or 0
+            fresh = [m for m in msgs if m.metadata.sequence.stream > done]
+            if not fresh:
+                self.generations[partition] = generation
+                return
+            missing = sorted({_customer_of(m) for m in fresh} - states.keys())
+            if missing:
+                states.update(await load(conn, missing))
+            touched: dict[str, CustomerState] = {}
+            firings: list[NewFiring] = []
+            for msg in fresh:
+                s = states[_customer_of(msg)]
+                at = self._apply(s, msg, kind)
+                touched[s.customer_id] = s
+                if at is not None:
+                    firings += self._evaluate(s, at, msg)
+            await save(conn, list(touched.values()))
+            await write_firings(conn, firings)
+            last = fresh[-1].metadata.sequence.stream
+            await conn.execute(
+                "INSERT INTO checkpoints (consumer, last_seq) VALUES ($1, $2)"
+                " ON CONFLICT (consumer) DO UPDATE SET last_seq = excluded.last_seq", consumer, last)
+        self.generations[partition] = generation
+        self._note(fresh, firings)
+
+    def _note(self, fresh: Sequence[Msg], firings: list[NewFiring]) -> None:
+        now = time.time()
+        for m in fresh:
+            stamp = m.metadata.timestamp
+            if stamp is not None:
+                self.lags.append(now - stamp.timestamp())
+        self.evaluated += len(fresh)
+        if firings:
+            self.fired += len(firings)
+            log.info("alerts_fired", count=len(firings),
+                     rules=sorted({f.rule_name for f in firings}))
+            self.on_fired()
+
+    @staticmethod
+    def _apply(s: CustomerState, msg: Msg, kind: str) -> datetime | None:
+        """Apply one message; its event time when rules should be judged, else None."""
+        if kind == "calls":
+            return apply_call(s, CallRecord.model_validate_json(msg.data))
+        event = EventEnvelope.model_validate_json(msg.data)
+        changed = apply_customer_event(s, event) if kind == "customers" else apply_billing_event(s, event)
+        at = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
+        return at if changed else None
+
+    def _evaluate(self, s: CustomerState, at: datetime, msg: Msg) -> list[NewFiring]:
+        if s.deleted or not _is_uuid(s.customer_id):
+            return []
+        out: list[NewFiring] = []
+        money = None
+        for rule in self.book.for_customer(s.customer_id, s.tags):
+            if money is None and rule.area not in ("asr", "acd", "pdd", "attempts_per_minute"):
+                money = s.money()
+            value = value_of(rule, s.window, money)  # type: ignore[arg-type]
+            if value is None:
+                continue
+            state = s.rules.get(rule.id)
+            if state is None or state.rule_version != rule.version:
+                state = s.rules[rule.id] = RuleState(rule.version)
+                s.dirty_rules.add(rule.id)
+            before = (state.armed, state.last_fired_at)
+            if step(rule, state, value, at):
+                seq = msg.metadata.sequence.stream
+                fid = uuid.uuid5(NAMESPACE, f"{rule.id}:{s.customer_id}:{msg.metadata.stream}:{seq}")
+                s.firings += 1
+                s.dirty = True
+                out.append(firing_of(fid, rule, s, value, at))
+            if (state.armed, state.last_fired_at) != before:
+                s.dirty_rules.add(rule.id)
+        return out
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _customer_of(msg: Msg) -> str:
+    """The customer token of a stored subject: `calls.cdr.<id>.<p>`, `events.customer.<id>.<Type>.<p>`."""
+    return msg.subject.split(".")[2]
