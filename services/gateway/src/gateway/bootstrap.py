@@ -16,6 +16,7 @@ from shared.service_runtime import Plumbing, ServiceRuntime
 
 from gateway.auth.tokens import TokenCache, TokenStore
 from gateway.entrypoints import (
+    alerts_api,
     board,
     bulk_api,
     contacts_api,
@@ -139,7 +140,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(notifier_module.router)
     app.include_router(invoices_api.router)  # before reporting's /v1/invoices/{id}: `.pdf` routes
     app.include_router(reporting_api.router)
-    for bulk_module in (bulk_api, number_blocks_api, payments_api):
+    for bulk_module in (bulk_api, number_blocks_api, payments_api, alerts_api):
         app.include_router(bulk_module.router)
     app.include_router(web_router)  # the console and portal pages, over the API above
     return app

@@ -39,6 +39,7 @@ def test_role_matrix() -> None:
     assert can[Role.BILLING] == {Permission.CUSTOMERS_READ, Permission.SETTINGS_READ, Permission.PAYMENTS}
     assert roles_with(Permission.TOKENS_MANAGE) == [Role.ADMIN]
     assert roles_with(Permission.PAYMENTS) == [Role.BILLING, Role.ADMIN]
+    assert roles_with(Permission.ALERTS) == [Role.OPERATOR, Role.ADMIN]
 
 
 def test_tokens_are_random_prefixed_and_hashed() -> None:

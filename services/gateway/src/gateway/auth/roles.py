@@ -23,6 +23,7 @@ class Permission(StrEnum):
     SETTINGS_WRITE = "settings:write"
     TOKENS_MANAGE = "tokens:manage"
     PAYMENTS = "payments:manage"  # record, change and list payments; the PayPal IPN log
+    ALERTS = "alerts:manage"  # alert rules and their firings
 
 
 _READ = frozenset({Permission.CUSTOMERS_READ, Permission.SETTINGS_READ})
@@ -30,7 +31,7 @@ _READ = frozenset({Permission.CUSTOMERS_READ, Permission.SETTINGS_READ})
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _READ,
     Role.BILLING: _READ | {Permission.PAYMENTS},
-    Role.OPERATOR: _READ | {Permission.CUSTOMERS_WRITE},
+    Role.OPERATOR: _READ | {Permission.CUSTOMERS_WRITE, Permission.ALERTS},
     Role.ADMIN: frozenset(Permission),
 }
 
