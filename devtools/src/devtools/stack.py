@@ -36,7 +36,7 @@ from devtools.embedded_cluster import EmbeddedNatsCluster
 
 log = structlog.get_logger()
 
-SERVICES = ["customer", "verification", "notifier", "reporting", "gateway"]
+SERVICES = ["customer", "verification", "notifier", "reporting", "alerts", "gateway"]
 HTTP_SERVICE = "gateway"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0

@@ -69,7 +69,7 @@ def _add_replies(doc: dict[str, Any], routes: list[Route]) -> None:
             operation["reply"] = {"messages": [{"$ref": f"#/components/messages/{name}"}]}
 
 
-SERVICES = ("customer", "verification", "notifier", "reporting")
+SERVICES = ("customer", "verification", "notifier", "reporting", "alerts")
 
 
 def collect() -> dict[str, list[Route]]:

@@ -42,7 +42,7 @@ async def test_asr_fall_mails_once_and_penalizes_then_rearms_and_fires_again(
     fired = await wait_for(lambda: firings(nc, cid), timeout=5, message="a firing within 5 s")
     assert len(fired) == 1, fired
     f = fired[0]
-    assert f["area"] == "asr" and f["value"] == "20" or float(f["value"]) == 20.0, f
+    assert f["area"] == "asr" and float(f["value"]) == 20.0 and f["threshold"] == "30", f
     assert f["actions"] == ["email_contacts", "penalty"], f
 
     card = await wait_for(lambda: _penalized(nc, cid), timeout=10, message="the penalty")

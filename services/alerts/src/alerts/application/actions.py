@@ -94,7 +94,8 @@ class ActionWorker:
 
     async def _ask(self, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
-            msg = await self.nc.request(subject, json.dumps(payload, default=str).encode(), timeout=self.timeout_s)
+            data = json.dumps(payload, default=str).encode()
+            msg = await self.nc.request(subject, data, timeout=self.timeout_s)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError) as exc:
             raise Retry(f"{subject}: {type(exc).__name__}") from None
         reply: dict[str, Any] = json.loads(msg.data)
@@ -132,8 +133,8 @@ class ActionWorker:
             return
         meta = {"command_id": f"alert:{body['firing_id']}:status", "actor": SYSTEM.model_dump(mode="json"),
                 "reason": body["reason"]}
-        reply = await self._ask(CustomerSubjects.SET_STATUS, {"meta": meta, "customer_id": body["customer_id"],
-                                                              **change})
+        request = {"meta": meta, "customer_id": body["customer_id"], **change}
+        reply = await self._ask(CustomerSubjects.SET_STATUS, request)
         error = reply.get("error")
         if error and error.get("code") in (ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL):
             raise Retry(f"customer.cmd.set-status: {error.get('code')}")
@@ -161,14 +162,15 @@ class ActionWorker:
                 common = {"customer_id": cid, "contact_id": c.get("id"),
                           "variables": {**self._variables(body, c.get("name") or ""), "customer_name": name}}
                 if actions["email_contacts"] and c.get("email"):
-                    out.append(SystemMessage(notification_id=f"alert:{fid}:email:{c.get('id')}", channel="email",
-                                             template="alert_customer", to=c["email"], **common))
+                    out.append(SystemMessage(notification_id=f"alert:{fid}:email:{c.get('id')}",
+                                             channel="email", template="alert_customer", to=c["email"],
+                                             **common))
                 if actions["sms_contacts"] and c.get("mobile"):
                     out.append(SystemMessage(notification_id=f"alert:{fid}:sms:{c.get('id')}", channel="sms",
                                              template="alert_customer", to=c["mobile"], **common))
         for address in actions["email_operators"]:
-            out.append(SystemMessage(notification_id=f"alert:{fid}:operator:{address.lower()}", channel="email",
-                                     template="alert_operator", to=address, customer_id=cid,
+            out.append(SystemMessage(notification_id=f"alert:{fid}:operator:{address.lower()}",
+                                     channel="email", template="alert_operator", to=address, customer_id=cid,
                                      variables=self._variables(body)))
         for m in out:
             try:

@@ -40,7 +40,9 @@ CUSTOMER_SPEC = ConsumerSpec(stream="CUSTOMER_EVENTS", durable="alerts-customers
 class Evaluator:
     """Batch handlers for the partitioned consumers; the state of the partitions it reads, in memory."""
 
-    def __init__(self, pool: asyncpg.Pool, book: RuleBook, on_fired: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, book: RuleBook, on_fired: Callable[[], None] | None = None
+    ) -> None:
         self.pool = pool
         self.book = book
         self.on_fired = on_fired or (lambda: None)

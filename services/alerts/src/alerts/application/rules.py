@@ -53,8 +53,9 @@ class RuleStore:
         """A new rule (`name_taken` if its name is used)."""
         try:
             row = await self.pool.fetchrow(
-                f"INSERT INTO rules (id, name, body, created_by, updated_by) VALUES ($1, $2, $3::jsonb, $4::jsonb,"
-                f" $4::jsonb) RETURNING {COLUMNS}", new_id(), cmd.rule.name, _body(cmd.rule), _actor(cmd.meta))
+                f"INSERT INTO rules (id, name, body, created_by, updated_by)"
+                f" VALUES ($1, $2, $3::jsonb, $4::jsonb, $4::jsonb) RETURNING {COLUMNS}",
+                new_id(), cmd.rule.name, _body(cmd.rule), _actor(cmd.meta))
         except asyncpg.UniqueViolationError:
             raise _name_taken(cmd.rule.name) from None
         log.info("alert_rule_created", alert_id=str(row["id"]), name=cmd.rule.name, area=cmd.rule.area)

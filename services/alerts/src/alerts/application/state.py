@@ -79,12 +79,14 @@ async def load(conn: asyncpg.Connection, ids: list[str]) -> dict[str, CustomerSt
             "SELECT customer_id, minute, attempts, connected, duration_s, pdd_ms, pdd_n FROM call_minutes"
             " WHERE customer_id = ANY($1::text[])", ids):
         window = out[r["customer_id"]].window
-        window.minutes[r["minute"]] = Minute(r["attempts"], r["connected"], r["duration_s"], r["pdd_ms"], r["pdd_n"])
+        window.minutes[r["minute"]] = Minute(r["attempts"], r["connected"], r["duration_s"], r["pdd_ms"],
+                                             r["pdd_n"])
         window.latest = max(window.latest, r["minute"])
     for r in await conn.fetch(
             "SELECT customer_id, rule_id, rule_version, armed, last_fired_at FROM rule_states"
             " WHERE customer_id = ANY($1::text[])", ids):
-        out[r["customer_id"]].rules[r["rule_id"]] = RuleState(r["rule_version"], r["armed"], r["last_fired_at"])
+        state = RuleState(r["rule_version"], r["armed"], r["last_fired_at"])
+        out[r["customer_id"]].rules[r["rule_id"]] = state
     return out
 
 
@@ -113,9 +115,10 @@ async def save(conn: asyncpg.Connection, states: list[CustomerState]) -> None:
         cols = list(zip(*minutes, strict=True))
         await conn.execute(
             "INSERT INTO call_minutes (customer_id, minute, attempts, connected, duration_s, pdd_ms, pdd_n)"
-            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::bigint[],"
-            " $7::int[]) ON CONFLICT (customer_id, minute) DO UPDATE SET attempts = excluded.attempts,"
-            " connected = excluded.connected, duration_s = excluded.duration_s, pdd_ms = excluded.pdd_ms,"
+            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[], $5::bigint[],"
+            " $6::bigint[], $7::int[]) ON CONFLICT (customer_id, minute)"
+            " DO UPDATE SET attempts = excluded.attempts, connected = excluded.connected,"
+            " duration_s = excluded.duration_s, pdd_ms = excluded.pdd_ms,"
             " pdd_n = excluded.pdd_n", *[list(c) for c in cols])
     if rules:
         cols = list(zip(*rules, strict=True))

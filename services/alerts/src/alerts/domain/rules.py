@@ -94,7 +94,8 @@ def shown_value(value: Decimal) -> str:
 
 def reason_of(rule: AlertRule, value: Decimal) -> str:
     """`alert <name>: <area> <value> <operator> <threshold>`, the status change's reason."""
-    return f"alert {rule.name}: {rule.area} {shown_value(value)} {rule.operator} {shown_value(rule.threshold)}"
+    figures = f"{shown_value(value)} {rule.operator} {shown_value(rule.threshold)}"
+    return f"alert {rule.name}: {rule.area} {figures}"
 
 
 def applies(rule: AlertRule, customer_id: str, tags: tuple[str, ...]) -> bool:

@@ -77,7 +77,9 @@ async def get_alert(request: Request, alert_id: UUID) -> Response:
 
 @router.put("/{alert_id}", response_model=AlertRule, summary="Replace an alert rule",
             responses={404: NOT_FOUND_DOC, 409: CONFLICT_DOC, 412: PRECONDITION_DOC})
-async def put_alert(request: Request, alert_id: UUID, body: AlertRuleIn, who: Manager, version: Version) -> Response:
+async def put_alert(
+    request: Request, alert_id: UUID, body: AlertRuleIn, who: Manager, version: Version
+) -> Response:
     """The whole rule; a new version re-arms it for every customer. `If-Match` guards lost updates."""
     data = await _ask(request, S.UPDATE, {"meta": who.meta(), "alert_id": str(alert_id),
                                           "expected_version": version, "rule": body.model_dump(mode="json")})

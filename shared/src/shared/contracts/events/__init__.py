@@ -20,5 +20,6 @@ from shared.contracts.events.base import (
 
 __all__ = [
     "PERSONAL", "REGISTRY", "Event", "EventRegistry", "Personal", "PersonalKeys", "UnknownEvent",
-    "alerts", "billing", "customer", "notification", "ops", "payments", "personal_fields", "register", "verification",
+    "alerts", "billing", "customer", "notification", "ops", "payments", "personal_fields", "register",
+    "verification",
 ]
