@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
+from pydantic import Field, field_validator
 from shared.message_outbox import MessageRelay
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
@@ -16,6 +17,7 @@ from shared.settings import CommonSettings
 
 from verification.application.service import Limits, VerificationService
 from verification.domain.codes import pepper_from
+from verification.domain.test_calls import DEFAULT_DENY, TestCallPolicy, parse_prefixes
 from verification.entrypoints.nats_api import QUEUE, routes
 
 SCHEMA = "verification"
@@ -36,6 +38,17 @@ class VerificationSettings(CommonSettings):
     code_max_attempts: int = 5
     code_requests_per_window: int = 5
     code_request_window_s: float = 600.0
+    # portal CLI test calls: E.164 prefixes (comma-separated) they may ring / may never ring,
+    # and how many one customer may start in 24 hours (domain.test_calls)
+    test_call_allow_prefixes: str = ""
+    test_call_deny_prefixes: str = DEFAULT_DENY
+    test_calls_per_customer_per_day: int = Field(default=20, ge=0)
+
+    @field_validator("test_call_allow_prefixes", "test_call_deny_prefixes")
+    @classmethod
+    def _prefixes(cls, value: str) -> str:
+        parse_prefixes(value)  # a typo is an error at start
+        return value
 
 
 @dataclass
@@ -75,6 +88,9 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
         requests_per_window=settings.code_requests_per_window,
         request_window_s=settings.code_request_window_s,
         request_timeout_s=settings.request_timeout_s,
+        test_calls=TestCallPolicy(parse_prefixes(settings.test_call_allow_prefixes),
+                                  parse_prefixes(settings.test_call_deny_prefixes),
+                                  settings.test_calls_per_customer_per_day),
     )
     service = VerificationService(
         pool,

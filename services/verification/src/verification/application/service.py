@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,10 +47,12 @@ from shared.secrets import Sealer
 
 from verification.application import store
 from verification.domain import codes
+from verification.domain.test_calls import TestCallPolicy
 
 log = structlog.get_logger(__name__)
 
 Send = Callable[[codes.CodeRecord, str, str], Awaitable[list[OutboxMessage]]]
+Guard = Callable[[asyncpg.Connection, codes.CodeRecord], Awaitable[None]]  # may refuse a new code
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Limits:
     requests_per_window: int = 5
     request_window_s: float = 600.0
     request_timeout_s: float = 5.0
+    test_calls: TestCallPolicy = field(default_factory=TestCallPolicy)
 
 
 def _event(
@@ -121,12 +124,17 @@ class VerificationService:
         )
 
     async def start_cli(self, req: StartCliCheck) -> bytes:
-        """Ask the switch for a test call that speaks a code to the number."""
+        """Ask the switch for a test call that speaks a code to the number (if the policy allows)."""
         view = await self._session(req.caller)
+        self.limits.test_calls.check_number(req.number)
         return await self._issue(
             req.caller, view["contact"]["name"], "cli", req.number, send=self._test_call,
-            command_id=req.meta.command_id,
+            command_id=req.meta.command_id, guard=self._daily_cap,
         )
+
+    async def _daily_cap(self, conn: asyncpg.Connection, record: codes.CodeRecord) -> None:
+        since = self.clock() - timedelta(days=1)
+        self.limits.test_calls.check_count(await store.test_calls_since(conn, record.customer_id, since))
 
     async def confirm_code(self, req: ConfirmCode) -> bytes:
         """The code the contact typed for its e-mail or mobile."""
@@ -162,7 +170,7 @@ class VerificationService:
 
     async def _issue(
         self, caller: PortalCaller, name: str, channel: str, target: str, *, send: Send,
-        command_id: str | None = None,
+        command_id: str | None = None, guard: Guard | None = None,
     ) -> bytes:
         now = self.clock()
         record = codes.CodeRecord(
@@ -202,6 +210,8 @@ class VerificationService:
             limit = self.limits.requests_per_window
             if (err := codes.rate_limited(recent, limit, self.limits.request_window_s)) is not None:
                 raise err
+            if guard is not None:
+                await guard(conn, record)
             messages = [sent, *await send(record, code, name)]
             await store.insert_code(conn, record, now, messages)
         log.info(

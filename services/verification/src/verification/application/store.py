@@ -25,6 +25,15 @@ async def lock_contact(conn: asyncpg.Connection, contact_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"verification:{contact_id}")
 
 
+async def test_calls_since(conn: asyncpg.Connection, customer_id: str, since: datetime) -> int:
+    """How many test calls this customer's contacts started since a time (serialized per customer)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"verification:test-calls:{customer_id}")
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM codes WHERE customer_id = $1::uuid AND channel = 'cli' AND created_at > $2",
+        customer_id, since,
+    ))
+
+
 async def recent_requests(conn: asyncpg.Connection, contact_id: str, since: datetime) -> int:
     """How many codes (of any channel) this contact asked for since a time."""
     return int(
