@@ -123,3 +123,12 @@ def test_handover_journal_survives_its_writer(tmp_path: Path) -> None:
     journal.close()
     HandoverJournal.remove(tmp_path, instance)
     assert HandoverJournal.read(tmp_path, instance) is None
+
+
+def test_the_password_e_mail_promises_nothing_the_portal_cannot_do() -> None:
+    # the portal has no password change yet (issue 14): the e-mail must not say it has
+    for template in ("contact_password", "password_reset"):
+        body = render_system(template, "email", {"contact_name": "Nia"}, "S3cret").body.lower()
+        assert "change it after logging in" not in body and "change it in the portal" not in body
+    first = render_system("contact_password", "email", {"contact_name": "Nia"}, "S3cret").body
+    assert "ask your account manager" in first

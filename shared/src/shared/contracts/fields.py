@@ -45,6 +45,8 @@ def parse_toml(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config_toml is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level: thousands of `[` are an attack
+        raise ValueError("config_toml is nested too deeply") from None
 
 
 def _toml(value: str) -> str:
