@@ -45,7 +45,7 @@ from customer.entrypoints.dial_api import DialPermissionApi
 from customer.entrypoints.nats_api import QUEUE, routes
 from customer.entrypoints.number_blocks_api import number_block_routes
 from customer.entrypoints.payments_api import payment_routes
-from customer.projections import board, ledger
+from customer.projections import board, credit_notes, ledger
 from customer.projections.dial_views import DialViews
 
 SCHEMA = "customer"
@@ -192,7 +192,7 @@ def _spawn_money(
     paypal: PaypalSettingsService, inbox: IpnInbox,
     charges_changed: Callable[[list[ledger.Charges]], Awaitable[None]],
 ) -> None:
-    """The ledger's consumers (call charges, billing payments) and the PayPal IPN worker."""
+    """The ledger's consumers (call charges, billing payments, credit notes) and the PayPal IPN worker."""
     lease = {"lease_dsn": settings.database_url, "failover_after_s": settings.partition_failover_s}
     charges = ledger.LedgerProjection(runtime.pool, charges_changed)
     billing = BillingPayments(commands)
@@ -202,6 +202,9 @@ def _spawn_money(
                                       **lease).run(), name="ledger-charges")
     runtime.spawn(PartitionedConsumer(runtime.js, billing_payments.SPEC, billing.handle, settings.partitions,
                                       **lease).run(), name="billing-payments")
+    notes = credit_notes.CreditNotesProjection(runtime.pool, charges_changed)
+    runtime.spawn(PartitionedConsumer(runtime.js, credit_notes.SPEC, notes.handle, settings.partitions,
+                                      **lease).run(), name="ledger-credit-notes")
     runtime.spawn(worker.run(), name="paypal-ipn")
 
 

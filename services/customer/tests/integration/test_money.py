@@ -11,6 +11,7 @@ import pytest
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from shared.contracts.notify import SystemMessage
+from shared.dead_letters import dead_letters
 
 from .conftest import call, create
 
@@ -190,3 +191,29 @@ async def test_receipt_goes_to_the_billing_contacts(nc: NatsClient) -> None:
         assert note.notification_id == f"receipt:{paid['id']}:{note.contact_id}"
     finally:
         await sub.unsubscribe()
+
+
+async def test_credit_notes_from_reporting_count_once_on_the_ledger(nc: NatsClient) -> None:
+    card = await create(nc, currency="EUR")
+    cid = card["id"]
+    note_id = str(uuid.uuid4())
+    envelope = {
+        "event_id": str(uuid.uuid4()), "type": "CreditNoteIssued", "category": "billing", "stream_id": cid,
+        "version": 1, "occurred_at": datetime.now(UTC).isoformat(), "data": {
+            "id": note_id, "number": 7, "document_number": "CN-7", "invoice_id": str(uuid.uuid4()),
+            "invoice_number": "INV-9", "customer_id": cid, "currency": "EUR", "amount": "2.50",
+            "reason": "outage", "created_at": datetime.now(UTC).isoformat()}}
+    js = nc.jetstream()
+    for _ in range(2):  # a redelivery (another message id) counts once: by the note's id
+        await js.publish(f"events.billing.{cid}.CreditNoteIssued", json.dumps(envelope).encode(),
+                         headers={"Nats-Msg-Id": uuid.uuid4().hex})
+    await js.publish(f"events.billing.{cid}.CreditNoteIssued", b"not json")  # parked, the rest goes on
+
+    async def parked() -> bool:  # the ordered consumer is past both copies once the last is parked
+        return any(d.original_subject == f"events.billing.{cid}.CreditNoteIssued" for d in await dead_letters(js))
+
+    await wait_for(parked, timeout=10, message="the malformed message parked")
+    answer = await wait_answer(nc, cid, lambda a: a["credit"]["balance"] == "2.50", timeout=5)
+    assert answer["allowed"] is True
+    balance = await call(nc, "customer.query.balance", {"customer_id": cid})
+    assert balance["credit_notes"] == "2.50" and balance["balance"] == "2.50", balance

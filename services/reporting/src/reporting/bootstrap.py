@@ -9,11 +9,13 @@ from typing import Any
 import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
+from shared.consumer import PartitionedConsumer
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 
 from reporting.adapters.invoice_store import invoice_event_store
+from reporting.application.allocation import PaymentAllocation, consumer_spec
 from reporting.application.audit_queries import AuditQueries
 from reporting.application.balance import BalanceQueries
 from reporting.application.billing_clock import BillingClock
@@ -98,6 +100,8 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     store = invoice_event_store(pool)
     invoices = Invoices(store, terms or nats_customer_terms(nc, timeout_s=settings.request_timeout_s))
     changes = InvoiceChanges(store)
+    allocation = PaymentAllocation(store)
+    invoices.after_issue = allocation.allocate  # payments that came first pay the new invoice
     billing_clock = BillingClock(changes, dsn=settings.database_url, schema=SCHEMA,
                                  interval_s=settings.billing_clock_interval_s)
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
@@ -112,6 +116,10 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     runtime.tasks.extend(task for p in live for task in p.start())
     runtime.spawn(relay.run(), name="outbox-relay")
     runtime.spawn(billing_clock.run(), name="billing-clock")
+    runtime.spawn(PartitionedConsumer(js, consumer_spec(prefix), allocation.handle, settings.partitions,
+                                      lease_dsn=settings.database_url,
+                                      failover_after_s=settings.partition_failover_s).run(),
+                  name="invoice-payments")
     runtime.stop_first(rpc.stop)
     await rpc.start()
     log.info("reporting_service_started", nats=settings.nats_url)

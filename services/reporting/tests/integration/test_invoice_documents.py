@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -191,3 +192,77 @@ async def test_past_due_invoices_become_overdue(nc: NatsClient, reporting: Repor
     assert await reporting.clock.changes.mark_overdue(later) == 0  # once
     listed = await call(nc, "reporting.query.invoices", {"customer_id": cid, "status": ["overdue"]})
     assert [x["id"] for x in listed["items"]] == [invoice["id"]]
+
+
+async def pay(nc: NatsClient, cid: str, amount: str, currency: str = "EUR", **fields: Any) -> dict[str, Any]:
+    """Record a payment on the customer service's ledger."""
+    payment = {"amount": amount, "currency": currency, "reference": f"ref-{uuid.uuid4().hex[:8]}", **fields}
+    reply = await call(nc, "customer.cmd.payment.record", {"customer_id": cid, "payment": payment})
+    assert "error" not in reply, reply
+    return reply  # type: ignore[no-any-return]
+
+
+async def invoice_now(nc: NatsClient, invoice_id: str, check: Any) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+
+    async def ok() -> bool:
+        nonlocal last
+        last = await call(nc, "reporting.query.invoice", {"invoice_id": invoice_id})
+        return bool(check(last))
+
+    await wait_for(ok, timeout=10, message=lambda: f"the invoice stayed {last}")
+    return last
+
+
+async def test_a_payment_pays_two_invoices_oldest_first(nc: NatsClient) -> None:
+    cid = (await create_customer(nc, currency="EUR"))["id"]
+    d1, d2 = past(15), past(14)
+    await calls_on(nc, cid, d1, ["1.0000"])
+    await calls_on(nc, cid, d2, ["2.0000"])
+    older = await issue(nc, cid, [d1])
+    newer = await issue(nc, cid, [d2])
+    pending = await pay(nc, cid, "0.50", status="pending")  # not counted until completed
+    await pay(nc, cid, "2.50")
+    first = await invoice_now(nc, older["id"], lambda i: i["status"] == "paid")
+    assert money(first["amount_paid"]) == Decimal("1.00") and money(first["amount_due"]) == 0
+    second = await invoice_now(nc, newer["id"], lambda i: money(i["amount_paid"]) == Decimal("1.50"))
+    assert second["status"] == "open" and money(second["amount_due"]) == Decimal("0.50")
+    await pay(nc, cid, "1.00", currency="EUR", kind="refund")  # a refund pays no invoice
+    done = await call(nc, "customer.cmd.payment.set-status", {
+        "customer_id": cid, "payment_id": pending["id"], "status": "completed"})
+    assert "error" not in done, done
+    paid = await invoice_now(nc, newer["id"], lambda i: i["status"] == "paid")
+    assert money(paid["amount_paid"]) == Decimal("2.00")
+    # money paid ahead waits for the next invoice
+    await pay(nc, cid, "5.00")
+    d3 = past(13)
+    await calls_on(nc, cid, d3, ["3.0000"])
+
+    async def issued_paid() -> dict[str, Any] | None:
+        third = await issue(nc, cid, [d3], command_id=f"third-{cid}")
+        return third if "error" not in third and third["status"] == "paid" else None
+
+    third = await wait_for(issued_paid, timeout=10, message="the third invoice paid from the credit")
+    assert money(third["amount_paid"]) == Decimal("3.00")
+
+    async def audited() -> bool:  # 1.00 + 1.50 of the first payment, 0.50 pending, 3.00 ahead
+        audit = await call(nc, "reporting.query.audit", {"customer_id": cid, "type": ["PaymentAllocated"]})
+        return bool(audit["total"] == 4)
+
+    await wait_for(audited, timeout=10, message="four allocations in the audit log")
+
+
+async def test_a_credit_note_reaches_the_ledger(nc: NatsClient) -> None:
+    cid = (await create_customer(nc, currency="EUR"))["id"]
+    day = past(16)
+    await calls_on(nc, cid, day, ["4.0000"])
+    invoice = await issue(nc, cid, [day])
+    note = await call(nc, "reporting.cmd.invoice.credit-note", {
+        "invoice_id": invoice["id"], "amount": "1.25", "reason": "outage"})
+    assert "error" not in note, note
+
+    async def credited() -> bool:
+        balance = await call(nc, "customer.query.balance", {"customer_id": cid})
+        return bool(balance["credit_notes"] == "1.25")
+
+    await wait_for(credited, timeout=10, message="the credit note on the customer's ledger")

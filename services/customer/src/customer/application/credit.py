@@ -42,6 +42,7 @@ class Credit:
     day: date | None = None
     day_charges: Decimal = ZERO
     seq: int = -1
+    credit_notes: Decimal = ZERO
     # (day, reasons, credit JSON, available) made once per change or day
     verdict: tuple[date, tuple[str, ...], str, Decimal] | None = None
 
@@ -84,6 +85,7 @@ class CreditBook:
             return
         credit.seq, credit.charges = charges.seq, charges.charges
         credit.day, credit.day_charges = charges.day, charges.day_charges
+        credit.credit_notes = charges.credit_notes
         credit.verdict = None
 
     def verdict(self, customer_id: str, today: date) -> tuple[tuple[str, ...], str, Decimal]:
@@ -95,7 +97,7 @@ class CreditBook:
         if cached is not None and cached[0] == today:
             return cached[1], cached[2], cached[3]
         p = credit.paid
-        totals = LedgerTotals(p.payments, p.refunds, p.adjustments, p.credit_notes, credit.charges)
+        totals = LedgerTotals(p.payments, p.refunds, p.adjustments, credit.credit_notes, credit.charges)
         bal = balance(totals)
         avail = available(bal, credit.debit_limit)
         today_charges = credit.day_charges if credit.day == today else ZERO

@@ -151,6 +151,7 @@ def totals_of(payment_row: Any | None, charges_row: Any | None) -> LedgerTotals:
         refunds=p.get("refunds", ZERO),
         adjustments=p.get("adjustments", ZERO),
         charges=charges_row["charges"] if charges_row else ZERO,
+        credit_notes=charges_row["credit_notes"] if charges_row else ZERO,
     )
 
 

@@ -48,7 +48,7 @@ _UPSERT_TOTALS = (
     " $5::numeric[]) AS x(c, ch, n, d, dc)"
     " ON CONFLICT (customer_id) DO UPDATE SET charges = excluded.charges, calls = excluded.calls,"
     " day = excluded.day, day_charges = excluded.day_charges, seq = ledger_charges.seq + 1,"
-    " updated_at = now() RETURNING customer_id, charges, day, day_charges, seq"
+    " updated_at = now() RETURNING customer_id, charges, day, day_charges, seq, credit_notes"
 )
 _CHECKPOINT = (
     "INSERT INTO ledger_checkpoints (consumer, seq) VALUES ($1, $2)"
@@ -65,6 +65,7 @@ class Charges:
     day: date | None
     day_charges: Decimal
     seq: int
+    credit_notes: Decimal = ZERO  # credit notes issued (reporting's CreditNoteIssued), a credit
 
     def json(self) -> bytes:
         """As published on LEDGER_CHANGED."""
@@ -75,6 +76,7 @@ class Charges:
                 "day": self.day.isoformat() if self.day else None,
                 "day_charges": str(self.day_charges),
                 "seq": self.seq,
+                "credit_notes": str(self.credit_notes),
             }
         )
 
@@ -88,12 +90,14 @@ class Charges:
             date.fromisoformat(d["day"]) if d["day"] else None,
             Decimal(d["day_charges"]),
             int(d["seq"]),
+            Decimal(d.get("credit_notes") or 0),
         )
 
     @classmethod
     def of_row(cls, row: asyncpg.Record) -> Charges:
         """From a `ledger_charges` row."""
-        return cls(row["customer_id"], row["charges"], row["day"], row["day_charges"], row["seq"])
+        return cls(row["customer_id"], row["charges"], row["day"], row["day_charges"], row["seq"],
+                   row["credit_notes"])
 
 
 def decode(msg: Msg) -> CallRecord:
@@ -192,10 +196,11 @@ class LedgerProjection:
 async def load_charges(pool: asyncpg.Pool, customer_ids: list[str] | None = None) -> list[Charges]:
     """Every customer's charges (or these customers')."""
     if customer_ids is None:
-        rows = await pool.fetch("SELECT customer_id, charges, day, day_charges, seq FROM ledger_charges")
+        rows = await pool.fetch(
+            "SELECT customer_id, charges, day, day_charges, seq, credit_notes FROM ledger_charges")
     else:
         rows = await pool.fetch(
-            "SELECT customer_id, charges, day, day_charges, seq FROM ledger_charges"
+            "SELECT customer_id, charges, day, day_charges, seq, credit_notes FROM ledger_charges"
             " WHERE customer_id = ANY($1::text[])",
             customer_ids,
         )

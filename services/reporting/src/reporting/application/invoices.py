@@ -141,7 +141,8 @@ class Invoices:
             currency=draft.currency, minor_units=draft.minor_units, tax_rate=draft.tax_rate,
             lines=[sql.line_out(x) for x in draft.lines], subtotal=draft.subtotal, tax=draft.tax,
             total=draft.total, amount_paid=Decimal(0), amount_credited=Decimal(0), amount_due=draft.total,
-            status="open", issue_date=today, due_date=today + timedelta(days=due_days),
+            status="open" if draft.total > 0 else "paid", issue_date=today,
+            due_date=today + timedelta(days=due_days),
             period_from=draft.period_from, period_to=draft.period_to, seller=seller, buyer=buyer,
             rounding=ROUNDING_NOTE.format(units=draft.minor_units), created_at=datetime.now(UTC),
         )
@@ -156,13 +157,13 @@ class Invoices:
             Fragment(
                 "INSERT INTO invoices (id, number, document_number, customer_id, currency, minor_units,"
                 " tax_rate, subtotal, tax, total, issue_date, due_date, period_from, period_to, lines,"
-                " seller, buyer, created_at, created_by) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},"
-                " {}, {}, {}, {}::jsonb, {}::jsonb, {}::jsonb, {}, {}::jsonb)",
+                " seller, buyer, created_at, created_by, status) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {},"
+                " {}, {}, {}, {}, {}, {}::jsonb, {}::jsonb, {}::jsonb, {}, {}::jsonb, {})",
                 [iid, invoice.number, invoice.document_number, cid, invoice.currency, invoice.minor_units,
                  invoice.tax_rate, invoice.subtotal, invoice.tax, invoice.total, invoice.issue_date,
                  invoice.due_date, invoice.period_from, invoice.period_to, json.dumps(body["lines"]),
                  json.dumps(body["seller"]), json.dumps(body["buyer"]), invoice.created_at,
-                 cmd.meta.actor.model_dump_json()],
+                 cmd.meta.actor.model_dump_json(), invoice.status],
             ),
             Fragment("INSERT INTO invoiced_days (customer_id, day, invoice_id)"
                      " SELECT {}, unnest({}::date[]), {}", [cid, draft.usage_days, iid]),
