@@ -114,3 +114,16 @@ async def test_api_tokens_may_expire(gateway: Any) -> None:
     assert reply.status_code == 401
     listed = (await gateway.client.get("/v1/tokens", params={"limit": 1000})).json()["items"]
     assert [t["expires_at"] for t in listed if t["id"] == soon.json()["id"]] != [None]
+
+
+async def test_ended_console_sessions_are_swept(gateway: Any) -> None:
+    tokens = gateway.app.state.runtime.tokens
+    owner = await tokens.authenticate(gateway.admin_token)
+    old = await tokens.open_session(owner, datetime.now(UTC) + timedelta(hours=1))
+    pool = gateway.app.state.runtime.pool
+    await pool.execute("UPDATE gateway.tokens SET expires_at = now() - interval '2 days'"
+                       " WHERE token_hash = encode(sha256($1::bytea), 'hex')", old.encode())
+    await tokens.open_session(owner, datetime.now(UTC) + timedelta(hours=1))
+    left = await pool.fetchval("SELECT count(*) FROM gateway.tokens WHERE token_hash = encode(sha256($1::bytea), 'hex')",
+                               old.encode())
+    assert left == 0

@@ -182,6 +182,10 @@ class TokenStore:
     async def open_session(self, parent: Principal, expires_at: datetime) -> str:
         """A console session token acting for a token until it expires, is revoked, or its parent is."""
         token = new_token()
+        await self.pool.execute(  # sessions over a day past their end are of no further use
+            "DELETE FROM gateway.tokens WHERE parent_id IS NOT NULL"
+            " AND least(revoked_at, expires_at) < now() - interval '1 day'"
+        )
         await self.pool.execute(
             "INSERT INTO gateway.tokens (id, name, role, token_hash, expires_at, parent_id)"
             " VALUES ($1, $2, $3, $4, $5, $6)",
