@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServerError, ServiceUnavailableError
 
 from shared.partitions import PartitionKey
 
 log = structlog.get_logger(__name__)
 
 DUPLICATE_WINDOW_S = 120.0
+# how long start-up waits for JetStream to answer (a cluster electing its meta leader)
+JETSTREAM_READY_BUDGET_S = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -109,19 +118,58 @@ def partition_key_of(stream: str) -> PartitionKey | None:
     return spec.partition_key if spec else None
 
 
-async def ensure_streams(
-    js: JetStreamContext, specs: list[StreamSpec] | None = None, *, replicas: int = 1
-) -> None:
-    """Create each stream, or bring an existing one up to its declared config."""
-    for spec in specs or ALL_STREAMS:
-        cfg = spec.config(replicas)
+def _not_ready(exc: BaseException) -> bool:
+    """JetStream cannot answer yet: no meta leader (timeout, no responders, 503) or peers missing."""
+    if isinstance(exc, NatsTimeoutError | TimeoutError | NoRespondersError | ServiceUnavailableError):
+        return True
+    return isinstance(exc, ServerError) and "peers" in str(exc).lower()
+
+
+async def until_jetstream_answers(
+    op: Callable[[], Awaitable[T]], what: str, *, budget_s: float = JETSTREAM_READY_BUDGET_S,
+) -> T:
+    """Run `op`, retrying (0.25 s doubling to 4 s) while JetStream is not ready, for `budget_s` at most.
+
+    A cluster that is starting, or electing a new meta leader after losing a node, times out
+    API requests for a few seconds; a service starting then waits instead of exiting.
+    """
+    deadline = time.monotonic() + budget_s
+    delay, attempt = 0.25, 0
+    while True:
+        attempt += 1
         try:
-            await js.stream_info(spec.name)
-        except NotFoundError:
-            try:
-                await js.add_stream(cfg)
-                log.info("stream_created", stream=spec.name)
-                continue
-            except BadRequestError:
-                pass  # another service created it at the same moment
-        await js.update_stream(cfg)
+            return await op()
+        except Exception as exc:
+            if not _not_ready(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("jetstream_not_ready", op=what, attempt=attempt, retry_in_s=delay,
+                        error=str(exc) or type(exc).__name__)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 4.0)
+
+
+async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int) -> None:
+    cfg = spec.config(replicas)
+    try:
+        await js.stream_info(spec.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(cfg)
+            log.info("stream_created", stream=spec.name)
+            return
+        except BadRequestError:
+            pass  # another service created it at the same moment
+    await js.update_stream(cfg)
+
+
+async def ensure_streams(
+    js: JetStreamContext, specs: list[StreamSpec] | None = None, *, replicas: int = 1,
+    budget_s: float = JETSTREAM_READY_BUDGET_S,
+) -> None:
+    """Create each stream, or bring an existing one up to its declared config.
+
+    Waits up to `budget_s` per stream for JetStream to answer (see `until_jetstream_answers`).
+    """
+    for spec in specs or ALL_STREAMS:
+        await until_jetstream_answers(lambda spec=spec: _ensure_stream(js, spec, replicas),
+                                      f"ensure_stream {spec.name}", budget_s=budget_s)
