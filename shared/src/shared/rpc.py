@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from shared.errors import ErrorCode, ServiceError, details_from_pydantic
 from shared.logging import bind_from_headers
 from shared.ops import REQUEST_SECONDS, REQUESTS
+from shared.unavailable import unavailable_reason
 
 log = structlog.get_logger(__name__)
 
@@ -116,10 +117,15 @@ class RpcServer:
             outcome = exc.code
             reply = error_bytes(exc)
         except Exception as exc:
-            outcome = "internal_error"
-            self.failed += 1
-            log.exception("request_failed", subject=route.subject, error=str(exc))
-            reply = error_bytes(ServiceError(ErrorCode.INTERNAL, "internal error; it has been logged"))
+            if (away := unavailable_reason(exc)) is not None:
+                outcome = ErrorCode.UNAVAILABLE
+                log.warning("request_unavailable", subject=route.subject, away=away, error=repr(exc))
+                reply = error_bytes(ServiceError(ErrorCode.UNAVAILABLE, f"{away} is unavailable; retry"))
+            else:
+                outcome = "internal_error"
+                self.failed += 1
+                log.exception("request_failed", subject=route.subject, error=str(exc))
+                reply = error_bytes(ServiceError(ErrorCode.INTERNAL, "internal error; it has been logged"))
         self.handled += 1
         REQUESTS.labels(route.subject, outcome).inc()
         REQUEST_SECONDS.labels(route.subject).observe(time.perf_counter() - started)

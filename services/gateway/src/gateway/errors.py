@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from shared.errors import HTTP_STATUS, ErrorBody, ErrorCode, ErrorDetail, ErrorReply, ServiceError
+from shared.unavailable import RETRY_AFTER_S
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -91,9 +92,17 @@ def request_details(errors: Sequence[Any]) -> list[ErrorDetail]:
     return details
 
 
+def unavailable_response(away: str) -> Response:
+    """503 `unavailable` with Retry-After: a server the gateway needs (PostgreSQL, NATS) is away."""
+    return error_response(ErrorCode.UNAVAILABLE, f"{away} is unavailable; retry shortly",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 async def _on_service_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    headers = exc.headers if isinstance(exc, ApiError) else None
+    headers = dict(exc.headers) if isinstance(exc, ApiError) else {}
+    if exc.code == ErrorCode.UNAVAILABLE:  # every 503 says when to come back
+        headers.setdefault("Retry-After", str(RETRY_AFTER_S))
     return error_response(exc.code, exc.message, exc.details, headers=headers)
 
 

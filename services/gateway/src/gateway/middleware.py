@@ -10,9 +10,10 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Histogram
 from shared.errors import ErrorCode
+from shared.unavailable import unavailable_reason
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import PAYLOAD_TOO_LARGE, error_response
+from gateway.errors import PAYLOAD_TOO_LARGE, error_response, unavailable_response
 
 CORRELATION_HEADERS = (b"x-correlation-id", b"x-request-id")
 # a client's id is taken only if it is safe to echo in headers and logs
@@ -125,17 +126,21 @@ class RequestContextMiddleware:
                     raise
                 sent["app_cut"] = True
                 await too_large(scope, receive, send_with_id)
-            except Exception:
+            except Exception as exc:
                 if body.exceeded and sent["status"] is None:
                     sent["app_cut"] = True
                     await too_large(scope, receive, send_with_id)
                     return
-
-                self.log.exception("request_failed", method=scope["method"], path=scope["path"])
+                away = unavailable_reason(exc)  # PostgreSQL or NATS down: 503, not a bug
+                if away is None:
+                    self.log.exception("request_failed", method=scope["method"], path=scope["path"])
+                else:
+                    self.log.warning("request_unavailable", path=scope["path"], away=away, error=repr(exc))
                 if sent["status"] is not None:
                     raise  # mid-stream: the server must cut the connection
-                sent["status"] = 500
-                reply = error_response(ErrorCode.INTERNAL, "internal error; it has been logged")
+                sent["status"] = 500 if away is None else 503
+                reply = (error_response(ErrorCode.INTERNAL, "internal error; it has been logged")
+                         if away is None else unavailable_response(away))
                 await reply(scope, receive, send_with_id)
             finally:
                 route = getattr(scope.get("route"), "path", "unmatched")
