@@ -211,3 +211,49 @@ async def test_runner_kill_9_takes_children_down(embedded_tmp_path: Path) -> Non
         await wait_for(
             lambda: _living(children) == [], timeout=15, message="children to die with their killed runner"
         )
+
+
+def _alive_pid(pid: int) -> bool:
+    with suppress(psutil.NoSuchProcess):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+@pytest.mark.servers
+async def test_runner_restarts_its_dead_servers_on_their_data(embedded_tmp_path: Path) -> None:
+    import json
+
+    import asyncpg
+    import nats
+
+    async with running_stack(embedded_tmp_path, free_port()) as runner:
+        info = json.loads((embedded_tmp_path / "run" / "stack.json").read_text())
+        assert info["pid"] == runner.proc.pid
+        [monitor] = info["nats_monitoring"]
+        assert runner.printed(f"monitoring: nats-server {monitor}")
+        assert runner.printed("are watched: one that dies is restarted on the same data")
+        assert (await asyncio.to_thread(_get, f"{monitor}/healthz")).strip().startswith("{")
+        conn = await asyncpg.connect(info["database_url"])
+        await conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
+        await conn.close()
+
+        postmaster = int((embedded_tmp_path / "pg" / "postmaster.pid").read_text().split()[0])
+        nats_pid = int((embedded_tmp_path / "nats" / "nats.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGKILL)
+        os.kill(nats_pid, signal.SIGKILL)
+        await wait_for(lambda: runner.printed("embedded PostgreSQL restarted"), timeout=60,
+                       message="the runner to restart PostgreSQL:\n" + "".join(runner.lines))
+        await wait_for(lambda: runner.printed("embedded nats-server restarted"), timeout=60,
+                       message="the runner to restart nats-server")
+        assert runner.printed("embedded PostgreSQL died; restarting it on the same data")
+        assert not _alive_pid(postmaster) and not _alive_pid(nats_pid)
+        conn = await asyncpg.connect(info["database_url"])  # same URL, same data
+        assert await conn.fetchval("SELECT x FROM kept") == 7
+        await conn.close()
+        nc = await nats.connect(info["nats_url"])
+        assert (await nc.jetstream().account_info()) is not None
+        await nc.close()
+        runner.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(runner.proc.wait(), 30) == 0
+    assert not (embedded_tmp_path / "run" / "stack.json").exists()
+    assert _servers_on(embedded_tmp_path) == []

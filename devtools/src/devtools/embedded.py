@@ -384,6 +384,11 @@ class EmbeddedPostgres:
         log.info("embedded postgres started", url=self.url, pid=self._proc.pid)
         return self.url
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs (the stack runner watches it)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def _ensure_database(self, name: str) -> None:
         """Create database name if missing."""
         conn = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]

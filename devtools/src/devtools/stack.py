@@ -22,6 +22,7 @@ import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.secrets import Sealer
+from shared.stack_file import remove_stack_file, write_stack_file
 
 from devtools.embedded import (
     EmbeddedNats,
@@ -33,6 +34,7 @@ from devtools.embedded import (
     stop_stale_postgres,
 )
 from devtools.embedded_cluster import EmbeddedNatsCluster
+from devtools.server_watch import Watched, watch_servers
 
 log = structlog.get_logger()
 
@@ -137,8 +139,13 @@ def _port(preferred: int) -> int:
     return preferred if port_is_free(preferred) else free_port()
 
 
-def start_servers(settings: StackSettings, stack: ExitStack) -> tuple[str, str]:
-    """Start embedded NATS and PostgreSQL unless URLs are configured; return both URLs."""
+def start_servers(settings: StackSettings, stack: ExitStack,
+                  watched: list[Watched] | None = None) -> tuple[str, str]:
+    """Start embedded NATS and PostgreSQL unless URLs are configured; return both URLs.
+
+    Each embedded server is added to `watched` (restarted on death by `watch_servers`).
+    """
+    watched = [] if watched is None else watched
     nats_url, database_url = settings.nats_url, settings.database_url
     if nats_url is None and settings.nats_cluster > 1:
         size = settings.nats_cluster
@@ -146,18 +153,24 @@ def start_servers(settings: StackSettings, stack: ExitStack) -> tuple[str, str]:
                                       ports=[4222 + i for i in range(size)], sync_always=True)
         stack.callback(cluster.stop)
         nats_url = cluster.start()
+        watched += [Watched(f"nats node {i + 1}", node, f"http://127.0.0.1:{port}")
+                    for i, (node, port) in enumerate(zip(cluster.nodes, cluster.monitor_ports, strict=True))]
     elif nats_url is None:
         store = settings.data_dir / "nats"
         stop_stale_nats(store)  # first, so that a stale server does not hold our port
-        nats = EmbeddedNats(store, port=_port(4222), sync_always=True)
+        monitor = _port(8222)
+        nats = EmbeddedNats(store, port=_port(4222), sync_always=True,
+                            extra_config=f'http: "127.0.0.1:{monitor}"\n')  # monitoring endpoint
         stack.callback(nats.stop)
         nats_url = nats.start()
+        watched.append(Watched("nats-server", nats, f"http://127.0.0.1:{monitor}"))
     if database_url is None:
         data = settings.data_dir / "pg"
         stop_stale_postgres(data)
         postgres = EmbeddedPostgres(data, port=_port(5432))
         stack.callback(postgres.stop)
         database_url = postgres.start()
+        watched.append(Watched("PostgreSQL", postgres))
     return nats_url, database_url
 
 
@@ -261,13 +274,17 @@ async def wait_ready(
 
 
 def banner(*, http: str | None, nats_url: str, database_url: str, token: str,
-           ops: dict[str, str] | None = None) -> str:
+           ops: dict[str, str] | None = None, watched: Sequence[Watched] = ()) -> str:
     """The text shown once the stack is up."""
     lines = ["", "Patchbay is running."]
     if http is not None:
         lines += [f"  gateway:   {http}", f"  API docs:  {http}/docs"]
     lines += [f"  NATS:      {nats_url}", f"  database:  {redact_url(database_url)}"]
     lines += [f"  metrics:   {name:<13}{url}" for name, url in (ops or {}).items()]
+    lines += [f"  monitoring: {w.name:<12}{w.monitor}" for w in watched if w.monitor]
+    if watched:
+        lines.append(f"  embedded servers ({', '.join(w.name for w in watched)}) are watched: "
+                     "one that dies is restarted on the same data")
     lines += [f"  admin token: {token}", "Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
 
@@ -284,8 +301,16 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
     with ExitStack() as stack:
         _lock_data_dir(run_dir, stack)
         stop_stale_children(run_dir)
-        nats_url, database_url = start_servers(settings, stack)
+        watched: list[Watched] = []
+        nats_url, database_url = start_servers(settings, stack, watched)
+        watcher = asyncio.create_task(watch_servers(watched, stop))
+        stack.callback(watcher.cancel)
+        stack.callback(remove_stack_file, settings.data_dir)
+        record = {"nats_url": nats_url, "database_url": database_url,
+                  "data_dir": str(settings.data_dir.resolve()),
+                  "nats_monitoring": [w.monitor for w in watched if w.monitor]}
         if servers_only:
+            write_stack_file(settings.data_dir, record)
             print(f"PATCHBAY_NATS_URL={nats_url}\nPATCHBAY_DATABASE_URL={database_url}",
                   flush=True)
             await stop.wait()
@@ -314,9 +339,10 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
                     log.error("gateway not ready in time", url=f"{http}/readyz")
                     return 1
             shown = http if http_service in names else None
+            metrics = {n: f"http://{settings.http_host}:{p}/metrics" for n, p in ops.items()}
+            write_stack_file(settings.data_dir, record | {"http": shown, "metrics": metrics})
             print(banner(http=shown, nats_url=nats_url, database_url=database_url, token=token,
-                         ops={n: f"http://{settings.http_host}:{p}/metrics" for n, p in ops.items()}),
-                  flush=True)
+                         ops=metrics, watched=watched), flush=True)
             await stop.wait()
         finally:
             log.info("stopping")
