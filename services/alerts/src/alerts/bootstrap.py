@@ -14,7 +14,7 @@ from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings
 
 from alerts.application.actions import ActionWorker
-from alerts.application.evaluator import CALLS_SPEC, CUSTOMER_SPEC, Evaluator
+from alerts.application.evaluator import BILLING_SPEC, CALLS_SPEC, CUSTOMER_SPEC, Evaluator
 from alerts.application.rules import RuleBook, RuleStore
 from alerts.entrypoints.nats_api import QUEUE, routes
 
@@ -69,6 +69,7 @@ async def start(settings: AlertsSettings) -> AlertsService:
     consumers = [
         PartitionedConsumer(js, CALLS_SPEC, evaluator.handle_calls, settings.partitions, **options),
         PartitionedConsumer(js, CUSTOMER_SPEC, evaluator.handle_customers, settings.partitions, **options),
+        PartitionedConsumer(js, BILLING_SPEC, evaluator.handle_billing, settings.partitions, **options),
     ]
     rpc = RpcServer(nc, routes(store, pool), queue=QUEUE)
     running = AlertsService(settings, runtime, rpc, evaluator, actions, consumers)

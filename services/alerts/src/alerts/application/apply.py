@@ -97,17 +97,33 @@ def apply_customer_event(s: CustomerState, event: EventEnvelope) -> bool:
     return kind != "CustomerDeleted"
 
 
+def _less_due(s: CustomerState, invoice: str, amount: Decimal) -> bool:
+    due = s.overdue.get(invoice)
+    if due is None:
+        return False
+    left = dec(due) - amount
+    if left > ZERO:
+        s.overdue[invoice] = str(left)
+    else:
+        del s.overdue[invoice]
+    return True
+
+
 def apply_billing_event(s: CustomerState, event: EventEnvelope) -> bool:
-    """An invoice event: overdue invoices count until paid or void; True when it moves a value."""
+    """An invoice event: overdue invoices count until paid or void; credit notes add to the balance."""
     data, kind = event.data, event.type
-    invoice = str(data.get("invoice_id") or data.get("id") or "")
+    invoice = str(data.get("invoice_id") or "")
     if kind == "InvoiceOverdue":
-        s.overdue[invoice] = str(dec(data.get("amount_due") or data.get("total")))
+        s.overdue[invoice] = str(dec(data.get("amount_due")))
     elif kind in ("InvoicePaid", "InvoiceVoided"):
         if s.overdue.pop(invoice, None) is None:
             return False
+    elif kind == "PaymentAllocated":
+        if not _less_due(s, invoice, dec(data.get("amount"))):
+            return False
     elif kind == "CreditNoteIssued":
         s.credit_notes += dec(data.get("amount"))
+        _less_due(s, invoice, dec(data.get("amount")))
     else:
         return False
     s.dirty = True

@@ -10,6 +10,7 @@ the same firings however it is cut into batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import deque
@@ -20,6 +21,7 @@ import asyncpg
 import structlog
 from nats.aio.msg import Msg
 from shared.consumer import ConsumerSpec
+from shared.contracts.alerts import CALL_AREAS
 from shared.contracts.calls import CallRecord
 from shared.envelope import EventEnvelope
 
@@ -27,6 +29,7 @@ from alerts.application.apply import apply_billing_event, apply_call, apply_cust
 from alerts.application.firings import NewFiring, firing_of, write_firings
 from alerts.application.rules import RuleBook
 from alerts.application.state import CustomerState, load, save
+from alerts.domain.partitions import partition_of
 from alerts.domain.rules import RuleState, step, value_of
 
 log = structlog.get_logger(__name__)
@@ -35,6 +38,9 @@ NAMESPACE = uuid.UUID("8f3c2a61-0d7e-4b59-9a41-2c6e1f0b7d93")
 CALLS_SPEC = ConsumerSpec(stream="CALLS", durable="alerts-calls", filter_subjects=["calls.cdr.*"])
 CUSTOMER_SPEC = ConsumerSpec(stream="CUSTOMER_EVENTS", durable="alerts-customers",
                              filter_subjects=["events.customer.*.*"])
+# invoices are not partitioned on BILLING_EVENTS: one durable (partition 0's replica) reads them all
+BILLING_SPEC = ConsumerSpec(stream="BILLING_EVENTS", durable="alerts-billing",
+                            filter_subjects=["events.billing.*.*"])
 
 
 class Evaluator:
@@ -67,51 +73,79 @@ class Evaluator:
         await self._batch(msgs, "billing")
 
     async def _batch(self, msgs: Sequence[Msg], kind: str) -> None:
-        partition = int(msgs[0].subject.rsplit(".", 1)[1])
-        lock = self.locks.setdefault(partition, asyncio.Lock())
-        async with lock:
+        parts = sorted({self._partition_of(m, kind) for m in msgs})
+        async with contextlib.AsyncExitStack() as held:
+            for p in parts:  # always in the same order: no two batches wait for each other
+                await held.enter_async_context(self.locks.setdefault(p, asyncio.Lock()))
             try:
-                await self._in_transaction(msgs, kind, partition)
+                await self._in_transaction(msgs, kind, parts)
             except BaseException:
-                self.states.pop(partition, None)  # memory went ahead of a rolled back transaction
-                self.generations.pop(partition, None)
+                for p in parts:  # memory went ahead of a rolled back transaction
+                    self.states.pop(p, None)
+                    self.generations.pop(p, None)
                 raise
 
-    async def _in_transaction(self, msgs: Sequence[Msg], kind: str, partition: int) -> None:
+    @staticmethod
+    def _partition_of(msg: Msg, kind: str) -> int:
+        """The customer partition: the stored subject's last token, or (billing events) computed alike."""
+        if kind == "billing":
+            return partition_of(_customer_of(msg))
+        return int(msg.subject.rsplit(".", 1)[1])
+
+    async def _generations(self, conn: asyncpg.Connection, parts: list[int]) -> dict[int, int]:
+        """Bump each partition's generation; forget a partition another process wrote meanwhile."""
+        rows = await conn.fetch(
+            "INSERT INTO partition_generations AS g (partition, generation)"
+            " SELECT p, 1 FROM unnest($1::int[]) p"
+            " ON CONFLICT (partition) DO UPDATE SET generation = g.generation + 1"
+            " RETURNING partition, generation", parts)
+        now = {r["partition"]: r["generation"] for r in rows}
+        for p, generation in now.items():
+            if self.generations.get(p) != generation - 1:
+                self.states.pop(p, None)
+        return now
+
+    async def _in_transaction(self, msgs: Sequence[Msg], kind: str, parts: list[int]) -> None:
         consumer = msgs[0].metadata.consumer or kind
         async with self.pool.acquire() as conn, conn.transaction():
             await self.book.refresh(conn)
-            generation = await conn.fetchval(
-                "INSERT INTO partition_generations AS g (partition, generation) VALUES ($1, 1)"
-                " ON CONFLICT (partition) DO UPDATE SET generation = g.generation + 1"
-                " RETURNING generation", partition)
-            if self.generations.get(partition) != generation - 1:
-                self.states.pop(partition, None)  # another process wrote this partition meanwhile
-            states = self.states.setdefault(partition, {})
+            generations = await self._generations(conn, parts)
             done = await conn.fetchval("SELECT last_seq FROM checkpoints WHERE consumer = $1", consumer) or 0
             fresh = [m for m in msgs if m.metadata.sequence.stream > done]
-            if not fresh:
-                self.generations[partition] = generation
-                return
-            missing = sorted({_customer_of(m) for m in fresh} - states.keys())
-            if missing:
-                states.update(await load(conn, missing))
             touched: dict[str, CustomerState] = {}
             firings: list[NewFiring] = []
-            for msg in fresh:
-                s = states[_customer_of(msg)]
-                at = self._apply(s, msg, kind)
-                touched[s.customer_id] = s
-                if at is not None:
-                    firings += self._evaluate(s, at, msg)
-            await save(conn, list(touched.values()))
-            await write_firings(conn, firings)
-            last = fresh[-1].metadata.sequence.stream
-            await conn.execute(
-                "INSERT INTO checkpoints (consumer, last_seq) VALUES ($1, $2)"
-                " ON CONFLICT (consumer) DO UPDATE SET last_seq = excluded.last_seq", consumer, last)
-        self.generations[partition] = generation
+            if fresh:
+                states = await self._states(conn, fresh, kind)
+                for msg in fresh:
+                    s = states[_customer_of(msg)]
+                    at = self._apply(s, msg, kind)
+                    touched[s.customer_id] = s
+                    if at is not None:
+                        firings += self._evaluate(s, at, msg)
+                await save(conn, list(touched.values()))
+                await write_firings(conn, firings)
+                await conn.execute(
+                    "INSERT INTO checkpoints (consumer, last_seq) VALUES ($1, $2)"
+                    " ON CONFLICT (consumer) DO UPDATE SET last_seq = excluded.last_seq",
+                    consumer, fresh[-1].metadata.sequence.stream)
+        self.generations.update(generations)
         self._note(fresh, firings)
+
+    async def _states(
+        self, conn: asyncpg.Connection, fresh: Sequence[Msg], kind: str
+    ) -> dict[str, CustomerState]:
+        """The states of the batch's customers, from memory or the tables."""
+        out: dict[str, CustomerState] = {}
+        wanted: dict[int, set[str]] = {}
+        for m in fresh:
+            wanted.setdefault(self._partition_of(m, kind), set()).add(_customer_of(m))
+        for p, ids in wanted.items():
+            states = self.states.setdefault(p, {})
+            missing = sorted(ids - states.keys())
+            if missing:
+                states.update(await load(conn, missing))
+            out.update({cid: states[cid] for cid in ids})
+        return out
 
     def _note(self, fresh: Sequence[Msg], firings: list[NewFiring]) -> None:
         now = time.time()
@@ -142,7 +176,9 @@ class Evaluator:
         out: list[NewFiring] = []
         money = None
         for rule in self.book.for_customer(s.customer_id, s.tags):
-            if money is None and rule.area not in ("asr", "acd", "pdd", "attempts_per_minute"):
+            if money is None and rule.area not in CALL_AREAS:
+                if not s.name:  # its card not read yet: no tax, debit limit or payments to judge money by
+                    continue
                 money = s.money()
             value = value_of(rule, s.window, money)  # type: ignore[arg-type]
             if value is None:

@@ -62,7 +62,10 @@ def crossed(operator: str, value: Decimal, threshold: Decimal) -> bool:
 
 
 def rearms(rule: AlertRule, value: Decimal) -> bool:
-    """Back past the reset threshold (strictly): ASR below 30 fires, above 31 re-arms."""
+    """Back past the reset threshold (strictly: ASR below 30 fires, above 31 re-arms); with no reset
+    threshold of its own (or the threshold itself), as soon as the value is no longer crossed."""
+    if rule.reset == rule.threshold:
+        return not crossed(rule.operator, value, rule.threshold)
     return value > rule.reset if rule.operator == "lt" else value < rule.reset
 
 
