@@ -121,3 +121,23 @@ async def test_a_malformed_event_is_dead_lettered_and_the_audit_goes_on(nc: Nats
     assert letters[f"events.notification.y{tag}.Broken"].data == b'{"type": "X"}'
     assert all(d.error and d.original_stream == "NOTIFICATION_EVENTS" for d in letters.values())
 
+
+
+async def test_alert_firings_are_in_the_customer_timeline(nc: NatsClient) -> None:
+    from shared.contracts.events import REGISTRY
+    from shared.contracts.events.alerts import ALERT_CATEGORY, AlertFired
+
+    card = await create_customer(nc)
+    cid = card["id"]
+    fired = AlertFired(
+        firing_id=str(uuid.uuid4()), alert_id=str(uuid.uuid4()), alert_name="ASR low", customer_id=cid,
+        area="asr", operator="lt", value="20", threshold="30", level="error",
+        actions=["email_contacts", "penalty"], reason="alert ASR low: asr 20 lt 30",
+        event_at="2026-12-06T12:00:00+00:00")
+    event = REGISTRY.envelope(fired, category=ALERT_CATEGORY, stream_id=cid, version=1,
+                              metadata=Metadata(reason=fired.reason))
+    await nc.jetstream().publish(event.subject, event.model_dump_json().encode())
+    items = await wait_entries(nc, cid, 2)
+    alert = next(i for i in items if i["type"] == "AlertFired")
+    assert alert["action"] == "alert fired" and alert["actor"]["kind"] == "system"
+    assert alert["reason"] == "alert ASR low: asr 20 lt 30" and alert["data"]["value"] == "20"

@@ -27,6 +27,7 @@ SOURCES = (
     Source("VERIFICATION_EVENTS", ("events.verification.*.*",), whole=True),
     Source("NOTIFICATION_EVENTS", ("events.notification.*.*",), whole=True),
     Source("BILLING_EVENTS", ("events.billing.>",)),
+    Source("ALERT_EVENTS", ("events.alert.*.*",), whole=True),  # AlertFired (the alerts service)
 )
 
 
@@ -44,7 +45,7 @@ def rows_json(items: Sequence[AuditEntry]) -> str:
 
 
 class AuditProjection(Projection[AuditEntry]):
-    """Audit entries from CUSTOMER_, VERIFICATION_, NOTIFICATION_ and BILLING_EVENTS."""
+    """Audit entries from CUSTOMER_, VERIFICATION_, NOTIFICATION_, BILLING_ and ALERT_EVENTS."""
 
     name = "audit"
     tables = ("audit_log", "audit_checkpoints")
