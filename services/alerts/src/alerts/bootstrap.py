@@ -7,6 +7,7 @@ from pathlib import Path
 
 import asyncpg
 import structlog
+from nats.aio.client import Client as NatsClient
 from shared.consumer import PartitionedConsumer
 from shared.message_outbox import MessageRelay
 from shared.rpc import RpcServer
@@ -48,6 +49,11 @@ class AlertsService:
     def pool(self) -> asyncpg.Pool:
         """The service's connection pool."""
         return self.runtime.pool
+
+    @property
+    def nc(self) -> NatsClient:
+        """The service's NATS connection."""
+        return self.runtime.nc
 
     async def stop(self) -> None:
         """Stop taking requests, finish the tasks, close connections."""
