@@ -93,3 +93,10 @@ def test_bad_rules_are_refused(change: dict[str, Any], needle: str) -> None:
 def test_partition_is_fnv1a_modulo_8() -> None:
     assert [partition_of(t) for t in ("a", "customer-1", "")] == [0xE40C292C % 8, partition_of("customer-1"),
                                                                    0x811C9DC5 % 8]
+
+
+def test_the_domain_counts_the_partitions_shared_does() -> None:
+    from alerts.domain import partitions
+    from shared.partitions import PARTITIONS
+
+    assert partitions.PARTITIONS == PARTITIONS

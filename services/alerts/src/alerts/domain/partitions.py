@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from shared.partitions import PARTITIONS
-
+PARTITIONS = 8  # shared.partitions.PARTITIONS (not imported: it brings nats into the domain)
 FNV_OFFSET = 0x811C9DC5
 FNV_PRIME = 0x01000193
 
