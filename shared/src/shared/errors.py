@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     VERSION_MISMATCH = "version_mismatch"
     NUMBER_RANGE_NOT_SET = "number_range_not_set"
     NUMBER_RANGE_EXHAUSTED = "number_range_exhausted"
+    ERASED = "personal_data_erased"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
@@ -53,6 +54,7 @@ HTTP_STATUS: dict[str, int] = {
     ErrorCode.VERSION_MISMATCH: 412,
     ErrorCode.NUMBER_RANGE_NOT_SET: 409,
     ErrorCode.NUMBER_RANGE_EXHAUSTED: 409,
+    ErrorCode.ERASED: 410,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.RATE_LIMITED: 429,

@@ -21,6 +21,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from shared.envelope import EventEnvelope, Metadata
+from shared.personal_data import KeyProvider, decrypt_events, encrypt_events
 
 
 class ConcurrencyError(Exception):
@@ -97,8 +98,13 @@ class EventStore:
         self, pool: asyncpg.Pool, *,
         on_appended: Callable[[list[EventEnvelope]], None] | None = None,
         unique_errors: Mapping[str, Callable[[], Exception]] | None = None,
+        keys: KeyProvider | None = None, encrypt: bool = True,
     ) -> None:
         self.pool = pool
+        # personal data (shared.personal_data): encrypted on append when `encrypt`, and read
+        # back in plaintext (or "[erased]") by every load, with these keys
+        self.keys = keys
+        self.encrypt = encrypt and keys is not None
         # told of every committed append (events with their positions), e.g. the outbox relay
         self.on_appended = on_appended
         # a unique constraint of the service's read-model tables -> the domain error it means
@@ -111,7 +117,10 @@ class EventStore:
             " ORDER BY version",
             stream_id, at,
         )
-        return [_row_to_event(r) for r in rows]
+        return await self._open([_row_to_event(r) for r in rows])
+
+    async def _open(self, events: list[EventEnvelope]) -> list[EventEnvelope]:
+        return events if self.keys is None else await decrypt_events(events, self.keys)
 
     async def load(self, stream_ids: Sequence[str]) -> dict[str, list[EventEnvelope]]:
         """All events of these streams, each list in version order."""
@@ -121,8 +130,8 @@ class EventStore:
             " ORDER BY stream_id, version",
             list(stream_ids),
         )
-        for row in rows:
-            out[row["stream_id"]].append(_row_to_event(row))
+        for event in await self._open([_row_to_event(row) for row in rows]):
+            out[event.stream_id].append(event)
         return out
 
     async def load_until(self, stream_id: str, position: int) -> list[EventEnvelope]:
@@ -132,7 +141,7 @@ class EventStore:
             " ORDER BY version",
             stream_id, position,
         )
-        return [_row_to_event(r) for r in rows]
+        return await self._open([_row_to_event(r) for r in rows])
 
     async def stored_replies_with_fingerprints(
         self, command_ids: Sequence[str]
@@ -163,7 +172,12 @@ class EventStore:
         With `conn`, the statement runs in the caller's transaction (a bulk write of many
         statements); `on_appended` is then not told, since the caller may still roll back:
         the relay reads those events from the outbox rows once they are committed.
+        Personal values are encrypted here, the one place events are written (SubjectErased
+        when one belongs to an erased subject).
         """
+        if self.encrypt:
+            assert self.keys is not None
+            events = await encrypt_events(list(events), self.keys)
         parts: list[str] = []
         args: list[Any] = []
 

@@ -21,6 +21,7 @@ from shared.secrets import Sealer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings
 
+from customer.adapters.data_keys import DataKeyStore
 from customer.adapters.event_store import customer_event_store
 from customer.application import billing_payments, verification_results
 from customer.application.billing_payments import BillingPayments
@@ -45,6 +46,7 @@ from customer.entrypoints.dial_api import DialPermissionApi
 from customer.entrypoints.nats_api import QUEUE, routes
 from customer.entrypoints.number_blocks_api import number_block_routes
 from customer.entrypoints.payments_api import payment_routes
+from customer.entrypoints.privacy_api import privacy_routes
 from customer.projections import board, credit_notes, ledger
 from customer.projections.dial_views import DialViews
 
@@ -82,6 +84,9 @@ class CustomerSettings(CommonSettings):
     ipn_verify_timeout_s: float = Field(default=30.0, gt=0)
     ipn_max_attempts: int = Field(default=8, ge=1)
     ipn_retry_base_s: float = Field(default=5.0, gt=0)
+    # personal data encrypted in every event (product.md section 15); 0 only to measure its cost
+    encrypt_personal: bool = True
+    data_key_cache_size: int = Field(default=50_000, ge=1)
     # where contacts log in (sent with generated passwords)
     portal_url: str = "http://127.0.0.1:8000/portal/v1"
 
@@ -131,23 +136,24 @@ async def start(settings: CustomerSettings) -> CustomerService:
         relay.hint(events)
         totals.clear()  # the board changed: its totals are counted again
 
-    store = customer_event_store(pool, on_appended=appended)
+    sealer = Sealer(settings.secret_key, settings.secret_key_previous) if settings.secret_key else None
+    keys = DataKeyStore(pool, sealer, max_cached=settings.data_key_cache_size)
+    store = customer_event_store(pool, on_appended=appended, keys=keys, encrypt=settings.encrypt_personal)
     settings_service = SettingsService(store)
     dial_views = DialViews(CreditBook(settings.max_call_duration_s))
     commands = CustomerCommands(
         store, settings_service, StateCacheWithDialViews(store, dial_views, settings.state_cache_size),
         max_batch=settings.command_batch, partitions=settings.command_partitions,
-        recent_replies=settings.recent_replies,
+        recent_replies=settings.recent_replies, on_erased=keys.forget,
     )
     passwords = Passwords(threads=settings.password_hash_threads)
-    sealer = Sealer(settings.secret_key, settings.secret_key_previous) if settings.secret_key else None
     if sealer is None:
         log.warning("no_secret_key", effect="generated passwords cannot be sent (PATCHBAY_SECRET_KEY)")
     contacts = ContactService(commands, pool, passwords, sealer, settings.portal_url)
     portal = PortalAccess(pool, passwords)
     dial = DialPermissionApi(dial_views, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
     feeds.append(dial)
-    queries = CustomerQueries(pool, totals)
+    queries = CustomerQueries(pool, totals, store)
     paypal, inbox = PaypalSettingsService(store), IpnInbox(pool)
 
     async def charges_changed(changed: list[ledger.Charges]) -> None:
@@ -161,11 +167,12 @@ async def start(settings: CustomerSettings) -> CustomerService:
              *bulk_routes(uploads=BulkUploads(store, settings_service, on_committed=totals.clear),
                           editor=BulkEditor(commands, pool)),
              *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool)),
-             *payment_routes(commands=commands, queries=PaymentQueries(pool), paypal=paypal, inbox=inbox)],
+             *payment_routes(commands=commands, queries=PaymentQueries(pool), paypal=paypal, inbox=inbox),
+             *privacy_routes(commands=commands, keys=keys)],
         queue=QUEUE,
     )
     service = CustomerService(settings, runtime, rpc, commands, queries, relay, dial=dial)
-    results = verification_results.VerificationResults(commands)
+    results = verification_results.VerificationResults(commands, keys)
     runtime.spawn(commands.run(), name="commands")
     runtime.spawn(relay.run(), name="outbox-relay")
     runtime.spawn(run_sweeper(pool, commands, settings.penalty_sweep_interval_s), name="penalty-sweeper")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import asyncpg
 from shared.envelope import EventEnvelope
 from shared.eventstore import EventStore
+from shared.personal_data import KeyProvider
 
 from customer.domain.errors import BlockTaken, EmailTaken, NameTaken
 
@@ -24,7 +25,13 @@ CONSTRAINT_ERRORS = {
 
 
 def customer_event_store(
-    pool: asyncpg.Pool, *, on_appended: Callable[[list[EventEnvelope]], None] | None = None
+    pool: asyncpg.Pool, *, on_appended: Callable[[list[EventEnvelope]], None] | None = None,
+    keys: KeyProvider | None = None, encrypt: bool = True,
 ) -> EventStore:
-    """The event store of the customer schema, answering taken names, e-mails and blocks."""
-    return EventStore(pool, on_appended=on_appended, unique_errors=CONSTRAINT_ERRORS)
+    """The event store of the customer schema, answering taken names, e-mails and blocks.
+
+    With `keys`, personal values are encrypted on append (`encrypt`) and opened on every load.
+    """
+    return EventStore(
+        pool, on_appended=on_appended, unique_errors=CONSTRAINT_ERRORS, keys=keys, encrypt=encrypt
+    )

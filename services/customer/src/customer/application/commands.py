@@ -32,11 +32,13 @@ from shared.contracts.customer import (
     UpdateCustomer,
 )
 from shared.contracts.events import REGISTRY
+from shared.contracts.privacy import EraseContact, EraseCustomer
 from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
 from shared.idempotency import fingerprint, replay
 from shared.ids import new_id
+from shared.personal_data import SubjectErased
 from shared.rpc import error_bytes
 
 from customer.application.contact_commands import (
@@ -45,6 +47,7 @@ from customer.application.contact_commands import (
     contact_fragments,
     decide_contact,
 )
+from customer.application.erasure import erased_subjects, erasure_fragments
 from customer.application.idempotency import RecentReplies
 from customer.application.number_block_commands import (
     NUMBER_BLOCK_COMMANDS,
@@ -62,6 +65,7 @@ from customer.application.payments import (
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
+from customer.domain import erasure
 from customer.domain import events as ev
 from customer.domain.bulk_edit import decide_bulk_edit
 from customer.domain.errors import Taken
@@ -96,7 +100,7 @@ class EditCustomerCmd:
 
 Command = (
     CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
-    | NumberBlockCommand | EditCustomerCmd | PaymentCommand
+    | NumberBlockCommand | EditCustomerCmd | PaymentCommand | EraseCustomer | EraseContact
 )
 
 
@@ -129,8 +133,10 @@ class CustomerCommands:
         partitions: int = 1,
         recent_replies: int = 20_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_erased: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_erased = on_erased  # told the subjects whose keys an append destroyed
         self.settings = settings
         self.cache = cache
         self.max_batch = max_batch
@@ -201,6 +207,8 @@ class CustomerCommands:
                 self.cache.forget([pending.stream_id])
                 if isinstance(cause, Taken):  # a name, e-mail or block another customer holds
                     return error_bytes(cause)
+                if isinstance(cause, SubjectErased):  # the fence: no new key for an erased subject
+                    return error_bytes(ServiceError(ErrorCode.ERASED, str(cause)))
                 # ConcurrencyError or DuplicateCommand: the next attempt sees fresh state
         return error_bytes(ServiceError(ErrorCode.CONFLICT, "the customer is changing too fast; retry"))
 
@@ -276,10 +284,13 @@ class CustomerCommands:
                     events, replies=replies,
                     fragments=[Fragment(board.UPSERT_SQL, [board.rows_json(rows)]),
                                *contact_fragments(decided, working, facts, now),
-                               *block_fragments(facts), *receipt_fragments(facts, working)],
+                               *block_fragments(facts), *receipt_fragments(facts, working),
+                               *erasure_fragments(facts)],
                 )
-            except (ConcurrencyError, DuplicateCommand, Taken) as exc:
+            except (ConcurrencyError, DuplicateCommand, Taken, SubjectErased) as exc:
                 raise _AppendFailed() from exc
+            if (gone := erased_subjects(facts)) and self.on_erased is not None:
+                self.on_erased(gone)
             for stream_id, state in working.items():
                 self.cache.put(stream_id, state)
             for cid, first in answered.items():
@@ -294,9 +305,22 @@ def _metadata(meta: CommandMeta) -> Metadata:
     )
 
 
+def _decide_erase(cmd: EraseCustomer | EraseContact, state: CustomerState | None) -> list[ev.Event]:
+    if state is None:
+        raise ServiceError(ErrorCode.NOT_FOUND, f"customer {cmd.customer_id} does not exist")
+    if not (cmd.meta.reason or "").strip():
+        raise ServiceError(ErrorCode.REASON_REQUIRED, "an erasure needs a reason")
+    if isinstance(cmd, EraseCustomer):
+        return erasure.decide_erase_customer(state)
+    return erasure.decide_erase_contact(state, str(cmd.contact_id))
+
+
 def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.Event]:
     if isinstance(cmd, CreateCustomer):
         return rules.decide_create(cmd.customer, now)
+    erasure.require_not_erased(state)
+    if isinstance(cmd, EraseCustomer | EraseContact):
+        return _decide_erase(cmd, state)
     live = rules.require_live(state, str(cmd.customer_id))
     if isinstance(cmd, ExpirePenalty):
         return rules.decide_penalty_expiry(live, now)

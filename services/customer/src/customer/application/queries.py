@@ -16,10 +16,13 @@ from customer.projections import board
 class CustomerQueries:
     """Reads: one card, the board, a card as it was."""
 
-    def __init__(self, pool: asyncpg.Pool, totals: board.BoardTotals | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, totals: board.BoardTotals | None = None, store: EventStore | None = None
+    ) -> None:
         self.pool = pool
         self.totals = totals or board.BoardTotals()
-        self.store = EventStore(pool)  # read only: as-of folds the stored events
+        # read only: as-of folds the stored events (opened with the store's data keys)
+        self.store = store or EventStore(pool)
 
     async def get(self, customer_id: UUID) -> bytes:
         """One card as JSON, or a not-found / deleted error."""

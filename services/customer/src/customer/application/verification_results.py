@@ -18,6 +18,7 @@ from shared.contracts.events.verification import Verified
 from shared.contracts.verification import VERIFIED_KINDS, VerificationStreams
 from shared.envelope import EventEnvelope
 from shared.errors import ErrorCode
+from shared.personal_data import KeyProvider, decrypt_events
 
 from customer.application.commands import CustomerCommands
 from customer.application.contact_commands import RecordVerificationCmd
@@ -40,8 +41,9 @@ class Retry(Exception):
 class VerificationResults:
     """Applies verification outcomes as commands, concurrently (each customer's in order)."""
 
-    def __init__(self, commands: CustomerCommands) -> None:
+    def __init__(self, commands: CustomerCommands, keys: KeyProvider | None = None) -> None:
         self.commands = commands
+        self.keys = keys  # the outcome's target is encrypted with its contact's key
 
     async def handle(self, msgs: Sequence[Msg]) -> None:
         """The consumer's batch handler."""
@@ -51,6 +53,8 @@ class VerificationResults:
         """One outcome; raises Retry when the store is unavailable, Poison when unreadable."""
         try:
             event = EventEnvelope.model_validate_json(msg.data)
+            if self.keys is not None:
+                [event] = await decrypt_events([event], self.keys)
             outcome = REGISTRY.decode(event)
             if not isinstance(outcome, Verified):
                 raise ValueError(f"{event.type} is not an outcome")

@@ -139,7 +139,8 @@ def evolve_contacts(state: CustomerState, event: ev.Event) -> CustomerState:
         case ev.ContactUpdated(contact_id=contact_id, changes=changes):
             return _replace_contact(state, contact_id, **{k: v["new"] for k, v in changes.items()})
         case ev.ContactRemoved(contact_id=contact_id):
-            return replace(state, contacts=tuple(c for c in state.contacts if c["id"] != contact_id))
+            return replace(state, contacts=tuple(c for c in state.contacts if c["id"] != contact_id),
+                           removed_contacts=(*state.removed_contacts, contact_id))
         case ev.ContactEmailVerified(contact_id=contact_id):
             return _replace_contact(state, contact_id, email_verified=True)
         case ev.ContactMobileVerified(contact_id=contact_id):

@@ -6,6 +6,7 @@ from shared.contracts.events.base import Event
 from shared.contracts.events.customer import (
     CONTACT_EVENTS,
     CUSTOMER_CATEGORY,
+    ERASURE_EVENTS,
     SETTINGS_CATEGORY,
     SETTINGS_STREAM,
     AuditSettingsChanged,
@@ -13,12 +14,14 @@ from shared.contracts.events.customer import (
     CliRemoved,
     ContactAdded,
     ContactEmailVerified,
+    ContactErased,
     ContactMobileVerified,
     ContactPasswordSet,
     ContactRemoved,
     ContactUpdated,
     CustomerCreated,
     CustomerDeleted,
+    CustomerErased,
     CustomerEvent,
     CustomerStatusChanged,
     CustomerUpdated,
@@ -30,10 +33,10 @@ from shared.contracts.events.customer import (
 from shared.contracts.events.payments import PaymentRecorded, PaymentStatusChanged, PaypalSettingsChanged
 
 __all__ = [
-    "CONTACT_EVENTS", "CUSTOMER_CATEGORY", "SETTINGS_CATEGORY", "SETTINGS_STREAM",
+    "CONTACT_EVENTS", "CUSTOMER_CATEGORY", "ERASURE_EVENTS", "SETTINGS_CATEGORY", "SETTINGS_STREAM",
     "AuditSettingsChanged", "CliApproved", "CliRemoved", "ContactAdded", "ContactEmailVerified",
-    "ContactMobileVerified", "ContactPasswordSet", "ContactRemoved", "ContactUpdated",
-    "CustomerCreated", "CustomerDeleted", "CustomerEvent", "CustomerStatusChanged",
+    "ContactErased", "ContactMobileVerified", "ContactPasswordSet", "ContactRemoved", "ContactUpdated",
+    "CustomerCreated", "CustomerDeleted", "CustomerErased", "CustomerEvent", "CustomerStatusChanged",
     "CustomerUpdated", "Event", "NumberBlockAssigned", "NumberBlockReleased", "NumberRangeSet",
     "PaymentRecorded", "PaymentStatusChanged", "PaypalSettingsChanged", "SettingsEvent",
 ]

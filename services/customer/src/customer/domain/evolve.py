@@ -14,6 +14,7 @@ from shared.envelope import EventEnvelope
 
 from customer.domain import events as ev
 from customer.domain.contacts import evolve_contacts
+from customer.domain.erasure import evolve_erasure
 from customer.domain.number_blocks import evolve_blocks
 from customer.domain.payments import evolve_payments
 from customer.domain.state import CARD_FIELDS, CustomerState, SettingsState
@@ -51,6 +52,8 @@ def apply(
             return evolve_payments(state, event, at)
         case _ if isinstance(event, ev.CONTACT_EVENTS):
             return evolve_contacts(state, event)
+        case _ if isinstance(event, ev.ERASURE_EVENTS):
+            return evolve_erasure(state, event)
     return state
 
 

@@ -31,6 +31,10 @@ class CustomerState:
     number_blocks: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     # the ledger's payments, refunds and adjustments (domain/payments.py); not on the card
     payments: tuple[dict[str, Any], ...] = ()
+    # contacts removed but not erased yet (only those can be erased), and those erased
+    removed_contacts: tuple[str, ...] = ()
+    erased_contacts: tuple[str, ...] = ()
+    erased: bool = False  # the card's personal data was erased (product.md section 15)
 
     @property
     def status(self) -> str:

@@ -30,6 +30,7 @@ from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import DIAL_ROUTE, contact_routes
 from customer.entrypoints.number_blocks_api import number_block_routes
 from customer.entrypoints.payments_api import payment_routes
+from customer.entrypoints.privacy_api import privacy_routes
 
 QUEUE = "customer"
 
@@ -93,4 +94,5 @@ def documented_routes() -> list[Route]:
         *bulk_routes(uploads=unused, editor=unused),
         *number_block_routes(blocks=unused),
         *payment_routes(commands=unused, queries=unused, paypal=unused, inbox=unused),
+        *privacy_routes(commands=unused, keys=unused),
     ]

@@ -24,6 +24,7 @@ class Permission(StrEnum):
     TOKENS_MANAGE = "tokens:manage"
     PAYMENTS = "payments:manage"  # record, change and list payments; the PayPal IPN log
     ALERTS = "alerts:manage"  # alert rules and their firings
+    PERSONAL_DATA_ERASE = "personal-data:erase"  # admin only (product.md section 15)
 
 
 _READ = frozenset({Permission.CUSTOMERS_READ, Permission.SETTINGS_READ})

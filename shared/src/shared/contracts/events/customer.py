@@ -209,10 +209,32 @@ class CliRemoved(Event):
     number: str
 
 
+@register("CustomerErased")
+class CustomerErased(Event):
+    """A deleted customer's personal data is erased: the keys of `subjects` are destroyed.
+
+    Who, when and why are the envelope's metadata; the event itself holds no personal data.
+    """
+
+    subjects: list[str]
+
+
+@register("ContactErased")
+class ContactErased(Event):
+    """A removed contact's personal data is erased: the keys of `subjects` are destroyed."""
+
+    contact_id: str
+    subjects: list[str]
+
+
+ERASURE_EVENTS = (CustomerErased, ContactErased)
+
+
 CustomerEvent = (
     CustomerCreated | CustomerUpdated | CustomerStatusChanged | CustomerDeleted
     | NumberBlockAssigned | NumberBlockReleased | ContactAdded | ContactUpdated | ContactRemoved
     | ContactPasswordSet | ContactEmailVerified | ContactMobileVerified | CliApproved | CliRemoved
+    | CustomerErased | ContactErased
 )
 SettingsEvent = AuditSettingsChanged | NumberRangeSet
 CONTACT_EVENTS = (

@@ -1,0 +1,254 @@
+"""Personal data in events, encrypted field by field with a data key of its subject (section 15).
+
+A marked field (`personal_fields` of its event class) is stored as `enc:v1:<key id>:<base64 of
+nonce + AES-GCM ciphertext>`; a list of texts (the IP whitelist) item by item, None as None, so
+an event with ciphertext still validates as its model. The subject of an event's personal data
+is its contact when it names one, else its customer (`subject_of`). Reading is generic
+(`reveal`): every such string anywhere in a JSON value is replaced by its plaintext, or by
+`"[erased]"` when its key was destroyed. Keys come from a `KeyProvider` (the customer service's
+key table; elsewhere `shared.data_keys.DataKeyClient`, asking the customer service over NATS).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.contracts.events.base import REGISTRY, personal_fields
+from shared.envelope import EventEnvelope
+
+PREFIX = "enc:v1:"
+ERASED = "[erased]"
+NONCE_BYTES = 12
+
+
+def customer_subject(customer_id: object) -> str:
+    """The subject of a card's personal fields."""
+    return f"customer:{customer_id}"
+
+
+def contact_subject(contact_id: object) -> str:
+    """The subject of one contact's personal fields (erasable on its own)."""
+    return f"contact:{contact_id}"
+
+
+class SubjectErased(Exception):
+    """The subject's personal data was erased: no key is ever made for it again."""
+
+    def __init__(self, subjects: Iterable[str]) -> None:
+        self.subjects = sorted(subjects)
+        super().__init__(
+            f"personal data of {', '.join(self.subjects)} was erased; nothing new can be stored for it"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """One subject's data key; `secret` None once erased (destroyed)."""
+
+    key_id: str
+    subject: str
+    secret: bytes | None
+    aead: AESGCM | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, key_id: str, subject: str, secret: bytes | None) -> DataKey:
+        """A key with its cipher ready (None secret: an erased subject)."""
+        return cls(key_id, subject, secret, AESGCM(secret) if secret else None)
+
+    @property
+    def erased(self) -> bool:
+        """Whether the key was destroyed."""
+        return self.secret is None
+
+
+class KeyProvider(Protocol):
+    """Where data keys come from."""
+
+    async def for_subjects(self, subjects: Iterable[str]) -> dict[str, DataKey]:
+        """The key of each subject, made if missing; raises SubjectErased for an erased one."""
+        ...
+
+    async def by_ids(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
+        """The keys with these ids (an erased or unknown one has no secret)."""
+        ...
+
+
+def encrypt_text(key: DataKey, text: str) -> str:
+    """One value as `enc:v1:<key id>:<base64 nonce+ciphertext>` (the key id is authenticated)."""
+    assert key.aead is not None, "an erased key encrypts nothing"
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = key.aead.encrypt(nonce, text.encode(), key.key_id.encode())
+    return f"{PREFIX}{key.key_id}:{base64.b64encode(nonce + sealed).decode()}"
+
+
+def key_id_of(value: str) -> str | None:
+    """The key id of a ciphertext string (None: not a ciphertext)."""
+    if not value.startswith(PREFIX):
+        return None
+    key_id, sep, _ = value[len(PREFIX):].partition(":")
+    return key_id if sep else None
+
+
+def decrypt_text(value: str, keys: Mapping[str, DataKey]) -> str:
+    """The plaintext of a ciphertext string; `[erased]` when its key is gone or it does not open."""
+    key_id = key_id_of(value)
+    if key_id is None:
+        return value
+    key = keys.get(key_id)
+    if key is None or key.aead is None:
+        return ERASED
+    try:
+        raw = base64.b64decode(value[len(PREFIX) + len(key_id) + 1:], validate=True)
+        return key.aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], key_id.encode()).decode()
+    except (InvalidTag, ValueError, binascii.Error):
+        return ERASED
+
+
+# ---- which fields, and whose --------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def personal_paths(event_type: str) -> tuple[tuple[str, ...], ...]:
+    """The marked paths of a registered event type, split on dots (none for unknown types)."""
+    if event_type not in REGISTRY:
+        return ()
+    return tuple(tuple(p.split(".")) for p in sorted(personal_fields(REGISTRY.lookup(event_type))))
+
+
+def subject_of(event: EventEnvelope) -> str | None:
+    """Whose personal data an event carries: its contact's if it names one, else its customer's."""
+    data = event.data
+    contact_id = data.get("contact_id")
+    if contact_id is None and isinstance(data.get("contact"), dict):
+        contact_id = data["contact"].get("id")
+    if contact_id:
+        return contact_subject(contact_id)
+    if event.category == "customer":
+        return customer_subject(event.stream_id)
+    customer_id = data.get("customer_id")
+    return customer_subject(customer_id) if customer_id else None
+
+
+def _map_leaf(value: Any, fn: Any) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [fn(v) if isinstance(v, str) else v for v in value]
+    if isinstance(value, dict) and set(value) == {"old", "new"}:  # a change: both sides
+        return {"old": _map_leaf(value["old"], fn), "new": _map_leaf(value["new"], fn)}
+    return value
+
+
+def _map_path(node: Any, path: tuple[str, ...], fn: Any) -> Any:
+    """A copy of node with fn applied to the value(s) at path (through change maps' old/new)."""
+    if not isinstance(node, dict):
+        return node
+    head, rest = path[0], path[1:]
+    if head not in node:
+        if set(node) == {"old", "new"}:  # a change of a nested value: both sides
+            return {"old": _map_path(node["old"], path, fn), "new": _map_path(node["new"], path, fn)}
+        return node
+    inner = _map_leaf(node[head], fn) if not rest else _map_path(node[head], rest, fn)
+    return {**node, head: inner}
+
+
+def needs_key(event: EventEnvelope) -> str | None:
+    """The subject whose key this event needs (None: nothing personal to encrypt)."""
+    paths = personal_paths(event.type)
+    if not paths or not any(_has_value(event.data, p) for p in paths):
+        return None
+    return subject_of(event)
+
+
+def _has_value(node: Any, path: tuple[str, ...]) -> bool:
+    found = False
+
+    def mark(value: str) -> str:
+        nonlocal found
+        found = found or not value.startswith(PREFIX)
+        return value
+
+    _map_path(node, path, mark)
+    return found
+
+
+def encrypt_event(event: EventEnvelope, key: DataKey) -> EventEnvelope:
+    """The event with each marked value encrypted with `key`."""
+    data = event.data
+    for path in personal_paths(event.type):
+        data = _map_path(data, path, lambda v: v if v.startswith(PREFIX) else encrypt_text(key, v))
+    return event.model_copy(update={"data": data})
+
+
+async def encrypt_events(events: list[EventEnvelope], keys: KeyProvider) -> list[EventEnvelope]:
+    """Events ready to store and publish: personal values encrypted (SubjectErased if any is erased)."""
+    subjects = {e.event_id: s for e in events if (s := needs_key(e)) is not None}
+    if not subjects:
+        return events
+    found = await keys.for_subjects(set(subjects.values()))
+    return [encrypt_event(e, found[subjects[e.event_id]]) if e.event_id in subjects else e for e in events]
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+def key_ids_in(value: Any) -> Iterator[str]:
+    """The key ids of every ciphertext string in a JSON value."""
+    if isinstance(value, str):
+        if (key_id := key_id_of(value)) is not None:
+            yield key_id
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from key_ids_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from key_ids_in(v)
+
+
+def reveal(value: Any, keys: Mapping[str, DataKey]) -> Any:
+    """A JSON value with every ciphertext string opened (or `[erased]`)."""
+    if isinstance(value, str):
+        return decrypt_text(value, keys) if value.startswith(PREFIX) else value
+    if isinstance(value, dict):
+        return {k: reveal(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v, keys) for v in value]
+    return value
+
+
+async def reveal_all(values: list[Any], keys: KeyProvider) -> list[Any]:
+    """Many JSON values opened with one key look-up."""
+    ids = {k for v in values for k in key_ids_in(v)}
+    if not ids:
+        return values
+    found = await keys.by_ids(ids)
+    return [reveal(v, found) for v in values]
+
+
+async def decrypt_events(events: list[EventEnvelope], keys: KeyProvider) -> list[EventEnvelope]:
+    """Events with their personal values in plaintext (or `[erased]`)."""
+    ids = {k for e in events for k in key_ids_in(e.data)}
+    if not ids:
+        return events
+    found = await keys.by_ids(ids)
+    return [e.model_copy(update={"data": reveal(e.data, found)}) if _sealed(e.data) else e for e in events]
+
+
+def _sealed(value: Any) -> bool:
+    return next(key_ids_in(value), None) is not None
+
+
+def erased_value(value: Any) -> Any:
+    """What an erased value reads as: `[erased]` for a text, each item for a list, None stays None."""
+    if isinstance(value, str):
+        return ERASED
+    if isinstance(value, list):
+        return [ERASED for _ in value]
+    return value
