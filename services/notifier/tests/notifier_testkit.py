@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import ipaddress
 import json
+import os
 import ssl
 import threading
 import uuid
@@ -292,10 +294,11 @@ def card(name: str, contacts: list[dict[str, Any]], **extra: Any) -> dict[str, A
 
 @dataclass
 class FakeCustomers:
-    """A tiny responder on the real nats-server for `customer.query.get` and `customer.query.list`."""
+    """A tiny responder on the real nats-server for `customer.query.get`, `.list` and `.data-keys`."""
 
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     subs: list[Subscription] = field(default_factory=list)
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject -> data key item
 
     def add(self, *cards: dict[str, Any]) -> list[dict[str, Any]]:
         """Make cards known; return them."""
@@ -318,11 +321,23 @@ class FakeCustomers:
         reply = {"items": page, "next_cursor": str(start + len(page)) if more else None, "total": len(items)}
         await msg.respond(json.dumps(reply).encode())
 
+    async def _data_keys(self, msg: Msg) -> None:
+        """`customer.query.data-keys` as the customer service answers it: a key per subject."""
+        body = json.loads(msg.data)
+        for subject in body.get("subjects", []):
+            if subject not in self.keys:
+                self.keys[subject] = {"key_id": f"k{len(self.keys)}", "subject": subject,
+                                      "key": base64.b64encode(os.urandom(32)).decode()}
+        wanted = set(body.get("key_ids", []))
+        found = [k for s, k in self.keys.items() if s in body.get("subjects", []) or k["key_id"] in wanted]
+        await msg.respond(json.dumps({"keys": found}).encode())
+
     async def start(self, nc: NatsClient) -> FakeCustomers:
         """Subscribe and make sure the server knows."""
         self.subs = [
             await nc.subscribe("customer.query.get", cb=self._get),
             await nc.subscribe("customer.query.list", cb=self._list),
+            await nc.subscribe("customer.query.data-keys", cb=self._data_keys),
         ]
         await nc.flush()
         return self

@@ -98,13 +98,14 @@ class EventStore:
         self, pool: asyncpg.Pool, *,
         on_appended: Callable[[list[EventEnvelope]], None] | None = None,
         unique_errors: Mapping[str, Callable[[], Exception]] | None = None,
-        keys: KeyProvider | None = None, encrypt: bool = True,
+        keys: KeyProvider | None = None, encrypt: bool = True, redact_erased: bool = False,
     ) -> None:
         self.pool = pool
         # personal data (shared.personal_data): encrypted on append when `encrypt`, and read
         # back in plaintext (or "[erased]") by every load, with these keys
         self.keys = keys
         self.encrypt = encrypt and keys is not None
+        self.redact_erased = redact_erased  # an erased subject's values written "[erased]", not refused
         # told of every committed append (events with their positions), e.g. the outbox relay
         self.on_appended = on_appended
         # a unique constraint of the service's read-model tables -> the domain error it means
@@ -177,7 +178,7 @@ class EventStore:
         """
         if self.encrypt:
             assert self.keys is not None
-            events = await encrypt_events(list(events), self.keys)
+            events = await encrypt_events(list(events), self.keys, redact_erased=self.redact_erased)
         parts: list[str] = []
         args: list[Any] = []
 

@@ -188,13 +188,39 @@ def encrypt_event(event: EventEnvelope, key: DataKey) -> EventEnvelope:
     return event.model_copy(update={"data": data})
 
 
-async def encrypt_events(events: list[EventEnvelope], keys: KeyProvider) -> list[EventEnvelope]:
-    """Events ready to store and publish: personal values encrypted (SubjectErased if any is erased)."""
+def redact_event(event: EventEnvelope) -> EventEnvelope:
+    """The event with each marked value read as erased."""
+    data = event.data
+    for path in personal_paths(event.type):
+        data = _map_path(data, path, lambda v: ERASED)
+    return event.model_copy(update={"data": data})
+
+
+async def encrypt_events(
+    events: list[EventEnvelope], keys: KeyProvider, *, redact_erased: bool = False
+) -> list[EventEnvelope]:
+    """Events ready to store and publish: personal values encrypted.
+
+    An event of an erased subject raises SubjectErased (the fence), or with `redact_erased` is
+    written with `"[erased]"` in those fields (a delivery outcome that comes after the erasure).
+    """
     subjects = {e.event_id: s for e in events if (s := needs_key(e)) is not None}
     if not subjects:
         return events
-    found = await keys.for_subjects(set(subjects.values()))
-    return [encrypt_event(e, found[subjects[e.event_id]]) if e.event_id in subjects else e for e in events]
+    wanted = set(subjects.values())
+    try:
+        found = await keys.for_subjects(wanted)
+    except SubjectErased as exc:
+        if not redact_erased:
+            raise
+        rest = wanted - set(exc.subjects)
+        found = await keys.for_subjects(rest) if rest else {}
+    out = []
+    for e in events:
+        subject = subjects.get(e.event_id)
+        out.append(e if subject is None else
+                   encrypt_event(e, found[subject]) if subject in found else redact_event(e))
+    return out
 
 
 # ---- reading ------------------------------------------------------------------------------

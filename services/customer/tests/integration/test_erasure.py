@@ -44,7 +44,7 @@ async def add_contact(nc: NatsClient, customer_id: str, email: str) -> dict[str,
                "private_notes": "met at the fair", "ip_whitelist": ["192.0.2.7"]}
     card = await call(nc, "customer.cmd.contact.add", {
         "customer_id": customer_id, "contact": contact, "auto_generate_password": False,
-        "password": "a-Long-password-77"})
+        "password": "a-Long-password-77", "meta": {"command_id": f"add-{uuid.uuid4()}"}})  # a stored reply
     assert "error" not in card, card
     return next(c for c in card["contacts"] if c["email"] == email)
 

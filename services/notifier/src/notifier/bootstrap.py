@@ -11,6 +11,8 @@ import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
 from shared.consumer import PartitionedConsumer
+from shared.data_keys import DataKeyClient
+from shared.erasure_feed import erasure_consumer
 from shared.eventstore import EventStore
 from shared.ids import new_id
 from shared.outbox_relay import OutboxRelay
@@ -114,7 +116,12 @@ async def start(settings: NotifierSettings) -> NotifierService:
     pool, nc, js = runtime.pool, runtime.nc, runtime.js
     instance = new_id()
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
-    events = EventStore(pool, on_appended=relay.hint)  # the relay publishes without reading back
+    # a delivery's `to` is personal: encrypted with its contact's (else customer's) key, asked of
+    # the customer service; an outcome after the erasure is written "[erased]"
+    keys = DataKeyClient(nc, timeout_s=settings.request_timeout_s)
+    await keys.start()
+    events = EventStore(pool, on_appended=relay.hint,  # the relay publishes without reading back
+                        keys=keys, redact_erased=True)
     store = DeliveryStore(pool, events)
     channel_settings = ChannelSettings(
         pool,
@@ -176,7 +183,10 @@ async def start(settings: NotifierSettings) -> NotifierService:
     runtime.spawn(consumer.run(), name="notify-consumer")
     runtime.spawn(relay.run(), name="outbox-relay")
     runtime.spawn(dead_letters.run(settings.dead_letter_interval_s), name="dead-letters")
+    runtime.spawn(erasure_consumer(js, "notifier-erasures", store.erase, settings, keys.forget).run(),
+                  name="erasures")
     runtime.stop_first(rpc.stop)
+    runtime.stop_first(keys.stop)
     runtime.after_tasks(service.settle)
     await rpc.start()
     log.info("notifier_started", instance=str(instance), nats=settings.nats_url)

@@ -26,6 +26,7 @@ from notifier_testkit import (
     use_smtp,
     use_twilio,
 )
+from shared.personal_data import DataKey, reveal
 
 pytestmark = pytest.mark.servers
 
@@ -89,8 +90,11 @@ async def test_outcomes_are_events_without_bodies(
 
     raw = await wait_for(sent_event, timeout=10, message="the DeliverySent event")
     event = json.loads(raw.data)
-    assert event["data"]["customer_id"] == c["id"] and event["data"]["to"] == f"eve-{tag}@evt.example"
-    assert f"secret-body-{tag}" not in raw.data.decode()
+    assert event["data"]["customer_id"] == c["id"] and event["data"]["to"].startswith("enc:v1:")
+    assert f"secret-body-{tag}" not in raw.data.decode() and f"eve-{tag}" not in raw.data.decode()
+    keys = {k["key_id"]: DataKey.of(k["key_id"], k["subject"], base64.b64decode(k["key"]))
+            for k in customers.keys.values()}
+    assert reveal(event["data"]["to"], keys) == f"eve-{tag}@evt.example"  # the contact's key opens it
     queued = await js.get_last_msg(
         "NOTIFICATION_EVENTS", f"events.notification.{reply['message_id']}.MessageQueued.*"
     )

@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
 from shared.consumer import PartitionedConsumer
+from shared.data_keys import DataKeyClient
 from shared.outbox_relay import OutboxRelay
 from shared.rpc import RpcServer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service
@@ -105,8 +106,10 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     billing_clock = BillingClock(changes, dsn=settings.database_url, schema=SCHEMA,
                                  interval_s=settings.billing_clock_interval_s)
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
+    keys = DataKeyClient(nc, timeout_s=settings.request_timeout_s)  # the audit log's personal values
+    await keys.start()
     rpc = RpcServer(nc, routes(
-        audit=AuditQueries(pool),
+        audit=AuditQueries(pool, keys),
         summaries=SummaryQueries(pool, live_call_max_age_s=settings.live_call_max_age_s),
         invoices=invoices, balance=BalanceQueries(pool),
         lag=LagQueries(pool, js, projections, prefix=prefix), changes=changes,
@@ -121,6 +124,7 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
                                       failover_after_s=settings.partition_failover_s).run(),
                   name="invoice-payments")
     runtime.stop_first(rpc.stop)
+    runtime.stop_first(keys.stop)
     await rpc.start()
     log.info("reporting_service_started", nats=settings.nats_url)
     return service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,12 +10,15 @@ import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
 from pydantic import Field, field_validator
+from shared.data_keys import DataKeyClient
+from shared.erasure_feed import erasure_consumer
 from shared.message_outbox import MessageRelay
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings
 
+from verification.application import store as code_store
 from verification.application.service import Limits, VerificationService
 from verification.domain.codes import pepper_from
 from verification.domain.test_calls import DEFAULT_DENY, TestCallPolicy, parse_prefixes
@@ -82,6 +86,8 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
     runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
                                         stream_replicas=settings.stream_replicas)
     pool, nc = runtime.pool, runtime.nc
+    keys = DataKeyClient(nc, timeout_s=settings.request_timeout_s)  # the events' targets are encrypted
+    await keys.start()
     limits = Limits(
         code_ttl_s=settings.code_ttl_s,
         max_attempts=settings.code_max_attempts,
@@ -98,13 +104,17 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
         sealer,
         pepper_from(settings.secret_key or ""),
         link_base=f"{settings.public_url.rstrip('/')}/portal/v1/verify/email/link",
-        limits=limits,
+        limits=limits, keys=keys,
     )
     rpc = RpcServer(nc, routes(service), queue=QUEUE)
     running = VerificationRuntime(settings, runtime, rpc, service)
     runtime.spawn(MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=runtime.js).run(),
                   name="message-relay")
+    scrub = functools.partial(code_store.erase_targets, pool)
+    runtime.spawn(erasure_consumer(runtime.js, "verification-erasures", scrub, settings, keys.forget).run(),
+                  name="erasures")
     runtime.stop_first(rpc.stop)
+    runtime.stop_first(keys.stop)
     await rpc.start()
     log.info("verification_service_started", nats=settings.nats_url)
     return running

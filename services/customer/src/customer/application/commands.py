@@ -48,7 +48,7 @@ from customer.application.contact_commands import (
     decide_contact,
 )
 from customer.application.erasure import erased_subjects, erasure_fragments
-from customer.application.idempotency import RecentReplies
+from customer.application.idempotency import RecentReplies, reply_prefix
 from customer.application.number_block_commands import (
     NUMBER_BLOCK_COMMANDS,
     NumberBlockCommand,
@@ -285,17 +285,27 @@ class CustomerCommands:
                     fragments=[Fragment(board.UPSERT_SQL, [board.rows_json(rows)]),
                                *contact_fragments(decided, working, facts, now),
                                *block_fragments(facts), *receipt_fragments(facts, working),
-                               *erasure_fragments(facts)],
+                               *erasure_fragments(facts), *_erased_replies(facts, cards)],
                 )
             except (ConcurrencyError, DuplicateCommand, Taken, SubjectErased) as exc:
                 raise _AppendFailed() from exc
-            if (gone := erased_subjects(facts)) and self.on_erased is not None:
-                self.on_erased(gone)
+            if gone := erased_subjects(facts):
+                for stream_id in {s for s, e in facts if isinstance(e, ev.ERASURE_EVENTS)}:
+                    self.recent.forget_customer(stream_id)
+                if self.on_erased is not None:
+                    self.on_erased(gone)
             for stream_id, state in working.items():
                 self.cache.put(stream_id, state)
             for cid, first in answered.items():
                 self.recent.put(cid, first)
         return results
+
+
+def _erased_replies(facts: list[tuple[str, ev.Event]], cards: dict[str, bytes]) -> list[Fragment]:
+    """Stored replies about an erased customer become its card as it reads now ("[erased]")."""
+    erased = {s for s, e in facts if isinstance(e, ev.ERASURE_EVENTS)}
+    return [Fragment("UPDATE commands SET reply = {} WHERE reply LIKE {}",
+                     [cards[s].decode(), reply_prefix(s) + "%"]) for s in erased]
 
 
 def _metadata(meta: CommandMeta) -> Metadata:

@@ -10,7 +10,9 @@ from uuid import UUID
 
 import asyncpg
 from shared.envelope import EventEnvelope, Metadata
+from shared.erasure_feed import Erasure
 from shared.eventstore import EventStore, Fragment
+from shared.personal_data import ERASED
 
 from notifier.domain.delivery import Delivery, Recorded, outcome_event
 
@@ -170,6 +172,13 @@ class DeliveryStore:
         rows = await self.pool.fetch(_CLAIM, instance, channel, limit)
         return sorted((_delivery(r) for r in rows), key=lambda d: (d.created_at, d.delivery_id))
 
+    async def erase(self, erasure: Erasure) -> None:
+        """An erasure: the delivery history of those contacts (or the whole customer) forgets the
+        address, the variables and the body; a delivery still queued fails instead of sending."""
+        await self.pool.execute(
+            _ERASE, erasure.contact_ids, erasure.customer_id if erasure.whole_customer else None, ERASED
+        )
+
     async def record(self, outcomes: Sequence[Recorded]) -> None:
         """Write outcomes and their events atomically (a stale claim fails on the event version)."""
         if not outcomes:
@@ -237,3 +246,12 @@ class DeliveryStore:
         await self.pool.execute(
             "UPDATE deliveries SET dead_letter = 'published' WHERE delivery_id = ANY($1::uuid[])", list(ids)
         )
+
+
+_ERASE = (
+    "UPDATE deliveries SET recipient = $3, body = NULL, variables = '{}'::jsonb, sealed_secret = NULL,"
+    " state = CASE WHEN state = 'queued' THEN 'failed' ELSE state END,"
+    " last_error = CASE WHEN state = 'queued' THEN 'personal data erased' ELSE last_error END,"
+    " updated_at = now()"
+    " WHERE contact_id = ANY($1::uuid[]) OR ($2::uuid IS NOT NULL AND customer_id = $2::uuid)"
+)

@@ -1,4 +1,9 @@
-"""Reading the audit log (as-of is the customer service's: it owns the events)."""
+"""Reading the audit log (as-of is the customer service's: it owns the events).
+
+The log keeps each event's personal values as they travel, encrypted; they are opened here, on
+read, with keys asked of the customer service (`shared.data_keys`): once a subject is erased its
+values read `"[erased]"`, and the log itself never held a plaintext copy to drop.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from shared.contracts.reporting import AuditActor, AuditEntryOut, AuditPage, AuditQuery
+from shared.personal_data import KeyProvider, reveal_all
 
 from reporting.application import cursor as cursors
 
@@ -16,23 +22,23 @@ _FIELDS = (
 )
 
 
-def _entry(row: asyncpg.Record) -> AuditEntryOut:
+def _entry(row: asyncpg.Record, changes: Any, data: Any) -> AuditEntryOut:
     return AuditEntryOut(
         event_id=row["event_id"], occurred_at=row["occurred_at"], customer_id=row["customer_id"],
         type=row["type"], action=row["action"], category=row["category"],
         stream_id=row["stream_id"], version=row["version"],
         actor=AuditActor(kind=row["actor_kind"], id=row["actor_id"], name=row["actor_name"]),
         ip=row["ip"], reason=row["reason"], correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"], changes=json.loads(row["changes"]),
-        data=json.loads(row["data"]) if row["data"] is not None else None,
+        causation_id=row["causation_id"], changes=changes, data=data,
     )
 
 
 class AuditQueries:
     """Queries over the live audit tables."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keys: KeyProvider | None = None) -> None:
         self.pool = pool
+        self.keys = keys  # None: values are shown as stored
 
     async def page(self, query: AuditQuery) -> AuditPage:
         """Entries matching the filters, newest first, with keyset paging."""
@@ -68,8 +74,13 @@ class AuditQueries:
             total = await conn.fetchval(
                 f"SELECT count(*) FROM audit_log WHERE {filters}", *args[:n_filter_args]
             )
-        items = [_entry(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        values = [[json.loads(r["changes"]), json.loads(r["data"]) if r["data"] is not None else None]
+                  for r in rows]
+        if self.keys is not None:
+            values = await reveal_all(values, self.keys)
+        items = [_entry(r, changes, data) for r, (changes, data) in zip(rows, values, strict=True)]
         next_cursor = cursors.encode(items[-1].occurred_at, str(items[-1].event_id)) if more else None
         return AuditPage(items=items, next_cursor=next_cursor, total=total)
 

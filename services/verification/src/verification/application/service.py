@@ -42,6 +42,7 @@ from shared.errors import ErrorCode, ErrorReply, ServiceError
 from shared.ids import new_id
 from shared.logging import CORRELATION_HEADER, current_correlation_id
 from shared.message_outbox import OutboxMessage
+from shared.personal_data import DataKey, KeyProvider, SubjectErased, contact_subject, encrypt_event
 from shared.rpc import dumps
 from shared.secrets import Sealer
 
@@ -69,7 +70,7 @@ class Limits:
 
 def _event(
     record: codes.CodeRecord, event_type: type[VerificationEvent], version: int, actor: Actor,
-    **data: Any,
+    key: DataKey | None, **data: Any,
 ) -> OutboxMessage:
     ids = {"customer_id": str(record.customer_id), "contact_id": str(record.contact_id),
            "channel": record.channel, "verification_id": str(record.id)}
@@ -81,6 +82,8 @@ def _event(
         version=version,
         metadata=Metadata(actor=actor, correlation_id=current_correlation_id()),
     )
+    if key is not None:  # the target is the contact's personal data (product.md section 15)
+        envelope = encrypt_event(envelope, key)
     headers = {"Patchbay-Event-Type": event_type.TYPE}
     if envelope.metadata.correlation_id:
         headers[CORRELATION_HEADER] = envelope.metadata.correlation_id
@@ -102,7 +105,9 @@ class VerificationService:
         link_base: str,
         limits: Limits = Limits(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keys: KeyProvider | None = None,
     ) -> None:
+        self.keys = keys  # data keys for the events' targets (None: written in plaintext)
         self.pool = pool
         self.nc = nc
         self.sealer = sealer
@@ -135,6 +140,16 @@ class VerificationService:
     async def _daily_cap(self, conn: asyncpg.Connection, record: codes.CodeRecord) -> None:
         since = self.clock() - timedelta(days=1)
         self.limits.test_calls.check_count(await store.test_calls_since(conn, record.customer_id, since))
+
+    async def _key(self, contact_id: str) -> DataKey | None:
+        """The contact's data key (asked of the customer service); refused once it was erased."""
+        if self.keys is None:
+            return None
+        subject = contact_subject(contact_id)
+        try:
+            return (await self.keys.for_subjects([subject]))[subject]
+        except SubjectErased:
+            raise ServiceError(ErrorCode.ERASED, "this contact's personal data was erased") from None
 
     async def confirm_code(self, req: ConfirmCode) -> bytes:
         """The code the contact typed for its e-mail or mobile."""
@@ -195,6 +210,7 @@ class VerificationService:
             VerificationCodeSent,
             1,
             _actor(caller, name),
+            await self._key(record.contact_id),
             target=target,
             expires_at=record.expires_at.isoformat(),
         )
@@ -311,13 +327,15 @@ class VerificationService:
             attempts = record.attempts + 1
             locked = attempts >= self.limits.max_attempts
             rejected = _event(
-                record, VerificationCodeRejected, record.events + 1, actor, attempts=attempts, locked=locked
+                record, VerificationCodeRejected, record.events + 1, actor, None, attempts=attempts,
+                locked=locked,
             )
             await store.record_wrong(conn, record.id, [rejected])
             log.info("verification_code_rejected", verification_id=record.id, attempts=attempts)
             # the wrong try must count: commit it, then answer the error
             return _deferred_error(codes.wrong_code(attempts, self.limits.max_attempts))
-        outcome = _event(record, OUTCOMES[record.channel], record.events + 1, actor, target=record.target)
+        outcome = _event(record, OUTCOMES[record.channel], record.events + 1, actor,
+                         await self._key(record.contact_id), target=record.target)
         await store.mark_verified(conn, record.id, [outcome], command_id)
         log.info("verification_confirmed", channel=record.channel, verification_id=record.id)
         return _verified(record)
@@ -345,7 +363,9 @@ class VerificationService:
 
 
 def _actor(caller: PortalCaller, name: str) -> Actor:
-    return Actor(kind="portal", id=str(caller.contact_id), name=name, ip=caller.ip)
+    # the contact's name is personal data, and metadata is never encrypted: the id says who
+    del name
+    return Actor(kind="portal", id=str(caller.contact_id), name="portal contact", ip=caller.ip)
 
 
 def _verified(record: codes.CodeRecord) -> bytes:

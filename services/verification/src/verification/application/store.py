@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
+from shared.erasure_feed import Erasure
 from shared.message_outbox import OutboxMessage, insert_messages
+from shared.personal_data import ERASED
 
 from verification.domain.codes import CodeRecord
 
@@ -123,3 +125,12 @@ async def mark_verified(
         confirm_id,
     )
     await insert_messages(conn, messages)
+
+
+async def erase_targets(pool: asyncpg.Pool, erasure: Erasure) -> None:
+    """An erasure: the codes' targets (e-mail, mobile, CLI) of those contacts read "[erased]"."""
+    await pool.execute(
+        "UPDATE codes SET target = $3 WHERE contact_id = ANY($1::uuid[])"
+        " OR ($2::uuid IS NOT NULL AND customer_id = $2::uuid)",
+        erasure.contact_ids, erasure.customer_id if erasure.whole_customer else None, ERASED,
+    )
