@@ -167,7 +167,8 @@ async def start(settings: CustomerSettings) -> CustomerService:
              *bulk_routes(uploads=BulkUploads(store, settings_service, on_committed=totals.clear),
                           editor=BulkEditor(commands, pool)),
              *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool)),
-             *payment_routes(commands=commands, queries=PaymentQueries(pool), paypal=paypal, inbox=inbox),
+             *payment_routes(commands=commands, queries=PaymentQueries(pool, keys), paypal=paypal,
+                             inbox=inbox),
              *privacy_routes(commands=commands, keys=keys)],
         queue=QUEUE,
     )

@@ -47,8 +47,8 @@ from customer.application.contact_commands import (
     contact_fragments,
     decide_contact,
 )
-from customer.application.erasure import erased_subjects, erasure_fragments
-from customer.application.idempotency import RecentReplies, reply_prefix
+from customer.application.erasure import decide_erase, erased_replies, erased_subjects, erasure_fragments
+from customer.application.idempotency import RecentReplies
 from customer.application.number_block_commands import (
     NUMBER_BLOCK_COMMANDS,
     NumberBlockCommand,
@@ -285,7 +285,7 @@ class CustomerCommands:
                     fragments=[Fragment(board.UPSERT_SQL, [board.rows_json(rows)]),
                                *contact_fragments(decided, working, facts, now),
                                *block_fragments(facts), *receipt_fragments(facts, working),
-                               *erasure_fragments(facts), *_erased_replies(facts, cards)],
+                               *erasure_fragments(facts), *erased_replies(facts, cards)],
                 )
             except (ConcurrencyError, DuplicateCommand, Taken, SubjectErased) as exc:
                 raise _AppendFailed() from exc
@@ -301,13 +301,6 @@ class CustomerCommands:
         return results
 
 
-def _erased_replies(facts: list[tuple[str, ev.Event]], cards: dict[str, bytes]) -> list[Fragment]:
-    """Stored replies about an erased customer become its card as it reads now ("[erased]")."""
-    erased = {s for s, e in facts if isinstance(e, ev.ERASURE_EVENTS)}
-    return [Fragment("UPDATE commands SET reply = {} WHERE reply LIKE {}",
-                     [cards[s].decode(), reply_prefix(s) + "%"]) for s in erased]
-
-
 def _metadata(meta: CommandMeta) -> Metadata:
     return Metadata(
         actor=meta.actor, correlation_id=meta.correlation_id, causation_id=meta.command_id,
@@ -315,22 +308,12 @@ def _metadata(meta: CommandMeta) -> Metadata:
     )
 
 
-def _decide_erase(cmd: EraseCustomer | EraseContact, state: CustomerState | None) -> list[ev.Event]:
-    if state is None:
-        raise ServiceError(ErrorCode.NOT_FOUND, f"customer {cmd.customer_id} does not exist")
-    if not (cmd.meta.reason or "").strip():
-        raise ServiceError(ErrorCode.REASON_REQUIRED, "an erasure needs a reason")
-    if isinstance(cmd, EraseCustomer):
-        return erasure.decide_erase_customer(state)
-    return erasure.decide_erase_contact(state, str(cmd.contact_id))
-
-
 def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.Event]:
     if isinstance(cmd, CreateCustomer):
         return rules.decide_create(cmd.customer, now)
     erasure.require_not_erased(state)
     if isinstance(cmd, EraseCustomer | EraseContact):
-        return _decide_erase(cmd, state)
+        return decide_erase(cmd, state)
     live = rules.require_live(state, str(cmd.customer_id))
     if isinstance(cmd, ExpirePenalty):
         return rules.decide_penalty_expiry(live, now)

@@ -28,6 +28,7 @@ from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import Fragment
 from shared.message_outbox import OutboxMessage, outbox_fragment
 from shared.money import ZERO, LedgerTotals, available, balance, shown
+from shared.personal_data import KeyProvider, reveal_all
 
 from customer.domain import payments as rules
 from customer.domain.state import CustomerState
@@ -165,8 +166,9 @@ def today_charges(charges_row: Any | None, now: datetime) -> Decimal:
 class PaymentQueries:
     """Payment lists and the balance, from the ledger's tables."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keys: KeyProvider | None = None) -> None:
         self.pool = pool
+        self.keys = keys  # the rows keep the events' payer_email encrypted: opened here
 
     async def _card(self, conn: asyncpg.Connection, customer_id: UUID) -> dict[str, Any]:
         row = await conn.fetchrow("SELECT card, deleted FROM customers WHERE id = $1", customer_id)
@@ -193,6 +195,8 @@ class PaymentQueries:
                 offset,
             )
         items = [payment_json(r) for r in rows]
+        if self.keys is not None:
+            items = await reveal_all(items, self.keys)
         more = offset + len(items) < total
         next_cursor = _cursor(offset + len(items)) if more else None
         return orjson.dumps({"items": items, "next_cursor": next_cursor, "total": total})
