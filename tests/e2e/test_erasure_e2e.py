@@ -39,7 +39,9 @@ async def jetstream_text(nats_url: str) -> str:
         out: list[str] = []
         for info in await js.streams_info():
             state = info.state
-            for seq in range(state.first_seq, state.last_seq + 1):
+            if not state.messages:
+                continue
+            for seq in range(max(state.first_seq, 1), state.last_seq + 1):
                 try:
                     msg = await js.get_msg(info.config.name, seq)
                 except nats.js.errors.NotFoundError:
