@@ -30,6 +30,7 @@ from customer.application.bulk_upload import BulkUploads
 from customer.application.commands import CustomerCommands
 from customer.application.contacts import ContactService
 from customer.application.credit import CreditBook
+from customer.application.erasure_replay import replay_erasures
 from customer.application.ipn_worker import IpnWorker
 from customer.application.number_blocks import NumberBlocks
 from customer.application.passwords import Passwords
@@ -189,6 +190,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
     # at stop: no more requests, no more dial answers, then the tasks, NATS (drained), the pool
     runtime.stop_first(rpc.stop)
     runtime.stop_first(dial.stop)
+    await replay_erasures(js, pool)  # before answering: a restored database may hold erased keys
     await dial.start()
     await rpc.start()
     log.info("customer_service_started", nats=settings.nats_url)

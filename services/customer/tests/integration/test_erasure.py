@@ -10,7 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
+from customer.application.erasure_replay import erased_on_stream, replay_erasures
 from customer.bootstrap import CustomerService, CustomerSettings, start
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from shared.personal_data import ERASED, SubjectErased, contact_subject
 from shared.secrets import Sealer
@@ -136,3 +138,27 @@ async def test_data_keys_answer_by_id_and_subject(nc: NatsClient) -> None:
     assert item["key"] and item["subject"] == f"customer:{card['id']}"
     by_id = await call(nc, "customer.query.data-keys", {"key_ids": [item["key_id"], "nope"]})
     assert by_id["keys"] == [item]
+
+
+async def test_a_restored_database_loses_the_erased_key_again_at_start(
+    nc: NatsClient, service: CustomerService
+) -> None:
+    card = await create(nc)
+    contact = await add_contact(nc, card["id"], f"restore-{uuid.uuid4().hex[:8]}@example.com")
+    subject = contact_subject(contact["id"])
+    backup = await service.pool.fetchrow("SELECT sealed FROM data_keys WHERE subject = $1", subject)
+    await call(nc, "customer.cmd.contact.remove", {"customer_id": card["id"], "contact_id": contact["id"]})
+    assert "error" not in await call(nc, "customer.cmd.contact.erase",
+                                     {"customer_id": card["id"], "contact_id": contact["id"], "meta": REASON})
+
+    async def on_stream() -> bool:
+        return subject in await erased_on_stream(service.runtime.js)
+
+    await wait_for(on_stream, timeout=10, message="the ContactErased event on JetStream")
+    # the database comes back from a backup taken before the erasure: the key is there again
+    await service.pool.execute(
+        "UPDATE data_keys SET sealed = $2, erased_at = NULL WHERE subject = $1", subject, backup["sealed"])
+    assert await replay_erasures(service.runtime.js, service.pool) == 1
+    row = await service.pool.fetchrow("SELECT sealed, erased_at FROM data_keys WHERE subject = $1", subject)
+    assert row["sealed"] is None and row["erased_at"] is not None
+    assert await replay_erasures(service.runtime.js, service.pool) == 0
