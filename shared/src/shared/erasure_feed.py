@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from shared.consumer import ConsumerSpec, PartitionedConsumer, Poison
 from shared.envelope import EventEnvelope
@@ -71,3 +72,34 @@ def erasure_consumer(
     )
     return PartitionedConsumer(js, spec, handle, settings.partitions, lease_dsn=settings.database_url,
                                failover_after_s=settings.partition_failover_s)
+
+
+async def erasures_on_stream(js: JetStreamContext, stream: str = "CUSTOMER_EVENTS") -> list[Erasure]:
+    """Every erasure the stream holds (direct reads, one per erase event; two when there are none).
+
+    Run at start by each service that keeps plaintext copies, so a database restored from a
+    backup taken before an erasure drops them again before anything is served.
+    """
+    found: list[Erasure] = []
+    for event_type in ERASURE_TYPES:
+        seq = 1
+        while True:
+            try:
+                msg = await js.get_msg(stream, seq, subject=f"events.customer.*.{event_type}.>", next=True)
+            except NotFoundError:
+                break
+            erasure = erasure_of(EventEnvelope.model_validate_json(msg.data or b"{}"))
+            if erasure is not None:
+                found.append(erasure)
+            seq = (msg.seq or seq) + 1
+    return found
+
+
+async def replay(js: JetStreamContext, scrub: Scrub) -> int:
+    """Scrub again for every erasure on the stream (idempotent); how many there were."""
+    erasures = await erasures_on_stream(js)
+    for erasure in erasures:
+        await scrub(erasure)
+    if erasures:
+        log.info("erasures_replayed", erasures=len(erasures))
+    return len(erasures)

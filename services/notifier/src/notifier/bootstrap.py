@@ -13,6 +13,7 @@ from nats.aio.client import Client as NatsClient
 from shared.consumer import PartitionedConsumer
 from shared.data_keys import DataKeyClient
 from shared.erasure_feed import erasure_consumer
+from shared.erasure_feed import replay as replay_erasures
 from shared.eventstore import EventStore
 from shared.ids import new_id
 from shared.outbox_relay import OutboxRelay
@@ -183,6 +184,7 @@ async def start(settings: NotifierSettings) -> NotifierService:
     runtime.spawn(consumer.run(), name="notify-consumer")
     runtime.spawn(relay.run(), name="outbox-relay")
     runtime.spawn(dead_letters.run(settings.dead_letter_interval_s), name="dead-letters")
+    await replay_erasures(js, store.erase)  # a restored database drops erased addresses again
     runtime.spawn(erasure_consumer(js, "notifier-erasures", store.erase, settings, keys.forget).run(),
                   name="erasures")
     runtime.stop_first(rpc.stop)

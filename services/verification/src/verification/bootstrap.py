@@ -12,6 +12,7 @@ from nats.aio.client import Client as NatsClient
 from pydantic import Field, field_validator
 from shared.data_keys import DataKeyClient
 from shared.erasure_feed import erasure_consumer
+from shared.erasure_feed import replay as replay_erasures
 from shared.message_outbox import MessageRelay
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
@@ -111,6 +112,7 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
     runtime.spawn(MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=runtime.js).run(),
                   name="message-relay")
     scrub = functools.partial(code_store.erase_targets, pool)
+    await replay_erasures(runtime.js, scrub)  # a restored database drops erased targets again
     runtime.spawn(erasure_consumer(runtime.js, "verification-erasures", scrub, settings, keys.forget).run(),
                   name="erasures")
     runtime.stop_first(rpc.stop)

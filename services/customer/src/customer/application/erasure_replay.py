@@ -11,31 +11,16 @@ from __future__ import annotations
 import asyncpg
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
-from shared.envelope import EventEnvelope
-from shared.erasure_feed import ERASURE_TYPES, erasure_of
+from shared.erasure_feed import erasures_on_stream
 
 from customer.adapters.data_keys import ERASE_SQL
 
 log = structlog.get_logger(__name__)
-STREAM = "CUSTOMER_EVENTS"
 
 
 async def erased_on_stream(js: JetStreamContext) -> list[str]:
-    """The subjects of every erase event on the stream (direct reads, one per event)."""
-    subjects: list[str] = []
-    for event_type in ERASURE_TYPES:
-        seq = 1
-        while True:
-            try:
-                msg = await js.get_msg(STREAM, seq, subject=f"events.customer.*.{event_type}.>", next=True)
-            except NotFoundError:
-                break
-            erasure = erasure_of(EventEnvelope.model_validate_json(msg.data or b"{}"))
-            if erasure is not None:
-                subjects.extend(erasure.subjects)
-            seq = (msg.seq or seq) + 1
-    return subjects
+    """The subjects of every erase event on the stream."""
+    return [s for erasure in await erasures_on_stream(js) for s in erasure.subjects]
 
 
 async def replay_erasures(js: JetStreamContext, pool: asyncpg.Pool) -> int:
