@@ -1,4 +1,4 @@
--- Data keys of personal data (docs/privacy.md, ADR 10): one per subject, `customer:<id>` for a
+-- Data keys of personal data (docs/privacy.md, ADR 13): one per subject, `customer:<id>` for a
 -- card's personal fields and `contact:<id>` for a contact's. The key is sealed with
 -- PATCHBAY_SECRET_KEY. Erasing destroys it: `sealed` becomes NULL and the row stays as the
 -- tombstone, so no key can ever be made for that subject again (INSERT ... ON CONFLICT DO NOTHING).
