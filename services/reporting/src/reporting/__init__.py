@@ -1,1 +1,1 @@
-"""Patchbay reporting: projections of the event streams (audit, as-of, summaries, invoices, balance)."""
+"""Patchbay reporting: projections of the event streams (audit, summaries, invoices)."""

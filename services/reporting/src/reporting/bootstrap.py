@@ -18,7 +18,6 @@ from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from reporting.adapters.invoice_store import invoice_event_store
 from reporting.application.allocation import PaymentAllocation, consumer_spec
 from reporting.application.audit_queries import AuditQueries
-from reporting.application.balance import BalanceQueries
 from reporting.application.billing_clock import BillingClock
 from reporting.application.customer_terms import nats_customer_terms
 from reporting.application.invoice_changes import InvoiceChanges
@@ -31,7 +30,6 @@ from reporting.projections.audit import AuditProjection
 from reporting.projections.base import Projection
 from reporting.projections.calls import CallsProjection
 from reporting.projections.live import LiveProjection
-from reporting.projections.payments import PaymentsProjection
 from reporting.settings import ReportingSettings
 
 SCHEMA = "reporting"
@@ -45,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 def all_projections() -> list[Projection[Any]]:
     """Every projection the service keeps live (and the rebuild command can rebuild)."""
-    return [AuditProjection(), CallsProjection(), PaymentsProjection()]
+    return [AuditProjection(), CallsProjection()]
 
 
 async def open_runtime(settings: ReportingSettings) -> ServiceRuntime:
@@ -111,7 +109,7 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     rpc = RpcServer(nc, routes(
         audit=AuditQueries(pool, keys),
         summaries=SummaryQueries(pool, live_call_max_age_s=settings.live_call_max_age_s),
-        invoices=invoices, balance=BalanceQueries(pool),
+        invoices=invoices,
         lag=LagQueries(pool, js, projections, prefix=prefix), changes=changes,
         renderer=InvoiceRenderer(settings.invoice_template_dir),
     ), queue=QUEUE)

@@ -1,4 +1,4 @@
-"""`python -m reporting rebuild audit|summaries|payments|all`: rebuild projections, with a progress bar."""
+"""`python -m reporting rebuild audit|summaries|all`: rebuild projections, with a progress bar."""
 
 from __future__ import annotations
 

@@ -99,14 +99,14 @@ async def test_rebuild_from_the_cli_equals_the_live_projection(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()[-3000:]
-    assert out.decode().count("switched over") == 3, out.decode()
+    assert out.decode().count("switched over") == 2, out.decode()
     assert b"rebuild audit" in err  # the progress bar
     after = await snapshot(reporting)
     assert after == before
     assert await indexes(reporting) == indexes_before  # same names, same definitions
     lag = await call(nc, "reporting.query.lag", {})
     assert {r["projection"]: r["state"] for r in lag["rebuilds"]} == {
-        "audit": "switched", "summaries": "switched", "payments": "switched"}
+        "audit": "switched", "summaries": "switched"}
     assert all(r["done"] == r["total"] for r in lag["rebuilds"])
     # the service goes on with the new tables
     await workload(nc, 5, customers)

@@ -31,7 +31,6 @@ class ReportingSubjects:
     GENERATE_INVOICE = "reporting.cmd.generate-invoice"
     INVOICES = "reporting.query.invoices"
     INVOICE = "reporting.query.invoice"
-    BALANCE = "reporting.query.balance"
     LAG = "reporting.query.lag"
 
 
@@ -159,25 +158,6 @@ class GenerateInvoice(InvoiceRequest):
             if (self.to_day - self.from_day).days >= MAX_INVOICE_DAYS:
                 raise ValueError(f"at most {MAX_INVOICE_DAYS} days per invoice")
         return self
-
-
-class BalanceQuery(Strict):
-    """A customer's balance."""
-
-    customer_id: UUID
-
-
-class Balance(BaseModel):
-    """Payments minus call charges (charges as rated by the switch, before tax)."""
-
-    customer_id: UUID
-    currency: str | None
-    payments: Decimal
-    charges: Decimal
-    balance: Decimal
-    payments_count: int
-    other_currencies: dict[str, Decimal] = Field(default_factory=dict)
-    as_of: datetime
 
 
 class LagQuery(Strict):

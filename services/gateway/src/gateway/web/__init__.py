@@ -18,6 +18,7 @@ from gateway.web import (
     card_pages,
     contact_pages,
     message_pages,
+    payment_pages,
     portal_pages,
     settings_pages,
     static_files,
@@ -25,7 +26,7 @@ from gateway.web import (
 
 router = APIRouter(include_in_schema=False)
 for _module in (static_files, auth_pages, board_pages, card_pages, card_actions, contact_pages, audit_pages,
-                settings_pages, message_pages, bulk_pages, portal_pages):
+                settings_pages, message_pages, bulk_pages, portal_pages, payment_pages):
     router.include_router(_module.router)
 
 

@@ -22,8 +22,6 @@ from shared.contracts.invoices import (
 from shared.contracts.reporting import (
     AuditPage,
     AuditQuery,
-    Balance,
-    BalanceQuery,
     GenerateInvoice,
     GetInvoice,
     Invoice,
@@ -39,7 +37,6 @@ from shared.logging import current_correlation_id
 from shared.rpc import Route
 
 from reporting.application.audit_queries import AuditQueries
-from reporting.application.balance import BalanceQueries
 from reporting.application.invoice_changes import InvoiceChanges
 from reporting.application.invoices import Invoices
 from reporting.application.lag import LagQueries
@@ -50,7 +47,7 @@ QUEUE = "reporting"
 
 
 def routes(
-    *, audit: AuditQueries, summaries: SummaryQueries, invoices: Invoices, balance: BalanceQueries,
+    *, audit: AuditQueries, summaries: SummaryQueries, invoices: Invoices,
     lag: LagQueries, changes: InvoiceChanges, renderer: InvoiceRenderer,
 ) -> list[Route]:
     """Every subject of the reporting API with its models and handler."""
@@ -107,9 +104,6 @@ def routes(
         _correlated(body.meta)
         return await changes.set_settings(body)
 
-    async def get_balance(body: BalanceQuery) -> bytes:
-        return (await balance.balance(body.customer_id)).model_dump_json().encode()
-
     async def get_lag(_: LagQuery) -> bytes:
         return (await lag.lag()).model_dump_json().encode()
 
@@ -136,8 +130,6 @@ def routes(
               "Invoice numbering, due days and the carrier's details."),
         Route(InvoiceSubjects.SET_SETTINGS, SetInvoiceSettings, InvoiceSettings, set_settings,
               "Change the invoice settings (next_number never moves down)."),
-        Route(ReportingSubjects.BALANCE, BalanceQuery, Balance, get_balance,
-              "Payments minus call charges, in the customer's currency."),
         Route(ReportingSubjects.LAG, LagQuery, Lag, get_lag, "Projection lag and rebuild progress."),
     ]
 
@@ -145,5 +137,5 @@ def routes(
 def documented_routes() -> list[Route]:
     """The route table for the AsyncAPI document (`python -m shared.asyncapi`; handlers never called)."""
     unused: Any = None
-    return routes(audit=unused, summaries=unused, invoices=unused, balance=unused, lag=unused,
+    return routes(audit=unused, summaries=unused, invoices=unused, lag=unused,
                   changes=unused, renderer=unused)
