@@ -48,7 +48,11 @@ async def quiesce(nc: NatsClient) -> None:
     async def settled() -> bool:
         lag = await call(nc, "reporting.query.lag", {})
         state = [(s["stream"], s["stream_last_seq"], s["checkpoint"]) for s in lag["streams"]]
-        quiet = all(s["behind"] == 0 for s in lag["streams"]) and state == last[0]
+        # the customer service turns billing.payments into PaymentRecorded events: it is done too
+        payments = [c for c in await nc.jetstream().consumers_info("BILLING_EVENTS")
+                    if c.name.startswith("customer-billing-payments")]
+        busy = any(c.num_pending or c.num_ack_pending for c in payments)
+        quiet = all(s["behind"] == 0 for s in lag["streams"]) and state == last[0] and not busy
         last[0] = state
         return quiet
 

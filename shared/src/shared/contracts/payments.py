@@ -9,7 +9,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, StringConstraints, model_validator
 
-from shared.contracts.customer import CommandMeta, Strict
+from shared.contracts.base import Strict
+from shared.contracts.customer import CommandMeta
 from shared.contracts.fields import CurrencyCode, Money, NonNegativeMoney, Notes, ShortText
 
 Kind = Literal["payment", "refund", "adjustment"]

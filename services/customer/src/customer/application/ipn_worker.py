@@ -94,7 +94,7 @@ class IpnWorker:
         return self.poll_s if due is None else min(self.poll_s, max(0.01, float(due)))
 
     async def _claim(self) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
+        rows: list[asyncpg.Record] = await self.pool.fetch(
             "UPDATE ipn_log SET attempts = attempts + 1, updated_at = now(),"
             " next_attempt_at = now() + make_interval(secs => $1)"
             " WHERE id IN (SELECT id FROM ipn_log WHERE outcome = 'pending' AND next_attempt_at <= now()"
@@ -102,6 +102,7 @@ class IpnWorker:
             " RETURNING id, body, attempts",
             self.claim_s,
         )
+        return rows
 
     async def _process(self, http: aiohttp.ClientSession, row: asyncpg.Record) -> None:
         ipn_id, body, attempts = row["id"], bytes(row["body"]), row["attempts"]

@@ -180,7 +180,8 @@ class IpnInbox:
 
     async def log_page(self, query: IpnLogQuery) -> bytes:
         """The payment log, newest first, optionally for one customer or one txn_id."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if query.customer_id is not None:
             args.append(query.customer_id)
             where.append(f"customer_id = ${len(args)}")
