@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from customer.bootstrap import CustomerService, CustomerSettings, start
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from shared.contracts.notify import SystemMessage
@@ -217,3 +218,22 @@ async def test_credit_notes_from_reporting_count_once_on_the_ledger(nc: NatsClie
     assert answer["allowed"] is True
     balance = await call(nc, "customer.query.balance", {"customer_id": cid})
     assert balance["credit_notes"] == "2.50" and balance["balance"] == "2.50", balance
+
+
+async def test_charges_and_payments_reach_every_replica(nc: NatsClient, service: CustomerService) -> None:
+    cid = (await create(nc, currency="EUR", debit_limit="10"))["id"]
+    replica = await start(CustomerSettings(nats_url=service.settings.nats_url,
+                                           database_url=service.settings.database_url))
+    try:
+        await cdr(nc, cid, "4")
+        await pay(nc, cid, "1.5")
+
+        async def both() -> bool:
+            books = [s.dial.views.credit for s in (service, replica) if s.dial is not None]
+            answers = {b.verdict(cid, datetime.now(UTC).date())[1] for b in books}
+            return len(books) == 2 and answers == {
+                '{"balance":"-2.50","available":"7.50","currency":"EUR"}'}
+
+        await wait_for(both, timeout=5, message="both replicas see the charge and the payment")
+    finally:
+        await replica.stop()

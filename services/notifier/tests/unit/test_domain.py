@@ -71,6 +71,11 @@ def test_system_templates_render_with_the_secret() -> None:
     assert "https://portal.example/verify?code=12%2034" in link.body
     with pytest.raises(TemplateNotFound):
         render_system("mobile_code", "email", {}, "1")
+    receipt = render_system("payment_receipt", "email", {
+        "contact_name": "Bob", "customer_name": "Acme", "amount": "25.50", "currency": "EUR",
+        "reference": "wire-1", "payment_kind": "payment", "payment_status": "completed"}, None)
+    assert receipt.subject == "Receipt: payment of 25.50 EUR (wire-1)"
+    assert "a payment of 25.50 EUR for Acme" in receipt.body and "Status: completed" in receipt.body
 
 
 def test_recipients_one_per_address_and_skips_customers_without_one() -> None:
