@@ -105,8 +105,8 @@ class RequestContextMiddleware:
         too_large = error_response(PAYLOAD_TOO_LARGE, f"the body is larger than {limit} bytes")
 
         async def send_with_id(message: Message) -> None:
-            if body.exceeded and sent.get("app_cut") is None:
-                return  # whatever the app makes of a cut body, the answer is 413 (sent below)
+            if body.exceeded and not sent.get("cut"):
+                return  # whatever the app makes of a cut body, the answer is the 413 below
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", cid.encode())]
@@ -121,16 +121,13 @@ class RequestContextMiddleware:
                     await self.app(scope, body, send_with_id)
                     if body.exceeded:
                         raise BodyTooLarge()
-            except BodyTooLarge:
-                if sent["status"] is not None:
-                    raise
-                sent["app_cut"] = True
-                await too_large(scope, receive, send_with_id)
             except Exception as exc:
-                if body.exceeded and sent["status"] is None:
-                    sent["app_cut"] = True
+                if body.exceeded and sent["status"] is None:  # the read was cut: 413, not a failure
+                    sent["cut"] = True
                     await too_large(scope, receive, send_with_id)
                     return
+                if isinstance(exc, BodyTooLarge):
+                    raise  # cut mid-answer: the server must drop the connection
                 away = unavailable_reason(exc)  # PostgreSQL or NATS down: 503, not a bug
                 if away is None:
                     self.log.exception("request_failed", method=scope["method"], path=scope["path"])
