@@ -146,7 +146,7 @@ def test_dockerfile_builds_one_image_from_the_lock() -> None:
     assert uv_version and f"uv=={uv_version.group(1)}" in text, "the image's uv is the Makefile's"
     assert "uv sync --locked --no-dev" in text
     assert 'CMD ["python", "-m", "gateway"]' in text and "EXPOSE 8000 9100" in text
-    for name in ["shared", "devtools", *(f"services/{s}" for s in SERVICES)]:
+    for name in ["shared", "devtools", "cli", *(f"services/{s}" for s in SERVICES)]:
         assert f"COPY {name}/pyproject.toml" in text, name
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client as NatsClient
+
 DEFAULT_DATA_DIR = Path(".patchbay")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/patchbay"
@@ -115,3 +117,20 @@ def locate(data_dir: Path | str | None = None, nats_url: str | None = None,
     nats, nats_from = pick(nats_url, "PATCHBAY_NATS_URL", "nats_url", DEFAULT_NATS_URL)
     db, db_from = pick(database_url, "PATCHBAY_DATABASE_URL", "database_url", DEFAULT_DATABASE_URL)
     return Located(base, nats, db, nats_from, db_from, info)
+
+
+async def tool_nats(url: str, **options: Any) -> NatsClient:
+    """A tool's NATS connection: a few quiet tries, then `NoServersError` (never a retry loop).
+
+    `url` may be a comma-separated cluster list.
+    """
+    import nats
+
+    from shared.settings import nats_servers
+
+    async def quiet(_: Exception) -> None:
+        return None  # the tool reports the failure once, with the URL it tried
+
+    defaults: dict[str, Any] = {"connect_timeout": 3, "max_reconnect_attempts": 5,
+                                "reconnect_time_wait": 0.5, "error_cb": quiet}
+    return await nats.connect(nats_servers(url), **(defaults | options))

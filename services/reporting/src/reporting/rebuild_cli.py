@@ -12,9 +12,12 @@ from typing import Any, TypeVar
 import structlog
 import uvloop
 from shared.logging import configure_logging
+from shared.migrations import migrate
+from shared.service_runtime import open_pool
+from shared.stack_file import tool_nats
 from tqdm import tqdm
 
-from reporting.bootstrap import all_projections, connect
+from reporting.bootstrap import PLUMBING, all_projections
 from reporting.projections.rebuild import RebuildBusy, Rebuilder, RebuildResult
 from reporting.settings import ReportingSettings
 
@@ -22,11 +25,11 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "patchbay rebuild") -> argparse.ArgumentParser:
     """The command line of `rebuild`."""
     names = [p.name for p in all_projections()]
     cli = argparse.ArgumentParser(
-        prog="python -m reporting rebuild",
+        prog=prog,
         description="Replay the streams into fresh tables and switch over atomically; "
                     "the old tables keep answering until then.",
     )
@@ -40,7 +43,13 @@ async def rebuild(
     settings: ReportingSettings, names: Sequence[str], *, batch: int = 5000, progress: bool = True
 ) -> list[RebuildResult]:
     """Rebuild the named projections one after the other."""
-    pool, nc = await connect(settings)
+    await migrate(settings.database_url, PLUMBING.schema, PLUMBING.migrations)
+    pool = await open_pool(PLUMBING, settings.database_url, 4)
+    try:
+        nc = await tool_nats(settings.nats_url)
+    except BaseException:
+        await pool.close()
+        raise
     results = []
     try:
         for projection in all_projections():
@@ -73,9 +82,9 @@ def run_tuned(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m reporting rebuild` (and `patchbay-rebuild`)."""
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "patchbay rebuild") -> int:
+    """Entry point of `patchbay rebuild` (and `python -m reporting rebuild`)."""
+    args = parser(prog).parse_args(argv)
     settings = ReportingSettings()
     configure_logging("reporting-rebuild", level=settings.log_level, fmt=settings.log_format)
     names = [p.name for p in all_projections()] if args.projection == "all" else [args.projection]

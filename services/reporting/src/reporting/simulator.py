@@ -22,9 +22,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import nats
 from nats.js import JetStreamContext
-from shared.settings import CommonSettings
+from shared.stack_file import locate, tool_nats
 from shared.streams import CALLS, ensure_streams
 
 DISPOSITIONS = (("answered", 0.55), ("no_answer", 0.2), ("busy", 0.13), ("failed", 0.07), ("cancelled", 0.05))
@@ -122,9 +121,9 @@ async def run_live(
     return started, ended
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "patchbay simulate") -> argparse.ArgumentParser:
     """The command line."""
-    cli = argparse.ArgumentParser(prog="python -m reporting.simulator", description=__doc__,
+    cli = argparse.ArgumentParser(prog=prog, description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--customers", required=True, help="comma-separated customer ids")
     cli.add_argument("--rate", type=float, default=20.0, help="calls started per second (live mode)")
@@ -134,18 +133,19 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--backlog", type=int, default=0, help="publish this many past calls instead")
     cli.add_argument("--days", type=float, default=30.0, help="backlog spread over this many days")
     cli.add_argument("--seed", type=int, default=None, help="random seed (repeatable traffic)")
-    cli.add_argument("--nats-url", default=None, help="default: PATCHBAY_NATS_URL")
+    cli.add_argument("--nats-url", default=None,
+                     help="comma-separated for a cluster; default: PATCHBAY_NATS_URL, else the running stack")
     return cli
 
 
-async def main(argv: Sequence[str] | None = None) -> int:
+async def main(argv: Sequence[str] | None = None, prog: str = "patchbay simulate") -> int:
     """Run the simulator."""
-    args = parser().parse_args(argv)
+    args = parser(prog).parse_args(argv)
     customers = [c.strip() for c in args.customers.split(",") if c.strip()]
     if not customers:
         print("simulator: --customers names no customer", file=sys.stderr)
         return 2
-    nc = await nats.connect(args.nats_url or CommonSettings().nats_url)
+    nc = await tool_nats(args.nats_url or locate().nats_url)
     js = nc.jetstream()
     await ensure_streams(js, [CALLS])
     t0 = time.monotonic()

@@ -1,0 +1,1 @@
+"""`patchbay`: the operator command line (one entry point for every tool)."""
