@@ -5,7 +5,7 @@ BOOT := .venv-boot
 UV := $(BOOT)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test install lint asyncapi bench soak clean
+.PHONY: run servers test install lint asyncapi bench soak clean
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -16,6 +16,10 @@ install: $(UV)
 
 run: install
 	$(UV) run --no-sync python -m devtools.stack run
+
+# only the embedded NATS and PostgreSQL of the data dir (a restore, a migration of streams)
+servers: install
+	$(UV) run --no-sync python -m devtools.stack servers
 
 test: install
 	$(UV) run --no-sync python -m pytest

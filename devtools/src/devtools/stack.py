@@ -308,7 +308,9 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
         stack.callback(remove_stack_file, settings.data_dir)
         record = {"nats_url": nats_url, "database_url": database_url,
                   "data_dir": str(settings.data_dir.resolve()),
-                  "nats_monitoring": [w.monitor for w in watched if w.monitor]}
+                  "nats_monitoring": [w.monitor for w in watched if w.monitor],
+                  "stream_replicas": int(os.environ.get("PATCHBAY_STREAM_REPLICAS") or (
+                      min(3, settings.nats_cluster) if settings.nats_url is None else 1))}
         if servers_only:
             write_stack_file(settings.data_dir, record)
             print(f"PATCHBAY_NATS_URL={nats_url}\nPATCHBAY_DATABASE_URL={database_url}",
