@@ -10,6 +10,7 @@ deleted, a work item done) is kept by publishing a filler there and deleting it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import gzip
@@ -25,6 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 Progress = Callable[[int, int], None]  # (done, total)
 FILLER = "_patchbay_restore"  # the subject of gap fillers (deleted at once)
+DEDUP_WHILE_RESTORING_S = 0.1  # JetStream's least duplicate window
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def restore_config(summary: dict[str, Any], in_dir: Path, replicas: int) -> Stre
             subjects.append(".".join(tokens[:2] + ["*"] * (len(tokens) - 2)))
     config.subjects = [*subjects, f"{FILLER}.{summary['name']}"]
     config.subject_transform = None
-    config.duplicate_window = 0.001  # messages that shared a dedup id long apart all come back
+    config.duplicate_window = DEDUP_WHILE_RESTORING_S  # messages that shared a dedup id long apart
     config.first_seq = summary["first_seq"] if summary["first_seq"] > 1 else None
     config.num_replicas = replicas
     return config
@@ -149,6 +151,11 @@ async def load_stream(js: JetStreamContext, in_dir: Path, summary: dict[str, Any
         await fill_to(msg.seq)
         if keep(msg):
             ack = await js.publish(msg.subject, msg.data, headers=msg.headers, stream=name)
+            for _ in range(3):  # the same dedup id restored a moment ago: let the window pass
+                if not ack.duplicate:
+                    break
+                await asyncio.sleep(DEDUP_WHILE_RESTORING_S * 1.5)
+                ack = await js.publish(msg.subject, msg.data, headers=msg.headers, stream=name)
             if ack.seq != msg.seq:
                 raise RuntimeError(f"{name}: message {msg.seq} restored at {ack.seq}")
             restored += 1
