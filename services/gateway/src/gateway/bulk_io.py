@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from shared.contracts.base import nul_at
 from shared.contracts.bulk import MAX_UPLOAD_ROWS
 from shared.errors import ErrorCode, ErrorDetail
 
@@ -153,6 +154,9 @@ def _json_row(number: int, value: Any) -> Row:
     if number > MAX_UPLOAD_ROWS:
         raise _too_many(number)
     if isinstance(value, dict):
+        if where := nul_at(value):  # PostgreSQL cannot keep it: a row error, not a failed upload
+            return Row(number, None, {}, [ErrorDetail(
+                field=where, message="text cannot contain the NUL character (\\u0000)", type="json_item")])
         return Row(number, None, value)
     return Row(
         number,
