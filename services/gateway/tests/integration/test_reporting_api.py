@@ -110,6 +110,13 @@ async def test_roles(client: Any, gateway: Any) -> None:
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     denied = await client.post(f"/v1/customers/{cid}/invoices", json={"days": [day]}, headers=operator)
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+    # found by fuzzing as a viewer: a bad header or body was 422 before the role was checked
+    for body, extra in (({"days": [day]}, {"X-Audit-Reason": "r" * 501}), ({"days": "nope"}, {}),
+                        ({"days": [day]}, {})):
+        refused = await client.post(f"/v1/customers/{cid}/invoices", json=body, headers=viewer | extra)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden", refused.text
+    refused = await client.post("/v1/customers/not-a-uuid/invoices", json={}, headers=viewer)
+    assert refused.status_code == 403, refused.text
     assert (await client.get(f"/v1/customers/{cid}/audit", headers={"Authorization": ""})).status_code == 401
 
 

@@ -34,6 +34,7 @@ from shared.errors import ErrorCode
 
 from gateway.auth.roles import Permission
 from gateway.dependencies import Caller, caller, correlation_id, get_runtime, require
+from gateway.entrypoints.reporting_api import CSV_DOC
 from gateway.errors import COMMON_ERRORS, CONFLICT_DOC, NOT_FOUND_DOC, ApiError
 
 log = structlog.get_logger(__name__)
@@ -148,7 +149,7 @@ async def set_payment_status(
     "/v1/customers/{customer_id}/payments",
     response_model=PaymentPage,
     dependencies=[BillingReader],
-    responses={404: NOT_FOUND_DOC},
+    responses={404: NOT_FOUND_DOC, **CSV_DOC},
     summary="A customer's payments (JSON or CSV)",
 )
 async def list_payments(
@@ -181,6 +182,7 @@ async def balance(request: Request, customer_id: UUID) -> Response:
     "/v1/payments/ipn-log",
     response_model=IpnLogPage,
     dependencies=[BillingReader],
+    responses=CSV_DOC,
     summary="Every PayPal IPN and its outcome",
 )
 async def ipn_log(

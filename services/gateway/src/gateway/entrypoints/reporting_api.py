@@ -184,15 +184,14 @@ async def summary(
 
 
 @router.post("/v1/customers/{customer_id}/invoices", status_code=201, response_model=Invoice,
-             responses={404: NOT_FOUND_DOC, 409: CONFLICT_DOC}, summary="Generate an invoice")
+             responses={404: NOT_FOUND_DOC, 409: CONFLICT_DOC}, summary="Generate an invoice",
+             # the role before anything else: a viewer gets 403 whatever it sends, never a 422
+             dependencies=[Depends(role_in(Role.BILLING, Role.ADMIN))])
 async def generate_invoice(
     request: Request, customer_id: UUID, body: InvoiceRequest,
     who: Annotated[Caller, Depends(caller(Permission.CUSTOMERS_READ))],
 ) -> Response:
     """Invoice a date range or chosen days (billing, admin); a day already invoiced is 409."""
-    if who.principal.role not in (Role.BILLING, Role.ADMIN):
-        raise ApiError(ErrorCode.FORBIDDEN, f"role '{who.principal.role}' may not generate invoices"
-                       " (needs one of: billing, admin)")
     data = await _ask(request, Reporting.GENERATE_INVOICE, {
         "meta": who.meta(), "customer_id": customer_id,
         **body.model_dump(mode="json", by_alias=True, exclude_none=True)})
