@@ -5,7 +5,7 @@ BOOT := .venv-boot
 UV := $(BOOT)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run servers test install lint asyncapi bench soak clean
+.PHONY: run servers test install lint asyncapi bench soak fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -33,6 +33,13 @@ bench: install
 # random faults under load on a 3-node cluster for PATCHBAY_SOAK_MINUTES (default 10); not in `make test`
 soak: install
 	$(UV) run --no-sync python -m pytest tests/faults/soak.py -s
+
+# deep fuzzing, not in `make test` (which runs the same tests CI-sized): every property with
+# 2,000 examples, schemathesis with PATCHBAY_FUZZ_EXAMPLES per operation and stateful scenarios
+fuzz: install
+	PATCHBAY_HYPOTHESIS_PROFILE=deep $(UV) run --no-sync python -m pytest -m "not servers" -q
+	PATCHBAY_FUZZ_EXAMPLES=$${PATCHBAY_FUZZ_EXAMPLES:-100} PATCHBAY_FUZZ_SCENARIOS=$${PATCHBAY_FUZZ_SCENARIOS:-100} \
+		$(UV) run --no-sync python -m pytest tests/fuzz -q
 
 lint: install
 	$(UV) run --no-sync ruff check .
