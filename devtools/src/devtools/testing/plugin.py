@@ -21,6 +21,13 @@ from nats.aio.client import Client as NatsClient
 
 import shared  # noqa: F401 - before any test: importlib mode would take the shared/ folder for it
 from devtools.embedded import EmbeddedNats, EmbeddedPostgres
+from devtools.testing.server_choice import (
+    NATS_IMAGE,
+    POSTGRES_IMAGE,
+    ServerChoiceError,
+    choose_servers,
+    testcontainers_installed,
+)
 
 log = structlog.get_logger()
 pytest_plugins = [  # markers by need (browser tests never skipped quietly); hypothesis profiles
@@ -52,12 +59,12 @@ def docker_engine_answers(timeout: float = 1.0) -> bool:
 
 
 def _use_testcontainers() -> bool:
-    """Use testcontainers only when it is installed and a Docker engine really answers."""
+    """PATCHBAY_TEST_SERVERS=docker (checked: installed, engine answers), else embedded."""
     try:
-        import testcontainers  # noqa: F401
-    except ImportError:
-        return False
-    return docker_engine_answers()
+        return choose_servers(os.environ, installed=testcontainers_installed,
+                              docker_answers=docker_engine_answers) == "docker"
+    except ServerChoiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _start(what: str, start: Callable[[], str]) -> str:
@@ -102,7 +109,7 @@ def nats_url() -> Iterator[str]:
         if _use_testcontainers():
             from testcontainers.nats import NatsContainer
 
-            container = NatsContainer("nats:2.11").with_command("-js")
+            container = NatsContainer(NATS_IMAGE).with_command("-js")
             stack.callback(container.stop)
             yield _start("NATS container", lambda: str(container.start().get_conn_string()))
             return
@@ -121,7 +128,7 @@ def database_url() -> Iterator[str]:
         if _use_testcontainers():
             from testcontainers.postgres import PostgresContainer
 
-            pg = PostgresContainer("postgres:16", driver=None)
+            pg = PostgresContainer(POSTGRES_IMAGE, driver=None)
             stack.callback(pg.stop)
             yield _start("PostgreSQL container", lambda: str(pg.start().get_connection_url()))
             return
