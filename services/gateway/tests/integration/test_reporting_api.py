@@ -117,6 +117,12 @@ async def test_roles(client: Any, gateway: Any) -> None:
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden", refused.text
     refused = await client.post("/v1/customers/not-a-uuid/invoices", json={}, headers=viewer)
     assert refused.status_code == 403, refused.text
+    long_reason = {"X-Audit-Reason": "r" * 501}
+    for method, path, body in (("PUT", "/v1/settings/invoices", {"due_days": -1}),
+                               ("POST", f"/v1/invoices/{cid}/void", {}),
+                               ("POST", f"/v1/invoices/{cid}/credit-notes", {"amount": ""})):
+        refused = await client.request(method, path, json=body, headers=viewer | long_reason)
+        assert refused.status_code == 403, (path, refused.text)
     assert (await client.get(f"/v1/customers/{cid}/audit", headers={"Authorization": ""})).status_code == 401
 
 
@@ -210,3 +216,11 @@ async def test_invoice_documents_settings_void_and_credit_notes(client: Any, gat
     assert again.status_code == 409
     listed = (await client.get("/v1/invoices", params={"customer_id": cid, "status": "void"})).json()
     assert [x["id"] for x in listed["items"]] == [invoice["id"]]
+
+
+async def test_null_in_the_invoice_settings_clears_a_text_or_is_refused(client: Any) -> None:
+    """Found by fuzzing: a null footer reached a NOT NULL column and answered 500."""
+    cleared = await client.put("/v1/settings/invoices", json={"footer": None})
+    assert cleared.status_code == 200 and cleared.json()["footer"] == "", cleared.text
+    refused = await client.put("/v1/settings/invoices", json={"due_days": None})
+    assert refused.status_code == 422 and "due_days cannot be null" in refused.text, refused.text

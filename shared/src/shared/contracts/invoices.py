@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from shared.contracts.base import Strict
 from shared.contracts.customer import CommandMeta
@@ -68,6 +68,18 @@ class InvoiceSettingsIn(Strict):
     company_address: Text | None = None
     payment_details: Text | None = None
     footer: Text | None = None
+
+    @field_validator("company_name", "company_address", "payment_details", "footer", mode="before")
+    @classmethod
+    def _null_text_is_empty(cls, value: object) -> object:
+        return "" if value is None else value  # null clears a text (the columns hold no NULL)
+
+    @model_validator(mode="after")
+    def _no_null_numbering(self) -> InvoiceSettingsIn:
+        for name in ("prefix", "next_number", "due_days"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null: leave it out to keep it")
+        return self
 
 
 class SetInvoiceSettings(Strict):
