@@ -39,7 +39,7 @@ HTML_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _billing(who: Caller) -> None:
+def _billing(who: Caller) -> None:  # the routes' Billing dependency already refused others first
     if who.principal.role not in (Role.BILLING, Role.ADMIN):
         raise ApiError(ErrorCode.FORBIDDEN, f"role '{who.principal.role}' may not do this"
                        " (needs one of: billing, admin)")
@@ -53,7 +53,7 @@ async def get_settings(request: Request) -> Response:
 
 
 @router.put("/v1/settings/invoices", response_model=InvoiceSettings, responses={409: CONFLICT_DOC},
-            summary="Change the invoice settings")
+            summary="Change the invoice settings", dependencies=[Billing])
 async def put_settings(
     request: Request, body: InvoiceSettingsIn,
     who: Annotated[Caller, Depends(caller(Permission.CUSTOMERS_READ))],
@@ -65,7 +65,8 @@ async def put_settings(
 
 
 @router.post("/v1/invoices/{invoice_id}/void", response_model=Invoice,
-             responses={404: NOT_FOUND_DOC, 409: CONFLICT_DOC}, summary="Void an invoice")
+             responses={404: NOT_FOUND_DOC, 409: CONFLICT_DOC}, summary="Void an invoice",
+             dependencies=[Billing])
 async def void_invoice(
     request: Request, invoice_id: UUID, body: VoidInvoiceIn,
     who: Annotated[Caller, Depends(caller(Permission.CUSTOMERS_READ))],
@@ -77,7 +78,8 @@ async def void_invoice(
 
 
 @router.post("/v1/invoices/{invoice_id}/credit-notes", status_code=201, response_model=CreditNote,
-             responses={404: NOT_FOUND_DOC, 409: CONFLICT_DOC}, summary="Issue a credit note")
+             responses={404: NOT_FOUND_DOC, 409: CONFLICT_DOC}, summary="Issue a credit note",
+             dependencies=[Billing])
 async def issue_credit_note(
     request: Request, invoice_id: UUID, body: CreditNoteIn,
     who: Annotated[Caller, Depends(caller(Permission.CUSTOMERS_READ))],
