@@ -79,6 +79,8 @@ class CustomerSettings(CommonSettings):
     board_total_ttl_s: float = Field(default=5.0, ge=0)
     penalty_sweep_interval_s: float = 1.0
     stream_replicas: int = 1
+    # call records per ledger write (projections/ledger.py)
+    ledger_batch: int = Field(default=100, ge=1, le=5000)
     # the longest call max_duration_s allows (product.md section 11)
     max_call_duration_s: int = Field(default=14_400, ge=1)
     # PayPal IPN verification: per attempt, attempts, first retry delay (doubling)
@@ -208,8 +210,9 @@ def _spawn_money(
     billing = BillingPayments(commands)
     worker = IpnWorker(runtime.pool, inbox, paypal, commands, timeout_s=settings.ipn_verify_timeout_s,
                        max_attempts=settings.ipn_max_attempts, retry_base_s=settings.ipn_retry_base_s)
+    # small batches: decoding one (~20 µs a record) holds the loop the dial answers share
     runtime.spawn(PartitionedConsumer(runtime.js, ledger.SPEC, charges.handle, settings.partitions,
-                                      **lease).run(), name="ledger-charges")
+                                      batch=settings.ledger_batch, **lease).run(), name="ledger-charges")
     runtime.spawn(PartitionedConsumer(runtime.js, billing_payments.SPEC, billing.handle, settings.partitions,
                                       **lease).run(), name="billing-payments")
     notes = credit_notes.CreditNotesProjection(runtime.pool, charges_changed)

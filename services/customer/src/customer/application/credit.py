@@ -43,8 +43,14 @@ class Credit:
     day_charges: Decimal = ZERO
     seq: int = -1
     credit_notes: Decimal = ZERO
-    # (day, reasons, credit JSON, available) made once per change or day
-    verdict: tuple[date, tuple[str, ...], str, Decimal] | None = None
+    # made once per change or UTC day (see CreditBook.verdict)
+    verdict: Verdict | None = None
+
+
+# (UTC day number since 1970-01-01, reasons to refuse, the credit JSON, the same as bytes with the
+# answer's closing brace, available credit)
+Verdict = tuple[int, tuple[str, ...], str, bytes, Decimal]
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def _dec(value: Any) -> Decimal:
@@ -88,18 +94,22 @@ class CreditBook:
         credit.credit_notes = charges.credit_notes
         credit.verdict = None
 
-    def verdict(self, customer_id: str, today: date) -> tuple[tuple[str, ...], str, Decimal]:
-        """Reasons to refuse (insufficient_credit, daily_spend_limit), the credit JSON, available."""
+    def verdict(self, customer_id: str, day: int) -> Verdict:
+        """Reasons to refuse (insufficient_credit, daily_spend_limit), the credit JSON, available.
+
+        `day`: the UTC day number (`int(unix_time // 86400)`); the verdict is kept for that day.
+        """
         credit = self.credits.get(customer_id)
         if credit is None:
             credit = Credit()
         cached = credit.verdict
-        if cached is not None and cached[0] == today:
-            return cached[1], cached[2], cached[3]
+        if cached is not None and cached[0] == day:
+            return cached
         p = credit.paid
         totals = LedgerTotals(p.payments, p.refunds, p.adjustments, credit.credit_notes, credit.charges)
         bal = balance(totals)
         avail = available(bal, credit.debit_limit)
+        today = date.fromordinal(_EPOCH_ORDINAL + day)
         today_charges = credit.day_charges if credit.day == today else ZERO
         reasons = tuple(
             r
@@ -111,8 +121,8 @@ class CreditBook:
         )
         cur = credit.currency
         text = f'{{"balance":"{shown(bal, cur)}","available":"{shown(avail, cur)}","currency":"{cur}"}}'
-        credit.verdict = (today, reasons, text, avail)
-        return reasons, text, avail
+        credit.verdict = (day, reasons, text, text.encode() + b"}", avail)
+        return credit.verdict
 
     def max_duration(self, available_: Decimal, rate: Any, connect_fee: Any) -> int:
         """Seconds of call the available credit pays for at this rate (ValueError: not a rate)."""

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps(str) writes
 from typing import Any
 
@@ -34,7 +34,6 @@ from customer.projections.ledger import load_charges
 log = structlog.get_logger(__name__)
 
 NOT_FOUND = b'{"allowed":false,"reasons":["not_found"],"limits":null,"penalty_until":null,"credit":null}'
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +157,15 @@ class DialViews:
         view = self.by_customer.get(customer_id)
         if view is None:
             return NOT_FOUND
-        today = date.fromordinal(_EPOCH_ORDINAL + int(now // 86400))
-        refused, credit, available = self.credit.verdict(customer_id, today)
-        tail = credit.encode() + (
-            b"}" if rate is None
-            else f',"max_duration_s":{self.credit.max_duration(available, rate, connect_fee)}}}'.encode())
+        day = int(now // 86400)
+        credit = self.credit.credits.get(customer_id)
+        verdict = credit.verdict if credit is not None else None
+        if verdict is None or verdict[0] != day:
+            verdict = self.credit.verdict(customer_id, day)
+        refused, tail = verdict[1], verdict[3]
+        if rate is not None:
+            seconds = self.credit.max_duration(verdict[4], rate, connect_fee)
+            tail = f'{verdict[2]},"max_duration_s":{seconds}}}'.encode()
         penalty = view.penalty_until is not None and view.penalty_until > now
         cli_refused = view.clis_only and (cli is None or normalize_cli(cli) not in view.approved)
         if not penalty and not cli_refused and not refused:
