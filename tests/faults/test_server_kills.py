@@ -55,7 +55,9 @@ async def test_single_nats_server_killed_9_under_load(servers: Servers, customer
         await load.wait_acked(200)
     finally:
         await load.stop()
-    load.assert_survived()
+    # no retry is guaranteed here: nats-py keeps what it had not sent and both sides resubscribe,
+    # so a request in flight may still get its answer after the restart
+    load.assert_survived(retried=False)
     _recovered_by_itself(customer)
     checked = await assert_exactly_once(servers.database_url, servers.nats_url, load.acked.values())
     assert checked >= len(load.acked)
