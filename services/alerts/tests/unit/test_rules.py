@@ -100,3 +100,11 @@ def test_the_domain_counts_the_partitions_shared_does() -> None:
     from shared.partitions import PARTITIONS
 
     assert partitions.PARTITIONS == PARTITIONS
+
+
+def test_one_pass_sums_equal_each_window_alone() -> None:
+    w = CallWindow()
+    for k, answered in [(100, True), (101, False), (103, True), (110, False), (112, True), (112, False)]:
+        w.add(k, answered, 10, 5)
+    together = w.figures_for([1, 3, 5, 10, 13, 20])
+    assert together == {n: w.figures(n) for n in (1, 3, 5, 10, 13, 20)}

@@ -31,6 +31,7 @@ from alerts.application.rules import RuleBook
 from alerts.application.state import CustomerState, load, save
 from alerts.domain.partitions import partition_of
 from alerts.domain.rules import RuleState, step, value_of
+from alerts.domain.windows import Figures
 
 log = structlog.get_logger(__name__)
 NAMESPACE = uuid.UUID("8f3c2a61-0d7e-4b59-9a41-2c6e1f0b7d93")
@@ -59,6 +60,7 @@ class Evaluator:
         self.evaluated = 0
         # seconds from a message's arrival in its stream to its batch's commit (recent ones)
         self.lags: deque[float] = deque(maxlen=200_000)
+        self._ids: dict[str, bool] = {}  # customer token -> is a customer id
 
     async def handle_calls(self, msgs: Sequence[Msg]) -> None:
         """A batch of call records."""
@@ -160,6 +162,14 @@ class Evaluator:
                      rules=sorted({f.rule_name for f in firings}))
             self.on_fired()
 
+    def _judged(self, customer_id: str) -> bool:
+        known = self._ids.get(customer_id)
+        if known is None:
+            if len(self._ids) > 1_000_000:
+                self._ids.clear()
+            known = self._ids[customer_id] = is_uuid(customer_id)
+        return known
+
     @staticmethod
     def _apply(s: CustomerState, msg: Msg, kind: str) -> datetime | None:
         """Apply one message; its event time when rules should be judged, else None."""
@@ -171,16 +181,19 @@ class Evaluator:
         return at if changed else None
 
     def _evaluate(self, s: CustomerState, at: datetime, msg: Msg) -> list[NewFiring]:
-        if s.deleted or not _is_uuid(s.customer_id):
+        if s.deleted or not self._judged(s.customer_id):
             return []
         out: list[NewFiring] = []
         money = None
-        for rule in self.book.for_customer(s.customer_id, s.tags):
+        rules = self.book.for_customer(s.customer_id, s.tags)
+        windows = [r.window_minutes for r in rules if r.area in CALL_AREAS]
+        sums: dict[int, Figures] = s.window.figures_for(windows) if windows else {}
+        for rule in rules:
             if money is None and rule.area not in CALL_AREAS:
                 if not s.name:  # its card not read yet: no tax, debit limit or payments to judge money by
                     continue
                 money = s.money()
-            value = value_of(rule, s.window, money)  # type: ignore[arg-type]
+            value = value_of(rule, s.window, money, sums)  # type: ignore[arg-type]
             if value is None:
                 continue
             state = s.rules.get(rule.id)
@@ -199,7 +212,8 @@ class Evaluator:
         return out
 
 
-def _is_uuid(text: str) -> bool:
+def is_uuid(text: str) -> bool:
+    """Whether a customer token is a customer id (the switch may send anything)."""
     try:
         uuid.UUID(text)
     except ValueError:

@@ -55,7 +55,7 @@ class CustomerState:
 
     def row(self) -> tuple[Any, ...]:
         """The `customers` row."""
-        return (self.customer_id, self.name, list(self.tags), self.currency, self.tax, self.debit_limit,
+        return (self.customer_id, self.name, json.dumps(self.tags), self.currency, self.tax, self.debit_limit,
                 self.deleted, self.payments, self.refunds, self.adjustments, self.credit_notes, self.charges,
                 self.spend_day, self.day_spend, json.dumps(self.pending), json.dumps(self.overdue),
                 self.firings)
@@ -105,12 +105,17 @@ async def save(conn: asyncpg.Connection, states: list[CustomerState]) -> None:
             rules.append((rid, s.customer_id, r.rule_version, r.armed, r.last_fired_at))
     if customers:
         names = ", ".join(CUSTOMER_COLUMNS)
-        params = ", ".join(f"${i + 1}::jsonb" if c in ("pending", "overdue") else f"${i + 1}"
-                           for i, c in enumerate(CUSTOMER_COLUMNS))
         sets = ", ".join(f"{c} = excluded.{c}" for c in CUSTOMER_COLUMNS[1:])
-        await conn.executemany(
-            f"INSERT INTO customers ({names}) VALUES ({params})"
-            f" ON CONFLICT (customer_id) DO UPDATE SET {sets}", customers)
+        # tags (text[]) travel as JSON text: unnest cannot take an array of arrays of any length
+        await conn.execute(
+            f"INSERT INTO customers ({names}) SELECT c, n, ARRAY(SELECT json_array_elements_text(t::json)),"
+            " cur, tax, dl, del, pay, ref, adj, cn, ch, sd, ds, pe::jsonb, od::jsonb, f"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],"
+            " $7::bool[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[],"
+            " $13::date[], $14::numeric[], $15::text[], $16::text[], $17::int[])"
+            " AS x(c, n, t, cur, tax, dl, del, pay, ref, adj, cn, ch, sd, ds, pe, od, f)"
+            f" ON CONFLICT (customer_id) DO UPDATE SET {sets}",
+            *[list(c) for c in zip(*customers, strict=True)])
     if minutes:
         cols = list(zip(*minutes, strict=True))
         await conn.execute(

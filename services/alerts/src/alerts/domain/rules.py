@@ -9,7 +9,7 @@ from decimal import Decimal
 from shared.contracts.alerts import CALL_AREAS, AlertRule
 from shared.money import LedgerTotals, available, balance
 
-from alerts.domain.windows import CallWindow
+from alerts.domain.windows import CallWindow, Figures
 
 OPERATOR_WORDS = {"lt": "below", "gt": "above"}  # for messages to people
 
@@ -33,11 +33,18 @@ class RuleState:
     last_fired_at: datetime | None = None
 
 
-def value_of(rule: AlertRule, window: CallWindow, money: Money) -> Decimal | None:
-    """The rule's value now; None when there is nothing to judge (too few calls, no calls)."""
+def value_of(
+    rule: AlertRule, window: CallWindow, money: Money, sums: dict[int, Figures] | None = None
+) -> Decimal | None:
+    """The rule's value now; None when there is nothing to judge (too few calls, no calls).
+
+    `sums`: window sums already made for this moment by window length (`CallWindow.figures_for`).
+    """
     area = rule.area
     if area in CALL_AREAS:
-        figures = window.figures(rule.window_minutes)
+        figures = sums.get(rule.window_minutes) if sums is not None else None
+        if figures is None:
+            figures = window.figures(rule.window_minutes)
         if figures.attempts == 0 or figures.attempts < rule.min_attempts:
             return None
         if area == "asr":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 KEEP_MINUTES = 1440  # the longest window a rule may have
 
@@ -25,9 +26,8 @@ class Minute:
     pdd_n: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """Sums over a window."""
+class Figures(NamedTuple):
+    """Sums over a window (a tuple: made for every window of every call record)."""
 
     attempts: int
     connected: int
@@ -83,6 +83,29 @@ class CallWindow:
         floor = self.latest - KEEP_MINUTES
         for old in [k for k in self.minutes if k <= floor]:
             del self.minutes[old]
+
+    def figures_for(self, windows: list[int]) -> dict[int, Figures]:
+        """Sums for several window lengths in one pass over the minutes (rules share them)."""
+        longest = max(windows)
+        ages: list[list[int] | None] = [None] * longest
+        for k, m in self.minutes.items():
+            age = self.latest - k
+            if age < longest:
+                ages[age] = [m.attempts, m.connected, m.duration_s, m.pdd_ms, m.pdd_n]
+        out: dict[int, Figures] = {}
+        wanted = set(windows)
+        a = c = d = p = n = 0
+        for age in range(longest):
+            row = ages[age]
+            if row is not None:
+                a += row[0]
+                c += row[1]
+                d += row[2]
+                p += row[3]
+                n += row[4]
+            if age + 1 in wanted:
+                out[age + 1] = Figures(a, c, d, p, n, age + 1)
+        return out
 
     def figures(self, window_minutes: int) -> Figures:
         """Sums of the minutes in (latest - window, latest]."""
