@@ -74,9 +74,8 @@ def card(cid: str, i: int) -> bytes:
                          data=data).model_dump_json().encode()
 
 
-def record(cid: str, rnd: random.Random) -> bytes:
-    """One call record ending now."""
-    end = datetime.now(UTC)
+def record(cid: str, rnd: random.Random, end: datetime) -> bytes:
+    """One call record ending at `end`."""
     answered = rnd.random() < 0.45
     duration = rnd.randint(5, 300) if answered else 0
     return json.dumps({
@@ -116,10 +115,15 @@ async def run(nats_url: str, db_url: str, args: argparse.Namespace) -> None:
     lags: list[float] = []
     acked = 0
 
+    failed = 0
+
     def on_ack(fut: asyncio.Future[Any], p: int, at: float) -> None:
-        nonlocal acked
-        waiting[p].append((fut.result().seq, at))
+        nonlocal acked, failed
         acked += 1
+        if fut.exception() is not None:
+            failed += 1
+            return
+        waiting[p].append((fut.result().seq, at))
 
     async def poll(until_all: int) -> None:
         while True:
@@ -128,23 +132,33 @@ async def run(nats_url: str, db_url: str, args: argparse.Namespace) -> None:
             for p, queue in waiting.items():
                 while queue and marks.get(p, 0) >= queue[0][0]:
                     lags.append(now - queue.popleft()[1])
-            if len(lags) >= until_all:
+            if len(lags) >= until_all - failed:
                 return
+            if now >= report_at[0]:
+                report_at[0] = now + 5
+                print(f"  {acked:,} published, {len(lags):,} judged", file=sys.stderr, flush=True)
             await asyncio.sleep(0.02)
 
     total = args.rate * args.seconds
-    poller = asyncio.create_task(poll(total))
+    report_at = [time.monotonic() + 5]
     tick = 0.01
     per_tick = max(1, int(args.rate * tick))
+    # made beforehand, ending when they will be sent: the publishing loop only sends
+    base = datetime.now(UTC)
+    made = []
+    for n in range(total):
+        cid = customers[rnd.randrange(len(customers))]
+        made.append((f"calls.cdr.{cid}", record(cid, rnd, base + timedelta(seconds=n / args.rate)),
+                     partition_of(cid)))
+    poller = asyncio.create_task(poll(total))
     t0 = time.monotonic()
     for n in range(0, total, per_tick):
         target = t0 + n / args.rate
         if (delay := target - time.monotonic()) > 0:
             await asyncio.sleep(delay)
-        for _ in range(min(per_tick, total - n)):
-            cid = customers[rnd.randrange(len(customers))]
-            fut = await js.publish_async(f"calls.cdr.{cid}", record(cid, rnd))
-            fut.add_done_callback(functools.partial(on_ack, p=partition_of(cid), at=time.monotonic()))
+        for subject, payload, p in made[n:n + per_tick]:
+            fut = await js.publish_async(subject, payload)
+            fut.add_done_callback(functools.partial(on_ack, p=p, at=time.monotonic()))
     while acked < total:
         await asyncio.sleep(0.01)
     published_s = time.monotonic() - t0
@@ -154,7 +168,8 @@ async def run(nats_url: str, db_url: str, args: argparse.Namespace) -> None:
     lags.sort()
     rate = total / published_s
     n, s = await raw_fetch(js, "CALLS", ["calls.cdr.>"])
-    print(f"published (JetStream acked)             {rate:>9,.0f}/s   ({total:,} records, {published_s:.1f} s)")
+    print(f"published (JetStream acked)             {rate:>9,.0f}/s   ({total - failed:,} records,"
+          f" {failed:,} not acked, {published_s:.1f} s)")
     print(f"raw fetch() of CALLS (baseline)         {n / s:>9,.0f}/s")
     if lags:
         pct = [lags[min(len(lags) - 1, int(len(lags) * q))] * 1000 for q in (0.5, 0.9, 0.99)]

@@ -31,7 +31,17 @@ async def pay(nc: NatsClient, cid: str, amount: str) -> None:
     reply = await call(nc, "customer.cmd.payment.record", {"customer_id": cid, "payment": {
         "amount": amount, "currency": "EUR", "reference": uuid.uuid4().hex}})
     assert "error" not in reply, reply
-    await wait_for(lambda: consumers_caught_up(nc.jetstream(), "CUSTOMER_EVENTS", "alerts-customers"),
+    js = nc.jetstream()
+
+    async def in_stream() -> bool:
+        try:
+            last = await js.get_last_msg("CUSTOMER_EVENTS", f"events.customer.{cid}.PaymentRecorded.*")
+        except Exception:
+            return False
+        return json.loads(last.data or b"{}").get("data", {}).get("payment_id") == reply["id"]
+
+    await wait_for(in_stream, timeout=5, message="the payment's event in CUSTOMER_EVENTS")
+    await wait_for(lambda: consumers_caught_up(js, "CUSTOMER_EVENTS", "alerts-customers"),
                    timeout=5, message="the alerts service read the payment")
 
 
@@ -103,7 +113,7 @@ async def test_the_computed_partition_is_the_one_jetstream_stores(stack: NatsCli
 
 async def _none(nc: NatsClient, cid: str) -> bool:
     found = await firings(nc, cid)
-    assert not found, found
+    assert not found, [(f["value"], f["event_at"], f["fired_at"]) for f in found]
     return True
 
 

@@ -32,7 +32,7 @@ def apply_call(s: CustomerState, cdr: CallRecord) -> datetime:
     if day == s.spend_day:
         s.day_spend += charge
     s.window.add(minute_of(cdr.ended_at), cdr.connected, cdr.duration_s, cdr.pdd_ms)
-    s.dirty = True
+    s.spent = True
     return cdr.ended_at
 
 

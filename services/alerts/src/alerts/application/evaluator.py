@@ -81,6 +81,12 @@ class Evaluator:
                 await held.enter_async_context(self.locks.setdefault(p, asyncio.Lock()))
             try:
                 await self._in_transaction(msgs, kind, parts)
+            except Exception as exc:
+                log.warning("alerts_batch_failed", kind=kind, messages=len(msgs), error=repr(exc))
+                for p in parts:
+                    self.states.pop(p, None)
+                    self.generations.pop(p, None)
+                raise
             except BaseException:
                 for p in parts:  # memory went ahead of a rolled back transaction
                     self.states.pop(p, None)
@@ -205,7 +211,7 @@ class Evaluator:
                 seq = msg.metadata.sequence.stream
                 fid = uuid.uuid5(NAMESPACE, f"{rule.id}:{s.customer_id}:{msg.metadata.stream}:{seq}")
                 s.firings += 1
-                s.dirty = True
+                s.spent = True  # the firing count is written with the narrow row too
                 out.append(firing_of(fid, rule, s, value, at))
             if (state.armed, state.last_fired_at) != before:
                 s.dirty_rules.add(rule.id)

@@ -13,8 +13,6 @@ from shared.contracts.customer import CommandMeta
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.ids import new_id
 
-from alerts.domain.rules import applies
-
 log = structlog.get_logger(__name__)
 COLUMNS = "id, body, version, created_at, updated_at"
 
@@ -117,8 +115,8 @@ class RuleBook:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.revision = -1
-        self.rules: list[AlertRule] = []
         self._for: dict[tuple[str, tuple[str, ...]], list[AlertRule]] = {}
+        self.use([])
         self.loaded_at: datetime | None = None
 
     async def refresh(self, conn: asyncpg.Connection | asyncpg.Pool | None = None) -> bool:
@@ -128,18 +126,34 @@ class RuleBook:
         if revision == self.revision:
             return False
         rows = await db.fetch(f"SELECT {COLUMNS} FROM rules WHERE NOT deleted")
-        self.rules = [r for r in map(rule_of, rows) if r.state == "ready"]
+        self.use([r for r in map(rule_of, rows) if r.state == "ready"])
         self.revision = revision
-        self._for.clear()
         log.info("alert_rules_loaded", ready=len(self.rules), revision=revision)
         return True
 
+    def use(self, rules: list[AlertRule]) -> None:
+        """Index the ready rules by scope: all, per customer, per tag."""
+        self.rules = rules
+        self._all = [r for r in rules if r.scope.all]
+        self._by_customer: dict[str, list[AlertRule]] = {}
+        self._by_tag: dict[str, list[AlertRule]] = {}
+        for r in rules:
+            if r.scope.customer_id is not None:
+                self._by_customer.setdefault(str(r.scope.customer_id), []).append(r)
+            elif r.scope.tag is not None:
+                self._by_tag.setdefault(r.scope.tag, []).append(r)
+        self._for.clear()
+
     def for_customer(self, customer_id: str, tags: tuple[str, ...]) -> list[AlertRule]:
-        """The ready rules that watch this customer."""
+        """The ready rules that watch this customer (its own, its tags', everyone's)."""
         key = (customer_id, tags)
         found = self._for.get(key)
         if found is None:
             if len(self._for) > 100_000:
                 self._for.clear()
-            found = self._for[key] = [r for r in self.rules if applies(r, customer_id, tags)]
+            found = list(self._all)
+            found += self._by_customer.get(customer_id, ())
+            for tag in tags:
+                found += [r for r in self._by_tag.get(tag, ()) if r not in found]
+            self._for[key] = found
         return found

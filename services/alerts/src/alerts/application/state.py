@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 from shared.money import LedgerTotals
 
 from alerts.domain.rules import Money, RuleState
@@ -44,7 +45,8 @@ class CustomerState:
     firings: int = 0
     window: CallWindow = field(default_factory=CallWindow)
     rules: dict[UUID, RuleState] = field(default_factory=dict)
-    dirty: bool = False
+    dirty: bool = False  # the whole row changed (card, ledger)
+    spent: bool = False  # only the charges (a call record): a narrower write
     dirty_rules: set[UUID] = field(default_factory=set)
 
     def money(self) -> Money:
@@ -55,10 +57,13 @@ class CustomerState:
 
     def row(self) -> tuple[Any, ...]:
         """The `customers` row."""
-        return (self.customer_id, self.name, json.dumps(self.tags), self.currency, self.tax, self.debit_limit,
+        return (self.customer_id, self.name, _json(self.tags), self.currency, self.tax, self.debit_limit,
                 self.deleted, self.payments, self.refunds, self.adjustments, self.credit_notes, self.charges,
-                self.spend_day, self.day_spend, json.dumps(self.pending), json.dumps(self.overdue),
-                self.firings)
+                self.spend_day, self.day_spend, _json(self.pending), _json(self.overdue), self.firings)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode() if value else ("[]" if isinstance(value, tuple | list) else "{}")
 
 
 def _customer(row: asyncpg.Record) -> CustomerState:
@@ -92,10 +97,12 @@ async def load(conn: asyncpg.Connection, ids: list[str]) -> dict[str, CustomerSt
 
 async def save(conn: asyncpg.Connection, states: list[CustomerState]) -> None:
     """Write what changed: customer rows, call minutes, rule states (then clear the marks)."""
-    customers, minutes, rules = [], [], []
+    customers, spent, minutes, rules = [], [], [], []
     for s in states:
         if s.dirty:
             customers.append(s.row())
+        elif s.spent:
+            spent.append((s.customer_id, s.charges, s.spend_day, s.day_spend, s.firings))
         for k in s.window.dirty:
             m = s.window.minutes.get(k)
             if m is not None:
@@ -116,6 +123,13 @@ async def save(conn: asyncpg.Connection, states: list[CustomerState]) -> None:
             " AS x(c, n, t, cur, tax, dl, del, pay, ref, adj, cn, ch, sd, ds, pe, od, f)"
             f" ON CONFLICT (customer_id) DO UPDATE SET {sets}",
             *[list(c) for c in zip(*customers, strict=True)])
+    if spent:
+        await conn.execute(
+            "INSERT INTO customers (customer_id, charges, spend_day, day_spend, firings)"
+            " SELECT * FROM unnest($1::text[], $2::numeric[], $3::date[], $4::numeric[], $5::int[])"
+            " ON CONFLICT (customer_id) DO UPDATE SET charges = excluded.charges,"
+            " spend_day = excluded.spend_day, day_spend = excluded.day_spend, firings = excluded.firings",
+            *[list(c) for c in zip(*spent, strict=True)])
     if minutes:
         cols = list(zip(*minutes, strict=True))
         await conn.execute(
@@ -133,6 +147,6 @@ async def save(conn: asyncpg.Connection, states: list[CustomerState]) -> None:
             " ON CONFLICT (customer_id, rule_id) DO UPDATE SET rule_version = excluded.rule_version,"
             " armed = excluded.armed, last_fired_at = excluded.last_fired_at", *[list(c) for c in cols])
     for s in states:
-        s.dirty = False
+        s.dirty = s.spent = False
         s.window.dirty.clear()
         s.dirty_rules.clear()

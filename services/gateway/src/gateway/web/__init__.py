@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
 from gateway.web import (
+    alerts_pages,
     audit_pages,
     auth_pages,
     board_pages,
@@ -26,7 +27,7 @@ from gateway.web import (
 
 router = APIRouter(include_in_schema=False)
 for _module in (static_files, auth_pages, board_pages, card_pages, card_actions, contact_pages, audit_pages,
-                settings_pages, message_pages, bulk_pages, portal_pages, payment_pages):
+                settings_pages, message_pages, bulk_pages, portal_pages, payment_pages, alerts_pages):
     router.include_router(_module.router)
 
 

@@ -78,14 +78,23 @@ async def create(page: PageDep) -> Response:
     }, errors=errors, status=result.status)
 
 
+async def latest_firings(page: Page, customer_id: str) -> list[dict[str, Any]] | None:
+    """The customer's latest alert firings (None: the role may not see alerts, or none answer)."""
+    if not page.can_manage_alerts:
+        return None
+    result = await page.api.get("/v1/alerts/firings", params={"customer_id": customer_id, "limit": 3})
+    return list(result.body["items"]) if result.ok else None
+
+
 async def main_context(page: Page, card: dict[str, Any], period: str = "daily") -> dict[str, Any]:
     """Everything the Main tab shows besides the card."""
     cid = card["id"]
     period = period if period in PERIODS else "daily"
-    summary, invoices, reason = await asyncio.gather(
+    summary, invoices, reason, firings = await asyncio.gather(
         page.api.get(f"/v1/customers/{cid}/summary", params={"period": period}),
         page.api.get("/v1/invoices", params={"customer_id": cid, "limit": 20}),
         require_reason(page),
+        latest_firings(page, cid),
     )
     return {
         "card": card, "tab": "main", **await card_header(page, card), "statuses": STATUSES,
@@ -95,6 +104,7 @@ async def main_context(page: Page, card: dict[str, Any], period: str = "daily") 
         "can_invoice": page.role in ("billing", "admin"),
         "blocks_api": await page.api.has_route("POST", "/v1/customers/{customer_id}/number-blocks"),
         "require_reason": reason, "notice": page.request.query_params.get("notice"),
+        "alert_firings": firings,
     }
 
 

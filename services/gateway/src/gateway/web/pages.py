@@ -115,6 +115,11 @@ class Page:
         return self.can(Permission.CUSTOMERS_WRITE)
 
     @property
+    def can_manage_alerts(self) -> bool:
+        """May see and change alert rules."""
+        return self.can(Permission.ALERTS)
+
+    @property
     def is_admin(self) -> bool:
         """May change settings and tokens."""
         return self.can(Permission.TOKENS_MANAGE)
