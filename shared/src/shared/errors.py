@@ -110,12 +110,32 @@ def key_reused() -> ServiceError:
     )
 
 
+class FieldError(ValueError):
+    """A rule across fields broken by one of them: a model validator raises it to name that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def pydantic_field(err: Any, loc: list[str]) -> str | None:
+    """The dotted field of a pydantic error, a FieldError's field appended to the model's place."""
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc = [*loc, cause.field]
+    return ".".join(loc) or None
+
+
+def pydantic_message(err: Any) -> str:
+    """pydantic's message without its `Value error, ` prefix."""
+    return str(err.get("msg")).removeprefix("Value error, ")
+
+
 def details_from_pydantic(errors: list[Any]) -> list[ErrorDetail]:
     """Turn pydantic's error list into field-named details (no input values echoed)."""
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        out.append(
-            ErrorDetail(field=".".join(loc) or None, message=str(err.get("msg")), type=err.get("type"))
-        )
+        out.append(ErrorDetail(field=pydantic_field(err, loc), message=pydantic_message(err),
+                               type=err.get("type")))
     return out

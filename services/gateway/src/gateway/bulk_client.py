@@ -39,20 +39,24 @@ async def spool(request: Request, limit: int, digest: Any = None) -> IO[str]:
     """
     raw = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+b")
     decoder = codecs.getincrementaldecoder("utf-8")()
-    size = 0
+    size = pending = 0
     try:
         async for chunk in request.stream():
             if size + len(chunk) > limit:
                 raise ApiError(PAYLOAD_TOO_LARGE, f"the upload is larger than {limit} bytes")
+            pending = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
             decoder.decode(chunk)
             raw.write(chunk)
             if digest is not None:
                 digest.update(chunk)
             size += len(chunk)
+        pending = len(decoder.getstate()[0])
         decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
         raw.close()
-        message = f"the body is not UTF-8 text (after byte {size})"
+        at = size - pending + exc.start  # offset of the bad byte in the whole body
+        message = (f"the body is not UTF-8 text: byte {at} (counted from 0) is 0x{exc.object[exc.start]:02x};"
+                   " save the file as UTF-8 and send it again")
         raise ApiError(
             ErrorCode.VALIDATION, message, [ErrorDetail(field=None, message=message, type="encoding")]
         ) from None

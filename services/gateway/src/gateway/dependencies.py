@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
+import jwt
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shared.errors import ErrorCode, ErrorDetail
@@ -16,6 +17,7 @@ from shared.errors import ErrorCode, ErrorDetail
 from gateway.auth.roles import ROLE_PERMISSIONS, Permission, roles_with
 from gateway.auth.tokens import Principal
 from gateway.errors import ApiError
+from gateway.portal.sessions import AUDIENCE as PORTAL_AUDIENCE
 from gateway.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="An operator API token (`pb_...`).")
@@ -34,9 +36,24 @@ def correlation_id(request: Request) -> str:
     return cast(str, request.state.correlation_id)
 
 
+def _unknown_token(token: str) -> str:
+    """Why a bearer token was refused; a portal session token is told where it belongs."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False, "verify_aud": False})
+    except jwt.PyJWTError:
+        claims = None
+    if isinstance(claims, dict) and claims.get("aud") == PORTAL_AUDIENCE:
+        return ("this is a portal session token: it works on /portal/v1 routes only;"
+                " /v1 routes take an operator API token (pb_...)")
+    return "the token is invalid or revoked"
+
+
 @functools.cache
-def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the caller's principal, if its token is valid and its role allows this."""
+def require(permission: Permission, action: str | None = None) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller's principal, if its token is valid and its role allows this.
+
+    `action` names what is refused when the permission's name would mislead (a read guarded by a write).
+    """
 
     async def principal(
         request: Request,
@@ -47,12 +64,14 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
                            "missing bearer token: send `Authorization: Bearer <token>`", headers=CHALLENGE)
         found = await get_runtime(request).tokens.authenticate(credentials.credentials)
         if found is None:
-            raise ApiError(ErrorCode.UNAUTHENTICATED, "the token is invalid or revoked", headers=CHALLENGE)
+            raise ApiError(ErrorCode.UNAUTHENTICATED, _unknown_token(credentials.credentials),
+                           headers=CHALLENGE)
         request.state.principal = found
         if permission not in ROLE_PERMISSIONS[found.role]:
             allowed = ", ".join(roles_with(permission))
-            raise ApiError(ErrorCode.FORBIDDEN,
-                           f"role '{found.role}' may not do this (needs {permission}: {allowed})")
+            why = (f"may not {action} (only {allowed})" if action
+                   else f"may not do this (needs {permission}: {allowed})")
+            raise ApiError(ErrorCode.FORBIDDEN, f"role '{found.role}' {why}")
         return found
 
     return principal

@@ -8,7 +8,16 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from shared.errors import HTTP_STATUS, ErrorBody, ErrorCode, ErrorDetail, ErrorReply, ServiceError
+from shared.errors import (
+    HTTP_STATUS,
+    ErrorBody,
+    ErrorCode,
+    ErrorDetail,
+    ErrorReply,
+    ServiceError,
+    pydantic_field,
+    pydantic_message,
+)
 from shared.unavailable import RETRY_AFTER_S
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -70,10 +79,6 @@ def error_response(
     )
 
 
-def _clean(message: str) -> str:
-    return message.removeprefix("Value error, ")
-
-
 def request_details(errors: Sequence[Any]) -> list[ErrorDetail]:
     """Name each invalid field by its dotted path, without the `body.`/`query.` location."""
     details = []
@@ -82,13 +87,13 @@ def request_details(errors: Sequence[Any]) -> list[ErrorDetail]:
         if loc and loc[0] in LOCATIONS:
             loc = loc[1:]
         kind = err.get("type")
-        message = _clean(str(err.get("msg")))
+        message = pydantic_message(err)
         if kind == "json_invalid":
             problem = (err.get("ctx") or {}).get("error", "cannot be parsed")
             loc, message = [], f"the body is not valid JSON: {problem}"
         elif kind == "missing" and not loc:
             message = "a JSON body is required"
-        details.append(ErrorDetail(field=".".join(loc) or None, message=message, type=kind))
+        details.append(ErrorDetail(field=pydantic_field(err, loc), message=message, type=kind))
     return details
 
 
@@ -106,8 +111,26 @@ async def _on_service_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.code, exc.message, exc.details, headers=headers)
 
 
-async def _on_validation(_: Request, exc: Exception) -> Response:
+def _is_json(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def _not_json_body(request: Request, errors: Sequence[Any]) -> ErrorDetail | None:
+    """A body sent without a JSON Content-Type fails as a whole: say which header to send."""
+    whole = [e for e in errors if tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing"]
+    if not whole or _is_json(request):
+        return None
+    got = request.headers.get("content-type") or "no Content-Type"
+    return ErrorDetail(field="Content-Type", type="content_type",
+                       message=f"send the body as JSON with `Content-Type: application/json` (got {got})")
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    wrong_type = _not_json_body(request, exc.errors())
+    if wrong_type is not None:
+        return error_response(ErrorCode.VALIDATION, wrong_type.message, [wrong_type])
     details = request_details(exc.errors())
     message = "the request is not valid"
     if any(d.type == "json_invalid" for d in details):

@@ -24,7 +24,7 @@ from shared.contracts.fields import (
     Percent,
     Tag,
 )
-from shared.errors import ErrorBody, ErrorDetail
+from shared.errors import ErrorBody, ErrorDetail, FieldError
 
 BulkMode = Literal["all_or_nothing", "best_effort"]
 UploadStateName = Literal["staging", "committed", "rejected"]
@@ -141,6 +141,16 @@ class BulkSet(Strict):
     country: CountryCode | None = None
     tax: Percent | None = None
     debit_limit: Money | None = None
+
+    @model_validator(mode="after")
+    def _penalty_has_until(self) -> BulkSet:
+        if self.status == "penalty" and self.until is None:
+            raise FieldError("until", "status 'penalty' needs `until`, a future time with a time zone")
+        if self.until is not None and self.until.tzinfo is None:
+            raise FieldError("until", "`until` must carry a time zone (UTC)")
+        if self.until is not None and self.status not in (None, "penalty"):
+            raise FieldError("until", "`until` goes only with status 'penalty'")
+        return self
 
 
 class BulkUpdate(Strict):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, EmailStr, Field, StringConstraints, model_valida
 
 from shared.contracts.base import Strict
 from shared.contracts.customer import BoardFilter, CommandMeta
+from shared.errors import FieldError
 
 Channel = Literal["email", "sms"]
 Security = Literal["none", "starttls", "tls"]
@@ -58,11 +59,11 @@ class MessageSend(Strict):
         if (self.customer_ids is None) == (self.filter is None):
             raise ValueError("select customers by `customer_ids` or by `filter` (exactly one)")
         if self.channel == "email" and not (self.subject or "").strip():
-            raise ValueError("an e-mail needs a subject")
+            raise FieldError("subject", "an e-mail needs a subject")
         if self.channel == "sms" and self.subject is not None:
-            raise ValueError("an SMS has no subject")
+            raise FieldError("subject", "an SMS has no subject")
         if self.channel == "sms" and len(self.body) > 1600:
-            raise ValueError("an SMS body is at most 1600 characters")
+            raise FieldError("body", "an SMS body is at most 1600 characters")
         return self
 
 

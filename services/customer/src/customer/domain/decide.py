@@ -40,13 +40,13 @@ def require_expected_version(state: CustomerState, expected: int | None) -> None
 def _check_penalty(status: str, until: datetime | None, now: datetime, field: str) -> None:
     if status == "penalty":
         if until is None:
-            raise _invalid(field, "status 'penalty' needs a penalty_until time")
+            raise _invalid(field, f"status 'penalty' needs `{field}`, a future time with a time zone")
         if until.tzinfo is None:
-            raise _invalid(field, "penalty_until must carry a time zone (UTC)")
+            raise _invalid(field, f"`{field}` must carry a time zone (UTC)")
         if until <= now:
-            raise _invalid(field, "penalty_until must be in the future")
+            raise _invalid(field, f"`{field}` must be in the future")
     elif until is not None:
-        raise _invalid(field, "penalty_until is set only with status 'penalty'")
+        raise _invalid(field, f"`{field}` is set only with status 'penalty'")
 
 
 def decide_create(cmd: CustomerCreate, now: datetime) -> list[ev.Event]:

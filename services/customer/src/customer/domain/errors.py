@@ -17,6 +17,8 @@ class NameTaken(Taken):
             ErrorCode.NAME_TAKEN,
             "another customer already has this name (names are unique, case-insensitively,"
             " among customers that are not deleted)",
+            [ErrorDetail(field="name", message="already taken by another customer; choose another name",
+                         type="name_taken")],
         )
 
 
@@ -28,6 +30,7 @@ class EmailTaken(Taken):
             ErrorCode.EMAIL_TAKEN,
             "another contact already logs in with this e-mail (contact e-mails are unique across"
             " all customers)",
+            [ErrorDetail(field="email", message="already used by another contact", type="email_taken")],
         )
 
 

@@ -25,7 +25,8 @@ router = APIRouter(prefix="/v1/settings", tags=["settings"], responses=COMMON_ER
 
 Admin = Annotated[Caller, Depends(caller(Permission.SETTINGS_WRITE))]
 Version = Annotated[int | None, Depends(expected_version)]
-READ_AS_ADMIN = [Depends(require(Permission.SETTINGS_WRITE))]
+# they name the SMTP server and Twilio account: read by admins only
+READ_AS_ADMIN = [Depends(require(Permission.SETTINGS_WRITE, "read the e-mail and SMS settings"))]
 TEST_TIMEOUT_S = 45.0
 
 

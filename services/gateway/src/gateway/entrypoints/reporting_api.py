@@ -126,8 +126,9 @@ async def _audit(request: Request, body: dict[str, Any], fmt: str | None, name: 
     return _json(await _ask(request, Reporting.AUDIT, body))
 
 
-@router.get("/v1/customers/{customer_id}/audit", response_model=AuditPage, responses=CSV_DOC,
-            dependencies=[Reader], summary="A customer's audit log")
+@router.get("/v1/customers/{customer_id}/audit", response_model=AuditPage,
+            responses={**CSV_DOC, 404: NOT_FOUND_DOC}, dependencies=[Reader],
+            summary="A customer's audit log")
 async def customer_audit(
     request: Request, customer_id: UUID, since: datetime | None = None, until: datetime | None = None,
     actor: Annotated[str | None, Query(max_length=200)] = None, type: MultiValue = None,
@@ -138,7 +139,24 @@ async def customer_audit(
     types = [t.strip() for v in type or [] for t in v.split(",") if t.strip()] or None
     body = {"customer_id": customer_id, "since": since, "until": until, "actor": actor, "type": types,
             "limit": limit, "cursor": cursor}
-    return await _audit(request, body, format, f"audit-{customer_id}.csv")
+    if _wants_csv(request, format):
+        await _known_customer(request, customer_id)
+        return await _export(request, Reporting.AUDIT, body, AUDIT_COLUMNS, f"audit-{customer_id}.csv")
+    data = await _ask(request, Reporting.AUDIT, body)
+    if cursor is None and not json.loads(data)["items"]:  # nothing at all: is there such a customer?
+        await _known_customer(request, customer_id)
+    return _json(data)
+
+
+async def _known_customer(request: Request, customer_id: UUID) -> None:
+    """404 for a customer that never existed; a deleted one still has its audit log."""
+    try:
+        await get_runtime(request).customers.request(
+            Subjects.GET, b'{"customer_id":"%s"}' % str(customer_id).encode(),
+            correlation_id=correlation_id(request))
+    except ApiError as exc:
+        if exc.code != ErrorCode.DELETED:
+            raise
 
 
 @router.get("/v1/audit", response_model=AuditPage, responses=CSV_DOC, summary="The whole audit log",
