@@ -116,6 +116,22 @@ async def test_range_rules_while_blocks_are_assigned(nc: NatsClient, service: Cu
     assert await service.pool.fetchval("SELECT count(*) FROM number_blocks") == used + free
 
 
+async def test_a_retry_after_the_range_filled_returns_the_block_it_got(
+    nc: NatsClient, service: CustomerService
+) -> None:
+    await call(nc, SET_RANGE, {"start": 1000, "block_size": 1000, "end": 10**9})
+    card, key = await create(nc), str(uuid.uuid4())
+    first = await assign(nc, card["id"], command_id=key)
+    highest = await service.pool.fetchval("SELECT max(last_number) FROM number_blocks")
+    assert "end" in await call(nc, SET_RANGE, {"start": 1000, "block_size": 1000, "end": highest})
+    while "block" in await assign(nc, (await create(nc))["id"]):
+        pass  # fill any hole below: the range is full now
+    again = await assign(nc, card["id"], command_id=key)
+    assert again["block"] == first["block"], again
+    assert len(again["customer"]["number_blocks"]) == 1
+    await call(nc, SET_RANGE, {"start": 1000, "block_size": 1000, "end": 10**9})
+
+
 async def test_two_replicas_assigning_at_once_share_no_block_and_leave_no_gap(
     nc: NatsClient, service: CustomerService
 ) -> None:

@@ -103,6 +103,14 @@ class NumberBlocks:
 
     async def _assign(self, cmd: AssignNumberBlock, block_id: str) -> bytes:
         """The lowest free block, retried while another writer takes the one just chosen."""
+        mine = await self.pool.fetchrow(  # a retried key whose block is still assigned: that block
+            "SELECT block_index, first_number, last_number FROM number_blocks WHERE id = $1", block_id)
+        if mine is not None:
+            block = {"id": block_id, "index": mine["block_index"], "start": mine["first_number"],
+                     "end": mine["last_number"]}
+            reply = await self.commands.handle(AssignBlockCmd(str(cmd.customer_id), cmd.meta, block),
+                                               request_fingerprint=fingerprint(cmd))
+            return _with_block(reply, block_id)
         for _ in range(ATTEMPTS):
             rng = require_range(await self.settings.fresh())
             index = int(await self.pool.fetchval(LOWEST_FREE_SQL))
