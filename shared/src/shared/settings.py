@@ -35,6 +35,10 @@ class CommonSettings(BaseSettings):
     # a replica reads the partitions of another that has been gone this long (0: never), and
     # hands them back when it returns (shared.consumer, "failover")
     partition_failover_s: float = Field(default=10.0, ge=0)
+    # the gateway's address as people reach it, for links in e-mails (PATCHBAY_PUBLIC_URL);
+    # unset: http://127.0.0.1:<PATCHBAY_HTTP_PORT>, the port the stack really serves HTTP on
+    public_url: str | None = None
+    http_port: int = 8000
 
     @model_validator(mode="after")
     def _replica_in_range(self) -> CommonSettings:
@@ -45,6 +49,11 @@ class CommonSettings(BaseSettings):
     def partitions(self) -> list[int]:
         """The customer partitions this replica consumes."""
         return owned_partitions(self.replica_index, self.replica_count)
+
+    @property
+    def public_base(self) -> str:
+        """PATCHBAY_PUBLIC_URL without a trailing slash, else the local HTTP address."""
+        return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def nats_servers(self) -> list[str]:

@@ -90,8 +90,14 @@ class CustomerSettings(CommonSettings):
     # personal data encrypted in every event (product.md section 15); 0 only to measure its cost
     encrypt_personal: bool = True
     data_key_cache_size: int = Field(default=50_000, ge=1)
-    # where contacts log in (sent with generated passwords)
-    portal_url: str = "http://127.0.0.1:8000/portal/v1"
+    # the portal page where contacts log in, sent with generated passwords (PATCHBAY_PORTAL_URL);
+    # unset: <PATCHBAY_PUBLIC_URL>/portal/
+    portal_url: str | None = None
+
+    @property
+    def portal_page(self) -> str:
+        """Where the new-contact and reset e-mails send contacts to log in."""
+        return self.portal_url or f"{self.public_base}/portal/"
 
 
 @dataclass
@@ -152,7 +158,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
     passwords = Passwords(threads=settings.password_hash_threads)
     if sealer is None:
         log.warning("no_secret_key", effect="generated passwords cannot be sent (PATCHBAY_SECRET_KEY)")
-    contacts = ContactService(commands, pool, passwords, sealer, settings.portal_url)
+    contacts = ContactService(commands, pool, passwords, sealer, settings.portal_page)
     portal = PortalAccess(pool, passwords)
     dial = DialPermissionApi(dial_views, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
     feeds.append(dial)

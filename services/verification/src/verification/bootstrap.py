@@ -37,8 +37,7 @@ class VerificationSettings(CommonSettings):
 
     db_pool_size: int = 5
     stream_replicas: int = 1
-    # the gateway's public address: the e-mail link is <public_url>/portal/v1/verify/email/link?...
-    public_url: str = "http://127.0.0.1:8000"
+    # the e-mail link is <PATCHBAY_PUBLIC_URL>/portal/v1/verify/email/link?... (shared.settings)
     code_ttl_s: float = 600.0
     code_max_attempts: int = 5
     code_requests_per_window: int = 5
@@ -104,7 +103,7 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
         nc,
         sealer,
         pepper_from(settings.secret_key or ""),
-        link_base=f"{settings.public_url.rstrip('/')}/portal/v1/verify/email/link",
+        link_base=f"{settings.public_base}/portal/v1/verify/email/link",
         limits=limits, keys=keys,
     )
     rpc = RpcServer(nc, routes(service), queue=QUEUE)
