@@ -5,6 +5,12 @@
 Starts embedded NATS + PostgreSQL (or uses PATCHBAY_NATS_URL / PATCHBAY_DATABASE_URL), the
 customer service as its own process, and a bare FastStream echo as the baseline; this process
 is the client. Prints throughput and p50/p99 of the echo, creates, and updates.
+
+    uv run python bench/commands.py --personal --encryption both
+
+`--personal` gives every card a PayPal e-mail and address lines and every update a new PayPal
+e-mail (the fields section 15 encrypts); `--encryption both` runs the customer service twice in
+one run, with PATCHBAY_ENCRYPT_PERSONAL=1 and =0 (fresh servers each), and prints the ratio.
 """
 
 from __future__ import annotations
@@ -16,14 +22,16 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import nats
+from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import CpuMeter, closed_loop, process, servers, wait_answering
+from _harness import CpuMeter, Result, closed_loop, process, servers, wait_answering
 
 
-async def run(nats_url: str, clients: int, seconds: float) -> None:
+async def run(nats_url: str, clients: int, seconds: float, personal: bool = False) -> list[Result]:
     nc = await nats.connect(nats_url)
     body = json.dumps({"customer": {"name": "x" * 20, "currency": "EUR", "channels": 10}}).encode()
     run_id = uuid.uuid4().hex[:8]
@@ -35,9 +43,12 @@ async def run(nats_url: str, clients: int, seconds: float) -> None:
     ids: list[list[str]] = [[] for _ in range(clients)]
 
     async def create(w: int, i: int) -> bool:
-        payload = {"meta": {"command_id": f"{run_id}-{w}-{i}"},
-                   "customer": {"name": f"bench {run_id} {w}-{i}", "currency": "EUR", "channels": 10,
-                                "tags": ["bench"]}}
+        payload: dict[str, Any] = {
+            "meta": {"command_id": f"{run_id}-{w}-{i}"},
+            "customer": {"name": f"bench {run_id} {w}-{i}", "currency": "EUR", "channels": 10, "tags": ["bench"]}}
+        if personal:
+            payload["customer"] |= {"paypal_email": f"pay-{w}-{i}@bench.example",
+                                    "address": {"line1": f"{i} Bench Street", "line2": "Floor 2", "city": "Berlin"}}
         msg = await nc.request("customer.cmd.create", json.dumps(payload).encode(), timeout=5)
         reply = json.loads(msg.data)
         if "id" in reply:
@@ -48,7 +59,10 @@ async def run(nats_url: str, clients: int, seconds: float) -> None:
         mine = ids[w]
         if not mine:
             return False
-        payload = {"customer_id": mine[i % len(mine)], "changes": {"channels": i % 50 + 1, "notes": f"n{i}"}}
+        changes: dict[str, Any] = {"channels": i % 50 + 1, "notes": f"n{i}"}
+        if personal:
+            changes["paypal_email"] = f"pay-{w}-{i}@bench.example"
+        payload = {"customer_id": mine[i % len(mine)], "changes": changes}
         msg = await nc.request("customer.cmd.update", json.dumps(payload).encode(), timeout=5)
         return b'"error"' not in msg.data[:10]
 
@@ -68,20 +82,35 @@ async def run(nats_url: str, clients: int, seconds: float) -> None:
         print(f"    {cpu_line}")
     print("\ntarget: >= 3,000/s, p99 < 20 ms, >= 0.6 of the echo")
     await nc.close()
+    return [r for r, _ in results]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--personal", action="store_true", help="cards and updates carry personal data")
+    parser.add_argument("--encryption", choices=["on", "off", "both"], default="on",
+                        help="PATCHBAY_ENCRYPT_PERSONAL of the customer service; both: one pass each")
     args = parser.parse_args()
-    with servers() as (nats_url, db_url):
-        env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url}
-        with process([sys.executable, str(Path(__file__).parent / "echo_service.py")], env), \
-                process([sys.executable, *(os.environ.get("CUSTOMER_CMD", "-m customer").split())], env):
-            asyncio.run(wait_answering(nats_url, "bench.echo", b"{}"))
-            asyncio.run(wait_answering(nats_url, "customer.query.settings.audit", b"{}"))
-            asyncio.run(run(nats_url, args.clients, args.seconds))
+    passes = ["on", "off"] if args.encryption == "both" else [args.encryption]
+    measured: dict[str, list[Result]] = {}
+    for mode in passes:
+        print(f"--- personal data encryption {mode} ---")
+        with servers() as (nats_url, db_url):
+            env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url,
+                   "PATCHBAY_ENCRYPT_PERSONAL": "1" if mode == "on" else "0",
+                   "PATCHBAY_SECRET_KEY": os.environ.get("PATCHBAY_SECRET_KEY") or Fernet.generate_key().decode()}
+            with process([sys.executable, str(Path(__file__).parent / "echo_service.py")], env), \
+                    process([sys.executable, *(os.environ.get("CUSTOMER_CMD", "-m customer").split())], env):
+                asyncio.run(wait_answering(nats_url, "bench.echo", b"{}"))
+                asyncio.run(wait_answering(nats_url, "customer.query.settings.audit", b"{}"))
+                measured[mode] = asyncio.run(run(nats_url, args.clients, args.seconds, args.personal))
+    if len(measured) == 2:
+        print("\nencryption on / off (target: within 15%)")
+        for on, off in zip(measured["on"][1:], measured["off"][1:], strict=True):
+            print(f"  {on.name:<22} {on.rate:>9,.0f}/s vs {off.rate:>9,.0f}/s   ratio {on.rate / off.rate:.2f}"
+                  f"   p50 {on.pct(0.5):.2f} vs {off.pct(0.5):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -7,18 +7,29 @@ CUSTOMER_EVENTS with customer events and CALLS with call records (`--events` eac
 each stream: a raw batch fetch of it in Python (the baseline: fetch only, no decoding, no
 database; and the same with the pipelined pull requests the rebuild itself reads with), and the rebuild of its projection into fresh tables with the switch-over.
 Target: >= 50,000 events/s and >= 0.5 of the raw fetch.
+
+    uv run python bench/rebuild.py --events 200000 --personal --encryption both
+
+`--personal` gives the customer events personal data (PayPal e-mail and address lines on every
+card and in updates); `--encryption both` fills and rebuilds twice in one run (fresh servers
+each), once with those fields encrypted as the customer service writes them and once in
+clear, rebuilds the audit log of each and prints the ratio, with the cost of encrypting and
+opening one event in this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -31,6 +42,7 @@ from reporting.rebuild_cli import run_tuned
 from reporting.settings import ReportingSettings
 from reporting.simulator import publish_backlog
 from shared.envelope import Actor, EventEnvelope, Metadata
+from shared.personal_data import DataKey, decrypt_events, encrypt_event, encrypt_events, needs_key
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import servers
@@ -38,14 +50,49 @@ from _harness import servers
 BATCH = 5000
 
 
-async def fill_customer_events(js: JetStreamContext, count: int, customers: int = 20_000) -> None:
-    """Created + updated + status events of many customers, as the relay publishes them."""
+class LocalKeys:
+    """A key per subject in memory (the bench's stand-in for the customer service's key table)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, DataKey] = {}
+
+    def key(self, subject: str) -> DataKey:
+        if subject not in self.keys:
+            self.keys[subject] = DataKey.of(uuid.uuid4().hex[:16], subject, os.urandom(32))
+        return self.keys[subject]
+
+    async def for_subjects(self, subjects: Iterable[str]) -> dict[str, DataKey]:
+        return {s: self.key(s) for s in subjects}
+
+    async def by_ids(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
+        by_id = {k.key_id: k for k in self.keys.values()}
+        return {i: by_id[i] for i in key_ids if i in by_id}
+
+
+def _personalize(kind: str, data: dict[str, Any], i: int) -> dict[str, Any]:
+    if kind == "CustomerCreated":
+        return data | {"paypal_email": f"pay{i}@bench.example",
+                       "address": {"line1": f"{i} Bench Street", "line2": "Floor 2", "city": "Berlin",
+                                   "region": None, "postcode": "10115", "country": "DE"}}
+    if kind == "CustomerUpdated":
+        changes = data["changes"] | {"paypal_email": {"old": f"old{i}@bench.example", "new": f"new{i}@bench.example"}}
+        return {"changes": changes}
+    return data
+
+
+async def fill_customer_events(
+    js: JetStreamContext, count: int, customers: int = 20_000, *, personal: bool = False,
+    keys: LocalKeys | None = None,
+) -> list[EventEnvelope]:
+    """Created + updated + status events of many customers, as the relay publishes them
+    (a sample of them is returned, as published)."""
     rng = random.Random(1)
     ids = [str(uuid.uuid4()) for _ in range(customers)]
     versions = dict.fromkeys(ids, 0)
     actor = Actor(kind="operator", id="tok-bench", name="bench", ip="192.0.2.1")
     pending = []
     t0 = datetime.now(UTC) - timedelta(days=90)
+    sample: list[EventEnvelope] = []
     for i in range(count):
         cid = ids[i % customers] if i < customers else rng.choice(ids)
         versions[cid] += 1
@@ -64,15 +111,22 @@ async def fill_customer_events(js: JetStreamContext, count: int, customers: int 
         else:
             kind, data = "CustomerUpdated", {"changes": {"channels": {"old": v - 1, "new": v},
                                                          "notes": {"old": "", "new": f"note {i}"}}}
+        if personal:
+            data = _personalize(kind, data, i)
         event = EventEnvelope(type=kind, category="customer", stream_id=cid, version=v,
                               occurred_at=t0 + timedelta(seconds=i), data=data,
                               metadata=Metadata(actor=actor, correlation_id=uuid.uuid4().hex))
+        if keys is not None and (subject := needs_key(event)) is not None:
+            event = encrypt_event(event, keys.key(subject))
+        if len(sample) < 20_000:
+            sample.append(event)
         pending.append(await js.publish_async(event.subject, event.model_dump_json().encode(),
                                               headers={"Nats-Msg-Id": str(event.event_id)}))
         if len(pending) >= 2000:
             await asyncio.gather(*pending)
             pending.clear()
     await asyncio.gather(*pending)
+    return sample
 
 
 async def raw_fetch(js: JetStreamContext, stream: str, subjects: list[str]) -> tuple[int, float]:
@@ -100,16 +154,25 @@ async def raw_pull(js: JetStreamContext, stream: str, subjects: list[str]) -> tu
     return n, time.perf_counter() - t0
 
 
-async def run(nats_url: str, db_url: str, events: int, repeat: int) -> None:
+async def run(
+    nats_url: str, db_url: str, events: int, repeat: int, *, personal: bool = False, encrypt: bool = False
+) -> list[float]:
     settings = ReportingSettings(nats_url=nats_url, database_url=db_url)
     pool, nc = await connect(settings)
     js = nc.jetstream()
     print(f"filling CUSTOMER_EVENTS and CALLS with {events:,} messages each ...", file=sys.stderr)
     t0 = time.perf_counter()
-    await fill_customer_events(js, events)
-    await publish_backlog(js, [str(uuid.uuid4()) for _ in range(2000)], events, days=60)
+    keys = LocalKeys() if encrypt else None
+    sample = await fill_customer_events(js, events, personal=personal, keys=keys)
+    pairs: tuple[tuple[Any, str], ...] = ((AuditProjection(), "CUSTOMER_EVENTS"),)
+    if not personal:  # the call records carry no personal data: the personal runs leave them out
+        await publish_backlog(js, [str(uuid.uuid4()) for _ in range(2000)], events, days=60)
+        pairs += ((CallsProjection(), "CALLS"),)
     print(f"  filled in {time.perf_counter() - t0:.0f} s\n", file=sys.stderr)
-    for projection, stream in ((AuditProjection(), "CUSTOMER_EVENTS"), (CallsProjection(), "CALLS")):
+    if keys is not None:
+        await crypto_cost(sample, keys)
+    rates: list[float] = []
+    for projection, stream in pairs:
         # the baselines read the way the rebuild does: the whole stream, unfiltered
         [source] = [s for s in projection.sources if s.stream == stream]
         subjects = list(source.replay_subjects)
@@ -123,18 +186,44 @@ async def run(nats_url: str, db_url: str, events: int, repeat: int) -> None:
                   f"rebuild {projection.name:<9} {result.rate:>9,.0f}/s   ratio {result.rate / fetch_rate:.2f}"
                   f" of fetch(), {result.rate / pull_rate:.2f} of pull   ({result.events:,} events,"
                   f" {result.seconds:.1f} s)" + (f"  run {attempt + 1}" if repeat > 1 else ""), flush=True)
+            rates.append(result.rate)
     print("\ntarget: >= 50,000 events/s and >= 0.5 of the raw fetch")
     await nc.drain()
     await pool.close()
+    return rates
+
+
+async def crypto_cost(sample: list[EventEnvelope], keys: LocalKeys) -> None:
+    """Encrypting and opening one event in this process (what the customer service pays per event)."""
+    plain = await decrypt_events(sample, keys)
+    t0 = time.perf_counter()
+    await encrypt_events(plain, keys)
+    enc_us = (time.perf_counter() - t0) / len(sample) * 1e6
+    t0 = time.perf_counter()
+    await decrypt_events(sample, keys)
+    dec_us = (time.perf_counter() - t0) / len(sample) * 1e6
+    print(f"per event (sample of {len(sample):,}): encrypt {enc_us:.1f} us, open {dec_us:.1f} us", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="messages per stream")
     parser.add_argument("--repeat", type=int, default=1, help="rebuild each projection this many times")
+    parser.add_argument("--personal", action="store_true", help="customer events carry personal data")
+    parser.add_argument("--encryption", choices=["on", "off", "both"], default="off",
+                        help="personal data encrypted as the customer service writes it; both: one pass each")
     args = parser.parse_args()
-    with servers() as (nats_url, db_url):
-        run_tuned(run(nats_url, db_url, args.events, args.repeat))
+    passes = ["on", "off"] if args.encryption == "both" else [args.encryption]
+    rates: dict[str, list[float]] = {}
+    for mode in passes:
+        print(f"--- personal data encryption {mode} ---", flush=True)
+        with servers() as (nats_url, db_url):
+            rates[mode] = run_tuned(run(nats_url, db_url, args.events, args.repeat,
+                                        personal=args.personal, encrypt=mode == "on"))
+    if len(rates) == 2:
+        on, off = sum(rates["on"]) / len(rates["on"]), sum(rates["off"]) / len(rates["off"])
+        print(f"\naudit rebuild, encryption on / off: {on:,.0f}/s vs {off:,.0f}/s, ratio {on / off:.2f}"
+              " (target: within 15%)")
 
 
 if __name__ == "__main__":

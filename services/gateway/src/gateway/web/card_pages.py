@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, Response
 
 from gateway.web.api_client import ApiResult
@@ -17,7 +18,7 @@ from gateway.web.customer_form import (
     new_customer,
     utc_instant,
 )
-from gateway.web.forms import changed_fields, errors_from, text, toml_error_line
+from gateway.web.forms import changed_fields, checked, errors_from, text, toml_error_line
 from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page, redirect
 
 router = APIRouter(prefix=f"{CONSOLE}/customers", route_class=ConsoleRoute, include_in_schema=False)
@@ -208,8 +209,19 @@ async def confirm_delete(page: PageDep, customer_id: str) -> Response:
 async def delete(page: PageDep, customer_id: str) -> Response:
     """DELETE /v1/customers/{id}."""
     form = await page.form()
-    result = await page.api.delete(f"/v1/customers/{customer_id}", headers=page.reason_headers(form))
-    if result.ok:
+    erase = checked(form, "erase")
+    reason = text(form, "reason")
+    if erase and not reason:
+        result = ApiResult(422, {"error": {"code": "validation_error", "message": "an erasure needs a reason",
+                                           "details": [{"field": "reason", "message": "required"}]}},
+                           httpx.Headers())
+    else:
+        result = await page.api.delete(f"/v1/customers/{customer_id}", headers=page.reason_headers(form))
+    if result.ok and erase:  # product.md section 15: its keys are destroyed
+        result = await page.api.post(f"/v1/customers/{customer_id}/erase", json={"reason": reason})
+        if result.ok:
+            return redirect(f"{CONSOLE}/?deleted=1&erased=1")
+    elif result.ok:
         return redirect(f"{CONSOLE}/?deleted=1")
     card = await load_card(page, customer_id)
     return page.render("confirm_delete.html", {

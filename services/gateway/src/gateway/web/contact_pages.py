@@ -122,9 +122,18 @@ async def confirm_remove(page: PageDep, customer_id: str, contact_id: str) -> Re
 async def remove(page: PageDep, customer_id: str, contact_id: str) -> Response:
     """DELETE the contact."""
     form = await page.form()
+    erase = checked(form, "erase")
+    if erase and not text(form, "reason"):  # an erasure needs its reason before anything is done
+        return await _render(page, customer_id, "contact_remove.html", {"contact": {"id": contact_id}},
+                             _reason_needed(), 422)
     result = await page.api.delete(f"/v1/customers/{customer_id}/contacts/{contact_id}",
                                    headers=page.reason_headers(form))
-    if result.ok:
+    if result.ok and erase:  # product.md section 15: the key of its personal data is destroyed
+        result = await page.api.post(f"/v1/customers/{customer_id}/contacts/{contact_id}/erase",
+                                     json={"reason": text(form, "reason")})
+        if result.ok:
+            return redirect(f"{CONSOLE}/customers/{customer_id}?notice=contact-erased")
+    elif result.ok:
         return redirect(f"{CONSOLE}/customers/{customer_id}?notice=contact-removed")
     loaded = await load_card(page, customer_id)
     contact = _contact(loaded.body, contact_id) if loaded.ok else None
@@ -155,3 +164,9 @@ async def reset_password(page: PageDep, customer_id: str, contact_id: str) -> Re
     return await _render(page, customer_id, "contact_password.html", {
         "contact": contact or {}, "mode": form.get("password_mode") or "auto",
     }, errors_from(result, FIELDS), result.status)
+
+
+def _reason_needed() -> FormErrors:
+    errors = FormErrors()
+    errors.add("reason", "an erasure needs a reason")
+    return errors

@@ -125,6 +125,11 @@ class Page:
         return self.can(Permission.TOKENS_MANAGE)
 
     @property
+    def can_erase(self) -> bool:
+        """Whether this operator may erase personal data (admins)."""
+        return self.can(Permission.PERSONAL_DATA_ERASE)
+
+    @property
     def csrf(self) -> str:
         """This session's CSRF token, for forms."""
         return self.session.csrf
