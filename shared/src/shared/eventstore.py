@@ -21,7 +21,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from shared.envelope import EventEnvelope, Metadata
-from shared.personal_data import KeyProvider, decrypt_events, encrypt_events
+from shared.personal_data import DataKey, DeferredKeys, KeyProvider, decrypt_events, encrypt_events
 
 
 class ConcurrencyError(Exception):
@@ -67,6 +67,7 @@ _COMMANDS_FINGERPRINTED = (
     " fingerprint text))"
 )
 _REPLY_KEYS = ("command_id", "reply", "fingerprint")
+DATA_KEY_CONSTRAINTS = ("data_keys_pkey", "data_keys_key_id_key")
 _EVENT_LIST = TypeAdapter(list[EventEnvelope])
 
 
@@ -176,9 +177,11 @@ class EventStore:
         Personal values are encrypted here, the one place events are written (SubjectErased
         when one belongs to an erased subject).
         """
+        new_keys: list[DataKey] = []
         if self.encrypt:
-            assert self.keys is not None
-            events = await encrypt_events(list(events), self.keys, redact_erased=self.redact_erased)
+            assert self.keys is not None  # new keys go into this statement, unless in a caller's transaction
+            events = await encrypt_events(list(events), self.keys, redact_erased=self.redact_erased,
+                                          new_keys=new_keys if conn is None else None)
         parts: list[str] = []
         args: list[Any] = []
 
@@ -194,6 +197,9 @@ class EventStore:
             add(_COMMANDS_FINGERPRINTED if any(len(r) > 2 for r in replies) else _COMMANDS, [rows_json])
         for i, frag in enumerate(fragments):
             add(f"f{i} AS ({frag.sql})", frag.args)
+        if new_keys and isinstance(self.keys, DeferredKeys):
+            key_sql, key_args = self.keys.store_fragment(new_keys)
+            add(f"k AS ({key_sql})", key_args)
         sql = "WITH " + ", ".join(parts) + " SELECT position FROM e ORDER BY position"
         try:
             rows = await (conn or self.pool).fetch(sql, *args)
@@ -202,10 +208,14 @@ class EventStore:
                 raise ConcurrencyError(str(exc)) from exc
             if exc.constraint_name == "commands_pkey":
                 raise DuplicateCommand(str(exc)) from exc
+            if exc.constraint_name in DATA_KEY_CONSTRAINTS:  # a key made meanwhile (or erased): retry
+                raise ConcurrencyError(str(exc)) from exc
             if (error := self.unique_errors.get(exc.constraint_name or "")) is not None:
                 raise error() from exc
             raise
         positions = [r["position"] for r in rows]
+        if new_keys and isinstance(self.keys, DeferredKeys):
+            self.keys.remember(new_keys)
         if self.on_appended is not None and conn is None:
             self.on_appended(
                 [e.model_copy(update={"position": p}) for e, p in zip(events, positions, strict=True)]

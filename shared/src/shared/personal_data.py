@@ -17,7 +17,7 @@ import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -79,6 +79,23 @@ class KeyProvider(Protocol):
 
     async def by_ids(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
         """The keys with these ids (an erased or unknown one has no secret)."""
+        ...
+
+
+@runtime_checkable
+class DeferredKeys(Protocol):
+    """A provider whose new keys can be stored in the same statement as the events they encrypt."""
+
+    async def prepare(self, subjects: Iterable[str]) -> tuple[dict[str, DataKey], list[DataKey]]:
+        """The keys of these subjects and, among them, the new ones not stored yet."""
+        ...
+
+    def store_fragment(self, new: list[DataKey]) -> tuple[str, list[Any]]:
+        """SQL (with `{}` per argument) and arguments that store the new keys; a taken subject fails."""
+        ...
+
+    def remember(self, new: list[DataKey]) -> None:
+        """The new keys were committed."""
         ...
 
 
@@ -160,6 +177,28 @@ def _map_path(node: Any, path: tuple[str, ...], fn: Any) -> Any:
     return {**node, head: inner}
 
 
+def _has_value(node: Any, path: tuple[str, ...]) -> bool:
+    """Whether a plaintext text sits at path (through change maps' old/new), without copying."""
+    for i, head in enumerate(path):
+        if not isinstance(node, dict):
+            return False
+        if head not in node:
+            return set(node) == {"old", "new"} and (
+                _has_value(node["old"], path[i:]) or _has_value(node["new"], path[i:]))
+        node = node[head]
+    return _leaf_has_value(node)
+
+
+def _leaf_has_value(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.startswith(PREFIX)
+    if isinstance(value, list):
+        return any(isinstance(v, str) and not v.startswith(PREFIX) for v in value)
+    if isinstance(value, dict) and set(value) == {"old", "new"}:
+        return _leaf_has_value(value["old"]) or _leaf_has_value(value["new"])
+    return False
+
+
 def needs_key(event: EventEnvelope) -> str | None:
     """The subject whose key this event needs (None: nothing personal to encrypt)."""
     paths = personal_paths(event.type)
@@ -168,23 +207,16 @@ def needs_key(event: EventEnvelope) -> str | None:
     return subject_of(event)
 
 
-def _has_value(node: Any, path: tuple[str, ...]) -> bool:
-    found = False
-
-    def mark(value: str) -> str:
-        nonlocal found
-        found = found or not value.startswith(PREFIX)
-        return value
-
-    _map_path(node, path, mark)
-    return found
-
-
 def encrypt_event(event: EventEnvelope, key: DataKey) -> EventEnvelope:
     """The event with each marked value encrypted with `key`."""
     data = event.data
+
+    def seal(value: str) -> str:
+        return value if value.startswith(PREFIX) else encrypt_text(key, value)
+
     for path in personal_paths(event.type):
-        data = _map_path(data, path, lambda v: v if v.startswith(PREFIX) else encrypt_text(key, v))
+        if _has_value(data, path):
+            data = _map_path(data, path, seal)
     return event.model_copy(update={"data": data})
 
 
@@ -197,24 +229,35 @@ def redact_event(event: EventEnvelope) -> EventEnvelope:
 
 
 async def encrypt_events(
-    events: list[EventEnvelope], keys: KeyProvider, *, redact_erased: bool = False
+    events: list[EventEnvelope], keys: KeyProvider, *, redact_erased: bool = False,
+    new_keys: list[DataKey] | None = None,
 ) -> list[EventEnvelope]:
     """Events ready to store and publish: personal values encrypted.
 
     An event of an erased subject raises SubjectErased (the fence), or with `redact_erased` is
     written with `"[erased]"` in those fields (a delivery outcome that comes after the erasure).
+    With `new_keys` (and a provider that can defer, `DeferredKeys`), keys made for this append
+    are not stored yet but added to that list: the caller stores them in the append's statement.
     """
     subjects = {e.event_id: s for e in events if (s := needs_key(e)) is not None}
     if not subjects:
         return events
     wanted = set(subjects.values())
+
+    async def find(wanted: set[str]) -> dict[str, DataKey]:
+        if new_keys is not None and isinstance(keys, DeferredKeys):
+            found, made = await keys.prepare(wanted)
+            new_keys.extend(made)
+            return found
+        return await keys.for_subjects(wanted)
+
     try:
-        found = await keys.for_subjects(wanted)
+        found = await find(wanted)
     except SubjectErased as exc:
         if not redact_erased:
             raise
         rest = wanted - set(exc.subjects)
-        found = await keys.for_subjects(rest) if rest else {}
+        found = await find(rest) if rest else {}
     out = []
     for e in events:
         subject = subjects.get(e.event_id)
@@ -260,15 +303,16 @@ async def reveal_all(values: list[Any], keys: KeyProvider) -> list[Any]:
 
 async def decrypt_events(events: list[EventEnvelope], keys: KeyProvider) -> list[EventEnvelope]:
     """Events with their personal values in plaintext (or `[erased]`)."""
-    ids = {k for e in events for k in key_ids_in(e.data)}
-    if not ids:
+    sealed = [(i, ids) for i, e in enumerate(events)
+              if personal_paths(e.type) and (ids := set(key_ids_in(e.data)))]
+    if not sealed:
         return events
-    found = await keys.by_ids(ids)
-    return [e.model_copy(update={"data": reveal(e.data, found)}) if _sealed(e.data) else e for e in events]
+    found = await keys.by_ids({k for _, ids in sealed for k in ids})
+    out = list(events)
+    for i, _ in sealed:
+        out[i] = events[i].model_copy(update={"data": reveal(events[i].data, found)})
+    return out
 
-
-def _sealed(value: Any) -> bool:
-    return next(key_ids_in(value), None) is not None
 
 
 def erased_value(value: Any) -> Any:

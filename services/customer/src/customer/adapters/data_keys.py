@@ -13,6 +13,7 @@ import os
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -97,6 +98,37 @@ class DataKeyStore:
         if erased:
             raise SubjectErased(erased)
         return found
+
+    async def prepare(self, subjects: Iterable[str]) -> tuple[dict[str, DataKey], list[DataKey]]:
+        """Keys for an append: the known ones, and new ones the append itself stores
+        (`store_fragment`), so a command pays no transaction of its own for a new key."""
+        wanted = set(subjects)
+        missing = [s for s in wanted if self._cached(s) is None]
+        if missing:
+            rows = await self.pool.fetch(
+                "SELECT subject, key_id, sealed FROM data_keys WHERE subject = ANY($1::text[])", missing
+            )
+            for row in rows:
+                self._remember(DataKey.of(row["key_id"], row["subject"], self._unseal(row["sealed"])))
+        found = {s: k for s in wanted if (k := self._cached(s)) is not None}
+        erased = [s for s, k in found.items() if k.erased]
+        if erased:
+            raise SubjectErased(erased)
+        made = [DataKey.of(new_key_id(), s, os.urandom(32)) for s in wanted if s not in found]
+        return found | {k.subject: k for k in made}, made
+
+    def store_fragment(self, new: list[DataKey]) -> tuple[str, list[Any]]:
+        """The INSERT of new keys (no ON CONFLICT: a subject taken meanwhile, or erased, fails the append)."""
+        return (
+            "INSERT INTO data_keys (subject, key_id, sealed)"
+            " SELECT * FROM unnest({}::text[], {}::text[], {}::text[])",
+            [[k.subject for k in new], [k.key_id for k in new], [self._seal(k.secret or b"") for k in new]],
+        )
+
+    def remember(self, new: list[DataKey]) -> None:
+        """Keys stored by a committed append."""
+        for key in new:
+            self._remember(key)
 
     async def by_ids(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
         """The keys with these ids; an erased one has no secret, an unknown one is absent."""
