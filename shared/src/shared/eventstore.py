@@ -209,6 +209,8 @@ class EventStore:
             if exc.constraint_name == "commands_pkey":
                 raise DuplicateCommand(str(exc)) from exc
             if exc.constraint_name in DATA_KEY_CONSTRAINTS:  # a key made meanwhile (or erased): retry
+                if isinstance(self.keys, DeferredKeys):
+                    self.keys.conflicted(new_keys)
                 raise ConcurrencyError(str(exc)) from exc
             if (error := self.unique_errors.get(exc.constraint_name or "")) is not None:
                 raise error() from exc

@@ -15,7 +15,7 @@ import base64
 import binascii
 import functools
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -86,8 +86,11 @@ class KeyProvider(Protocol):
 class DeferredKeys(Protocol):
     """A provider whose new keys can be stored in the same statement as the events they encrypt."""
 
-    async def prepare(self, subjects: Iterable[str]) -> tuple[dict[str, DataKey], list[DataKey]]:
-        """The keys of these subjects and, among them, the new ones not stored yet."""
+    async def prepare(
+        self, subjects: Iterable[str], fresh: set[str]
+    ) -> tuple[dict[str, DataKey], list[DataKey]]:
+        """The keys of these subjects and, among them, the new ones not stored yet (`fresh`
+        subjects were just born: a card's first event, a new contact; no key is looked up)."""
         ...
 
     def store_fragment(self, new: list[DataKey]) -> tuple[str, list[Any]]:
@@ -96,6 +99,10 @@ class DeferredKeys(Protocol):
 
     def remember(self, new: list[DataKey]) -> None:
         """The new keys were committed."""
+        ...
+
+    def conflicted(self, new: list[DataKey]) -> None:
+        """Storing the new keys failed (a subject had a key after all): look them up next time."""
         ...
 
 
@@ -154,78 +161,95 @@ def subject_of(event: EventEnvelope) -> str | None:
     return customer_subject(customer_id) if customer_id else None
 
 
-def _map_leaf(value: Any, fn: Any) -> Any:
+Trie = dict[str, Any]  # path segment -> the trie below, or LEAF
+LEAF: Trie = {}
+
+
+@functools.lru_cache(maxsize=256)
+def _trie(event_type: str) -> Trie:
+    """The marked paths of a type as a trie, walked once per event."""
+    root: Trie = {}
+    for path in personal_paths(event_type):
+        node = root
+        for head in path[:-1]:
+            node = node.setdefault(head, {})
+        node[path[-1]] = LEAF
+    return root
+
+
+def _is_change(node: dict[str, Any], trie: Trie) -> bool:
+    return len(node) == 2 and "old" in node and "new" in node and "old" not in trie and "new" not in trie
+
+
+def _leaf(value: Any, fn: Callable[[str], str | None]) -> tuple[Any, bool]:
+    """(new value, changed): fn maps a text (None: leave it)."""
     if isinstance(value, str):
-        return fn(value)
+        out = fn(value)
+        return (value, False) if out is None else (out, True)
     if isinstance(value, list):
-        return [fn(v) if isinstance(v, str) else v for v in value]
-    if isinstance(value, dict) and set(value) == {"old", "new"}:  # a change: both sides
-        return {"old": _map_leaf(value["old"], fn), "new": _map_leaf(value["new"], fn)}
-    return value
+        items = [fn(v) if isinstance(v, str) else None for v in value]
+        if all(i is None for i in items):
+            return value, False
+        return [v if i is None else i for v, i in zip(value, items, strict=True)], True
+    if isinstance(value, dict) and len(value) == 2 and "old" in value and "new" in value:  # a change
+        old, c1 = _leaf(value["old"], fn)
+        new, c2 = _leaf(value["new"], fn)
+        return ({"old": old, "new": new}, True) if c1 or c2 else (value, False)
+    return value, False
 
 
-def _map_path(node: Any, path: tuple[str, ...], fn: Any) -> Any:
-    """A copy of node with fn applied to the value(s) at path (through change maps' old/new)."""
+def _walk(node: Any, trie: Trie, fn: Callable[[str], str | None]) -> tuple[Any, bool]:
+    """A copy of node with fn applied at the trie's leaves (through change maps' old/new)."""
     if not isinstance(node, dict):
-        return node
-    head, rest = path[0], path[1:]
-    if head not in node:
-        if set(node) == {"old", "new"}:  # a change of a nested value: both sides
-            return {"old": _map_path(node["old"], path, fn), "new": _map_path(node["new"], path, fn)}
-        return node
-    inner = _map_leaf(node[head], fn) if not rest else _map_path(node[head], rest, fn)
-    return {**node, head: inner}
+        return node, False
+    if _is_change(node, trie) and not any(k in node for k in trie):  # a nested value's change
+        old, c1 = _walk(node["old"], trie, fn)
+        new, c2 = _walk(node["new"], trie, fn)
+        return ({"old": old, "new": new}, True) if c1 or c2 else (node, False)
+    out: dict[str, Any] | None = None
+    for key, below in trie.items():
+        if key in node:
+            value, changed = _leaf(node[key], fn) if below is LEAF else _walk(node[key], below, fn)
+            if changed:
+                out = out if out is not None else dict(node)
+                out[key] = value
+    return (out, True) if out is not None else (node, False)
 
 
-def _has_value(node: Any, path: tuple[str, ...]) -> bool:
-    """Whether a plaintext text sits at path (through change maps' old/new), without copying."""
-    for i, head in enumerate(path):
-        if not isinstance(node, dict):
-            return False
-        if head not in node:
-            return set(node) == {"old", "new"} and (
-                _has_value(node["old"], path[i:]) or _has_value(node["new"], path[i:]))
-        node = node[head]
-    return _leaf_has_value(node)
-
-
-def _leaf_has_value(value: Any) -> bool:
-    if isinstance(value, str):
-        return not value.startswith(PREFIX)
-    if isinstance(value, list):
-        return any(isinstance(v, str) and not v.startswith(PREFIX) for v in value)
-    if isinstance(value, dict) and set(value) == {"old", "new"}:
-        return _leaf_has_value(value["old"]) or _leaf_has_value(value["new"])
-    return False
+def _plain(value: str) -> str | None:
+    return None if value.startswith(PREFIX) else value
 
 
 def needs_key(event: EventEnvelope) -> str | None:
     """The subject whose key this event needs (None: nothing personal to encrypt)."""
-    paths = personal_paths(event.type)
-    if not paths or not any(_has_value(event.data, p) for p in paths):
+    trie = _trie(event.type)
+    if not trie or not _walk(event.data, trie, _plain)[1]:
         return None
     return subject_of(event)
 
 
 def encrypt_event(event: EventEnvelope, key: DataKey) -> EventEnvelope:
     """The event with each marked value encrypted with `key`."""
-    data = event.data
-
-    def seal(value: str) -> str:
-        return value if value.startswith(PREFIX) else encrypt_text(key, value)
-
-    for path in personal_paths(event.type):
-        if _has_value(data, path):
-            data = _map_path(data, path, seal)
-    return event.model_copy(update={"data": data})
+    data, changed = _walk(event.data, _trie(event.type),
+                          lambda v: None if v.startswith(PREFIX) else encrypt_text(key, v))
+    return event.model_copy(update={"data": data}) if changed else event
 
 
 def redact_event(event: EventEnvelope) -> EventEnvelope:
     """The event with each marked value read as erased."""
-    data = event.data
-    for path in personal_paths(event.type):
-        data = _map_path(data, path, lambda v: ERASED)
-    return event.model_copy(update={"data": data})
+    data, changed = _walk(event.data, _trie(event.type), lambda v: ERASED)
+    return event.model_copy(update={"data": data}) if changed else event
+
+
+def _fresh(events: list[EventEnvelope]) -> set[str]:
+    """Subjects born in these events: a card's creation (version 1), a contact's addition."""
+    out = set()
+    for e in events:
+        if e.type == "CustomerCreated" and e.version == 1:
+            out.add(customer_subject(e.stream_id))
+        elif e.type == "ContactAdded" and isinstance(e.data.get("contact"), dict):
+            out.add(contact_subject(e.data["contact"].get("id")))
+    return out
 
 
 async def encrypt_events(
@@ -246,7 +270,7 @@ async def encrypt_events(
 
     async def find(wanted: set[str]) -> dict[str, DataKey]:
         if new_keys is not None and isinstance(keys, DeferredKeys):
-            found, made = await keys.prepare(wanted)
+            found, made = await keys.prepare(wanted, _fresh(events) & wanted)
             new_keys.extend(made)
             return found
         return await keys.for_subjects(wanted)

@@ -48,6 +48,7 @@ class DataKeyStore:
         self.max_cached = max_cached
         self._by_id: OrderedDict[str, DataKey] = OrderedDict()
         self._by_subject: dict[str, str] = {}
+        self._conflicts: set[str] = set()  # "fresh" subjects that had a key after all
         if sealer is None:
             log.warning("data_keys_unsealed", effect="data keys are stored without PATCHBAY_SECRET_KEY")
 
@@ -99,11 +100,15 @@ class DataKeyStore:
             raise SubjectErased(erased)
         return found
 
-    async def prepare(self, subjects: Iterable[str]) -> tuple[dict[str, DataKey], list[DataKey]]:
+    async def prepare(
+        self, subjects: Iterable[str], fresh: set[str] = frozenset()  # type: ignore[assignment]
+    ) -> tuple[dict[str, DataKey], list[DataKey]]:
         """Keys for an append: the known ones, and new ones the append itself stores
-        (`store_fragment`), so a command pays no transaction of its own for a new key."""
+        (`store_fragment`), so a command pays no transaction of its own for a new key. `fresh`
+        subjects (a new card, a new contact) have no key yet: not looked up, unless storing
+        one failed before (`conflicted`)."""
         wanted = set(subjects)
-        missing = [s for s in wanted if self._cached(s) is None]
+        missing = [s for s in wanted if self._cached(s) is None and (s not in fresh or s in self._conflicts)]
         if missing:
             rows = await self.pool.fetch(
                 "SELECT subject, key_id, sealed FROM data_keys WHERE subject = ANY($1::text[])", missing
@@ -129,6 +134,13 @@ class DataKeyStore:
         """Keys stored by a committed append."""
         for key in new:
             self._remember(key)
+            self._conflicts.discard(key.subject)
+
+    def conflicted(self, new: list[DataKey]) -> None:
+        """Storing these keys failed: their subjects are looked up from now on (bounded)."""
+        if len(self._conflicts) > 10_000:
+            self._conflicts.clear()
+        self._conflicts.update(k.subject for k in new)
 
     async def by_ids(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
         """The keys with these ids; an erased one has no secret, an unknown one is absent."""
