@@ -33,6 +33,8 @@ class GatewaySettings(CommonSettings):
     portal_login_window_s: float = 300.0
     portal_code_entries_per_contact: int = 20
     portal_code_window_s: float = 300.0
+    # the address the world reaches the gateway at (PayPal's notify_url and return links); else the request's
+    public_url: str | None = None
     # password checks in flight at once (each costs a hash); past it a login is refused at once
     portal_login_concurrency: int = Field(default=16, ge=1)
     # proxies whose X-Forwarded-For / -Proto are believed: addresses or CIDR blocks, comma-separated

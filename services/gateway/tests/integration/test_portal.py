@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,11 +19,15 @@ import nats
 import pytest
 import pytest_asyncio
 import structlog
+from alerts.bootstrap import AlertsSettings
+from alerts.bootstrap import start as start_alerts
 from customer.bootstrap import CustomerSettings
 from customer.bootstrap import start as start_customer
 from devtools.testing.waiting import wait_for
 from gateway.settings import GatewaySettings
 from nats.aio.msg import Msg
+from reporting.bootstrap import start as start_reporting
+from reporting.settings import ReportingSettings
 from shared.contracts.notify import SystemMessage
 from shared.secrets import Sealer
 from verification.bootstrap import VerificationSettings
@@ -75,6 +80,10 @@ async def world(gateway: Any) -> AsyncIterator[Recorder]:
                                                      secret_key=KEY))
     verification = await start_verification(VerificationSettings(
         nats_url=settings.nats_url, database_url=settings.database_url, secret_key=KEY))
+    # invoices, usage and the low-balance alert behind the portal's account routes
+    reporting = await start_reporting(ReportingSettings(
+        nats_url=settings.nats_url, database_url=settings.database_url, durable_prefix=f"pt{uuid.uuid4().hex[:6]}"))
+    alerts = await start_alerts(AlertsSettings(nats_url=settings.nats_url, database_url=settings.database_url))
     nc = await nats.connect(settings.nats_url)
     recorder = Recorder()
     subs = [await nc.subscribe("notify.>", cb=recorder.on_notify),
@@ -85,6 +94,8 @@ async def world(gateway: Any) -> AsyncIterator[Recorder]:
     for sub in subs:
         await sub.unsubscribe()
     await nc.drain()
+    await alerts.stop()
+    await reporting.stop()
     await verification.stop()
     await customer.stop()
 
@@ -214,6 +225,24 @@ async def test_a_portal_token_reaches_only_its_own_customer(gateway: Any, world:
                        ("/portal/v1/clis/+14155550100/confirm", {"code": "1", **ids})):
         reply = await client.post(path, json=body, headers=who)
         assert reply.status_code == 422, (path, reply.text)  # unknown fields are refused, never obeyed
+    # the account routes answer for the session's own customer only, whatever ids are sent along
+    foreign_invoice = await _invoice_of(gateway, theirs["id"])
+    balance = await ok(await client.get("/portal/v1/balance", params=ids, headers=who))
+    assert balance["currency"] == mine["currency"]
+    for path in ("/portal/v1/payments", "/portal/v1/invoices"):
+        page = await ok(await client.get(path, params=ids, headers=who))
+        assert page["total"] == 0 and page["items"] == [], path  # theirs has an invoice; mine has none
+    usage = await ok(await client.get("/portal/v1/summary", params={**ids, "from": "2020-01-01"}, headers=who))
+    assert usage["totals"]["attempts"] == 0 and "cost" not in usage["totals"] and "profit" not in usage["totals"]
+    stolen = await client.get(f"/portal/v1/invoices/{foreign_invoice}.pdf", headers=who)
+    assert stolen.status_code == 404, stolen.text
+    assert (await ok(await client.get("/portal/v1/alerts/low-balance", params=ids, headers=who)))["threshold"] is None
+    for path, body in (("/portal/v1/password", {"current_password": password, "new_password": "x" * 12, **ids}),
+                       ("/portal/v1/alerts/low-balance", {"threshold": "5", **ids}),
+                       ("/portal/v1/topup/paypal", {"amount": "10", **ids})):
+        method = "PUT" if "alerts" in path else "POST"
+        reply = await client.request(method, path, json=body, headers=who)
+        assert reply.status_code == 422, (path, reply.text)  # unknown fields are refused, never obeyed
     for method, path in (("GET", f"/v1/customers/{theirs['id']}"), ("GET", f"/v1/customers/{mine['id']}"),
                          ("PATCH", f"/v1/customers/{theirs['id']}/contacts/{other['id']}"),
                          ("GET", f"/v1/customers/{theirs['id']}/dial-permission")):
@@ -226,6 +255,28 @@ async def test_a_portal_token_reaches_only_its_own_customer(gateway: Any, world:
     await ok(await client.delete(f"/v1/customers/{mine['id']}/contacts/{contact['id']}"), 204)
     assert (await client.get("/portal/v1/me", headers=who)).status_code == 401
     assert (await client.post("/portal/v1/verify/email", headers=who)).status_code == 401
+    for path in ("/portal/v1/balance", "/portal/v1/payments", "/portal/v1/invoices", "/portal/v1/summary",
+                 "/portal/v1/alerts/low-balance", f"/portal/v1/invoices/{foreign_invoice}.pdf"):
+        assert (await client.get(path, headers=who)).status_code == 401, path
+
+
+async def _invoice_of(gateway: Any, customer_id: str, days_ago: int = 3) -> str:
+    """A call record of a past day for the customer, invoiced; the invoice's id."""
+    day = datetime.now(UTC) - timedelta(days=days_ago)
+    client: httpx.AsyncClient = gateway.client
+    nc = await nats.connect(gateway.settings.nats_url)
+    start = day.replace(hour=9, minute=0, second=0, microsecond=0).isoformat()
+    await nc.jetstream().publish(f"calls.cdr.{customer_id}", json.dumps({
+        "call_id": uuid.uuid4().hex, "customer_id": customer_id, "started_at": start, "answered_at": start,
+        "ended_at": start, "duration_s": 60, "billed_duration_s": 60, "charge": "1.2500", "cost": "0.5",
+        "disposition": "answered", "sip_code": 200, "pdd_ms": 900}).encode())
+    await nc.drain()
+
+    async def issued() -> str | None:
+        reply = await client.post(f"/v1/customers/{customer_id}/invoices", json={"days": [day.date().isoformat()]})
+        return str(reply.json()["id"]) if reply.status_code == 201 else None
+
+    return await wait_for(issued, timeout=10, message="the call invoiced")
 
 
 async def test_login_rules_and_rate_limits(gateway: Any, world: Recorder) -> None:
@@ -259,3 +310,77 @@ async def test_login_rules_and_rate_limits(gateway: Any, world: Recorder) -> Non
     notes = await client.post(f"/v1/customers/{card['id']}/contacts", json={
         "name": "N", "email": f"n-{email}", "password": password, "public_notes": f"pw {password}"})
     assert notes.status_code == 422 and notes.json()["error"]["code"] == "password_in_notes"
+
+
+async def test_the_account_balance_invoices_usage_password_alert_and_top_up(gateway: Any, world: Recorder) -> None:
+    client: httpx.AsyncClient = gateway.client
+    card = await ok(await client.post("/v1/customers", json={
+        "name": f"acct-{uuid.uuid4().hex[:8]}", "currency": "EUR", "debit_limit": "5", "minimum_payment": "20"}), 201)
+    cid = card["id"]
+    password, email = "Account-Password-1", f"acct-{uuid.uuid4().hex[:8]}@example.com"
+    await ok(await client.post(f"/v1/customers/{cid}/contacts", json={
+        "name": "Ann", "email": email, "password": password}), 201)
+    anon = {"Authorization": ""}
+
+    async def login(secret: str) -> dict[str, str]:
+        reply = await ok(await client.post("/portal/v1/login", json={"email": email, "password": secret},
+                                           headers=anon))
+        return bearer(reply["token"])
+
+    who, elsewhere = await login(password), await login(password)
+    invoice_id = await _invoice_of(gateway, cid)
+    await ok(await client.post(f"/v1/customers/{cid}/payments", json={
+        "amount": "30", "currency": "EUR", "reference": f"r-{uuid.uuid4().hex[:6]}", "private_note": "VIP"}), 201)
+    balance = await ok(await client.get("/portal/v1/balance", headers=who))
+    assert balance["currency"] == "EUR" and balance["debit_limit"] == "5.00"
+    assert balance["balance"] == "28.75" and balance["available"] == "33.75", balance
+    payments = await ok(await client.get("/portal/v1/payments", headers=who))
+    assert payments["total"] == 1 and "private_note" not in payments["items"][0]
+    invoices = await ok(await client.get("/portal/v1/invoices", headers=who))
+    assert [i["id"] for i in invoices["items"]] == [invoice_id]
+    pdf = await client.get(f"/portal/v1/invoices/{invoice_id}.pdf", headers=who)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    assert invoices["items"][0]["document_number"] in pdf.headers["content-disposition"]
+    csv_text = (await client.get("/portal/v1/summary", params={"from": "2020-01-01", "format": "csv"},
+                                 headers=who)).text
+    header, *_, total = csv_text.strip().splitlines()
+    assert header.startswith("period_start,attempts") and "cost" not in header and total.startswith("total,1,")
+    # the password: the current one first, 12+ characters; every other session ends
+    wrong = await client.post("/portal/v1/password", headers=who,
+                              json={"current_password": "nope", "new_password": "Another-Password-2"})
+    assert wrong.status_code == 422 and wrong.json()["error"]["details"][0]["field"] == "current_password"
+    short = await client.post("/portal/v1/password", headers=who,
+                              json={"current_password": password, "new_password": "short"})
+    assert short.status_code == 422
+    changed = await ok(await client.post("/portal/v1/password", headers=who, json={
+        "current_password": password, "new_password": "Another-Password-2"}))
+    assert (await client.get("/portal/v1/me", headers=elsewhere)).status_code == 401
+    assert (await client.get("/portal/v1/me", headers=who)).status_code == 401
+    fresh = bearer(changed["token"])
+    assert (await client.get("/portal/v1/me", headers=fresh)).status_code == 200
+    assert (await client.post("/portal/v1/login", json={"email": email, "password": password},
+                              headers=anon)).status_code == 401
+    await login("Another-Password-2")
+    # the low-balance e-mail: a rule of the alerts service for this contact
+    assert (await ok(await client.get("/portal/v1/alerts/low-balance", headers=fresh)))["threshold"] is None
+    await ok(await client.put("/portal/v1/alerts/low-balance", json={"threshold": "10"}, headers=fresh))
+    assert (await ok(await client.get("/portal/v1/alerts/low-balance", headers=fresh)))["threshold"] == "10"
+    rules = await ok(await client.get("/v1/alerts", params={"customer_id": cid}))
+    mine = [r for r in rules["items"] if r["name"].startswith("portal low balance")]
+    assert len(mine) == 1 and mine[0]["actions"]["email_operators"] == [email]
+    assert mine[0]["area"] == "available_credit" and mine[0]["scope"]["customer_id"] == cid
+    await ok(await client.put("/portal/v1/alerts/low-balance", json={"threshold": None}, headers=fresh))
+    assert (await ok(await client.get("/portal/v1/alerts/low-balance", headers=fresh)))["threshold"] is None
+    # PayPal top-up: offered only when configured, at least the minimum payment
+    off = await client.post("/portal/v1/topup/paypal", json={"amount": "25"}, headers=fresh)
+    assert off.status_code == 404
+    await ok(await client.put("/v1/settings/paypal", json={
+        "enabled": True, "receiver_email": "pay@carrier.example",
+        "verify_url": "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr"}))
+    low = await client.post("/portal/v1/topup/paypal", json={"amount": "19.99"}, headers=fresh)
+    assert low.status_code == 422 and low.json()["error"]["details"][0]["type"] == "below_minimum"
+    form = await ok(await client.post("/portal/v1/topup/paypal", json={"amount": "25"}, headers=fresh))
+    assert form["action"].startswith("https://www.sandbox.paypal.com/")
+    assert form["fields"]["custom"] == cid and form["fields"]["amount"] == "25"
+    assert form["fields"]["currency_code"] == "EUR" and form["fields"]["notify_url"].endswith("/ipn/paypal")
+    await ok(await client.put("/v1/settings/paypal", json={"enabled": False}))

@@ -22,7 +22,7 @@ from customer.domain import contacts as rules
 from customer.domain import events as ev
 from customer.domain.state import CustomerState
 
-PasswordMethod = Literal["generated", "operator"]
+PasswordMethod = Literal["generated", "operator", "contact"]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from shared.contracts.contacts import (
     UpdateContact,
 )
 from shared.contracts.notify import SystemMessage, Template
+from shared.contracts.portal import ChangeOwnPassword
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
 from shared.idempotency import fingerprint
 from shared.ids import new_id
@@ -90,6 +91,20 @@ class ContactService:
             state, str(req.contact_id), contact["email"] if contact else "",
             contact["name"] if contact else "",
         )
+        return await self.commands.handle(SetPasswordCmd(
+            customer_id=str(req.customer_id), meta=req.meta, contact_id=str(req.contact_id),
+            password=password,
+        ), request_fingerprint=fingerprint(req))
+
+    async def change_own_password(self, req: ChangeOwnPassword) -> bytes:
+        """A portal contact changes its password: the current one first (a wrong one is refused)."""
+        current = await self._hash(str(req.contact_id))
+        if not await self.passwords.verify(current, req.current_password.get_secret_value()):
+            raise ServiceError(ErrorCode.VALIDATION, "the current password is wrong", [ErrorDetail(
+                field="current_password", type="wrong_password", message="the current password is wrong")])
+        typed = req.new_password.get_secret_value()
+        password = NewPassword("contact", await self.passwords.hash(typed),
+                               contains_password=lambda text: contains(text, typed))
         return await self.commands.handle(SetPasswordCmd(
             customer_id=str(req.customer_id), meta=req.meta, contact_id=str(req.contact_id),
             password=password,

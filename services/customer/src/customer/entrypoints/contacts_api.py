@@ -18,6 +18,7 @@ from shared.contracts.contacts import (
     UpdateContact,
 )
 from shared.contracts.customer import CustomerCard
+from shared.contracts.portal import ChangeOwnPassword, PortalSubjects
 from shared.logging import current_correlation_id
 from shared.rpc import Route
 
@@ -52,6 +53,9 @@ def contact_routes(*, contacts: ContactService, portal: PortalAccess) -> list[Ro
         Route(s.REMOVE, RemoveContact, CustomerCard, command("remove"), "Remove a contact."),
         Route(s.SET_PASSWORD, SetContactPassword, CustomerCard, command("set_password"),
               "Reset a contact's password: generated and sent (default) or typed by the operator."),
+        Route(PortalSubjects.CHANGE_PASSWORD, ChangeOwnPassword, CustomerCard, command("change_own_password"),
+              "A portal contact changes its own password (the current one first); sessions begun"
+              " before it end."),
         Route(s.APPROVE_CLI, ChangeApprovedCli, CustomerCard, command("approve_cli"),
               "An operator approves a CLI by hand (recorded as such)."),
         Route(s.REMOVE_CLI, ChangeApprovedCli, CustomerCard, command("remove_cli"),
