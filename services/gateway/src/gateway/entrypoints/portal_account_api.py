@@ -237,3 +237,20 @@ async def paypal_topup(request: Request, body: TopUp, who: Checked) -> TopUpForm
         "currency_code": str(card["currency"]), "custom": who["customer_id"],
         "item_name": f"Top-up {card['name']}", "notify_url": f"{base}/ipn/paypal",
         "return": f"{base}/portal/", "no_shipping": "1"})
+
+
+class TopUpOffer(BaseModel):
+    """Whether top-up by PayPal is offered, and the smallest amount."""
+
+    offered: bool
+    minimum_payment: str
+    currency: str
+
+
+@router.get("/topup/paypal", response_model=TopUpOffer, responses=ERRORS, summary="Is PayPal top-up offered")
+async def paypal_offer(request: Request, who: Checked) -> TopUpOffer:
+    """Whether the carrier takes PayPal, and the customer's minimum payment."""
+    paypal = await _customers(request, PaymentSubjects.GET_PAYPAL, {})
+    card = await _customers(request, CustomerSubjects.GET, {"customer_id": who["customer_id"]})
+    return TopUpOffer(offered=bool(paypal.get("enabled") and paypal.get("receiver_email")),
+                      minimum_payment=str(card.get("minimum_payment") or "0"), currency=str(card["currency"]))
