@@ -40,6 +40,7 @@ from customer.application.penalty_expiry import run_sweeper
 from customer.application.portal import PortalAccess
 from customer.application.queries import CustomerQueries
 from customer.application.settings import SettingsService
+from customer.application.signup import Signups, SignupSettingsService
 from customer.application.state_cache import StateCacheWithDialViews
 from customer.entrypoints.bulk_api import bulk_routes
 from customer.entrypoints.contacts_api import contact_routes
@@ -48,6 +49,7 @@ from customer.entrypoints.nats_api import QUEUE, routes
 from customer.entrypoints.number_blocks_api import number_block_routes
 from customer.entrypoints.payments_api import payment_routes
 from customer.entrypoints.privacy_api import privacy_routes
+from customer.entrypoints.signup_api import signup_routes
 from customer.projections import board, credit_notes, ledger
 from customer.projections.dial_views import DialViews
 
@@ -164,6 +166,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
     feeds.append(dial)
     queries = CustomerQueries(pool, totals, store)
     paypal, inbox = PaypalSettingsService(store), IpnInbox(pool)
+    signup_settings = SignupSettingsService(store)
 
     async def charges_changed(changed: list[ledger.Charges]) -> None:
         for charges in changed:  # this replica at once, the others through core NATS
@@ -178,7 +181,9 @@ async def start(settings: CustomerSettings) -> CustomerService:
              *number_block_routes(blocks=NumberBlocks(commands, settings_service, pool)),
              *payment_routes(commands=commands, queries=PaymentQueries(pool, keys), paypal=paypal,
                              inbox=inbox),
-             *privacy_routes(commands=commands, keys=keys)],
+             *privacy_routes(commands=commands, keys=keys),
+             *signup_routes(signups=Signups(commands, contacts, pool, signup_settings),
+                            settings=signup_settings)],
         queue=QUEUE,
     )
     service = CustomerService(settings, runtime, rpc, commands, queries, relay, dial=dial)

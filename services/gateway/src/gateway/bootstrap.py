@@ -32,6 +32,7 @@ from gateway.entrypoints import (
     privacy_api,
     reporting_api,
     settings_api,
+    signup_api,
     tokens_api,
 )
 from gateway.errors import install_error_handlers
@@ -136,7 +137,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_hardening(app, settings)  # outermost: client address first, security headers on every answer
     for module in (health, customers, board, settings_api, tokens_api):
         app.include_router(module.router)
-    for extra in (contacts_api, portal_api, privacy_api, portal_account_api):
+    for extra in (contacts_api, portal_api, privacy_api, portal_account_api, signup_api):
         app.include_router(extra.router)
     for notifier_module in (messages_api, notifier_settings_api):
         app.include_router(notifier_module.router)

@@ -35,6 +35,9 @@ class GatewaySettings(CommonSettings):
     portal_code_window_s: float = 300.0
     # the address the world reaches the gateway at (PayPal's notify_url and return links); else the request's
     public_url: str | None = None
+    # sign-ups accepted per client address (IPv6: per /64) and window
+    portal_signups_per_ip: int = Field(default=5, ge=1)
+    portal_signup_window_s: float = 3600.0
     # password checks in flight at once (each costs a hash); past it a login is refused at once
     portal_login_concurrency: int = Field(default=16, ge=1)
     # proxies whose X-Forwarded-For / -Proto are believed: addresses or CIDR blocks, comma-separated

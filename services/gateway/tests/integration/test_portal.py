@@ -44,7 +44,7 @@ async def gateway_settings(
     return GatewaySettings(
         nats_url=module_nats_url, database_url=await make_database(), admin_token=admin_token,
         request_timeout_s=3.0, secret_key=KEY, portal_login_per_email=6, portal_login_per_ip=1000,
-        portal_code_entries_per_contact=50,
+        portal_code_entries_per_contact=50, portal_signups_per_ip=4,
     )
 
 
@@ -384,3 +384,54 @@ async def test_the_account_balance_invoices_usage_password_alert_and_top_up(gate
     assert form["fields"]["custom"] == cid and form["fields"]["amount"] == "25"
     assert form["fields"]["currency_code"] == "EUR" and form["fields"]["notify_url"].endswith("/ipn/paypal")
     await ok(await client.put("/v1/settings/paypal", json={"enabled": False}))
+
+
+async def test_sign_up_is_off_by_default_answers_alike_and_waits_for_approval(gateway: Any, world: Recorder) -> None:
+    client: httpx.AsyncClient = gateway.client
+    anon = {"Authorization": ""}
+    company, email = f"Signup {uuid.uuid4().hex[:8]} Ltd", f"su-{uuid.uuid4().hex[:8]}@example.com"
+    form = {"company": company, "contact_name": "Sam Signup", "email": email,
+            "password": "Signup-Password-1", "currency": "EUR"}
+    assert (await ok(await client.get("/portal/v1/signup", headers=anon)))["enabled"] is False
+    off = await client.post("/portal/v1/signup", json=form, headers=anon)
+    assert off.status_code == 404, off.text
+    operator = gateway.as_token(await gateway.make_token("operator"))
+    assert (await client.put("/v1/settings/signup", json={"enabled": True}, headers=operator)).status_code == 403
+    await ok(await client.put("/v1/settings/signup", json={"enabled": True, "currencies": ["EUR", "USD"]}))
+    gbp = await client.post("/portal/v1/signup", json={**form, "currency": "GBP"}, headers=anon)
+    assert gbp.status_code == 422 and gbp.json()["error"]["details"][0]["field"] == "currency"
+    short = await client.post("/portal/v1/signup", json={**form, "password": "short"}, headers=anon)
+    assert short.status_code == 422
+    first = await client.post("/portal/v1/signup", json=form, headers=anon)
+    assert first.status_code == 202, first.text
+    again = await client.post("/portal/v1/signup", json={**form, "company": company + " Two"}, headers=anon)
+    assert (again.status_code, again.json()) == (202, first.json())  # a known e-mail answers alike
+    board = await ok(await client.get("/v1/customers", params={"status": "pending_approval", "q": "Signup"}))
+    mine = [c for c in board["items"] if c["name"].startswith(company)]
+    assert len(mine) == 1 and mine[0]["status"] == "pending_approval" and mine[0]["currency"] == "EUR"
+    assert "signup" in mine[0]["tags"]
+
+    async def code_sent() -> bool:
+        return any(n.template == "email_code" and n.to == email for n in world.notes)
+
+    await wait_for(code_sent, timeout=10, message="the e-mail code of the sign-up")
+    # the contact may log in while it waits (and verify its e-mail); an operator approves it
+    login = await ok(await client.post("/portal/v1/login", json={"email": email, "password": form["password"]},
+                                       headers=anon))
+    me = await ok(await client.get("/portal/v1/me", headers=bearer(login["token"])))
+    assert me["customer"]["status"] == "pending_approval"
+    await ok(await client.post(f"/v1/customers/{mine[0]['id']}/status", json={"status": "active"}, headers=operator))
+    audit = await ok(await client.get(f"/v1/customers/{mine[0]['id']}/audit", params={"type": "CustomerStatusChanged"}))
+
+    async def audited() -> bool:
+        nonlocal audit
+        audit = await ok(await client.get(f"/v1/customers/{mine[0]['id']}/audit",
+                                          params={"type": "CustomerStatusChanged"}))
+        return bool(audit["total"] == 1)
+
+    await wait_for(audited, timeout=10, message="the approval in the audit log")
+    assert audit["items"][0]["actor"]["name"].startswith("operator")
+    # a few sign-up attempts per address (4 here: off, GBP, first, again): the fifth is refused
+    fifth = await client.post("/portal/v1/signup", json={**form, "email": f"x-{email}"}, headers=anon)
+    assert fifth.status_code == 429 and int(fifth.headers["Retry-After"]) > 0
+    await ok(await client.put("/v1/settings/signup", json={"enabled": False, "currencies": ["USD"]}))

@@ -5,7 +5,16 @@ Importing this package registers every event type in `REGISTRY`.
 
 from __future__ import annotations
 
-from shared.contracts.events import alerts, billing, customer, notification, ops, payments, verification
+from shared.contracts.events import (
+    alerts,
+    billing,
+    customer,
+    notification,
+    ops,
+    payments,
+    signup,
+    verification,
+)
 from shared.contracts.events.base import (
     PERSONAL,
     REGISTRY,
@@ -21,5 +30,5 @@ from shared.contracts.events.base import (
 __all__ = [
     "PERSONAL", "REGISTRY", "Event", "EventRegistry", "Personal", "PersonalKeys", "UnknownEvent",
     "alerts", "billing", "customer", "notification", "ops", "payments", "personal_fields", "register",
-    "verification",
+    "signup", "verification",
 ]
