@@ -84,12 +84,13 @@ def test_portal_balance_invoice_download_usage_and_password_change(browser: Any,
     page.fill("#f-new_password", "a brand new password")
     page.fill("#f-new_password_again", "a brand new password")
     page.click("#change-password")
-    expect(page.locator(".form-errors, .field-error").first).to_be_visible()
+    # each try checks a password hash (argon2id, 64 MiB): seconds on a busy machine
+    expect(page.locator(".form-errors, .field-error").first).to_be_visible(timeout=30_000)
     page.fill("#f-current_password", PASSWORD)
     page.fill("#f-new_password", "a brand new password")
     page.fill("#f-new_password_again", "a brand new password")
     page.click("#change-password")
-    expect(page.locator("#notice")).to_contain_text("password is changed")
+    expect(page.locator("#notice")).to_contain_text("password is changed", timeout=30_000)
     # this browser goes on with its fresh session; the other session ended
     page.click("#nav-account")
     expect(page.locator("#balance-value")).to_be_visible()
@@ -99,3 +100,47 @@ def test_portal_balance_invoice_download_usage_and_password_change(browser: Any,
     expect(page).to_have_url(re.compile(r"/portal/login$"))
     log_in(page, stack, address, "a brand new password")
     expect(page.locator("#company")).to_have_text(card["name"])
+
+
+def test_sign_up_in_the_portal_then_approval_from_the_board(browser: Any, stack: Stack) -> None:
+    page = browser
+    page.goto(f"{stack.http}/portal/signup")
+    expect(page.locator("#signup-closed")).to_be_visible()  # off by default
+    with stack.api() as api:
+        assert api.put("/v1/settings/signup", json={"enabled": True, "currencies": ["EUR", "GBP"]}).status_code == 200
+    company = unique("Sign Co")
+    email = f"sign-{uuid.uuid4().hex[:8]}@example.com"
+    page.goto(f"{stack.http}/portal/login")
+    page.click("#signup-link")
+    page.fill("#f-company", company)
+    page.fill("#f-contact_name", "Sue Signer")
+    page.fill("#f-email", email)
+    page.fill("#f-password", "signing up is easy")
+    page.fill("#f-password_again", "signing up is easy")
+    page.select_option("#f-currency", "GBP")
+    page.click("#signup-submit")
+    expect(page.locator("#signup-done")).to_be_visible()
+    with stack.api() as api:
+        found = api.get("/v1/customers", params={"q": company, "status": "pending_approval"}).json()["items"]
+    assert len(found) == 1 and found[0]["currency"] == "GBP"
+    cid = found[0]["id"]
+
+    page.goto(f"{stack.http}/console/login")
+    page.fill("#f-token", stack.token)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/console/(\?.*)?$"))
+    page.click("#pending-signups")
+    page.check(f"input.row-tick[value='{cid}']")
+    page.click("#approve-signups")
+    page.goto(f"{stack.http}/console/customers/{cid}")
+    expect(page.locator("#status-panel")).to_contain_text("active")
+    with stack.api() as api:
+        for _ in range(100):  # the audit log is a projection: bounded wait
+            audit = api.get(f"/v1/customers/{cid}/audit", params={"type": "CustomerStatusChanged"}).json()
+            if audit["total"]:
+                break
+            threading.Event().wait(0.1)
+        assert audit["items"][0]["reason"] == "sign-up approved" and audit["items"][0]["actor"]["kind"] == "operator"
+        api.put("/v1/settings/signup", json={"enabled": False, "currencies": ["USD"]})
+    log_in(page, stack, email, "signing up is easy")
+    expect(page.locator("#company")).to_have_text(company)

@@ -23,6 +23,7 @@ from reporting.application.customer_terms import nats_customer_terms
 from reporting.application.invoice_changes import InvoiceChanges
 from reporting.application.invoices import CustomerTerms, Invoices
 from reporting.application.lag import LagQueries
+from reporting.application.schedules import InvoiceSchedules
 from reporting.application.summaries import SummaryQueries
 from reporting.documents.render import InvoiceRenderer
 from reporting.entrypoints.nats_api import QUEUE, routes
@@ -103,6 +104,8 @@ async def start(settings: ReportingSettings, *, terms: CustomerTerms | None = No
     invoices.after_issue = allocation.allocate  # payments that came first pay the new invoice
     billing_clock = BillingClock(changes, dsn=settings.database_url, schema=SCHEMA,
                                  interval_s=settings.billing_clock_interval_s)
+    schedules = InvoiceSchedules(invoices)
+    billing_clock.jobs.append(schedules.run)
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     keys = DataKeyClient(nc, timeout_s=settings.request_timeout_s)  # the audit log's personal values
     await keys.start()

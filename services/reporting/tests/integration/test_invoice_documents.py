@@ -266,3 +266,31 @@ async def test_a_credit_note_reaches_the_ledger(nc: NatsClient) -> None:
         return bool(balance["credit_notes"] == "1.25")
 
     await wait_for(credited, timeout=10, message="the credit note on the customer's ledger")
+
+
+async def test_a_monthly_schedule_invoices_the_closed_month_once(nc: NatsClient, reporting: ReportingService) -> None:
+    cid = (await create_customer(nc, currency="EUR", invoice_schedule="monthly"))["id"]
+    first_this_month = datetime.now(UTC).date().replace(day=1)
+    last_month = (first_this_month - timedelta(days=1)).replace(day=1)
+    await calls_on(nc, cid, last_month + timedelta(days=2), ["1.0000"])
+    await calls_on(nc, cid, last_month + timedelta(days=20), ["2.0000"])
+
+    async def scheduled_known() -> bool:  # the schedule is read from the audit log of customer events
+        audit = await call(nc, "reporting.query.audit", {"customer_id": cid, "type": ["CustomerCreated"]})
+        return bool(audit["total"] == 1)
+
+    await wait_for(scheduled_known, timeout=10, message="the card in the audit log")
+    assert reporting.clock is not None and reporting.clock.schedules is not None
+    assert await reporting.clock.schedules() >= 1
+    page = await call(nc, "reporting.query.invoices", {"customer_id": cid})
+    assert page["total"] == 1
+    invoice = page["items"][0]
+    assert invoice["period_from"] == (last_month + timedelta(days=2)).isoformat()
+    assert money(invoice["total"]) == Decimal("3.00")
+    assert await reporting.clock.schedules() == 0  # once per period
+
+    async def audited() -> bool:
+        audit = await call(nc, "reporting.query.audit", {"customer_id": cid, "type": ["InvoiceIssued"]})
+        return bool(audit["total"] == 1 and audit["items"][0]["actor"]["name"] == "invoice schedule")
+
+    await wait_for(audited, timeout=10, message="the scheduled invoice in the audit log, by the schedule")

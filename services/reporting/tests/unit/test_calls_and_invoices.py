@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from reporting.application.schedules import closed_period
 from reporting.domain.calls import PeriodRow, Totals, total_of
 from reporting.domain.invoice import Usage, amount_due, draft_invoice, is_overdue, late_usage, settled_status
 from shared.money import minor_units, round_minor
@@ -74,3 +75,10 @@ def test_status_rules() -> None:
     assert is_overdue("open", date(2030, 1, 1), date(2030, 1, 2))
     assert not is_overdue("open", date(2030, 1, 1), date(2030, 1, 1))
     assert not is_overdue("paid", date(2030, 1, 1), date(2030, 2, 1))
+
+
+def test_closed_periods_of_the_schedules() -> None:
+    assert closed_period("weekly", date(2030, 1, 9)) == (date(2029, 12, 31), date(2030, 1, 6))  # a Wednesday
+    assert closed_period("weekly", date(2030, 1, 7)) == (date(2029, 12, 31), date(2030, 1, 6))  # a Monday
+    assert closed_period("monthly", date(2030, 3, 1)) == (date(2030, 2, 1), date(2030, 2, 28))
+    assert closed_period("monthly", date(2030, 1, 31)) == (date(2029, 12, 1), date(2029, 12, 31))

@@ -64,6 +64,10 @@ class Verification(Strict):
     approved_clis_only: bool = False
 
 
+# invoices made by themselves for each closed period (reporting's billing clock; product.md 13)
+InvoiceSchedule = Literal["none", "weekly", "monthly"]
+
+
 class CustomerCreate(Strict):
     """Fields of a new customer card."""
 
@@ -75,6 +79,7 @@ class CustomerCreate(Strict):
     debit_limit: Money = Decimal(0)
     minimum_payment: NonNegativeMoney = Decimal(0)
     daily_spend_limit: NonNegativeMoney = Decimal(0)
+    invoice_schedule: InvoiceSchedule = "none"
     tax: Percent = Decimal(0)
     currency: CurrencyCode = "USD"
     portal_access: bool = True
@@ -96,6 +101,7 @@ class CustomerPatch(Strict):
     debit_limit: Money | None = None
     minimum_payment: NonNegativeMoney | None = None
     daily_spend_limit: NonNegativeMoney | None = None
+    invoice_schedule: InvoiceSchedule | None = None
     tax: Percent | None = None
     currency: CurrencyCode | None = None
     portal_access: bool | None = None
@@ -109,8 +115,8 @@ class CustomerPatch(Strict):
 
 
 NOT_NULL_FIELDS = frozenset(
-    {"name", "debit_limit", "minimum_payment", "daily_spend_limit", "tax", "currency", "portal_access",
-     "channels", "cps", "address", "tags", "config_toml", "verification", "notes"}
+    {"name", "debit_limit", "minimum_payment", "daily_spend_limit", "invoice_schedule", "tax", "currency",
+     "portal_access", "channels", "cps", "address", "tags", "config_toml", "verification", "notes"}
 )
 
 
@@ -205,6 +211,7 @@ class CustomerCard(BaseModel):
     debit_limit: Decimal
     minimum_payment: Decimal
     daily_spend_limit: Decimal = Decimal(0)
+    invoice_schedule: InvoiceSchedule = "none"
     tax: Decimal
     currency: str
     portal_access: bool

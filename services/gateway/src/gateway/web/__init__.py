@@ -23,13 +23,15 @@ from gateway.web import (
     portal_account_pages,  # adds its pages to portal_pages.router (imported first: routes are copied below)
     portal_pages,
     settings_pages,
+    signup_pages,  # the console's approve/reject, and the portal's form (on portal_pages.router)
     static_files,
 )
 
 assert portal_account_pages.router is portal_pages.router
 router = APIRouter(include_in_schema=False)
 for _module in (static_files, auth_pages, board_pages, card_pages, card_actions, contact_pages, audit_pages,
-                settings_pages, message_pages, bulk_pages, portal_pages, payment_pages, alerts_pages):
+                settings_pages, message_pages, bulk_pages, signup_pages, portal_pages, payment_pages,
+                alerts_pages):
     router.include_router(_module.router)
 
 

@@ -27,6 +27,11 @@ class BillingClock:
         )
 
     @property
+    def schedules(self) -> Job | None:
+        """The scheduled-invoice job, if any (tests run it at a chosen day)."""
+        return self.jobs[1] if len(self.jobs) > 1 else None
+
+    @property
     def is_leader(self) -> bool:
         """Does this process hold the clock?"""
         return self._leader.is_leader

@@ -70,6 +70,7 @@ class CustomerCreated(Event):
     debit_limit: str
     minimum_payment: str
     daily_spend_limit: str = "0"  # added with the ledger; older events hold none (no spend limit)
+    invoice_schedule: str = "none"  # added with scheduled invoices; older events hold none
     tax: str
     currency: str
     portal_access: bool
