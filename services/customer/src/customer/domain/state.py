@@ -11,8 +11,8 @@ from shared.contracts.fields import parse_toml
 # fields an operator sets through create/update, in card order
 CARD_FIELDS = (
     "name", "paypal_email", "website", "status", "penalty_until", "debit_limit",
-    "minimum_payment", "daily_spend_limit", "invoice_schedule", "tax", "currency", "portal_access", "channels", "cps",
-    "address", "tags", "config_toml", "verification", "notes",
+    "minimum_payment", "daily_spend_limit", "invoice_schedule", "tax", "currency", "portal_access",
+    "channels", "cps", "address", "tags", "config_toml", "verification", "notes",
 )
 
 
