@@ -113,6 +113,19 @@ async def test_an_erased_contact_is_nowhere_and_its_history_reads_erased(stack: 
             return email in str(page["items"]) and len(page["items"]) >= 3
 
         await wait_for(audited, timeout=20, message="the audit log shows the contact in plaintext")
+
+        async def delivery() -> str | None:  # the generated password's e-mail, in the notifier's history
+            conn = await asyncpg.connect(db)
+            try:
+                found = await conn.fetchval(
+                    "SELECT message_id::text FROM notifier.deliveries WHERE recipient = $1", email)
+                return str(found) if found else None
+            finally:
+                await conn.close()
+
+        message_id = await wait_for(delivery, timeout=20, message="the notifier's delivery to the contact")
+        history = await http.get(f"/v1/messages/{message_id}")
+        assert history.status_code == 200 and email in history.text
         assert email not in await jetstream_text(stack.nats_url)  # encrypted from the start
 
         early = await http.post(f"/v1/customers/{cid}/contacts/{contact['id']}/erase", json={"reason": "asked"})
@@ -132,6 +145,9 @@ async def test_an_erased_contact_is_nowhere_and_its_history_reads_erased(stack: 
         text, audit = await api_text(http, cid, before)
         assert email not in text and f"Fiona {tag}" not in text
         assert email not in "".join(stack.output), "a log line holds the erased e-mail"
+        history = await http.get(f"/v1/messages/{message_id}")
+        assert history.status_code == 200 and email not in history.text
+        assert [i["to"] for i in history.json()["items"]] == [ERASED]  # the message history
 
         contact_events = [i for i in audit["items"] if i["type"].startswith("Contact")]
         assert {i["type"] for i in contact_events} >= {"ContactAdded", "ContactUpdated", "ContactRemoved",
