@@ -17,6 +17,9 @@ from pathlib import Path
 
 import psutil
 import structlog
+from shared.bus import BusSettings, provision_blocking
+from shared.bus_credentials import authorization_block, ensure_credentials, seed_path
+from shared.bus_identities import PROVISIONER
 
 log = structlog.get_logger()
 
@@ -177,8 +180,18 @@ class EmbeddedNats:
 
     def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  sync_always: bool = False, die_with_parent: bool = True,
-                 server_name: str = "patchbay_embedded", extra_config: str = "") -> None:
+                 server_name: str = "patchbay_embedded", extra_config: str = "",
+                 credentials_dir: Path | None = None, auth: bool = True,
+                 provision_replicas: int | None = 1) -> None:
         self.store_dir = store_dir.resolve()
+        # every client authenticates with an nkey of shared.bus_identities (docs/security.md);
+        # the seeds are kept in credentials_dir (default: PATCHBAY_NATS_CREDENTIALS_DIR, else
+        # <PATCHBAY_DATA_DIR>/credentials), made there on first start
+        self.auth = auth
+        self.credentials_dir = (credentials_dir or BusSettings().credentials_dir()).resolve()
+        # once up, the provisioner makes the streams with this many replicas (None: not here,
+        # a cluster provisions once all its nodes are up)
+        self.provision_replicas = provision_replicas
         self.die_with_parent = die_with_parent
         self.host = host
         self.port = port
@@ -216,7 +229,8 @@ class EmbeddedNats:
             f'pid_file: "{self.store_dir / "nats.pid"}"\n'
             f"server_name: {self.server_name}\n"
             f'jetstream {{\n  store_dir: "{self.store_dir}"{sync}\n}}\n'
-            f"{self.extra_config}")
+            f"{self.extra_config}"
+            f"{authorization_block(ensure_credentials(self.credentials_dir)) if self.auth else ''}")
         return config
 
     def _accepts(self) -> bool:
@@ -247,7 +261,14 @@ class EmbeddedNats:
             self.stop()
             raise
         log.info("embedded nats started", url=self.url, pid=self._proc.pid)
+        if self.auth and self.provision_replicas is not None:
+            self.provision(self.provision_replicas)
         return self.url
+
+    def provision(self, replicas: int = 1) -> None:
+        """As the provisioner: make the streams (idempotent; a restart brings them to their config)."""
+        seed = seed_path(self.credentials_dir, PROVISIONER).read_text()
+        provision_blocking(self.url, replicas=replicas, seed=seed)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server and wait for it."""

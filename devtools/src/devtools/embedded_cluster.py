@@ -26,7 +26,8 @@ class EmbeddedNatsCluster:
 
     def __init__(self, base_dir: Path, *, size: int = 3, host: str = "127.0.0.1",
                  ports: list[int] | None = None, sync_always: bool = False,
-                 die_with_parent: bool = True) -> None:
+                 die_with_parent: bool = True, credentials_dir: Path | None = None,
+                 provision_replicas: int | None = -1) -> None:
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.base_dir = base_dir.resolve()
@@ -35,6 +36,9 @@ class EmbeddedNatsCluster:
         self.sync_always = sync_always
         self.die_with_parent = die_with_parent
         self._wanted_ports = ports or []
+        self.credentials_dir = credentials_dir
+        # streams made by the provisioner once every node is up (-1: min(3, size); None: not here)
+        self.provision_replicas = min(3, size) if provision_replicas == -1 else provision_replicas
         self.nodes: list[EmbeddedNats] = []
         self.route_ports: list[int] = []
         self.monitor_ports: list[int] = []
@@ -86,7 +90,8 @@ class EmbeddedNatsCluster:
             self.nodes = [
                 EmbeddedNats(self.node_dir(i), port=clients[i], host=self.host,
                              sync_always=self.sync_always, die_with_parent=self.die_with_parent,
-                             server_name=f"{CLUSTER_NAME}-n{i + 1}", extra_config=self._cluster_block(i))
+                             server_name=f"{CLUSTER_NAME}-n{i + 1}", extra_config=self._cluster_block(i),
+                             credentials_dir=self.credentials_dir, provision_replicas=None)
                 for i in range(self.size)
             ]
         try:
@@ -94,6 +99,8 @@ class EmbeddedNatsCluster:
                 if node.pid is None:
                     node.start(timeout)
             self.wait_healthy(timeout=timeout)
+            if self.provision_replicas is not None:
+                self.nodes[0].provision(self.provision_replicas)
         except BaseException:
             self.stop()
             raise

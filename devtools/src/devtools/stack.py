@@ -21,6 +21,9 @@ import psutil
 import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from shared.bus import BusSettings, provision_blocking, seed_for
+from shared.bus_credentials import seed_path
+from shared.bus_identities import PROVISIONER, identity
 from shared.secrets import Sealer
 from shared.stack_file import remove_stack_file, write_stack_file
 
@@ -60,6 +63,8 @@ class StackSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     # embedded NATS nodes: 1 = a single server; 3 = a JetStream cluster, streams with 3 replicas
     nats_cluster: int = Field(default=1, ge=1, le=5)
+    # replicas of the streams made on servers of your own (PATCHBAY_NATS_URL)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
 
 def redact_url(url: str) -> str:
@@ -139,18 +144,28 @@ def _port(preferred: int) -> int:
     return preferred if port_is_free(preferred) else free_port()
 
 
+def credentials_dir(settings: StackSettings) -> Path:
+    """Where the NATS identities' seeds are kept: PATCHBAY_NATS_CREDENTIALS_DIR, else the data dir's."""
+    return BusSettings(data_dir=settings.data_dir).credentials_dir().resolve()
+
+
 def start_servers(settings: StackSettings, stack: ExitStack,
                   watched: list[Watched] | None = None) -> tuple[str, str]:
     """Start embedded NATS and PostgreSQL unless URLs are configured; return both URLs.
 
-    Each embedded server is added to `watched` (restarted on death by `watch_servers`).
+    Each embedded server is added to `watched` (restarted on death by `watch_servers`). NATS
+    authenticates every client (shared.bus_identities); the streams are made by the provisioner
+    before any service starts (with servers of your own too, when the provisioner's seed is at
+    hand).
     """
     watched = [] if watched is None else watched
     nats_url, database_url = settings.nats_url, settings.database_url
+    creds = credentials_dir(settings)
     if nats_url is None and settings.nats_cluster > 1:
         size = settings.nats_cluster
         cluster = EmbeddedNatsCluster(settings.data_dir / "nats-cluster", size=size,
-                                      ports=[4222 + i for i in range(size)], sync_always=True)
+                                      ports=[4222 + i for i in range(size)], sync_always=True,
+                                      credentials_dir=creds)
         stack.callback(cluster.stop)
         nats_url = cluster.start()
         watched += [Watched(f"nats node {i + 1}", node, f"http://127.0.0.1:{port}")
@@ -159,11 +174,16 @@ def start_servers(settings: StackSettings, stack: ExitStack,
         store = settings.data_dir / "nats"
         stop_stale_nats(store)  # first, so that a stale server does not hold our port
         monitor = _port(8222)
-        nats = EmbeddedNats(store, port=_port(4222), sync_always=True,
+        nats = EmbeddedNats(store, port=_port(4222), sync_always=True, credentials_dir=creds,
                             extra_config=f'http: "127.0.0.1:{monitor}"\n')  # monitoring endpoint
         stack.callback(nats.stop)
         nats_url = nats.start()
         watched.append(Watched("nats-server", nats, f"http://127.0.0.1:{monitor}"))
+    elif (seed := seed_for(PROVISIONER, BusSettings(data_dir=settings.data_dir))) is not None:
+        provision_blocking(nats_url, replicas=settings.stream_replicas, seed=seed)
+    else:
+        log.warning("streams not provisioned", hint="no provisioner seed: provision them yourself "
+                    "(python -m shared.bus_credentials; docs/security.md)")
     if database_url is None:
         data = settings.data_dir / "pg"
         stop_stale_postgres(data)
@@ -274,12 +294,16 @@ async def wait_ready(
 
 
 def banner(*, http: str | None, nats_url: str, database_url: str, token: str,
-           ops: dict[str, str] | None = None, watched: Sequence[Watched] = ()) -> str:
+           ops: dict[str, str] | None = None, watched: Sequence[Watched] = (),
+           credentials: Path | None = None) -> str:
     """The text shown once the stack is up."""
     lines = ["", "Patchbay is running."]
     if http is not None:
         lines += [f"  gateway:   {http}", f"  API docs:  {http}/docs"]
     lines += [f"  NATS:      {nats_url}", f"  database:  {redact_url(database_url)}"]
+    if credentials is not None:  # what the outside parties connect with (docs/security.md)
+        lines += [f"  NATS credentials of the {name}:{'':<{8 - len(name)}}{seed_path(credentials, name)}"
+                  f"  (inbox prefix {identity(name).inbox_prefix})" for name in ("switch", "billing")]
     lines += [f"  metrics:   {name:<13}{url}" for name, url in (ops or {}).items()]
     lines += [f"  monitoring: {w.name:<12}{w.monitor}" for w in watched if w.monitor]
     if watched:
@@ -324,15 +348,18 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
             "PATCHBAY_HTTP_PORT": str(settings.http_port),
             "PATCHBAY_HTTP_HOST": settings.http_host,
             "PATCHBAY_DATA_DIR": str(settings.data_dir.resolve())}
+        creds = credentials_dir(settings)
         if settings.nats_cluster > 1 and settings.nats_url is None:
             env.setdefault("PATCHBAY_STREAM_REPLICAS", str(min(3, settings.nats_cluster)))
         names = [n for n in services if importlib.util.find_spec(n) is not None]
         if missing := [n for n in services if n not in names]:
             log.warning("services not installed; skipped", services=missing)
         ops = {name: _port(OPS_PORT_BASE + i) for i, name in enumerate(names)}
-        supervisor = Supervisor(
-            run_dir, env, {name: {"PATCHBAY_OPS_PORT": str(port)} for name, port in ops.items()}
-        )
+        # each service gets its own identity's seed only
+        supervisor = Supervisor(run_dir, env, {
+            name: {"PATCHBAY_OPS_PORT": str(port),
+                   "PATCHBAY_NATS_SEED_FILE": str(seed_path(creds, name))}
+            for name, port in ops.items()})
         supervisor.start(names)
         try:
             http = f"http://{settings.http_host}:{settings.http_port}"
@@ -344,7 +371,8 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
             metrics = {n: f"http://{settings.http_host}:{p}/metrics" for n, p in ops.items()}
             write_stack_file(settings.data_dir, record | {"http": shown, "metrics": metrics})
             print(banner(http=shown, nats_url=nats_url, database_url=database_url, token=token,
-                         ops=metrics, watched=watched), flush=True)
+                         ops=metrics, watched=watched,
+                         credentials=creds if seed_path(creds, "switch").is_file() else None), flush=True)
             await stop.wait()
         finally:
             log.info("stopping")

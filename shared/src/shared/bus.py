@@ -87,25 +87,33 @@ def _logging_error_cb(name: str) -> ErrorCallback:
     return on_error
 
 
+def client_options(name: str, url: str | list[str] = "", *, seed: str | None = None) -> dict[str, Any]:
+    """What nats-py's `connect` takes to connect as identity `name`: seed, inbox prefix, TLS, error log.
+
+    For code that makes its `Client()` first (its callbacks need it): `await nc.connect(servers,
+    **client_options("customer", servers), max_reconnect_attempts=-1)`.
+    """
+    ident = identity(name)
+    settings = BusSettings()
+    seed = seed or seed_for(name, settings)
+    options: dict[str, Any] = {
+        "inbox_prefix": ident.inbox_prefix, "name": f"patchbay-{name}", "connect_timeout": 5,
+        "error_cb": _logging_error_cb(name),
+    }
+    if seed:
+        options["nkeys_seed_str"] = seed
+    if (context := _tls(settings, _servers(url))) is not None:
+        options["tls"] = context
+    return options
+
+
 async def connect(url: str | list[str], name: str, *, seed: str | None = None, **options: Any) -> NatsClient:
     """Connect to NATS as identity `name` (a key of shared.bus_identities.IDENTITIES).
 
     `options` go to nats-py (`max_reconnect_attempts`, `reconnected_cb`, `error_cb` ...).
     """
-    ident = identity(name)
-    settings = BusSettings()
     servers = _servers(url)
-    seed = seed or seed_for(name, settings)
-    kwargs: dict[str, Any] = {
-        "inbox_prefix": ident.inbox_prefix, "name": f"patchbay-{name}", "connect_timeout": 5,
-        "error_cb": _logging_error_cb(name),
-    }
-    if seed:
-        kwargs["nkeys_seed_str"] = seed
-    if (context := _tls(settings, servers)) is not None:
-        kwargs["tls"] = context
-    kwargs.update(options)
-    return await nats.connect(servers, **kwargs)
+    return await nats.connect(servers, **(client_options(name, servers, seed=seed) | options))
 
 
 async def provision(url: str | list[str], *, replicas: int = 1, seed: str | None = None) -> None:

@@ -13,11 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import nats as nats_py
 import pytest
 import pytest_asyncio
 import structlog
 from nats.aio.client import Client as NatsClient
+from shared.bus import provision_blocking
+from shared.bus_credentials import ensure_credentials
+from shared.bus_identities import PROVISIONER
 
 import shared  # noqa: F401 - before any test: importlib mode would take the shared/ folder for it
 from devtools.embedded import EmbeddedNats, EmbeddedPostgres
@@ -28,6 +30,7 @@ from devtools.testing.server_choice import (
     choose_servers,
     testcontainers_installed,
 )
+from shared import bus
 
 log = structlog.get_logger()
 pytest_plugins = [  # markers by need (browser tests never skipped quietly); hypothesis profiles
@@ -99,16 +102,35 @@ def embedded_tmp_path() -> Iterator[Path]:
         yield path
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test connects to NATS with credentials: one set of seeds per session (0600, 0700 dir).
+
+    `PATCHBAY_NATS_CREDENTIALS_DIR` points every embedded server, service and client of the session
+    (subprocesses too) at it; set it yourself with PATCHBAY_NATS_URL, to your server's seeds.
+    """
+    if os.environ.get("PATCHBAY_NATS_CREDENTIALS_DIR"):
+        return
+    path = Path(tempfile.mkdtemp(prefix="patchbay-credentials-"))
+    ensure_credentials(path)
+    os.environ["PATCHBAY_NATS_CREDENTIALS_DIR"] = str(path)
+    config.add_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
+
+
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
-    """URL of a JetStream-enabled NATS: PATCHBAY_NATS_URL, else testcontainers, else embedded."""
+    """URL of a JetStream-enabled, authenticated NATS with the streams made: PATCHBAY_NATS_URL, else embedded.
+
+    (The container of PATCHBAY_TEST_SERVERS=docker has no authorization block: untested here.)
+    """
     if url := os.environ.get("PATCHBAY_NATS_URL"):
+        provision_blocking(url)
         yield url
         return
     with ExitStack() as stack:
         if _use_testcontainers():
             from testcontainers.nats import NatsContainer
 
+            # no authorization block in the container (untested here): clients' nkeys are not checked
             container = NatsContainer(NATS_IMAGE).with_command("-js")
             stack.callback(container.stop)
             yield _start("NATS container", lambda: str(container.start().get_conn_string()))
@@ -171,8 +193,8 @@ async def make_database(database_url: str) -> AsyncIterator[MakeDatabase]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def nats(nats_url: str) -> AsyncIterator[NatsClient]:
-    """A connected NATS client, drained at teardown."""
-    client = await nats_py.connect(nats_url, connect_timeout=5, max_reconnect_attempts=2)
+    """A NATS client with every right (the provisioner: the tests' admin), drained at teardown."""
+    client = await bus.connect(nats_url, PROVISIONER, max_reconnect_attempts=2)
     try:
         yield client
     finally:
