@@ -10,7 +10,6 @@ from contextlib import suppress
 from pathlib import Path
 
 import asyncpg
-import nats
 import psutil
 import pytest
 from devtools.embedded import (
@@ -22,6 +21,8 @@ from devtools.embedded import (
     stop_stale_postgres,
 )
 from devtools.testing.waiting import wait_for
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 
@@ -78,7 +79,7 @@ async def test_nats_jetstream_publish_gets_ack(embedded_tmp_path: Path) -> None:
     try:
         assert url == f"nats://127.0.0.1:{server.port}"
         assert "sync_interval: always" in (embedded_tmp_path / "nats" / "nats.conf").read_text()
-        client = await nats.connect(url)
+        client = await bus.connect(url, "provisioner")
         js = client.jetstream()
         stream = f"T{uuid.uuid4().hex[:8]}"
         await js.add_stream(name=stream, subjects=[f"{stream}.>"])

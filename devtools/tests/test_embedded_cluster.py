@@ -9,13 +9,14 @@ import sys
 import uuid
 from pathlib import Path
 
-import nats
 import psutil
 import pytest
 from devtools.embedded_cluster import EmbeddedNatsCluster
 from devtools.testing.waiting import wait_for
 from nats.js.api import StreamConfig
 from shared.settings import nats_servers
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 
@@ -40,7 +41,7 @@ async def test_replicated_stream_survives_a_killed_node(embedded_tmp_path: Path)
     try:
         assert len(nats_servers(url)) == 3
         assert [p.name for p in sorted((embedded_tmp_path / "c").iterdir())] == ["n1", "n2", "n3"]
-        nc = await nats.connect(nats_servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+        nc = await bus.connect(nats_servers(url), "provisioner", max_reconnect_attempts=-1, reconnect_time_wait=0.1)
         js = nc.jetstream(timeout=2)
         name = f"T{uuid.uuid4().hex[:8]}"
         await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], num_replicas=3))

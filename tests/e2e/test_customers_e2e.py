@@ -6,15 +6,16 @@ import re
 import uuid
 
 import httpx
-import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from shared.envelope import EventEnvelope
+
+from shared import bus
 
 from .conftest import Stack
 
 
 async def events_of(nats_url: str, customer_id: str) -> list[EventEnvelope]:
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     try:
         js = nc.jetstream()
         sub = await js.subscribe(

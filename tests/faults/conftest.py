@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from shared.settings import nats_servers
+
+from shared import bus
 
 from .processes import Servers, ServiceProcess, running_servers, running_service, service_env
 
@@ -31,7 +32,7 @@ def customer(servers: Servers, embedded_tmp_path: Path) -> Iterator[ServiceProce
 @pytest_asyncio.fixture(loop_scope="session")
 async def client(servers: Servers) -> AsyncIterator[NatsClient]:
     """The load's NATS connection: reconnects forever, like a real client."""
-    nc = await nats.connect(nats_servers(servers.nats_url), max_reconnect_attempts=-1,
+    nc = await bus.connect(nats_servers(servers.nats_url), "provisioner", max_reconnect_attempts=-1,
                             reconnect_time_wait=0.2)
     try:
         yield nc

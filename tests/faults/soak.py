@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import nats
 import pytest
 from devtools.embedded_cluster import EmbeddedNatsCluster
 from shared.settings import nats_servers
+
+from shared import bus
 
 from .load import CommandLoad
 from .processes import Servers, ServiceProcess, running_servers, service_env
@@ -46,7 +47,7 @@ async def test_soak_random_faults_under_load(servers: Servers, embedded_tmp_path
         replica.start()
     rng = random.Random(int(os.environ.get("PATCHBAY_SOAK_SEED", "1")))
     faults: Counter[str] = Counter()
-    nc = await nats.connect(nats_servers(servers.nats_url), max_reconnect_attempts=-1,
+    nc = await bus.connect(nats_servers(servers.nats_url), "provisioner", max_reconnect_attempts=-1,
                             reconnect_time_wait=0.2)
     try:
         for replica in replicas:

@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import nats
 import pytest
 from devtools.testing.waiting import wait_for
 from reporting.simulator import publish_backlog
 from shared.partitions import PARTITIONS, published_subject
 from shared.settings import nats_servers
 from shared.streams import CALLS, ensure_streams
+
+from shared import bus
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
 from .verify import assert_same_rows, count, snapshot, start_rebuild, wait_caught_up
@@ -44,7 +45,7 @@ def servers(embedded_tmp_path: Path) -> Iterator[Servers]:
 async def test_ingestion_and_rebuild_killed_then_converge(servers: Servers, embedded_tmp_path: Path) -> None:
     db = servers.database_url
     customers = [str(uuid.uuid4()) for _ in range(20)]
-    nc = await nats.connect(nats_servers(servers.nats_url))
+    nc = await bus.connect(nats_servers(servers.nats_url), "provisioner")
     js = nc.jetstream()
     await ensure_streams(js, [CALLS])
     published = await publish_backlog(js, customers, RECORDS, days=10, seed=7)

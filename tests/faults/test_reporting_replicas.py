@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import nats
 import orjson
 import pytest
 from devtools.testing.waiting import wait_for
@@ -33,6 +32,8 @@ from reporting.simulator import publish_backlog
 from shared.partitions import PARTITIONS
 from shared.settings import nats_servers
 from shared.streams import CALLS, CUSTOMER_EVENTS, ensure_streams
+
+from shared import bus
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
 from .verify import count
@@ -119,7 +120,7 @@ async def test_two_replicas_share_the_partitions_stand_in_and_hand_back_in_order
 
     for r in replicas:
         r.start()
-    nc = await nats.connect(nats_servers(servers.nats_url))
+    nc = await bus.connect(nats_servers(servers.nats_url), "provisioner")
     try:
         for r in replicas:
             await asyncio.to_thread(r.wait_ready)

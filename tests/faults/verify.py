@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
-import nats
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from shared.settings import nats_servers
+
+from shared import bus
 
 from .load import Acked
 from .processes import Servers, service_env
@@ -110,7 +111,7 @@ async def assert_exactly_once(database_url: str, nats_url: str, acked: Iterable[
         assert rows, f"acknowledged {ack.kind} {ack.command_id} has no event in PostgreSQL"
         [row] = rows
         assert (row["stream_id"], row["version"]) == (ack.customer_id, ack.version), (ack, dict(row))
-    nc = await nats.connect(nats_servers(nats_url))
+    nc = await bus.connect(nats_servers(nats_url), "provisioner")
     try:
         seen = await _retried(lambda: published_ids(nc))
     finally:
@@ -169,7 +170,7 @@ def assert_same_rows(rebuilt: Snapshot, live: Snapshot) -> None:
 
 async def wait_caught_up(nats_url: str, stream: str, durables: Iterable[str], timeout: float = 60.0) -> None:
     """Wait until each durable consumer has had and acknowledged every message of its stream."""
-    nc = await nats.connect(nats_servers(nats_url))
+    nc = await bus.connect(nats_servers(nats_url), "provisioner")
     try:
         js = nc.jetstream()
 

@@ -6,7 +6,6 @@ import importlib
 import inspect
 from typing import Any
 
-import nats
 import orjson
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -14,6 +13,8 @@ from pydantic import BaseModel
 from shared.asyncapi import SERVICES, collect
 from shared.rpc import Route
 from shared.settings import nats_servers
+
+from shared import bus
 
 from .conftest import FuzzStack
 
@@ -61,7 +62,7 @@ ROUTES = every_route()
 
 @pytest.fixture(scope="module")
 async def client(fuzz_stack: FuzzStack) -> Any:
-    nc: NatsClient = await nats.connect(nats_servers(fuzz_stack.nats_url))
+    nc: NatsClient = await bus.connect(nats_servers(fuzz_stack.nats_url), "provisioner")
     yield nc
     await nc.close()
 

@@ -7,7 +7,6 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import nats
 import orjson
 import pytest
 from devtools.testing.waiting import wait_for
@@ -15,6 +14,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from shared.settings import nats_servers
 from shared.streams import ALL_STREAMS, DEAD_LETTERS, OPS_EVENTS
+
+from shared import bus
 
 from .conftest import FuzzStack
 
@@ -25,7 +26,7 @@ POISON = b'{"this is": not json'
 
 @pytest.fixture(scope="module")
 async def client(fuzz_stack: FuzzStack) -> Any:
-    nc: NatsClient = await nats.connect(nats_servers(fuzz_stack.nats_url))
+    nc: NatsClient = await bus.connect(nats_servers(fuzz_stack.nats_url), "provisioner")
     yield nc
     await nc.close()
 

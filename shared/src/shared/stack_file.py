@@ -119,18 +119,22 @@ def locate(data_dir: Path | str | None = None, nats_url: str | None = None,
     return Located(base, nats, db, nats_from, db_from, info)
 
 
-async def tool_nats(url: str, **options: Any) -> NatsClient:
+async def tool_nats(url: str, identity: str = "provisioner", *, data_dir: Path | None = None,
+                    **options: Any) -> NatsClient:
     """A tool's NATS connection: a few quiet tries, then `NoServersError` (never a retry loop).
 
-    `url` may be a comma-separated cluster list.
+    `url` may be a comma-separated cluster list. It connects as `identity` (the operator's tools:
+    the provisioner; docs/security.md "NATS"), its seed from the environment or the data dir's
+    credentials (shared.bus).
     """
-    import nats
-
+    from shared import bus
     from shared.settings import nats_servers
 
     async def quiet(_: Exception) -> None:
         return None  # the tool reports the failure once, with the URL it tried
 
+    settings = bus.BusSettings(data_dir=data_dir) if data_dir is not None else bus.BusSettings()
     defaults: dict[str, Any] = {"connect_timeout": 3, "max_reconnect_attempts": 5,
                                 "reconnect_time_wait": 0.5, "error_cb": quiet}
-    return await nats.connect(nats_servers(url), **(defaults | options))
+    return await bus.connect(nats_servers(url), identity, seed=bus.seed_for(identity, settings),
+                             **(defaults | options))

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from aiosmtpd.controller import Controller
 from devtools.embedded import free_port
 from devtools.testing.needs import chromium
+
+from shared import bus
 
 from .stack_runner import Stack, StackFailed, run_stack
 
@@ -153,7 +154,7 @@ class FakeSwitch:
         self.loop.run_forever()
 
     async def _connect(self) -> None:
-        self.nc = await nats.connect(self.nats_url)
+        self.nc = await bus.connect(self.nats_url, "provisioner")
 
         async def on_request(msg: Any) -> None:
             body = json.loads(msg.data)

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats
 from playwright.sync_api import Page, expect, sync_playwright
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stack_runner import Stack, run_stack
@@ -77,7 +78,7 @@ def fake_switch(stack: Stack) -> threading.Event:
     done = threading.Event()
 
     async def run() -> None:
-        nc = await nats.connect(stack.nats_url)
+        nc = await bus.connect(stack.nats_url, "provisioner")
 
         async def on_request(msg: Any) -> None:
             await msg.respond(b"{}")

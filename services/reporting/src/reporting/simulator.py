@@ -24,7 +24,6 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from shared.stack_file import locate, tool_nats
-from shared.streams import CALLS, ensure_streams
 
 DISPOSITIONS = (("answered", 0.55), ("no_answer", 0.2), ("busy", 0.13), ("failed", 0.07), ("cancelled", 0.05))
 SIP = {"answered": 200, "no_answer": 480, "busy": 486, "failed": 503, "cancelled": 487}
@@ -145,9 +144,8 @@ async def main(argv: Sequence[str] | None = None, prog: str = "patchbay simulate
     if not customers:
         print("simulator: --customers names no customer", file=sys.stderr)
         return 2
-    nc = await tool_nats(args.nats_url or locate().nats_url)
+    nc = await tool_nats(args.nats_url or locate().nats_url, "switch")
     js = nc.jetstream()
-    await ensure_streams(js, [CALLS])
     t0 = time.monotonic()
     try:
         if args.backlog:

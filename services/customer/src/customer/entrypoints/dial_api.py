@@ -18,7 +18,6 @@ import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import DeliverPolicy
 from shared.errors import ErrorCode, ServiceError
 from shared.rpc import error_bytes
 
@@ -70,10 +69,10 @@ class DialPermissionApi:
 
     async def start(self) -> None:
         """Subscribe to events, load every customer, then answer requests."""
-        js = self.nc.jetstream()
-        self._subs.append(await js.subscribe(
-            "events.customer.>", cb=self._on_event, ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW, idle_heartbeat=5.0, flow_control=True,
+        # the events as they are published (core NATS, no consumer of its own: the customer
+        # identity makes none on its stream, docs/adr/0007); a reconnect reloads everything
+        self._subs.append(await self.nc.subscribe(
+            "events.customer.>", cb=self._on_event, pending_msgs_limit=-1, pending_bytes_limit=-1,
         ))
         self._subs.append(await self.nc.subscribe(LEDGER_CHANGED, cb=self._on_charges))
         await self.reader.load_all()
