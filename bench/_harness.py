@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nats
 from devtools.embedded import EmbeddedNats, EmbeddedPostgres
+
+from shared import bus
 
 
 @contextlib.contextmanager
@@ -59,7 +60,7 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[b
 
 async def wait_answering(nats_url: str, subject: str, payload: bytes, timeout: float = 60) -> None:
     """Wait (bounded) until a subject answers."""
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     deadline = time.monotonic() + timeout
     try:
         while True:

@@ -25,6 +25,8 @@ import asyncpg
 import nats
 import nats.aio.msg
 
+from shared import bus
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import process, servers, wait_answering
 
@@ -32,7 +34,7 @@ POLL_S = 0.002
 
 
 async def run(nats_url: str, db_url: str, rate: float, seconds: float, customers: int) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     ids = []
     for i in range(customers):
         body = {"customer": {"name": f"lag {uuid.uuid4().hex[:8]} {i}"}}

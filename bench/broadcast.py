@@ -26,10 +26,11 @@ from typing import Any
 
 import aiosmtplib
 import httpx
-import nats
 from devtools.embedded import free_port
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import process, servers, wait_answering
@@ -54,7 +55,7 @@ def serve_smtp(port: int, nats_url: str) -> None:
             return "250 2.0.0 accepted"
 
     async def main() -> None:
-        nc = await nats.connect(nats_url)
+        nc = await bus.connect(nats_url, "provisioner")
 
         async def stats(msg: Msg) -> None:
             total = sum(seen.values())
@@ -155,7 +156,7 @@ async def broadcast(nc: NatsClient, http: httpx.AsyncClient, ids: list[str], n: 
 
 async def run(args: argparse.Namespace, nats_url: str, http_port: int, smtp_port: int, token: str,
               cards: dict[str, dict[str, Any]]) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     await serve_customers(nc, cards)
     n = args.customers * args.contacts
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}",

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import nats
 import psutil
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import closed_loop, process, servers, wait_answering
@@ -56,7 +57,7 @@ def free_port() -> int:
 
 async def single_creates(nats_url: str, clients: int, seconds: float) -> float:
     """Creates per second over NATS, closed loop."""
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     run_id = uuid.uuid4().hex[:8]
 
     async def create(w: int, i: int) -> bool:
@@ -82,7 +83,7 @@ async def events_in_store(db_url: str) -> int:
 
 async def stream_count(nats_url: str) -> int:
     """Messages in CUSTOMER_EVENTS."""
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     try:
         return int((await nc.jetstream().stream_info("CUSTOMER_EVENTS")).state.messages)
     finally:

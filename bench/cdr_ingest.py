@@ -22,10 +22,10 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import nats
-import nats.errors
 from reporting.simulator import publish_backlog
 from shared.streams import CALLS, ensure_streams
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import process, servers
@@ -34,7 +34,7 @@ from rebuild import raw_fetch, raw_pull
 
 async def fill(nats_url: str, records: int) -> int:
     """Publish the records before the service starts; return the last stream sequence."""
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     js = nc.jetstream()
     await ensure_streams(js, [CALLS])
     t0 = time.perf_counter()
@@ -52,7 +52,7 @@ async def measure(nats_url: str, db_url: str, records: int) -> None:
     Counted in PostgreSQL (the records written), not by checkpoints: with customer partitions a
     stream's checkpoint is the highest sequence any partition wrote, not a low-water mark.
     """
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     js = nc.jetstream()
     db = await asyncpg.connect(db_url)
 

@@ -25,15 +25,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import nats
 from cryptography.fernet import Fernet
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import CpuMeter, Result, closed_loop, process, servers, wait_answering
 
 
 async def run(nats_url: str, clients: int, seconds: float, personal: bool = False) -> list[Result]:
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "gateway")
     body = json.dumps({"customer": {"name": "x" * 20, "currency": "EUR", "channels": 10}}).encode()
     run_id = uuid.uuid4().hex[:8]
 

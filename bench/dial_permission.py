@@ -27,8 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsClient
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import CpuMeter, closed_loop, process, servers, wait_answering
@@ -63,7 +64,7 @@ async def populate(nc: NatsClient, count: int) -> list[str]:
 
 
 async def run(nats_url: str, customers: int, clients: int, seconds: float, cdr_rate: int) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "switch")
     print(f"creating {customers:,} customers ...", file=sys.stderr)
     ids = await populate(nc, customers)
     unknown = [str(uuid.uuid4()) for _ in range(100)]

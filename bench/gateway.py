@@ -20,7 +20,8 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-import nats
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import CpuMeter, closed_loop, process, servers, wait_answering
@@ -42,7 +43,7 @@ async def wait_http(url: str, timeout: float = 60) -> None:
 
 async def seed(nats_url: str, count: int) -> None:
     """Create `count` customers over NATS, many at once (progress on stderr)."""
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     run_id = uuid.uuid4().hex[:6]
     done = 0
 

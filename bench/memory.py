@@ -33,13 +33,14 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import nats
 import psutil
 from devtools.embedded import free_port
 from nats.aio.client import Client as NatsClient
 from reporting.simulator import publish_backlog
 from shared.secrets import Sealer
 from shared.streams import CALLS, ensure_streams
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import closed_loop, process, servers, wait_answering
@@ -96,7 +97,7 @@ async def call(nc: NatsClient, subject: str, body: dict[str, Any], timeout: floa
 async def load(args: argparse.Namespace, sampler: Sampler, nats_url: str, db_url: str, http: str, token: str,
                smtp_port: int) -> None:
     """Every service's share of the load, one after another (progress on stderr)."""
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     run = uuid.uuid4().hex[:6]
     ids: list[str] = []
 

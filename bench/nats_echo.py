@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 
-import nats
 from nats.aio.msg import Msg
+
+from shared import bus
 
 
 async def main() -> None:
     """Echo on `bench.nats-echo` until killed."""
-    nc = await nats.connect(os.environ["PATCHBAY_NATS_URL"])
+    nc = await bus.connect(os.environ["PATCHBAY_NATS_URL"], "provisioner")
 
     async def echo(msg: Msg) -> None:
         await nc.publish(msg.reply, msg.data)

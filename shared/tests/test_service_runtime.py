@@ -1,4 +1,4 @@
-"""The one start-up every service runs: migrate, pool, connect, streams; and its fixed stop order."""
+"""The one start-up every service runs: migrate, pool, connect as itself; and its fixed stop order."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from devtools.testing.plugin import MakeDatabase
+from devtools.testing.waiting import wait_for
+from nats.errors import TimeoutError as NatsTimeoutError
 from shared.service_runtime import Plumbing, ServiceRuntime
 from shared.settings import CommonSettings
 from shared.streams import ALL_STREAMS
@@ -16,11 +18,12 @@ pytestmark = pytest.mark.servers
 
 def plumbing(tmp_path: Path, **options: object) -> Plumbing:
     (tmp_path / "0001_things.sql").write_text("CREATE TABLE things (id int PRIMARY KEY);\n")
-    return Plumbing(name="probe", schema="probe", migrations=tmp_path, nats_name="patchbay-probe",
+    # the name is the NATS identity it connects as (shared.bus_identities)
+    return Plumbing(name="customer", schema="probe", migrations=tmp_path, nats_name="patchbay-probe",
                     **options)  # type: ignore[arg-type]
 
 
-async def test_open_migrates_connects_and_declares_the_streams(
+async def test_open_migrates_and_connects_as_the_services_identity(
     make_database: MakeDatabase, nats_url: str, tmp_path: Path,
 ) -> None:
     settings = CommonSettings(database_url=await make_database(), nats_url=nats_url)
@@ -32,9 +35,13 @@ async def test_open_migrates_connects_and_declares_the_streams(
         assert await runtime.pool.fetchval("SELECT max(number) FROM schema_migrations") == 1
         assert runtime.pool.get_max_size() == 3
         assert runtime.nc.is_connected
-        for spec in ALL_STREAMS:
-            info = await runtime.js.stream_info(spec.name)
-            assert info.config.name == spec.name
+        assert runtime.nc.new_inbox().startswith("_INBOX_customer.")
+        # the streams are there (the provisioner made them), and are not the service's to change
+        errors: list[str] = []
+        runtime.nc._error_cb = lambda exc: errors.append(str(exc)) or asyncio.sleep(0)  # type: ignore[assignment]
+        with pytest.raises((NatsTimeoutError, TimeoutError)):
+            await runtime.nc.jetstream(timeout=0.5).stream_info(ALL_STREAMS[0].name)
+        await wait_for(lambda: any("permissions violation" in e for e in errors), timeout=5)
     finally:
         await runtime.stop()
     assert runtime.nc.is_closed and runtime.pool.is_closing()
@@ -45,7 +52,7 @@ async def test_stop_runs_intake_then_tasks_then_clean_ups_then_nats_then_pool(
 ) -> None:
     settings = CommonSettings(database_url=await make_database(), nats_url=nats_url)
     for drain in (True, False):
-        runtime = await ServiceRuntime.open(plumbing(tmp_path, drain_on_stop=drain, streams=False),
+        runtime = await ServiceRuntime.open(plumbing(tmp_path, drain_on_stop=drain),
                                             settings, pool_max=2)
         seen: list[str] = []
         started = asyncio.Event()

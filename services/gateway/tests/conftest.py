@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import pytest_asyncio
 from devtools.embedded import EmbeddedNats
@@ -21,6 +20,8 @@ from gateway.bootstrap import create_app
 from gateway.settings import GatewaySettings
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+
+from shared import bus
 
 Reply = dict[str, Any] | Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -120,7 +121,7 @@ class FakeService:
 async def fake_customer(gateway: Gateway) -> AsyncIterator[FakeService]:
     """A fake customer service on `customer.>`, answering before the test starts."""
     fake = FakeService()
-    nc: NatsClient = await nats.connect(gateway.settings.nats_url)
+    nc: NatsClient = await bus.connect(gateway.settings.nats_url, "provisioner")
     sub = await nc.subscribe("customer.>", cb=fake.handle)
     probe: NatsClient = gateway.app.state.runtime.nc
 

@@ -12,6 +12,8 @@ import pytest_asyncio
 from devtools.embedded import free_port
 from shared.secrets import Sealer
 
+from shared import bus
+
 sys.path.insert(0, str(Path(__file__).parent))  # the testkit module beside this file
 
 from devtools.testing.waiting import wait_for
@@ -51,9 +53,8 @@ async def twilio() -> AsyncIterator[FakeTwilio]:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def customers(nats_url: str) -> AsyncIterator[FakeCustomers]:
     """A customer responder with cards that have contacts (until the real service has contacts)."""
-    import nats
 
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     fake = await FakeCustomers().start(nc)
     yield fake
     await fake.stop()

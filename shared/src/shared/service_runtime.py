@@ -1,4 +1,4 @@
-"""One start-up for every service: settings -> migrate -> pool -> connect -> streams -> serve -> stop.
+"""One start-up for every service: settings -> migrate -> pool -> connect (as itself) -> serve -> stop.
 
 A bootstrap describes its service once (`Plumbing`), opens a `ServiceRuntime` with it, builds
 its own objects on the runtime's pool and NATS connection, registers what must stop first (its
@@ -21,12 +21,12 @@ import asyncpg
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from shared.bus import client_options
 from shared.db import create_pool
 from shared.logging import configure_logging
 from shared.migrations import migrate
 from shared.runtime import Running, cancel_tasks, close_pool, serve
 from shared.settings import CommonSettings
-from shared.streams import ensure_streams
 
 Step = Callable[[], Awaitable[None]]
 S = TypeVar("S", bound=CommonSettings)
@@ -44,7 +44,6 @@ class Plumbing:
     keep_session: bool = False  # skip asyncpg's reset query on release (shared.db.create_pool)
     nats_name: str | None = None  # the client name the NATS server shows
     reconnect_time_wait_s: float = 0.5
-    streams: bool = True  # declare the JetStream streams at start
     drain_on_stop: bool = True  # drain NATS (bounded) at stop; else flush and close
 
 
@@ -92,13 +91,14 @@ class ServiceRuntime:
 
     @classmethod
     async def open(
-        cls, plumbing: Plumbing, settings: CommonSettings, *, pool_max: int, stream_replicas: int = 1,
+        cls, plumbing: Plumbing, settings: CommonSettings, *, pool_max: int,
         client: NatsClient | None = None, **nats_options: Any,
     ) -> ServiceRuntime:
-        """Migrate the schema, open the pool, connect to NATS, declare the streams.
+        """Migrate the schema, open the pool, connect to NATS as the service's own identity.
 
-        `client`: a NATS client made beforehand (its callbacks need it); `nats_options` go to
-        its `connect`.
+        The streams are the provisioner's to make (shared.bus.provision, at the stack's start or
+        a deploy Job); the service binds to them. `client`: a NATS client made beforehand (its
+        callbacks need it); `nats_options` go to its `connect`, over `shared.bus.client_options`.
         """
         await migrate(settings.database_url, plumbing.schema, plumbing.migrations)
         pool = await open_pool(plumbing, settings.database_url, pool_max)
@@ -106,22 +106,15 @@ class ServiceRuntime:
             if plumbing.nats_name is not None:
                 nats_options.setdefault("name", plumbing.nats_name)
             nc = client if client is not None else NatsClient()
+            options = client_options(plumbing.name, settings.nats_servers) | nats_options
             await nc.connect(settings.nats_servers, max_reconnect_attempts=-1,
                              # nats-py annotates int; it sleeps that many seconds, a float is fine
                              reconnect_time_wait=plumbing.reconnect_time_wait_s,  # type: ignore[arg-type]
-                             **nats_options)
+                             **options)
         except BaseException:
             await close_pool(pool)
             raise
-        js = nc.jetstream()
-        try:
-            if plumbing.streams:
-                await ensure_streams(js, replicas=stream_replicas)
-        except BaseException:
-            await close_nats(nc, drain=False)
-            await close_pool(pool)
-            raise
-        return cls(plumbing, pool, nc, js)
+        return cls(plumbing, pool, nc, nc.jetstream())
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task that runs until the stop cancels it."""

@@ -80,7 +80,6 @@ class CustomerSettings(CommonSettings):
     # processes' (another replica, a bulk upload) within this long (projections/board.py)
     board_total_ttl_s: float = Field(default=5.0, ge=0)
     penalty_sweep_interval_s: float = 1.0
-    stream_replicas: int = 1
     # call records per ledger write (projections/ledger.py)
     ledger_batch: int = Field(default=100, ge=1, le=5000)
     # the longest call max_duration_s allows (product.md section 11)
@@ -138,7 +137,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
             asyncio.get_running_loop().create_task(feed.reload_all())
 
     runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
-                                        stream_replicas=settings.stream_replicas, reconnected_cb=reconnected)
+                                        reconnected_cb=reconnected)
     pool, nc, js = runtime.pool, runtime.nc, runtime.js
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
     totals = board.BoardTotals(settings.board_total_ttl_s)

@@ -50,7 +50,7 @@ SCHEMA = "gateway"
 MIGRATIONS = Path(__file__).parent / "migrations"
 # no streams (the gateway only sends requests); queries name the gateway schema themselves
 PLUMBING = Plumbing(name="gateway", schema=SCHEMA, migrations=MIGRATIONS, pool_min=1, search_path=False,
-                    nats_name="patchbay-gateway", reconnect_time_wait_s=1, streams=False)
+                    nats_name="patchbay-gateway", reconnect_time_wait_s=1)
 log = structlog.get_logger(__name__)
 
 

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import pytest_asyncio
 from gateway.settings import GatewaySettings
 from nats.aio.msg import Msg
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 SUBJECT = "customer.query.portal.login"
@@ -64,7 +65,7 @@ class Customers:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def customers(gateway: Any) -> AsyncIterator[Customers]:
     fake = Customers()
-    nc = await nats.connect(gateway.settings.nats_url)
+    nc = await bus.connect(gateway.settings.nats_url, "provisioner")
     sub = await nc.subscribe(SUBJECT, cb=fake.on_login)
     await nc.flush()
     yield fake

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 import pytest_asyncio
 from devtools.embedded import free_port
 from devtools.testing.waiting import wait_for
 from shared.secrets import Sealer
+
+from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parents[3] / "notifier" / "tests"))
 from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer, card, contact
@@ -42,7 +43,7 @@ async def notifier_service(gateway: Any, tmp_path_factory: pytest.TempPathFactor
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def customers(gateway: Any, notifier_service: Any) -> AsyncIterator[FakeCustomers]:
-    nc = await nats.connect(gateway.settings.nats_url)
+    nc = await bus.connect(gateway.settings.nats_url, "provisioner")
     fake = await FakeCustomers().start(nc)
     yield fake
     await fake.stop()

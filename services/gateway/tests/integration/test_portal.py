@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import jwt
-import nats
 import pytest
 import pytest_asyncio
 import structlog
@@ -32,6 +31,8 @@ from shared.contracts.notify import SystemMessage
 from shared.secrets import Sealer
 from verification.bootstrap import VerificationSettings
 from verification.bootstrap import start as start_verification
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 KEY = Sealer.new_key()
@@ -82,9 +83,9 @@ async def world(gateway: Any) -> AsyncIterator[Recorder]:
         nats_url=settings.nats_url, database_url=settings.database_url, secret_key=KEY))
     # invoices, usage and the low-balance alert behind the portal's account routes
     reporting = await start_reporting(ReportingSettings(
-        nats_url=settings.nats_url, database_url=settings.database_url, durable_prefix=f"pt{uuid.uuid4().hex[:6]}"))
+        nats_url=settings.nats_url, database_url=settings.database_url))  # the table's durables
     alerts = await start_alerts(AlertsSettings(nats_url=settings.nats_url, database_url=settings.database_url))
-    nc = await nats.connect(settings.nats_url)
+    nc = await bus.connect(settings.nats_url, "provisioner")
     recorder = Recorder()
     subs = [await nc.subscribe("notify.>", cb=recorder.on_notify),
             await nc.subscribe("switch.testcall.request", cb=recorder.on_call),

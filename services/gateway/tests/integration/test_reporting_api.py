@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import nats
 import pytest
 import pytest_asyncio
 from customer.bootstrap import CustomerSettings
@@ -21,6 +20,8 @@ from devtools.testing.waiting import wait_for
 from pypdf import PdfReader
 from reporting.bootstrap import start as start_reporting
 from reporting.settings import ReportingSettings
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 
@@ -60,7 +61,7 @@ async def new_customer(client: Any, **fields: Any) -> dict[str, Any]:
 
 async def publish_calls(gateway: Any, customer_id: str, days_ago: int = 2) -> str:
     """Three calls on a past day; return that day."""
-    nc = await nats.connect(gateway.settings.nats_url)
+    nc = await bus.connect(gateway.settings.nats_url, "provisioner")
     js = nc.jetstream()
     start = (datetime.now(UTC) - timedelta(days=days_ago)).replace(hour=9, minute=0, second=0, microsecond=0)
     for i, charge in enumerate(("0.1000", "0.2000", "0.3000")):

@@ -59,7 +59,6 @@ class NotifierSettings(CommonSettings):
     journal_dir: Path | None = None  # default: <data_dir>/notifier/handover
     smtp_validate_certs: bool = True
     smtp_ca_file: Path | None = None  # trust this CA too (a relay with a private certificate)
-    stream_replicas: int = 1
     # plain-http provider APIs (the SMS api_base_url): local test doubles only, never in production
     allow_insecure_providers: bool = False
 
@@ -112,8 +111,7 @@ class NotifierService:
 async def start(settings: NotifierSettings) -> NotifierService:
     """Migrate, connect, settle dead instances' claims, then start consumers, senders and routes."""
     sealer = Sealer(settings.secret_key, settings.secret_key_previous)
-    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
-                                        stream_replicas=settings.stream_replicas)
+    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size)
     pool, nc, js = runtime.pool, runtime.nc, runtime.js
     instance = new_id()
     relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)

@@ -49,8 +49,7 @@ def all_projections() -> list[Projection[Any]]:
 
 async def open_runtime(settings: ReportingSettings) -> ServiceRuntime:
     """Migrate the schema, open the pool (search_path = reporting) and NATS, declare the streams."""
-    return await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
-                                     stream_replicas=settings.stream_replicas)
+    return await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size)
 
 
 async def connect(settings: ReportingSettings) -> tuple[asyncpg.Pool, NatsClient]:

@@ -14,7 +14,6 @@ class ReportingSettings(CommonSettings):
     consumer_batch: int = 2000
     # a call whose record never came stops counting as live after this long
     live_call_max_age_s: float = 4 * 3600.0
-    stream_replicas: int = 1
     # a message delivered but not acked (the process died) is delivered again after this
     consumer_ack_wait_s: float = 30.0
     # names of the durable consumers start with this (tests give each service its own)

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import nats
 import pytest
 import pytest_asyncio
 from customer.bootstrap import CustomerService, CustomerSettings
@@ -24,6 +23,8 @@ from nats.js import JetStreamContext
 from reporting.bootstrap import ReportingService
 from reporting.bootstrap import start as start_reporting
 from reporting.settings import ReportingSettings
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 
@@ -75,7 +76,7 @@ async def reporting(
 @pytest_asyncio.fixture(loop_scope="session")
 async def nc(reporting: ReportingService, module_nats_url: str) -> AsyncIterator[NatsClient]:
     """A client that both services already answer."""
-    client = await nats.connect(module_nats_url)
+    client = await bus.connect(module_nats_url, "provisioner")
 
     async def answers() -> bool:
         try:

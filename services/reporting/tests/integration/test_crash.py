@@ -15,12 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import nats
 import pytest
 from devtools.testing.jetstream import consumers_caught_up
 from devtools.testing.waiting import wait_for
 from reporting.simulator import make_call
 from shared.streams import ensure_streams
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 RECORDS = 20_000
@@ -39,7 +40,7 @@ async def test_kill_9_mid_ingest_then_every_record_counts_once(module_nats_url: 
                         "PATCHBAY_DURABLE_PREFIX": prefix,
                         "PATCHBAY_CONSUMER_ACK_WAIT_S": "2", "PATCHBAY_CONSUMER_BATCH": "500",
                         "PATCHBAY_LOG_LEVEL": "WARNING"}
-    nc = await nats.connect(module_nats_url)
+    nc = await bus.connect(module_nats_url, "provisioner")
     js = nc.jetstream()
     await ensure_streams(js)
     customer = str(uuid.uuid4())

@@ -36,7 +36,6 @@ class VerificationSettings(CommonSettings):
     """Settings of the verification service (`PATCHBAY_*`)."""
 
     db_pool_size: int = 5
-    stream_replicas: int = 1
     # the e-mail link is <PATCHBAY_PUBLIC_URL>/portal/v1/verify/email/link?... (shared.settings)
     code_ttl_s: float = 600.0
     code_max_attempts: int = 5
@@ -83,8 +82,7 @@ async def start(settings: VerificationSettings) -> VerificationRuntime:
     """Migrate, connect, declare streams, start the outbox relay and the subscribers."""
     # codes travel sealed: no key, no service
     sealer = Sealer(settings.secret_key, settings.secret_key_previous)
-    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
-                                        stream_replicas=settings.stream_replicas)
+    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size)
     pool, nc = runtime.pool, runtime.nc
     keys = DataKeyClient(nc, timeout_s=settings.request_timeout_s)  # the events' targets are encrypted
     await keys.start()
