@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,8 +15,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from devtools.deploy_secrets import make as make_deploy_secrets
 from devtools.embedded import EmbeddedNats
 from devtools.stack import SERVICES
+from shared.bus_credentials import public_key
+from shared.bus_identities import IDENTITIES
 from shared.settings import nats_servers
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -35,15 +40,38 @@ def workload(name: str) -> dict[str, Any]:
     return found
 
 
+@functools.cache
+def nats_secrets() -> Path:
+    """What `python -m devtools.deploy_secrets` makes (seeds, auth block, CA and certificates)."""
+    base = Path(tempfile.mkdtemp(prefix="patchbay-deploy-secrets-"))
+    make_deploy_secrets(base)
+    return base
+
+
 def nats_config_is_valid(text: str, **env: str) -> str:
-    """Run `nats-server -t` on a config; return its output (fails the test if invalid)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
-        conf.write(text)
-        conf.flush()
-        done = subprocess.run([str(EmbeddedNats.binary()), "-t", "-c", conf.name], capture_output=True,
+    """Run `nats-server -t` on a config laid out as deployed (/etc/nats/{auth,tls}); return its output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        etc = Path(tmp)
+        (etc / "auth").mkdir()
+        (etc / "tls").mkdir()
+        shutil.copy(nats_secrets() / "nats" / "auth.conf", etc / "auth" / "auth.conf")
+        for pem in ("ca.pem", "server.pem", "server-key.pem"):
+            shutil.copy(nats_secrets() / "nats" / pem, etc / "tls" / pem)
+        conf = etc / "nats.conf"
+        conf.write_text(text.replace("/etc/nats/", f"{etc}/"))
+        done = subprocess.run([str(EmbeddedNats.binary()), "-t", "-c", str(conf)], capture_output=True,
                               text=True, env=os.environ | env, timeout=30, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
+
+
+def assert_authenticated_and_encrypted(text: str) -> None:
+    """Clients: nkeys from the table's auth block, TLS; routes: mutual TLS."""
+    assert 'include "auth/auth.conf"' in text
+    client_tls, cluster = text.split("cluster {", 1)
+    assert "tls {" in client_tls and "/etc/nats/tls/server.pem" in client_tls
+    assert "tls {" in cluster and "verify: true" in cluster.split("routes: [")[0]
+    assert "no_auth_user" not in text
 
 
 # --- compose -------------------------------------------------------------------------------
@@ -82,7 +110,28 @@ def test_compose_nats_is_a_three_node_cluster() -> None:
     assert len(stores) == 3, "each node needs its own store"
     text = (DEPLOY / "nats" / "nats.conf").read_text()
     assert "jetstream" in text and len(re.findall(r"nats-route://nats-\d:6222", text)) == 3
+    assert_authenticated_and_encrypted(text)
     assert "is valid" in nats_config_is_valid(text, NATS_SERVER_NAME="nats-1")
+
+
+def test_compose_gives_each_service_its_own_seed_and_provisions_first() -> None:
+    spec = compose()
+    services = spec["services"]
+    for name in [*SERVICES, "provision"]:
+        svc = services[name]
+        identity = "provisioner" if name == "provision" else name
+        assert {"source": f"nats-seed-{identity}", "target": "nats.nk"} in svc["secrets"], name
+        assert [s for s in svc["secrets"] if s["source"].startswith("nats-seed-")] == [
+            {"source": f"nats-seed-{identity}", "target": "nats.nk"}], f"{name} sees another seed"
+        env = svc["environment"]
+        assert env["PATCHBAY_NATS_SEED_FILE"] == "/run/secrets/nats.nk"
+        assert all(u.startswith("tls://") for u in nats_servers(env["PATCHBAY_NATS_URL"]))
+        if name != "provision":
+            assert svc["depends_on"]["provision"] == {"condition": "service_completed_successfully"}
+    assert services["provision"]["command"] == ["python", "-m", "shared.bus", "provision"]
+    for seed in spec["secrets"].values():
+        assert seed["file"].startswith("./secrets/"), "secrets come from the git-ignored deploy/secrets"
+    assert "deploy/secrets/" in (DEPLOY.parent / ".gitignore").read_text()
 
 
 # --- Kubernetes ----------------------------------------------------------------------------
@@ -125,7 +174,44 @@ def test_nats_is_a_stateful_three_node_jetstream_cluster() -> None:
     [config] = [d for _, d in k8s_docs() if d["metadata"]["name"] == "nats-config"]
     text = config["data"]["nats.conf"]
     assert len(re.findall(r"nats-route://nats-\d\.nats-headless:6222", text)) == 3
+    assert_authenticated_and_encrypted(text)
     assert "is valid" in nats_config_is_valid(text, POD_NAME="nats-0")
+    [container] = nats["spec"]["template"]["spec"]["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in nats["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mounts["/etc/nats/auth"]]["secret"]["secretName"] == "nats-auth"
+    assert volumes[mounts["/etc/nats/tls"]]["secret"]["secretName"] == "nats-tls"
+
+
+def test_each_workload_mounts_its_own_seed_only_and_a_job_provisions() -> None:
+    [config] = [d for _, d in k8s_docs() if d["metadata"]["name"] == "patchbay-config"]
+    assert all(u.startswith("tls://") for u in nats_servers(config["data"]["PATCHBAY_NATS_URL"]))
+    assert config["data"]["PATCHBAY_NATS_SEED_FILE"] == "/etc/patchbay/nats/nats.nk"
+    [job] = [d for _, d in k8s_docs() if d["kind"] == "Job"]
+    pods = {name: workload(name)["spec"]["template"]["spec"] for name in SERVICES} | {
+        "provisioner": job["spec"]["template"]["spec"]}
+    for identity, pod in pods.items():
+        seeds = [v["secret"]["secretName"] for v in pod["volumes"]
+                 if v.get("secret", {}).get("secretName", "").startswith("nats-seed-")]
+        assert seeds == [f"nats-seed-{identity}"], identity
+        [container] = pod["containers"]
+        assert {"name": "nats-seed", "mountPath": "/etc/patchbay/nats", "readOnly": True} in container["volumeMounts"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "shared.bus", "provision"]
+
+
+def test_deploy_secrets_make_seeds_the_auth_block_and_certificates_for_every_name() -> None:
+    from cryptography import x509
+
+    base = nats_secrets()
+    block = (base / "nats" / "auth.conf").read_text()
+    for name in IDENTITIES:
+        seed = (base / "credentials" / f"{name}.nk").read_text().strip()
+        assert seed not in block and public_key(seed) in block
+    cert = x509.load_pem_x509_certificate((base / "nats" / "server.pem").read_bytes())
+    names = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                .get_values_for_type(x509.DNSName))
+    assert {"nats-1", "nats-2", "nats-3", "nats-0.nats-headless", "nats-2.nats-headless"} <= names
+    assert (base / "nats" / "ca-key.pem").stat().st_mode & 0o777 == 0o600
 
 
 def test_secret_template_and_kustomization() -> None:

@@ -143,3 +143,24 @@ def provision_blocking(url: str | list[str], *, replicas: int = 1, seed: str | N
     thread.join()
     if failure:
         raise failure[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m shared.bus provision [--replicas N]`: make the streams as the provisioner (a deploy Job)."""
+    import argparse
+    import os
+
+    from shared.logging import configure_logging
+
+    cli = argparse.ArgumentParser(prog="python -m shared.bus", description=main.__doc__)
+    cli.add_argument("command", choices=["provision"])
+    cli.add_argument("--replicas", type=int, default=int(os.environ.get("PATCHBAY_STREAM_REPLICAS", "1")))
+    args = cli.parse_args(argv)
+    configure_logging("provisioner")
+    url = os.environ.get("PATCHBAY_NATS_URL", "nats://127.0.0.1:4222")
+    asyncio.run(provision(url, replicas=args.replicas))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

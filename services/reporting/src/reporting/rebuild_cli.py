@@ -42,7 +42,11 @@ def parser(prog: str = "patchbay rebuild") -> argparse.ArgumentParser:
 async def rebuild(
     settings: ReportingSettings, names: Sequence[str], *, batch: int = 5000, progress: bool = True
 ) -> list[RebuildResult]:
-    """Rebuild the named projections one after the other."""
+    """Rebuild the named projections one after the other.
+
+    The replays read the streams with consumers of their own: an operator's right, so NATS is
+    reached as the provisioner (tool_nats; docs/adr/0009), the database as the reporting service.
+    """
     await migrate(settings.database_url, PLUMBING.schema, PLUMBING.migrations)
     pool = await open_pool(PLUMBING, settings.database_url, 4)
     try:

@@ -56,10 +56,10 @@ async def customer_service(module_nats_url: str, make_database: Any) -> AsyncIte
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def reporting_settings(module_nats_url: str, make_database: Any) -> ReportingSettings:
-    """Settings on a fresh database with durables of its own."""
+    """Settings on a fresh database (durables of its own: the module has a nats-server of its own)."""
     return ReportingSettings(
         nats_url=module_nats_url, database_url=await make_database(), consumer_batch=500,
-        durable_prefix=f"rt{uuid.uuid4().hex[:8]}", live_call_max_age_s=4 * 3600,
+        live_call_max_age_s=4 * 3600,  # the table's durables (shared.bus_identities): a server per module
     )
 
 

@@ -10,12 +10,15 @@ import random
 import signal
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from devtools.embedded import EmbeddedNats
 from devtools.testing.jetstream import consumers_caught_up
 from devtools.testing.waiting import wait_for
 from reporting.simulator import make_call
@@ -33,11 +36,21 @@ async def start(env: dict[str, str]) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
-async def test_kill_9_mid_ingest_then_every_record_counts_once(module_nats_url: str, make_database: Any) -> None:
+@pytest.fixture
+def own_nats_url(embedded_tmp_path: Path) -> Iterator[str]:
+    """A nats-server of this test's own: the durables are the table's, and the module's reporting has them."""
+    server = EmbeddedNats(embedded_tmp_path / "nats")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+async def test_kill_9_mid_ingest_then_every_record_counts_once(own_nats_url: str, make_database: Any) -> None:
     db = await make_database()
-    prefix = f"crash{uuid.uuid4().hex[:6]}"
+    module_nats_url = own_nats_url
+    prefix = "reporting"
     env = os.environ | {"PATCHBAY_NATS_URL": module_nats_url, "PATCHBAY_DATABASE_URL": db,
-                        "PATCHBAY_DURABLE_PREFIX": prefix,
                         "PATCHBAY_CONSUMER_ACK_WAIT_S": "2", "PATCHBAY_CONSUMER_BATCH": "500",
                         "PATCHBAY_LOG_LEVEL": "WARNING"}
     nc = await bus.connect(module_nats_url, "provisioner")
