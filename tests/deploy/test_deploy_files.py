@@ -125,6 +125,7 @@ def test_compose_gives_each_service_its_own_seed_and_provisions_first() -> None:
             {"source": f"nats-seed-{identity}", "target": "nats.nk"}], f"{name} sees another seed"
         env = svc["environment"]
         assert env["PATCHBAY_NATS_SEED_FILE"] == "/run/secrets/nats.nk"
+        assert env["PATCHBAY_NATS_COMMAND_SIGNERS"].startswith("${PATCHBAY_NATS_COMMAND_SIGNERS:?")
         assert all(u.startswith("tls://") for u in nats_servers(env["PATCHBAY_NATS_URL"]))
         if name != "provision":
             assert svc["depends_on"]["provision"] == {"condition": "service_completed_successfully"}
@@ -196,6 +197,8 @@ def test_each_workload_mounts_its_own_seed_only_and_a_job_provisions() -> None:
         assert seeds == [f"nats-seed-{identity}"], identity
         [container] = pod["containers"]
         assert {"name": "nats-seed", "mountPath": "/etc/patchbay/nats", "readOnly": True} in container["volumeMounts"]
+        if identity != "provisioner":  # services check who vouches for a command's actor
+            assert {"configMapRef": {"name": "nats-signers"}} in container["envFrom"], identity
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "shared.bus", "provision"]
 
 

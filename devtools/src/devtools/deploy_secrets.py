@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import ipaddress
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -25,8 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from shared.bus_credentials import AUTH_FILE, authorization_block, ensure_credentials
+from shared.bus_credentials import AUTH_FILE, PUBLIC_KEYS, authorization_block, ensure_credentials
 from shared.bus_identities import IDENTITIES
+from shared.bus_signing import TRUSTED
 
 NAMESPACE = "patchbay"
 NODES = 3
@@ -99,6 +101,12 @@ def make(base: Path, namespace: str = NAMESPACE) -> None:
     make_certificates(nats_dir, server_names(namespace))
 
 
+def command_signers(base: Path) -> str:
+    """PATCHBAY_NATS_COMMAND_SIGNERS: the public keys that may vouch for a command's actor."""
+    keys = json.loads((base / "credentials" / PUBLIC_KEYS).read_text())
+    return ",".join(keys[name] for name in TRUSTED)
+
+
 def kubectl_commands(base: Path, namespace: str = NAMESPACE) -> list[str]:
     """The Secrets of deploy/kubernetes, from what `make` wrote."""
     n = f"kubectl -n {namespace} create secret generic"
@@ -107,6 +115,8 @@ def kubectl_commands(base: Path, namespace: str = NAMESPACE) -> list[str]:
            f"{n} nats-tls --from-file={nats_dir / 'ca.pem'} --from-file={nats_dir / 'server.pem'}"
            f" --from-file={nats_dir / 'server-key.pem'}",
            f"{n} nats-ca --from-file={nats_dir / 'ca.pem'}"]
+    out.append(f"kubectl -n {namespace} create configmap nats-signers"
+               f" --from-literal=PATCHBAY_NATS_COMMAND_SIGNERS={command_signers(base)}")
     seeds = base / "credentials"
     out += [f"{n} nats-seed-{name} --from-file=nats.nk={seeds / f'{name}.nk'}" for name in IDENTITIES]
     return out
@@ -120,7 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.add_argument("--namespace", default=NAMESPACE)
     args = cli.parse_args(argv)
     make(args.dir, args.namespace)
-    print(f"NATS secrets in {args.dir} (never commit them). For Kubernetes:")
+    print(f"NATS secrets in {args.dir} (never commit them). For compose, in deploy/.env:")
+    print(f"PATCHBAY_NATS_COMMAND_SIGNERS={command_signers(args.dir)}")
+    print("For Kubernetes:")
     print("\n".join(kubectl_commands(args.dir, args.namespace)))
     return 0
 

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import nats
 import structlog
 from nats.aio.client import Client as NatsClient
 from pydantic import SecretStr
@@ -30,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.bus_credentials import seed_path
 from shared.bus_identities import PROVISIONER, identity
+from shared.bus_signing import SigningClient
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +47,9 @@ class BusSettings(BaseSettings):
     nats_credentials_dir: Path | None = None
     # client TLS (deploy/): the CA that signed the servers' certificates
     nats_tls_ca: Path | None = None
+    # public keys trusted to vouch for a command's actor (shared.bus_signing); default: the
+    # gateway's and the provisioner's from <credentials dir>/public_keys.json
+    nats_command_signers: str | None = None
 
     def credentials_dir(self) -> Path:
         """Where the seeds of every identity are kept on this machine."""
@@ -107,13 +110,23 @@ def client_options(name: str, url: str | list[str] = "", *, seed: str | None = N
     return options
 
 
+def new_client(name: str, *, seed: str | None = None) -> SigningClient:
+    """A not yet connected client of identity `name`: it signs the commands it sends (shared.bus_signing)."""
+    identity(name)
+    client = SigningClient()
+    client.signing_seed = seed or seed_for(name)
+    return client
+
+
 async def connect(url: str | list[str], name: str, *, seed: str | None = None, **options: Any) -> NatsClient:
     """Connect to NATS as identity `name` (a key of shared.bus_identities.IDENTITIES).
 
     `options` go to nats-py (`max_reconnect_attempts`, `reconnected_cb`, `error_cb` ...).
     """
     servers = _servers(url)
-    return await nats.connect(servers, **(client_options(name, servers, seed=seed) | options))
+    client = new_client(name, seed=seed)
+    await client.connect(servers, **(client_options(name, servers, seed=seed) | options))
+    return client
 
 
 async def provision(url: str | list[str], *, replicas: int = 1, seed: str | None = None) -> None:

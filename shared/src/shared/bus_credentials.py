@@ -25,6 +25,7 @@ from shared.bus_identities import IDENTITIES, Identity
 
 SEED_SUFFIX = ".nk"
 AUTH_FILE = "auth.conf"
+PUBLIC_KEYS = "public_keys.json"
 
 
 def new_seed() -> str:
@@ -76,6 +77,9 @@ def ensure_credentials(credentials_dir: Path) -> dict[str, str]:
         with os.fdopen(fd, "w") as out:
             out.write(seed + "\n")
         keys[name] = public_key(seed)
+    public = credentials_dir / PUBLIC_KEYS  # who is who, for checking signatures: no secret in it
+    public.write_text(json.dumps(keys, indent=2) + "\n")
+    public.chmod(0o644)
     return keys
 
 

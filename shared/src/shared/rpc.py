@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel, ValidationError
 
+from shared.bus_signing import command_check
 from shared.errors import ErrorCode, ServiceError, details_from_pydantic
 from shared.logging import bind_from_headers
 from shared.ops import REQUEST_SECONDS, REQUESTS
@@ -108,6 +109,8 @@ class RpcServer:
         started = time.perf_counter()
         outcome = "ok"
         try:
+            if (why := command_check().refusal(msg.subject, msg.data, msg.headers)) is not None:
+                raise ServiceError(ErrorCode.FORBIDDEN, why)
             request = route.request.model_validate_json(msg.data or b"{}")
             reply = await route.handler(request)
         except ValidationError as exc:

@@ -21,7 +21,7 @@ import asyncpg
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from shared.bus import client_options
+from shared.bus import client_options, new_client
 from shared.db import create_pool
 from shared.logging import configure_logging
 from shared.migrations import migrate
@@ -105,7 +105,7 @@ class ServiceRuntime:
         try:
             if plumbing.nats_name is not None:
                 nats_options.setdefault("name", plumbing.nats_name)
-            nc = client if client is not None else NatsClient()
+            nc = client if client is not None else new_client(plumbing.name)
             options = client_options(plumbing.name, settings.nats_servers) | nats_options
             await nc.connect(settings.nats_servers, max_reconnect_attempts=-1,
                              # nats-py annotates int; it sleeps that many seconds, a float is fine

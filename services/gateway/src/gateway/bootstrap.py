@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
+from shared.bus import new_client
 from shared.ops import readiness, serve_ops
 from shared.service_runtime import Plumbing, ServiceRuntime
 
@@ -56,7 +57,7 @@ log = structlog.get_logger(__name__)
 
 def nats_client() -> tuple[NatsClient, dict[str, Any]]:
     """A client that logs its ups and downs (not our own close), and its connect options."""
-    nc = NatsClient()
+    nc = new_client("gateway")  # signs the commands it sends: the services check who vouches for the actor
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats_error", error=repr(exc))
