@@ -34,19 +34,21 @@ from _harness import CpuMeter, Result, closed_loop, process, servers, wait_answe
 
 
 async def run(nats_url: str, clients: int, seconds: float, personal: bool = False) -> list[Result]:
-    nc = await bus.connect(nats_url, "gateway")
+    admin = await bus.connect(nats_url, "provisioner")  # the echo baseline (not a gateway subject)
+    nc = await bus.connect(nats_url, "gateway")  # commands as the gateway sends them: signed, an actor named
+    actor = {"kind": "operator", "id": "bench", "name": "bench"}
     body = json.dumps({"customer": {"name": "x" * 20, "currency": "EUR", "channels": 10}}).encode()
     run_id = uuid.uuid4().hex[:8]
 
     async def echo(w: int, i: int) -> bool:
-        msg = await nc.request("bench.echo", body, timeout=5)
+        msg = await admin.request("bench.echo", body, timeout=5)
         return bool(msg.data)
 
     ids: list[list[str]] = [[] for _ in range(clients)]
 
     async def create(w: int, i: int) -> bool:
         payload: dict[str, Any] = {
-            "meta": {"command_id": f"{run_id}-{w}-{i}"},
+            "meta": {"command_id": f"{run_id}-{w}-{i}", "actor": actor},
             "customer": {"name": f"bench {run_id} {w}-{i}", "currency": "EUR", "channels": 10, "tags": ["bench"]}}
         if personal:
             payload["customer"] |= {"paypal_email": f"pay-{w}-{i}@bench.example",
@@ -64,7 +66,7 @@ async def run(nats_url: str, clients: int, seconds: float, personal: bool = Fals
         changes: dict[str, Any] = {"channels": i % 50 + 1, "notes": f"n{i}"}
         if personal:
             changes["paypal_email"] = f"pay-{w}-{i}@bench.example"
-        payload = {"customer_id": mine[i % len(mine)], "changes": changes}
+        payload = {"customer_id": mine[i % len(mine)], "changes": changes, "meta": {"actor": actor}}
         msg = await nc.request("customer.cmd.update", json.dumps(payload).encode(), timeout=5)
         return b'"error"' not in msg.data[:10]
 
@@ -84,6 +86,7 @@ async def run(nats_url: str, clients: int, seconds: float, personal: bool = Fals
         print(f"    {cpu_line}")
     print("\ntarget: >= 3,000/s, p99 < 20 ms, >= 0.6 of the echo")
     await nc.close()
+    await admin.close()
     return [r for r, _ in results]
 
 

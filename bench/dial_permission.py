@@ -64,9 +64,10 @@ async def populate(nc: NatsClient, count: int) -> list[str]:
 
 
 async def run(nats_url: str, customers: int, clients: int, seconds: float, cdr_rate: int) -> None:
-    nc = await bus.connect(nats_url, "switch")
+    admin = await bus.connect(nats_url, "provisioner")  # creates the customers, answers the echo
+    nc = await bus.connect(nats_url, "switch")  # asks as the switch does: its own identity
     print(f"creating {customers:,} customers ...", file=sys.stderr)
-    ids = await populate(nc, customers)
+    ids = await populate(admin, customers)
     unknown = [str(uuid.uuid4()) for _ in range(100)]
     rng = random.Random(7)
     bodies = [json.dumps({"customer_id": rng.choice(ids if k % 20 else unknown),
@@ -76,7 +77,7 @@ async def run(nats_url: str, customers: int, clients: int, seconds: float, cdr_r
     print(f"a sample answer: {json.dumps(sample)}\n")
 
     async def echo(w: int, i: int) -> bool:
-        msg = await nc.request("bench.nats-echo", bodies[(w * 7919 + i) % len(bodies)], timeout=5)
+        msg = await admin.request("bench.nats-echo", bodies[(w * 7919 + i) % len(bodies)], timeout=5)
         return bool(msg.data)
 
     async def dial(w: int, i: int) -> bool:
@@ -100,6 +101,7 @@ async def run(nats_url: str, customers: int, clients: int, seconds: float, cdr_r
     if cdr_rate > 0:
         await with_call_records(nc, ids, echo, dial, clients, seconds, cdr_rate)
     await nc.close()
+    await admin.close()
 
 
 def call_record(customer_id: str, charge: str) -> bytes:

@@ -27,6 +27,7 @@ from shared.bus_identities import PROVISIONER, identity
 from shared.secrets import Sealer
 from shared.stack_file import remove_stack_file, write_stack_file
 
+from devtools.db_roles import provision_roles
 from devtools.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -355,10 +356,12 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
         if missing := [n for n in services if n not in names]:
             log.warning("services not installed; skipped", services=missing)
         ops = {name: _port(OPS_PORT_BASE + i) for i, name in enumerate(names)}
-        # each service gets its own identity's seed only
+        # each service gets its own identity's seed only, and (embedded PostgreSQL) a role of its own
+        roles = await provision_roles(database_url) if settings.database_url is None else {}
         supervisor = Supervisor(run_dir, env, {
             name: {"PATCHBAY_OPS_PORT": str(port),
-                   "PATCHBAY_NATS_SEED_FILE": str(seed_path(creds, name))}
+                   "PATCHBAY_NATS_SEED_FILE": str(seed_path(creds, name)),
+                   **({"PATCHBAY_DATABASE_URL": roles[name]} if name in roles else {})}
             for name, port in ops.items()})
         supervisor.start(names)
         try:

@@ -134,7 +134,10 @@ async def migrate(dsn: str, schema: str, directory: Path) -> list[str]:
     try:
         # one migrator per schema at a time, across replicas
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrate:{schema}")
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        # a service's own role may find its schema made for it (docs/security.md, PostgreSQL):
+        # it then needs no right to create schemas in the database
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await conn.execute(f'SET search_path TO "{schema}"')
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
