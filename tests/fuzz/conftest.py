@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from devtools.embedded import free_port
@@ -27,6 +28,11 @@ class FuzzStack:
     token: str
     output: list[str]
     process: subprocess.Popen[str]
+    credentials: Path  # the stack's NATS seeds (made by it on first start, in its data dir)
+
+    def seed(self, identity: str) -> str:
+        """The seed the stack made for an identity: how a test connects to its NATS."""
+        return (self.credentials / f"{identity}.nk").read_text()
 
     def alive(self) -> bool:
         """The runner still runs and no service was restarted by its supervisor."""
@@ -67,7 +73,8 @@ def fuzz_stack() -> Iterator[FuzzStack]:
         nats_url = re.search(r"NATS:\s+(\S+)", "".join(lines))
         assert nats_url
         try:
-            yield FuzzStack(f"http://127.0.0.1:{port}", nats_url.group(1), token, lines, proc)
+            yield FuzzStack(f"http://127.0.0.1:{port}", nats_url.group(1), token, lines, proc,
+                            tmp / "patchbay" / "credentials")
         finally:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(60) == 0, "".join(lines[-40:])

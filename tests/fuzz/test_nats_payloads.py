@@ -62,7 +62,8 @@ ROUTES = every_route()
 
 @pytest.fixture(scope="module")
 async def client(fuzz_stack: FuzzStack) -> Any:
-    nc: NatsClient = await bus.connect(nats_servers(fuzz_stack.nats_url), "provisioner")
+    nc: NatsClient = await bus.connect(nats_servers(fuzz_stack.nats_url), "provisioner",
+                                          seed=fuzz_stack.seed("provisioner"))
     yield nc
     await nc.close()
 
