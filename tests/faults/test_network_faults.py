@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import nats
 import pytest
 import pytest_asyncio
 from devtools.testing.waiting import wait_for
@@ -22,6 +21,8 @@ from reporting.simulator import publish_backlog
 from shared.partitions import PARTITIONS
 from shared.settings import nats_servers
 from shared.streams import CALLS, ensure_streams
+
+from shared import bus
 
 from .load import CommandLoad
 from .processes import Servers, ServiceProcess, service_env
@@ -101,7 +102,7 @@ async def test_reporting_ingests_once_through_a_link_cut_mid_batch(
     servers: Servers, links: dict[str, FaultyLink], embedded_tmp_path: Path, through: str
 ) -> None:
     db = servers.database_url
-    nc = await nats.connect(nats_servers(servers.nats_url))
+    nc = await bus.connect(nats_servers(servers.nats_url), "provisioner")
     await ensure_streams(nc.jetstream(), [CALLS])
     assert await publish_backlog(nc.jetstream(), [str(uuid.uuid4()) for _ in range(10)], RECORDS,
                                  days=3, seed=11) == RECORDS

@@ -40,10 +40,11 @@ def test_only_a_streams_owner_publishes_into_it() -> None:
         "NOTIFICATION_EVENTS": ["notifier"],
         "BILLING_EVENTS": ["reporting", "billing"],  # invoices by reporting, payments by billing
         "CALLS": ["switch"],
-        "NOTIFY": ["customer", "verification"],  # a work queue: the notifier reads it
+        "NOTIFY": ["customer", "verification", "alerts"],  # a work queue: the notifier reads it
+        "ALERT_EVENTS": ["alerts"],
         # each service its own consumers' letters and their announcements only (checked below)
-        "OPS_EVENTS": ["customer", "notifier", "reporting"],
-        "DEAD_LETTERS": ["customer", "notifier", "reporting"],
+        "OPS_EVENTS": ["customer", "notifier", "reporting", "alerts"],
+        "DEAD_LETTERS": ["customer", "notifier", "reporting", "alerts"],
     }
     assert IDENTITIES["billing"].publish_allow()[0] == "billing.payments.*"
     assert [s for s in IDENTITIES["reporting"].publish if s.startswith(("events.", "billing."))] == ["events.billing.>"]
@@ -62,13 +63,21 @@ def test_dead_letters_and_their_events_name_the_publishers_own_durables() -> Non
 
 
 def test_every_consumer_a_service_declares_is_its_own_in_the_table() -> None:
-    from customer.application.verification_results import SPEC as CUSTOMER_SPEC
+    from alerts.application.evaluator import CALLS_SPEC, CUSTOMER_SPEC
+    from customer.application import billing_payments, verification_results
+    from customer.projections import credit_notes, ledger
     from notifier.application.system_messages import NOTIFY_CONSUMER
+    from reporting.application.allocation import consumer_spec as allocation_spec
     from reporting.bootstrap import all_projections
+    from reporting.settings import ReportingSettings
 
+    prefix = ReportingSettings.model_fields["durable_prefix"].default
     declared: dict[str, list[ConsumerSpec]] = {
-        "customer": [CUSTOMER_SPEC], "notifier": [NOTIFY_CONSUMER],
-        "reporting": [p.consumer_spec(s) for p in all_projections() for s in p.sources],
+        "customer": [verification_results.SPEC, ledger.SPEC, credit_notes.SPEC, billing_payments.SPEC],
+        "notifier": [NOTIFY_CONSUMER],
+        "reporting": [*(p.consumer_spec(s, prefix) for p in all_projections() for s in p.sources),
+                      allocation_spec(prefix)],
+        "alerts": [CALLS_SPEC, CUSTOMER_SPEC],
     }
     every = owned_partitions(0, 1)
     for name, specs in declared.items():

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 SERVICE_SCHEMAS = {"customer": "customer", "verification": "verification", "notifier": "notifier",
-                   "reporting": "reporting", "gateway": "gateway"}
+                   "reporting": "reporting", "alerts": "alerts", "gateway": "gateway"}
 
 _OWN_EVERYTHING = """
 DO $$

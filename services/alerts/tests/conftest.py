@@ -12,6 +12,8 @@ import pytest_asyncio
 from devtools.embedded import free_port
 from shared.secrets import Sealer
 
+from shared import bus
+
 sys.path.insert(0, str(Path(__file__).parent))  # alerts_testkit
 sys.path.insert(0, str(Path(__file__).parents[2] / "notifier" / "tests"))  # its SMTP server kit
 
@@ -87,9 +89,8 @@ async def alerts(nats_url: str, alerts_db: str, alerts_overrides: dict[str, Any]
 async def stack(nats_url: str, customer_service: CustomerService, notifier: NotifierService,
                 alerts: AlertsService, smtp: SmtpServer) -> AsyncIterator[NatsClient]:
     """Customer service, notifier and alerts running; a client; e-mail going to the local server."""
-    import nats
 
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     await use_smtp(nc, smtp.port)
     yield nc
     await nc.drain()

@@ -1,4 +1,4 @@
-"""Who may do what on NATS: the one permission table (docs/adr/0006, docs/security.md "NATS").
+"""Who may do what on NATS: the one permission table (docs/adr/0013, docs/security.md "NATS").
 
 Every connection authenticates with the nkey of one identity below. The table is the single
 source for the embedded server's config, the deploy/ files and the tests; nothing else grants a
@@ -110,6 +110,7 @@ REPORTING_DURABLES = (
     Durable("BILLING_EVENTS", "reporting-audit-billing_events"),
     Durable("CALLS", "reporting-summaries-calls"),
     Durable("BILLING_EVENTS", "reporting-payments-billing_events"),
+    Durable("CUSTOMER_EVENTS", "reporting-invoice-payments"),
 )
 
 IDENTITIES: dict[str, Identity] = {i.name: i for i in [
@@ -118,11 +119,14 @@ IDENTITIES: dict[str, Identity] = {i.name: i for i in [
     ),
     Identity(
         "customer", "The customer service: customer and settings events, contacts, dial permission.",
-        publish=("events.customer.>", "events.settings.>",
-                 "notify.*.contact_password.*", "notify.*.password_reset.*"),
-        # its own events: the dial index learns what other replicas changed
-        subscribe=(*_requests("customer"), "events.customer.>"),
-        durables=(Durable("VERIFICATION_EVENTS", "customer-verification-results"),),
+        publish=("events.customer.>", "events.settings.>", "customer.internal.>",
+                 "notify.*.contact_password.*", "notify.*.password_reset.*", "notify.*.payment_receipt.*"),
+        # its own events and ledger changes: the dial index learns what other replicas changed
+        subscribe=(*_requests("customer"), "events.customer.>", "customer.internal.>"),
+        durables=(Durable("VERIFICATION_EVENTS", "customer-verification-results"),
+                  Durable("CALLS", "customer-ledger"),
+                  Durable("BILLING_EVENTS", "customer-ledger-credit-notes"),
+                  Durable("BILLING_EVENTS", "customer-billing-payments")),
         allow_responses=True,
     ),
     Identity(
@@ -149,9 +153,17 @@ IDENTITIES: dict[str, Identity] = {i.name: i for i in [
         allow_responses=True,
     ),
     Identity(
+        "alerts", "Alert rules over call records and customer events; their actions.",
+        publish=("events.alert.>", "notify.*.alert_customer.*", "notify.*.alert_operator.*",
+                 "customer.query.get", "customer.cmd.set-status"),
+        subscribe=_requests("alerts"),
+        durables=(Durable("CALLS", "alerts-calls"), Durable("CUSTOMER_EVENTS", "alerts-customers")),
+        allow_responses=True,
+    ),
+    Identity(
         "gateway", "The HTTP face: maps operator and portal calls to the services' requests.",
         publish=(*_requests("customer"), *_requests("verification"), *_requests("notifier"),
-                 *_requests("reporting")),
+                 *_requests("reporting"), *_requests("alerts")),
     ),
     Identity(
         "switch", "The switch: asks dial permission, publishes call records, answers test calls.",
@@ -161,12 +173,13 @@ IDENTITIES: dict[str, Identity] = {i.name: i for i in [
     ),
     Identity(
         "billing", "Billing: publishes payments, reads invoices.",
-        publish=("billing.payments.*", "reporting.query.invoice", "reporting.query.invoices"),
+        publish=("billing.payments.*", "reporting.query.invoice", "reporting.query.invoices",
+                 "reporting.query.invoice.document", "reporting.query.credit-notes"),
         external=True,
     ),
 ]}
 
-SERVICES = ("customer", "verification", "notifier", "reporting", "gateway")
+SERVICES = ("customer", "verification", "notifier", "reporting", "alerts", "gateway")
 
 
 def identity(name: str) -> Identity:

@@ -1,9 +1,10 @@
 """Who vouches for a command's actor: the sender signs it with its nkey, the service checks.
 
-A permission says who may publish `<service>.cmd.>` (the gateway), but not that the actor in the
-body is the operator whose token the gateway checked. So a command that names an actor or a portal
-caller must carry a signature, by a trusted signer (the gateway; the provisioner, the operator's
-tools and tests), over its subject, a timestamp and its body:
+A permission says who may publish `<service>.cmd.>` (the gateway; alerts its one status change),
+but not that the actor in the body is the operator whose token the gateway checked. So a command
+that names an operator or portal actor, or a portal caller, must carry a signature by a trusted
+signer (the gateway; the provisioner: the operator's tools and tests) over its subject, a
+timestamp and its body:
 
     Patchbay-Signer: <public key>   Patchbay-Signed-At: <unix s>   Patchbay-Signature: <ed25519>
 
@@ -20,6 +21,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 import structlog
 from nats.aio.client import Client as NatsClient
 
@@ -64,9 +66,26 @@ class SigningClient(NatsClient):
         return await super().request(subject, payload, timeout=timeout, old_style=old_style, headers=headers)
 
 
+VOUCHED_KINDS = ("operator", "portal")
+
+
 def names_an_actor(payload: bytes) -> bool:
-    """True when a command body names who acts (an actor, a portal caller): it must be signed."""
-    return b'"actor"' in payload or b'"caller"' in payload
+    """True when a command body names a person who acts (an operator or portal actor, a portal
+    caller): only a trusted signer may say so. The system acting (`kind: system`, the default) is
+    not a person's claim: a service allowed to send the command may send it unsigned."""
+    if b'"actor"' not in payload and b'"caller"' not in payload:
+        return False  # the common case: one scan, no parse
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False  # not JSON: the route answers a validation error
+    if not isinstance(body, dict):
+        return False
+    if body.get("caller") is not None:
+        return True
+    meta = body.get("meta")
+    actor = meta.get("actor") if isinstance(meta, dict) else None
+    return isinstance(actor, dict) and actor.get("kind", "system") in VOUCHED_KINDS
 
 
 class CommandCheck:
@@ -86,7 +105,7 @@ class CommandCheck:
         headers = headers or {}
         signer, signed_at, signature = headers.get(SIGNER), headers.get(SIGNED_AT), headers.get(SIGNATURE)
         if not (signer and signed_at and signature):
-            return "a command naming an actor must be signed by the gateway"
+            return "a command naming an operator or portal actor must be signed by the gateway"
         if signer not in self.trusted:
             return "the command's signer is not trusted"
         try:

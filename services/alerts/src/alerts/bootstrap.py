@@ -30,7 +30,6 @@ class AlertsSettings(CommonSettings):
     """Settings of the alerts service (`PATCHBAY_*`)."""
 
     db_pool_size: int = 10
-    stream_replicas: int = 1
     consumer_batch: int = 500
 
 
@@ -62,8 +61,7 @@ class AlertsService:
 
 async def start(settings: AlertsSettings) -> AlertsService:
     """Migrate, connect, declare streams; serve the rules, evaluate the streams, take the actions."""
-    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
-                                        stream_replicas=settings.stream_replicas)
+    runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size)
     pool, nc, js = runtime.pool, runtime.nc, runtime.js
     store = RuleStore(pool)
     book = RuleBook(pool)

@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import pytest_asyncio
 from nats.aio.msg import Msg
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 VIEW = {"contact": {"id": str(uuid.uuid4())}, "customer": {"id": str(uuid.uuid4())}}
@@ -31,7 +32,7 @@ async def customers(gateway: Any) -> AsyncIterator[None]:
     async def answer(msg: Msg) -> None:
         await msg.respond(json.dumps(VIEW).encode())
 
-    nc = await nats.connect(gateway.settings.nats_url)
+    nc = await bus.connect(gateway.settings.nats_url, "provisioner")
     subs = [await nc.subscribe(s, cb=answer)
             for s in ("customer.query.portal.login", "customer.query.portal.session")]
     await nc.flush()
