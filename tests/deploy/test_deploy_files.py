@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import re
@@ -255,3 +256,58 @@ def test_replicas_that_share_partitions_are_numbered_and_counted_right() -> None
     counts = {e["PATCHBAY_REPLICA_COUNT"] for e in reporting}
     assert counts == {str(len(reporting))} and len(reporting) == 2
     assert sorted(e["PATCHBAY_REPLICA_INDEX"] for e in reporting) == [str(i) for i in range(len(reporting))]
+
+
+# --- PostgreSQL least privilege ------------------------------------------------------------
+
+def test_each_service_connects_as_its_own_database_role() -> None:
+    from devtools.db_roles import SERVICE_SCHEMAS
+
+    script = (DEPLOY / "postgres" / "roles.sh").read_text()
+    roles = re.search(r"for role in ([a-z ]+); do", script)
+    assert roles and roles.group(1).split() == list(SERVICE_SCHEMAS)
+    for name, svc in compose()["services"].items():
+        command = svc.get("command", [])
+        if command[:2] == ["python", "-m"] and command[2] in SERVICE_SCHEMAS:
+            url = svc["environment"]["PATCHBAY_DATABASE_URL"]
+            assert url.startswith(f"postgresql://{command[2]}:${{{command[2].upper()}_DB_PASSWORD:?"), name
+    postgres = compose()["services"]["postgres"]
+    assert "./postgres/roles.sh:/docker-entrypoint-initdb.d/10-roles.sh:ro" in postgres["volumes"]
+    [init] = [d for _, d in k8s_docs() if d["metadata"]["name"] == "postgres-init"]
+    assert init["data"]["10-roles.sh"] == script
+    for name in SERVICES:
+        [container] = workload(name)["spec"]["template"]["spec"]["containers"]
+        [db] = [e for e in container["env"] if e["name"] == "PATCHBAY_DATABASE_URL"]
+        assert db["valueFrom"]["secretKeyRef"] == {"name": f"patchbay-db-{name}", "key": "PATCHBAY_DATABASE_URL"}
+
+
+@pytest.mark.servers
+async def test_the_roles_script_gives_each_service_its_own_schema_only(make_database: Any, tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    import asyncpg
+    from devtools.embedded import EmbeddedPostgres
+
+    url = await make_database()
+    parts = urlsplit(url)
+    passwords = tmp_path / "passwords"
+    passwords.mkdir()
+    for role in ("customer", "verification", "notifier", "reporting", "alerts", "gateway"):
+        (passwords / role).write_text(f"pw-{role}\n")
+    env = os.environ | {"PATH": f"{EmbeddedPostgres.bin_dir()}:{os.environ['PATH']}",
+                        "PGHOST": parts.hostname or "", "PGPORT": str(parts.port), "POSTGRES_USER": "postgres",
+                        "POSTGRES_DB": parts.path.lstrip("/"), "PATCHBAY_ROLE_PASSWORDS": str(passwords)}
+    for _ in range(2):  # idempotent: run again by hand after a change
+        done = await asyncio.to_thread(subprocess.run, ["sh", str(DEPLOY / "postgres" / "roles.sh")], env=env,
+                                       capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    as_customer = url.replace("postgres@", "customer:pw-customer@", 1)
+    conn = await asyncpg.connect(as_customer)
+    try:
+        await conn.execute("CREATE TABLE customer.things (id int)")
+        for forbidden in ("CREATE TABLE gateway.stolen (id int)", "CREATE TABLE public.stolen (id int)",
+                          "CREATE SCHEMA stolen"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(forbidden)
+    finally:
+        await conn.close()

@@ -6,7 +6,9 @@ Writes (nothing already there is replaced, so running it again only adds what is
 - `nats/ca.pem` (+ `ca-key.pem`, keep it offline): a CA for the NATS servers;
 - `nats/server.pem` + `server-key.pem`: the servers' certificate, for client TLS and for the
   routes between them (mutual TLS: each node presents it and checks the other's), valid for the
-  compose and Kubernetes names of the nodes.
+  compose and Kubernetes names of the nodes;
+- `postgres/<service>`: the password of each service's PostgreSQL role (deploy/postgres/roles.sh
+  makes the roles; each service connects as its own).
 Then compose mounts them from deploy/secrets/ (git-ignored); for Kubernetes, create the Secrets
 with the kubectl commands printed at the end (docs/security.md).
 """
@@ -18,6 +20,7 @@ import datetime
 import ipaddress
 import json
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +32,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from shared.bus_credentials import AUTH_FILE, PUBLIC_KEYS, authorization_block, ensure_credentials
 from shared.bus_identities import IDENTITIES
 from shared.bus_signing import TRUSTED
+
+from devtools.db_roles import SERVICE_SCHEMAS
 
 NAMESPACE = "patchbay"
 NODES = 3
@@ -99,6 +104,24 @@ def make(base: Path, namespace: str = NAMESPACE) -> None:
     keys = ensure_credentials(base / "credentials")
     (nats_dir / AUTH_FILE).write_text(authorization_block(keys))
     make_certificates(nats_dir, server_names(namespace))
+    make_role_passwords(base / "postgres")
+
+
+def make_role_passwords(out: Path) -> dict[str, str]:
+    """One password per service role (0600), made once; returns role -> password."""
+    out.mkdir(parents=True, exist_ok=True)
+    passwords = {}
+    for role in SERVICE_SCHEMAS:
+        path = out / role
+        if not path.exists():
+            _write(path, secrets.token_urlsafe(24).encode(), 0o600)
+        passwords[role] = path.read_text().strip()
+    return passwords
+
+
+def database_url(role: str, password: str, host: str = "postgres") -> str:
+    """A service's own database URL."""
+    return f"postgresql://{role}:{password}@{host}:5432/patchbay"
 
 
 def command_signers(base: Path) -> str:
@@ -117,6 +140,9 @@ def kubectl_commands(base: Path, namespace: str = NAMESPACE) -> list[str]:
            f"{n} nats-ca --from-file={nats_dir / 'ca.pem'}"]
     out.append(f"kubectl -n {namespace} create configmap nats-signers"
                f" --from-literal=PATCHBAY_NATS_COMMAND_SIGNERS={command_signers(base)}")
+    out.append(f"{n} postgres-roles --from-file={base / 'postgres'}")
+    out += [f"{n} patchbay-db-{role} --from-literal=PATCHBAY_DATABASE_URL={database_url(role, pw)}"
+            for role, pw in make_role_passwords(base / "postgres").items()]
     seeds = base / "credentials"
     out += [f"{n} nats-seed-{name} --from-file=nats.nk={seeds / f'{name}.nk'}" for name in IDENTITIES]
     return out
@@ -132,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     make(args.dir, args.namespace)
     print(f"NATS secrets in {args.dir} (never commit them). For compose, in deploy/.env:")
     print(f"PATCHBAY_NATS_COMMAND_SIGNERS={command_signers(args.dir)}")
+    for role, password in make_role_passwords(args.dir / "postgres").items():
+        print(f"{role.upper()}_DB_PASSWORD={password}")
     print("For Kubernetes:")
     print("\n".join(kubectl_commands(args.dir, args.namespace)))
     return 0
