@@ -224,7 +224,8 @@ async def test_runner_restarts_its_dead_servers_on_their_data(embedded_tmp_path:
     import json
 
     import asyncpg
-    import nats
+
+    from shared import bus
 
     async with running_stack(embedded_tmp_path, free_port()) as runner:
         info = json.loads((embedded_tmp_path / "run" / "stack.json").read_text())
@@ -250,7 +251,8 @@ async def test_runner_restarts_its_dead_servers_on_their_data(embedded_tmp_path:
         conn = await asyncpg.connect(info["database_url"])  # same URL, same data
         assert await conn.fetchval("SELECT x FROM kept") == 7
         await conn.close()
-        nc = await nats.connect(info["nats_url"])
+        seed = (embedded_tmp_path / "credentials" / "provisioner.nk").read_text()  # made by the runner
+        nc = await bus.connect(info["nats_url"], "provisioner", seed=seed)
         assert (await nc.jetstream().account_info()) is not None
         await nc.close()
         runner.proc.send_signal(signal.SIGTERM)

@@ -6,11 +6,12 @@ import asyncio
 import time
 from pathlib import Path
 
-import nats
 import pytest
 from devtools.embedded_cluster import EmbeddedNatsCluster
 from nats.errors import TimeoutError as NatsTimeoutError
 from shared.streams import ALL_STREAMS, ensure_streams
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 
@@ -19,7 +20,7 @@ async def test_ensure_streams_waits_for_a_meta_leader(embedded_tmp_path: Path) -
     cluster = EmbeddedNatsCluster(embedded_tmp_path / "c", size=3)
     cluster.start()
     try:
-        nc = await nats.connect(cluster.urls[0], max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        nc = await bus.connect(cluster.urls[0], "provisioner", max_reconnect_attempts=-1, reconnect_time_wait=0.2)
         try:
             js = nc.jetstream(timeout=1)
             await ensure_streams(js, replicas=3)

@@ -20,6 +20,8 @@ import httpx
 import nats
 from devtools.testing.waiting import wait_for
 
+from shared import bus
+
 from .conftest import Stack
 
 ERASED = "[erased]"
@@ -33,7 +35,7 @@ def database_url(stack: Stack) -> str:
 
 async def jetstream_text(nats_url: str) -> str:
     """Every message of every stream, read raw (subject, headers and data)."""
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     try:
         js = nc.jetstream()
         out: list[str] = []

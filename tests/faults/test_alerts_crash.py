@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import pytest
 from alerts.domain.rules import Money, RuleState, step, value_of
 from alerts.domain.windows import CallWindow, minute_of
@@ -28,6 +27,8 @@ from shared.contracts.alerts import AlertRule
 from shared.money import LedgerTotals
 from shared.partitions import PARTITIONS
 from shared.settings import nats_servers
+
+from shared import bus
 
 from .processes import Servers, ServiceProcess, running_servers, service_env
 from .verify import count, wait_caught_up
@@ -87,7 +88,7 @@ async def test_killed_mid_stream_no_firing_lost_or_doubled(servers: Servers, emb
     db = servers.database_url
     alerts = ServiceProcess("alerts", service_env(servers), embedded_tmp_path / "alerts.log")
     alerts.start()
-    nc = await nats.connect(nats_servers(servers.nats_url))
+    nc = await bus.connect(nats_servers(servers.nats_url), "provisioner")
     try:
         await asyncio.to_thread(alerts.wait_ready)
         reply = json.loads((await nc.request("alerts.cmd.create", json.dumps({"rule": RULE}).encode(),

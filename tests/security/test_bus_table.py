@@ -20,7 +20,13 @@ def test_no_identity_but_the_provisioner_has_a_wide_right() -> None:
         assert not any(s.startswith("_INBOX.") for s in subjects), ident.name
         # no JetStream admin of any kind: streams are the provisioner's
         assert not any(s.startswith(("$JS.API.STREAM.CREATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE",
-                                     "$JS.API.STREAM.PURGE", "$JS.API.STREAM.MSG")) for s in subjects), ident.name
+                                     "$JS.API.STREAM.PURGE", "$JS.API.STREAM.MSG.DELETE", "$JS.API.DIRECT"))
+                       for s in subjects), ident.name
+        # reading messages by sequence: only CUSTOMER_EVENTS, only those that replay its erasures
+        gets = {s for s in subjects if s.startswith("$JS.API.STREAM.MSG.GET.")}
+        expected = {"$JS.API.STREAM.MSG.GET.CUSTOMER_EVENTS"} if ident.name in (
+            "customer", "notifier", "verification") else set()
+        assert gets == expected, ident.name
 
 
 def test_each_identity_reads_replies_only_under_its_own_prefix() -> None:
@@ -43,8 +49,8 @@ def test_only_a_streams_owner_publishes_into_it() -> None:
         "NOTIFY": ["customer", "verification", "alerts"],  # a work queue: the notifier reads it
         "ALERT_EVENTS": ["alerts"],
         # each service its own consumers' letters and their announcements only (checked below)
-        "OPS_EVENTS": ["customer", "notifier", "reporting", "alerts"],
-        "DEAD_LETTERS": ["customer", "notifier", "reporting", "alerts"],
+        "OPS_EVENTS": ["customer", "verification", "notifier", "reporting", "alerts"],
+        "DEAD_LETTERS": ["customer", "verification", "notifier", "reporting", "alerts"],
     }
     assert IDENTITIES["billing"].publish_allow()[0] == "billing.payments.*"
     assert [s for s in IDENTITIES["reporting"].publish if s.startswith(("events.", "billing."))] == ["events.billing.>"]
@@ -63,21 +69,27 @@ def test_dead_letters_and_their_events_name_the_publishers_own_durables() -> Non
 
 
 def test_every_consumer_a_service_declares_is_its_own_in_the_table() -> None:
-    from alerts.application.evaluator import CALLS_SPEC, CUSTOMER_SPEC
+    from alerts.application.evaluator import BILLING_SPEC, CALLS_SPEC, CUSTOMER_SPEC
     from customer.application import billing_payments, verification_results
     from customer.projections import credit_notes, ledger
     from notifier.application.system_messages import NOTIFY_CONSUMER
     from reporting.application.allocation import consumer_spec as allocation_spec
     from reporting.bootstrap import all_projections
     from reporting.settings import ReportingSettings
+    from shared.erasure_feed import erasure_consumer
+    from shared.settings import CommonSettings
 
+    async def scrub(_: object) -> None: ...
+
+    settings = CommonSettings()
     prefix = ReportingSettings.model_fields["durable_prefix"].default
     declared: dict[str, list[ConsumerSpec]] = {
         "customer": [verification_results.SPEC, ledger.SPEC, credit_notes.SPEC, billing_payments.SPEC],
-        "notifier": [NOTIFY_CONSUMER],
+        "notifier": [NOTIFY_CONSUMER, erasure_consumer(None, "notifier-erasures", scrub, settings).spec],  # type: ignore[arg-type]
+        "verification": [erasure_consumer(None, "verification-erasures", scrub, settings).spec],  # type: ignore[arg-type]
         "reporting": [*(p.consumer_spec(s, prefix) for p in all_projections() for s in p.sources),
                       allocation_spec(prefix)],
-        "alerts": [CALLS_SPEC, CUSTOMER_SPEC],
+        "alerts": [CALLS_SPEC, CUSTOMER_SPEC, BILLING_SPEC],
     }
     every = owned_partitions(0, 1)
     for name, specs in declared.items():
@@ -86,7 +98,7 @@ def test_every_consumer_a_service_declares_is_its_own_in_the_table() -> None:
             for part in [spec, *spec.partitioned(every)]:
                 assert (part.stream, part.durable) in allowed, (name, part.durable)
                 assert f"$JS.API.CONSUMER.MSG.NEXT.{part.stream}.{part.durable}" in IDENTITIES[name].publish_allow()
-    for name in ("verification", "gateway", "switch", "billing"):
+    for name in ("gateway", "switch", "billing"):
         assert not IDENTITIES[name].durables
 
 

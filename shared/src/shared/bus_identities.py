@@ -1,4 +1,4 @@
-"""Who may do what on NATS: the one permission table (docs/adr/0013, docs/security.md "NATS").
+"""Who may do what on NATS: the one permission table (docs/adr/0015, docs/security.md "NATS").
 
 Every connection authenticates with the nkey of one identity below. The table is the single
 source for the embedded server's config, the deploy/ files and the tests; nothing else grants a
@@ -64,6 +64,8 @@ class Identity:
     durables: tuple[Durable, ...] = ()
     # the streams whose info (not content) it may read: lag figures
     stream_info: tuple[str, ...] = ()
+    # the streams whose messages it may read by sequence (erasures replayed at start)
+    stream_get: tuple[str, ...] = ()
     allow_responses: bool = False
     # an outside party (the switch, billing): its seed is handed over, not kept by a service
     external: bool = False
@@ -81,6 +83,7 @@ class Identity:
         for durable in self.durables:
             out += durable.api_subjects() + durable.dead_letter_subjects()
         out += [f"$JS.API.STREAM.INFO.{stream}" for stream in self.stream_info]
+        out += [f"$JS.API.STREAM.MSG.GET.{stream}" for stream in self.stream_get]
         return _unique(out)
 
     def subscribe_allow(self) -> list[str]:
@@ -98,6 +101,12 @@ def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+# the one path to personal data's keys outside the customer service, and the erasures that drop
+# them from the caches at once (core NATS)
+DATA_KEYS = "customer.query.data-keys"
+ERASURES = ("events.customer.*.CustomerErased", "events.customer.*.ContactErased")
+
+
 def _requests(service: str) -> tuple[str, ...]:
     """The command and query subjects of a service (what a caller publishes, it subscribes)."""
     return (f"{service}.cmd.>", f"{service}.query.>")
@@ -108,8 +117,8 @@ REPORTING_DURABLES = (
     Durable("VERIFICATION_EVENTS", "reporting-audit-verification_events"),
     Durable("NOTIFICATION_EVENTS", "reporting-audit-notification_events"),
     Durable("BILLING_EVENTS", "reporting-audit-billing_events"),
+    Durable("ALERT_EVENTS", "reporting-audit-alert_events"),
     Durable("CALLS", "reporting-summaries-calls"),
-    Durable("BILLING_EVENTS", "reporting-payments-billing_events"),
     Durable("CUSTOMER_EVENTS", "reporting-invoice-payments"),
 )
 
@@ -127,27 +136,31 @@ IDENTITIES: dict[str, Identity] = {i.name: i for i in [
                   Durable("CALLS", "customer-ledger"),
                   Durable("BILLING_EVENTS", "customer-ledger-credit-notes"),
                   Durable("BILLING_EVENTS", "customer-billing-payments")),
+        stream_get=("CUSTOMER_EVENTS",),
         allow_responses=True,
     ),
     Identity(
         "verification", "Codes for e-mail and mobile, CLI test calls through the switch.",
         publish=("events.verification.>", "notify.*.email_code.*", "notify.*.mobile_code.*",
-                 "switch.testcall.request", "customer.query.portal.session"),
-        subscribe=_requests("verification"),
+                 "switch.testcall.request", "customer.query.portal.session", DATA_KEYS),
+        subscribe=(*_requests("verification"), *ERASURES),
+        durables=(Durable("CUSTOMER_EVENTS", "verification-erasures"),),
+        stream_get=("CUSTOMER_EVENTS",),
         allow_responses=True,
     ),
     Identity(
         "notifier", "E-mail and SMS: broadcasts and the system's messages from NOTIFY.",
-        publish=("events.notification.>", "customer.query.get", "customer.query.list",
+        publish=("events.notification.>", "customer.query.get", "customer.query.list", DATA_KEYS,
                  "dlq.notifier.delivery"),
-        subscribe=_requests("notifier"),
-        durables=(Durable("NOTIFY", "notifier"),),
+        subscribe=(*_requests("notifier"), *ERASURES),
+        durables=(Durable("NOTIFY", "notifier"), Durable("CUSTOMER_EVENTS", "notifier-erasures")),
+        stream_get=("CUSTOMER_EVENTS",),
         allow_responses=True,
     ),
     Identity(
         "reporting", "Projections: audit log, summaries, invoices, balance.",
-        publish=("events.billing.>", "customer.query.get"),
-        subscribe=_requests("reporting"),
+        publish=("events.billing.>", "customer.query.get", DATA_KEYS),
+        subscribe=(*_requests("reporting"), *ERASURES),
         durables=REPORTING_DURABLES,
         stream_info=tuple(sorted({d.stream for d in REPORTING_DURABLES})),
         allow_responses=True,
@@ -157,7 +170,8 @@ IDENTITIES: dict[str, Identity] = {i.name: i for i in [
         publish=("events.alert.>", "notify.*.alert_customer.*", "notify.*.alert_operator.*",
                  "customer.query.get", "customer.cmd.set-status"),
         subscribe=_requests("alerts"),
-        durables=(Durable("CALLS", "alerts-calls"), Durable("CUSTOMER_EVENTS", "alerts-customers")),
+        durables=(Durable("CALLS", "alerts-calls"), Durable("CUSTOMER_EVENTS", "alerts-customers"),
+                  Durable("BILLING_EVENTS", "alerts-billing")),
         allow_responses=True,
     ),
     Identity(

@@ -21,13 +21,14 @@ from typing import Any
 from urllib.parse import parse_qsl, quote_from_bytes
 
 import httpx
-import nats
 import pytest
 import pytest_asyncio
 from aiohttp import web
 from customer.bootstrap import CustomerSettings
 from customer.bootstrap import start as start_customer
 from devtools.testing.waiting import wait_for
+
+from shared import bus
 
 pytestmark = pytest.mark.servers
 PREFIX = b"cmd=_notify-validate&"
@@ -335,7 +336,7 @@ async def test_every_place_shows_the_same_balance(client: Any, gateway: Any) -> 
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     cid = (await new_customer(client, debit_limit="1000"))["id"]
-    nc = await nats.connect(gateway.settings.nats_url)
+    nc = await bus.connect(gateway.settings.nats_url, "provisioner")
     ops: list[tuple[str, Decimal, Decimal]] = []
     tax = Decimal(0)
     try:

@@ -45,7 +45,7 @@ async def rebuild(
     """Rebuild the named projections one after the other.
 
     The replays read the streams with consumers of their own: an operator's right, so NATS is
-    reached as the provisioner (tool_nats; docs/adr/0009), the database as the reporting service.
+    reached as the provisioner (tool_nats; docs/adr/0016), the database as the reporting service.
     """
     await migrate(settings.database_url, PLUMBING.schema, PLUMBING.migrations)
     pool = await open_pool(PLUMBING, settings.database_url, 4)
