@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 from shared.envelope import EventEnvelope
 from shared.streams import ensure_streams
+
+from shared import bus
 
 # this file is named like the service's package: import the package, not this script
 HERE = Path(__file__).resolve().parent
@@ -93,7 +94,7 @@ async def checkpoints(db: asyncpg.Connection) -> dict[int, int]:
 
 
 async def run(nats_url: str, db_url: str, args: argparse.Namespace) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await bus.connect(nats_url, "provisioner")
     js = nc.jetstream()
     await ensure_streams(js)
     rnd = random.Random(5)

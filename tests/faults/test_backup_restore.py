@@ -22,11 +22,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import nats
 import pytest
 from devtools.embedded import free_port
 from devtools.testing.waiting import wait_for
 from shared.stack_file import read_stack_file
+
+from shared import bus
 
 pytestmark = [pytest.mark.servers, pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -192,7 +193,7 @@ async def _assert_events_once(database_url: str, nats_url: str, customers: list[
         await conn.close()
     assert {r["stream_id"] for r in rows} == set(customers)
     wanted = {r["id"] for r in rows}
-    nc = await nats.connect(nats_url.split(","))
+    nc = await bus.connect(nats_url.split(","), "provisioner")
     try:
         js = nc.jetstream()
         seen: dict[str, int] = {}

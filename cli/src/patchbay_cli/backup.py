@@ -70,7 +70,7 @@ async def backup(located: Located, out: Path, *, progress: bool = True) -> dict[
         server_major = int(await conn.fetchval("SHOW server_version_num")) // 10000
     finally:
         await conn.close()
-    nc = await tool_nats(located.nats_url)
+    nc = await tool_nats(located.nats_url, data_dir=located.data_dir)
     try:
         print(f"PostgreSQL {redact(located.database_url)}: pg_dump ...", file=sys.stderr, flush=True)
         dump = str(out / "postgres.dump")

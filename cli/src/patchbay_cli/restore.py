@@ -120,7 +120,7 @@ async def restore(
     manifest = json.loads((backup_dir / "manifest.json").read_text())
     names = [s["name"] for s in manifest["streams"]]
     conn = await asyncpg.connect(located.database_url, timeout=10)
-    nc = await tool_nats(located.nats_url)
+    nc = await tool_nats(located.nats_url, data_dir=located.data_dir)
     try:
         js = nc.jetstream(timeout=30)
         await _check_fresh(conn, js, names)

@@ -1,4 +1,4 @@
-"""Who may do what on NATS: the one permission table (docs/adr/0015, docs/security.md "NATS").
+"""Who may do what on NATS: the one permission table (docs/adr/0016, docs/security.md "NATS").
 
 Every connection authenticates with the nkey of one identity below. The table is the single
 source for the embedded server's config, the deploy/ files and the tests; nothing else grants a

@@ -10,8 +10,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import nats
 from playwright.sync_api import expect
+
+from shared import bus
 
 from .conftest import Stack, sign_in, unique
 
@@ -20,7 +21,7 @@ def publish_failed_calls(stack: Stack, customer_id: str, n: int) -> None:
     """n unanswered call records of a customer, as the switch sends them."""
 
     async def send() -> None:
-        nc = await nats.connect(stack.nats_url)
+        nc = await bus.connect(stack.nats_url, "provisioner")
         js = nc.jetstream()
         now = datetime.now(UTC).isoformat()
         for _ in range(n):

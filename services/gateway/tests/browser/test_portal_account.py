@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import nats
 from playwright.sync_api import expect
+
+from shared import bus
 
 from .conftest import Stack, unique
 from .test_portal import log_in
@@ -24,7 +25,7 @@ def publish_call(stack: Stack, customer_id: str, day: datetime, charge: str) -> 
     """One answered call record on CALLS (from a thread: Playwright owns the main loop)."""
 
     async def send() -> None:
-        nc = await nats.connect(stack.nats_url)
+        nc = await bus.connect(stack.nats_url, "provisioner")
         start = day.replace(hour=9, minute=0, second=0, microsecond=0).isoformat()
         await nc.jetstream().publish(f"calls.cdr.{customer_id}", json.dumps({
             "call_id": uuid.uuid4().hex, "customer_id": customer_id, "started_at": start,

@@ -24,7 +24,7 @@ async def services(gateway: Any, module_nats_url: str, make_database: Any) -> As
     """The customer and reporting services on the gateway's NATS, each on a fresh database."""
     customer = await start_customer(CustomerSettings(nats_url=module_nats_url, database_url=await make_database()))
     reporting = await start_reporting(ReportingSettings(
-        nats_url=module_nats_url, database_url=await make_database(), durable_prefix=f"eg{uuid.uuid4().hex[:8]}"))
+        nats_url=module_nats_url, database_url=await make_database()))  # the table's durables (a server per module)
 
     async def answers() -> bool:
         return (await gateway.client.get("/v1/reporting/lag")).status_code == 200

@@ -265,7 +265,7 @@ async def _invoice_of(gateway: Any, customer_id: str, days_ago: int = 3) -> str:
     """A call record of a past day for the customer, invoiced; the invoice's id."""
     day = datetime.now(UTC) - timedelta(days=days_ago)
     client: httpx.AsyncClient = gateway.client
-    nc = await nats.connect(gateway.settings.nats_url)
+    nc = await bus.connect(gateway.settings.nats_url, "provisioner")
     start = day.replace(hour=9, minute=0, second=0, microsecond=0).isoformat()
     await nc.jetstream().publish(f"calls.cdr.{customer_id}", json.dumps({
         "call_id": uuid.uuid4().hex, "customer_id": customer_id, "started_at": start, "answered_at": start,

@@ -141,7 +141,7 @@ async def test_switch_over_under_load_loses_and_doubles_nothing(
             await asyncio.sleep(0.01)
 
     tasks = [asyncio.create_task(traffic()), asyncio.create_task(readers())]
-    js = nc.jetstream()  # a rebuild is an operator's: the provisioner's connection (ADR 15)
+    js = nc.jetstream()  # a rebuild is an operator's: the provisioner's connection (ADR 16)
     for projection in all_projections():
         await Rebuilder(reporting.pool, js, projection, batch=50).run()
     stop.set()

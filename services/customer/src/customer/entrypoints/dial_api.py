@@ -70,7 +70,7 @@ class DialPermissionApi:
     async def start(self) -> None:
         """Subscribe to events, load every customer, then answer requests."""
         # the events as they are published (core NATS, no consumer of its own: the customer
-        # identity makes none on its stream, docs/adr/0015); a reconnect reloads everything
+        # identity makes none on its stream, docs/adr/0016); a reconnect reloads everything
         self._subs.append(await self.nc.subscribe(
             "events.customer.>", cb=self._on_event, pending_msgs_limit=-1, pending_bytes_limit=-1,
         ))
