@@ -75,6 +75,8 @@ class Evaluator:
         await self._batch(msgs, "billing")
 
     async def _batch(self, msgs: Sequence[Msg], kind: str) -> None:
+        if not msgs:  # a fetch may answer an empty batch
+            return
         parts = sorted({self._partition_of(m, kind) for m in msgs})
         async with contextlib.AsyncExitStack() as held:
             for p in parts:  # always in the same order: no two batches wait for each other
