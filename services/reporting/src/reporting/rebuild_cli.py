@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from reporting.bootstrap import PLUMBING, all_projections
 from reporting.projections.rebuild import RebuildBusy, Rebuilder, RebuildResult
+from reporting.projections.rebuild_guards import RebuildRefused
 from reporting.settings import ReportingSettings
 
 log = structlog.get_logger(__name__)
@@ -36,11 +37,14 @@ def parser(prog: str = "patchbay rebuild") -> argparse.ArgumentParser:
     cli.add_argument("projection", choices=[*names, "all"], help="what to rebuild")
     cli.add_argument("--batch", type=int, default=5000, help="messages per fetch and write")
     cli.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_argument("--allow-shrink", action="store_true",
+                     help="switch over even when the streams lost history or the rebuilt tables are smaller")
     return cli
 
 
 async def rebuild(
-    settings: ReportingSettings, names: Sequence[str], *, batch: int = 5000, progress: bool = True
+    settings: ReportingSettings, names: Sequence[str], *, batch: int = 5000, progress: bool = True,
+    allow_shrink: bool = False,
 ) -> list[RebuildResult]:
     """Rebuild the named projections one after the other.
 
@@ -68,8 +72,12 @@ async def rebuild(
                 bar.refresh()
 
             try:
-                results.append(await Rebuilder(pool, nc.jetstream(), projection, batch=batch,
-                                               progress=show).run())
+                rebuilder = Rebuilder(pool, nc.jetstream(), projection, batch=batch, progress=show,
+                                      allow_shrink=allow_shrink)
+                results.append(await rebuilder.run())
+                for warning in rebuilder.warnings:
+                    print(f"rebuild {projection.name}: switched over although {warning} (--allow-shrink)",
+                          file=sys.stderr)
             finally:
                 bar.close()
     finally:
@@ -93,10 +101,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "patchbay rebuild") -> i
     configure_logging("reporting-rebuild", level=settings.log_level, fmt=settings.log_format)
     names = [p.name for p in all_projections()] if args.projection == "all" else [args.projection]
     try:
-        results = run_tuned(rebuild(settings, names, batch=args.batch, progress=not args.no_progress))
+        results = run_tuned(rebuild(settings, names, batch=args.batch, progress=not args.no_progress,
+                                    allow_shrink=args.allow_shrink))
     except RebuildBusy as exc:
         print(f"rebuild: {exc}", file=sys.stderr)
         return 2
+    except RebuildRefused as exc:
+        print(f"rebuild refused: {exc}", file=sys.stderr)
+        return 4
     for r in results:
         print(f"{r.projection}: {r.events:,} events in {r.seconds:.1f} s ({r.rate:,.0f}/s),"
               f" {r.skipped} malformed skipped; switched over")

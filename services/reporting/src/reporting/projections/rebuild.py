@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from reporting.projections.base import NEXT, Projection, Source, Tables, checkpoints
 from reporting.projections.pull import stream_seq
+from reporting.projections.rebuild_guards import history_problems, refusal, shrink_problems
 from reporting.projections.replay import pending_count, replay
 
 log = structlog.get_logger(__name__)
@@ -57,13 +58,16 @@ class Rebuilder:
 
     def __init__(
         self, pool: asyncpg.Pool, js: JetStreamContext, projection: Projection[Any], *,
-        batch: int = 5000, progress: Progress | None = None,
+        batch: int = 5000, progress: Progress | None = None, allow_shrink: bool = False,
     ) -> None:
         self.pool = pool
         self.js = js
         self.projection = projection
         self.batch = batch
         self.progress = progress
+        self.allow_shrink = allow_shrink
+        self.warnings: list[str] = []  # what --allow-shrink let through
+        self._read_to: dict[str, int] = {}  # per stream: read through here (applied or skipped)
         self.live = Tables.live(projection.tables)
         self.next = Tables.next(projection.tables)
         self.done = 0
@@ -81,6 +85,8 @@ class Rebuilder:
                 raise RebuildBusy(f"a rebuild of {self.projection.name} is already running")
             try:
                 await self._record("running", started=True)
+                if problems := await history_problems(self.js, self.pool, self.projection):
+                    self._refuse_or_note(problems)
                 await self._create_next()
                 await self._replay_all()
                 await self._catch_up()
@@ -153,6 +159,9 @@ class Rebuilder:
                 start = done.get(source.stream, 0) + 1
                 if last < start:
                     continue
+                start = max(start, self._read_to.get(source.stream, 0) + 1)  # skipped ones: not again
+                if last < start:
+                    continue
                 n = await pending_count(self.js, source.stream, source.replay_subjects, start)
                 if n:
                     self.total += n
@@ -170,8 +179,11 @@ class Rebuilder:
             live = await checkpoints(conn, self.projection, self.live)
             done = await checkpoints(conn, self.projection, self.next)
             for source in self.projection.sources:
-                if live.get(source.stream, 0) > done.get(source.stream, 0):
-                    await self._replay(source, done.get(source.stream, 0) + 1, live[source.stream], conn)
+                start = max(done.get(source.stream, 0), self._read_to.get(source.stream, 0)) + 1
+                if live.get(source.stream, 0) >= start:
+                    await self._replay(source, start, live[source.stream], conn)
+            if problems := await shrink_problems(conn, self.projection, self.live, self.next):
+                self._refuse_or_note(problems)
             for table in self.projection.tables:
                 await conn.execute(f"ANALYZE {table}{NEXT}")
                 await conn.execute(f"DROP TABLE {table}")
@@ -198,6 +210,7 @@ class Rebuilder:
                 if time.monotonic() - self._recorded > 1.0:
                     await self._record("running")
 
+        self._read_to[source.stream] = max(self._read_to.get(source.stream, 0), until)
         writer = asyncio.create_task(write())
         try:
             async for msgs in replay(self.js, source.stream, source.replay_subjects, start_seq=start,
@@ -228,6 +241,12 @@ class Rebuilder:
                 continue
             last = seq  # the checkpoint is the last message applied, as the live consumer's is
         return items, last
+
+    def _refuse_or_note(self, problems: list[str]) -> None:
+        if not self.allow_shrink:
+            raise refusal(self.projection.name, problems)
+        self.warnings += problems
+        log.warning("rebuild_shrinks", projection=self.projection.name, problems=problems)
 
     def _report(self) -> None:
         if self.progress:
