@@ -37,10 +37,10 @@ PATCHBAY = Path(sys.executable).parent / "patchbay"
 class Stack:
     """`python -m devtools.stack run|servers` on a data dir, its output collected."""
 
-    def __init__(self, data_dir: Path, command: str, http_port: int) -> None:
+    def __init__(self, data_dir: Path, command: str, http_port: int, **extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
         env |= {"PATCHBAY_DATA_DIR": str(data_dir), "PATCHBAY_HTTP_PORT": str(http_port),
-                "PATCHBAY_LOG_LEVEL": "INFO"}
+                "PATCHBAY_LOG_LEVEL": "INFO"} | extra
         self.data_dir, self.http = data_dir, f"http://127.0.0.1:{http_port}"
         self.lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "devtools.stack", command], env=env, text=True,
@@ -67,8 +67,8 @@ class Stack:
 
 
 @contextmanager
-def stack(data_dir: Path, command: str = "run") -> Iterator[Stack]:
-    running = Stack(data_dir, command, free_port())
+def stack(data_dir: Path, command: str = "run", **extra: str) -> Iterator[Stack]:
+    running = Stack(data_dir, command, free_port(), **extra)
     try:
         yield running
     finally:
@@ -212,3 +212,40 @@ async def _assert_events_once(database_url: str, nats_url: str, customers: list[
     finally:
         await nc.close()
     assert seen == dict.fromkeys(wanted, 1)
+
+
+async def test_moving_a_data_dir_into_a_cluster(embedded_tmp_path: Path) -> None:
+    """docs/operations.md "Moving into a NATS cluster": backup, cluster servers, --streams-only, run."""
+    data, backup_dir = embedded_tmp_path / "data", embedded_tmp_path / "backup"
+    with stack(data) as running:
+        headers = {"Authorization": f"Bearer {running.token()}"}
+        async with httpx.AsyncClient(base_url=running.http, headers=headers, timeout=30) as http:
+            customers = [(await http.post("/v1/customers", json={"name": f"Mover {i}"})).json()["id"]
+                         for i in range(5)]
+            await asyncio.to_thread(patchbay, data, "simulate", "--customers", ",".join(customers[:2]),
+                                    "--backlog", "100", "--days", "1", "--seed", "9")
+            live = await _settled(http, customers, customers[:2])
+    with stack(data, "servers"):  # nothing writes: the backup is exactly the streams as they were
+        await asyncio.to_thread(patchbay, data, "backup", str(backup_dir), "--no-progress")
+    with stack(data, "servers", PATCHBAY_NATS_CLUSTER="3"):
+        moved = await asyncio.to_thread(patchbay, data, "restore", str(backup_dir), "--streams-only",
+                                        "--no-progress")
+        assert "events to republish: none" in moved.stdout, moved.stdout
+    with stack(data, PATCHBAY_NATS_CLUSTER="3") as running:
+        info = read_stack_file(data)
+        assert info is not None and len(info["nats_url"].split(",")) == 3
+        nc = await nats.connect(info["nats_url"].split(","))
+        try:
+            js = nc.jetstream()
+            for name in ("CUSTOMER_EVENTS", "CALLS"):
+                stream = await js.stream_info(name)
+                assert stream.config.num_replicas == 3 and stream.state.messages > 0, stream
+        finally:
+            await nc.close()
+        headers = {"Authorization": f"Bearer {running.token()}"}
+        async with httpx.AsyncClient(base_url=running.http, headers=headers, timeout=30) as http:
+            rebuilt = await asyncio.to_thread(patchbay, data, "rebuild", "all", "--no-progress")
+            assert rebuilt.stdout.count("switched over") == 2 and not rebuilt.stderr.count("allow-shrink")
+            assert await _settled(http, customers, customers[:2]) == live
+            new = (await http.post("/v1/customers", json={"name": "After the move"})).json()["id"]
+            await _settled(http, [new], [])

@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--replicas", type=int, default=None,
                      help="stream replicas (default: PATCHBAY_STREAM_REPLICAS, "
                      "else the running stack's, else 1)")
+    cli.add_argument("--streams-only", action="store_true",
+                     help="restore the streams alone, onto servers whose database is kept "
+                     "(moving the streams of a data dir into a NATS cluster: docs/operations.md)")
     cli.add_argument("--no-progress", action="store_true", help="no progress bars")
     return cli
 
@@ -53,10 +56,12 @@ class RestoreRefused(RuntimeError):
     """The target is not fresh, or the backup does not fit it."""
 
 
-async def _check_fresh(conn: asyncpg.Connection, js: JetStreamContext, names: list[str]) -> None:
+async def _check_fresh(
+    conn: asyncpg.Connection, js: JetStreamContext, names: list[str], database: bool,
+) -> None:
     tables = await conn.fetchval("SELECT count(*) FROM information_schema.tables WHERE table_schema"
                                  " NOT IN ('pg_catalog', 'information_schema')")
-    if tables:
+    if database and tables:
         raise RestoreRefused(f"the database already has {tables} tables: restore onto a fresh one "
                              "(a new data dir with `make servers`, or an empty database)")
     for name in names:
@@ -114,7 +119,7 @@ def _restore_files(backup_dir: Path, data_dir: Path, files: list[str]) -> None:
 
 
 async def restore(
-    located: Located, backup_dir: Path, *, replicas: int, progress: bool = True,
+    located: Located, backup_dir: Path, *, replicas: int, progress: bool = True, streams_only: bool = False,
 ) -> dict[str, Any]:
     """Restore the backup; return what was done."""
     manifest = json.loads((backup_dir / "manifest.json").read_text())
@@ -123,12 +128,16 @@ async def restore(
     nc = await tool_nats(located.nats_url, data_dir=located.data_dir)
     try:
         js = nc.jetstream(timeout=30)
-        await _check_fresh(conn, js, names)
+        await _check_fresh(conn, js, names, database=not streams_only)
         server_major = int(await conn.fetchval("SHOW server_version_num")) // 10000
-        print(f"PostgreSQL {redact(located.database_url)}: pg_restore ...", file=sys.stderr, flush=True)
-        await asyncio.to_thread(pg_tools.run, "pg_restore", "--no-owner", "--no-privileges",
-                                "--single-transaction", "--exit-on-error", "--dbname", located.database_url,
-                                str(backup_dir / manifest["postgres"]), server_major=server_major)
+        if streams_only:
+            print(f"PostgreSQL {redact(located.database_url)}: kept as it is", file=sys.stderr, flush=True)
+        else:
+            print(f"PostgreSQL {redact(located.database_url)}: pg_restore ...", file=sys.stderr, flush=True)
+            dump = str(backup_dir / manifest["postgres"])
+            await asyncio.to_thread(pg_tools.run, "pg_restore", "--no-owner", "--no-privileges",
+                                    "--single-transaction", "--exit-on-error",
+                                    "--dbname", located.database_url, dump, server_major=server_major)
         stores = await _event_stores(conn)
         keep = _keeper(stores)
         published: set[str] = set()
@@ -161,8 +170,9 @@ async def restore(
     finally:
         await nc.close()
         await conn.close()
-    _restore_files(backup_dir, located.data_dir, manifest["files"])
-    return {"streams": restored, "requeued": requeued, "files": manifest["files"]}
+    files = [] if streams_only else manifest["files"]
+    _restore_files(backup_dir, located.data_dir, files)
+    return {"streams": restored, "requeued": requeued, "files": files}
 
 
 def main(located: Located, argv: list[str]) -> int:
@@ -173,7 +183,7 @@ def main(located: Located, argv: list[str]) -> int:
         return 2
     try:
         done = asyncio.run(restore(located, args.dir, replicas=_replicas(args.replicas, located),
-                                   progress=not args.no_progress))
+                                   progress=not args.no_progress, streams_only=args.streams_only))
     except (RestoreRefused, pg_tools.PgToolError) as exc:
         print(f"patchbay restore: {exc}", file=sys.stderr)
         return 1
