@@ -76,6 +76,9 @@ class SystemMessages:
             ids = bind_from_headers(msg.headers)
             sm = SystemMessage.model_validate_json(msg.data)
             batch.append(to_message(sm, self.sealer, Metadata(correlation_id=ids.get("correlation_id"))))
+        if not batch:  # an idle poll: nothing happened, nothing to say at info level
+            log.debug("system_messages_queued", count=0)
+            return
         await self.store.queue_many(batch)
         self.queued += len(batch)
         self.wake()
