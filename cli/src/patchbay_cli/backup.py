@@ -78,7 +78,7 @@ async def backup(located: Located, out: Path, *, progress: bool = True) -> dict[
                                 "--dbname", located.database_url, server_major=server_major)
         print(f"PostgreSQL: {(out / 'postgres.dump').stat().st_size:,} bytes", file=sys.stderr, flush=True)
         js = nc.jetstream()
-        names = sorted((s.config.name for s in await js.streams_info()), key=lambda n: (n in LAST, n))
+        names = sorted((s.config.name or "" for s in await js.streams_info()), key=lambda n: (n in LAST, n))
         (out / "streams").mkdir()
         streams = []
         for name in names:

@@ -161,8 +161,8 @@ async def restore(
             print(f"stream {summary['name']}: {count:,} of {summary['messages']:,} messages restored",
                   file=sys.stderr, flush=True)
         requeued = {}
-        for schema, (_, ids) in stores.items():
-            missing = [position for event_id, position in ids.items() if event_id not in published]
+        for schema, (_, positions) in stores.items():
+            missing = [position for event_id, position in positions.items() if event_id not in published]
             if missing:
                 await conn.execute(f'INSERT INTO "{schema}".outbox (position) SELECT unnest($1::bigint[])'
                                    " ON CONFLICT DO NOTHING", sorted(missing))

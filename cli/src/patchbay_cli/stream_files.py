@@ -115,7 +115,7 @@ def _matches(pattern: str, subject: str) -> bool:
 
 def restore_config(summary: dict[str, Any], in_dir: Path, replicas: int) -> StreamConfig:
     """The config to restore into: the old one without transform or dedup, its stored subjects allowed."""
-    config = StreamConfig.from_response(dict(summary["config"]))
+    config: StreamConfig = StreamConfig.from_response(dict(summary["config"]))
     subjects = list(config.subjects or [])
     for msg in read_messages(in_dir, summary["name"]):  # transformed subjects (partition tokens)
         if not any(_matches(p, msg.subject) for p in subjects):

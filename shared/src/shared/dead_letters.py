@@ -89,7 +89,7 @@ async def known_consumers(js: JetStreamContext) -> set[str]:
     """Every durable consumer on the streams, by consumer name (partitions folded together)."""
     names: set[str] = set()
     for stream in await js.streams_info():
-        for info in await js.consumers_info(stream.config.name):
+        for info in await js.consumers_info(stream.config.name or ""):
             if info.config.durable_name:
                 names.add(consumer_of(info.config.durable_name))
     return names

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -171,5 +172,5 @@ async def ensure_streams(
     Waits up to `budget_s` per stream for JetStream to answer (see `until_jetstream_answers`).
     """
     for spec in specs or ALL_STREAMS:
-        await until_jetstream_answers(lambda spec=spec: _ensure_stream(js, spec, replicas),
+        await until_jetstream_answers(partial(_ensure_stream, js, spec, replicas),
                                       f"ensure_stream {spec.name}", budget_s=budget_s)
