@@ -33,13 +33,13 @@ def _where(located: Located, _: list[str]) -> int:
 def _rebuild(_: Located, argv: list[str]) -> int:
     from reporting.rebuild_cli import main
 
-    return main(argv, prog="patchbay rebuild")
+    return int(main(argv, prog="patchbay rebuild"))
 
 
 def _dead_letters(_: Located, argv: list[str]) -> int:
     from shared.dead_letters import main
 
-    return main(argv, prog="patchbay dead-letters")
+    return int(main(argv, prog="patchbay dead-letters"))
 
 
 def _simulate(_: Located, argv: list[str]) -> int:
@@ -47,7 +47,7 @@ def _simulate(_: Located, argv: list[str]) -> int:
 
     from reporting.simulator import main
 
-    return asyncio.run(main(argv, prog="patchbay simulate"))
+    return int(asyncio.run(main(argv, prog="patchbay simulate")))
 
 
 def _backup(located: Located, argv: list[str]) -> int:
