@@ -40,14 +40,14 @@ class Stack:
     def __init__(self, data_dir: Path, command: str, http_port: int, **extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
         env |= {"PATCHBAY_DATA_DIR": str(data_dir), "PATCHBAY_HTTP_PORT": str(http_port),
-                "PATCHBAY_LOG_LEVEL": "INFO"} | extra
+                "PATCHBAY_LOG_LEVEL": "INFO", "PATCHBAY_READY_TIMEOUT_S": "240"} | extra
         self.data_dir, self.http = data_dir, f"http://127.0.0.1:{http_port}"
         self.lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "devtools.stack", command], env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         threading.Thread(target=self._read, daemon=True).start()
         marker = "admin token:" if command == "run" else "PATCHBAY_DATABASE_URL="
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while not any(marker in line for line in self.lines):
             assert self.proc.poll() is None and time.monotonic() < deadline, "".join(self.lines[-60:])
             time.sleep(0.1)

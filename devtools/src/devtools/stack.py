@@ -66,6 +66,8 @@ class StackSettings(BaseSettings):
     nats_cluster: int = Field(default=1, ge=1, le=5)
     # replicas of the streams made on servers of your own (PATCHBAY_NATS_URL)
     stream_replicas: int = Field(default=1, ge=1, le=5)
+    # how long the gateway may take to answer /readyz (a loaded machine starts slowly)
+    ready_timeout_s: float = Field(default=READY_TIMEOUT, gt=0)
 
 
 def redact_url(url: str) -> str:
@@ -367,7 +369,8 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
         try:
             http = f"http://{settings.http_host}:{settings.http_port}"
             if http_service in names:
-                if not await wait_ready(f"{http}/readyz", stop) and not stop.is_set():
+                ready = await wait_ready(f"{http}/readyz", stop, settings.ready_timeout_s)
+                if not ready and not stop.is_set():
                     log.error("gateway not ready in time", url=f"{http}/readyz")
                     return 1
             shown = http if http_service in names else None
