@@ -135,7 +135,7 @@ async def load_stream(js: JetStreamContext, in_dir: Path, summary: dict[str, Any
     """Create the stream and publish its messages at their old sequences; (restored, kept msg ids)."""
     name = summary["name"]
     await js.add_stream(restore_config(summary, in_dir, replicas))
-    expected = summary["first_seq"]
+    expected = max(summary["first_seq"], 1)  # an empty stream that never held a message says 0
     restored = 0
     ids: set[str] = set()
     filler = f"{FILLER}.{name}"
