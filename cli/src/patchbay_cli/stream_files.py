@@ -143,19 +143,19 @@ async def load_stream(js: JetStreamContext, in_dir: Path, summary: dict[str, Any
     async def fill_to(seq: int) -> None:
         nonlocal expected
         while expected < seq:
-            ack = await js.publish(filler, b"", stream=name)
+            ack = await js.publish(filler, b"")
             await js.delete_msg(name, ack.seq)
             expected = ack.seq + 1
 
     for msg in read_messages(in_dir, name):
         await fill_to(msg.seq)
         if keep(msg):
-            ack = await js.publish(msg.subject, msg.data, headers=msg.headers, stream=name)
+            ack = await js.publish(msg.subject, msg.data, headers=msg.headers)
             for _ in range(3):  # the same dedup id restored a moment ago: let the window pass
                 if not ack.duplicate:
                     break
                 await asyncio.sleep(DEDUP_WHILE_RESTORING_S * 1.5)
-                ack = await js.publish(msg.subject, msg.data, headers=msg.headers, stream=name)
+                ack = await js.publish(msg.subject, msg.data, headers=msg.headers)
             if ack.seq != msg.seq:
                 raise RuntimeError(f"{name}: message {msg.seq} restored at {ack.seq}")
             restored += 1
