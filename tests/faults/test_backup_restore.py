@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -177,12 +178,18 @@ async def test_backup_under_load_restore_onto_a_fresh_stack(embedded_tmp_path: P
             assert after == live
         info = read_stack_file(second)
         assert info is not None
-        await _assert_events_once(info["database_url"], info["nats_url"], before)
+        await _assert_events_once(info["database_url"], info["nats_url"], before, second)
         assert not [line for line in running.lines if "another key" in line], "the notifier cannot open a sealed value"
     print(f"acknowledged before the backup: {len(before)}, during it: {len(during)}")
 
 
-async def _assert_events_once(database_url: str, nats_url: str, customers: list[str]) -> None:
+async def _connect(nats_url: str, data_dir: Path) -> Any:
+    """NATS as the provisioner of the stack on data_dir (its seed in the data dir's credentials)."""
+    seed = bus.seed_for("provisioner", bus.BusSettings(data_dir=data_dir))
+    return await bus.connect(nats_url.split(","), "provisioner", seed=seed)
+
+
+async def _assert_events_once(database_url: str, nats_url: str, customers: list[str], data_dir: Path) -> None:
     """Each customer's creation event: once in PostgreSQL and, once the relay caught up, once in the stream."""
     conn = await asyncpg.connect(database_url)
     try:
@@ -193,7 +200,7 @@ async def _assert_events_once(database_url: str, nats_url: str, customers: list[
         await conn.close()
     assert {r["stream_id"] for r in rows} == set(customers)
     wanted = {r["id"] for r in rows}
-    nc = await bus.connect(nats_url.split(","), "provisioner")
+    nc = await _connect(nats_url, data_dir)
     try:
         js = nc.jetstream()
         seen: dict[str, int] = {}
@@ -234,7 +241,7 @@ async def test_moving_a_data_dir_into_a_cluster(embedded_tmp_path: Path) -> None
     with stack(data, PATCHBAY_NATS_CLUSTER="3") as running:
         info = read_stack_file(data)
         assert info is not None and len(info["nats_url"].split(",")) == 3
-        nc = await nats.connect(info["nats_url"].split(","))
+        nc = await _connect(info["nats_url"], data)
         try:
             js = nc.jetstream()
             for name in ("CUSTOMER_EVENTS", "CALLS"):
