@@ -21,7 +21,9 @@ PATCHBAY = Path(sys.executable).parent / "patchbay"
 
 
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
+    # no stack settings leak in; the session's NATS credentials do (its servers authenticate)
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("PATCHBAY_") or k == "PATCHBAY_NATS_CREDENTIALS_DIR"}
     return subprocess.run([str(PATCHBAY), *args], capture_output=True, text=True, timeout=120,
                           env=clean | (env or {}), cwd=cwd, check=False)
 
