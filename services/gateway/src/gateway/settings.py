@@ -33,8 +33,6 @@ class GatewaySettings(CommonSettings):
     portal_login_window_s: float = 300.0
     portal_code_entries_per_contact: int = 20
     portal_code_window_s: float = 300.0
-    # the address the world reaches the gateway at (PayPal's notify_url and return links); else the request's
-    public_url: str | None = None
     # sign-ups accepted per client address (IPv6: per /64) and window
     portal_signups_per_ip: int = Field(default=5, ge=1)
     portal_signup_window_s: float = 3600.0
