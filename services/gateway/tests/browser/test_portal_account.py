@@ -92,6 +92,10 @@ def test_portal_balance_invoice_download_usage_and_password_change(browser: Any,
     page.fill("#f-new_password_again", "a brand new password")
     page.click("#change-password")
     expect(page.locator("#notice")).to_contain_text("password is changed", timeout=30_000)
+    page.fill("#f-threshold", "12.50")
+    page.click("#save-alert")
+    expect(page.locator("#notice")).to_have_text("Saved.")
+    expect(page.locator("#f-threshold")).to_have_value("12.50")
     # this browser goes on with its fresh session; the other session ended
     page.click("#nav-account")
     expect(page.locator("#balance-value")).to_be_visible()
