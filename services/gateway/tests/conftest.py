@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -13,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from customer.bootstrap import CustomerSettings
+from customer.bootstrap import start as start_customer
 from devtools.embedded import EmbeddedNats
 from devtools.testing.waiting import wait_for
 from fastapi import FastAPI
@@ -20,6 +23,8 @@ from gateway.bootstrap import create_app
 from gateway.settings import GatewaySettings
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from reporting.bootstrap import start as start_reporting
+from reporting.settings import ReportingSettings
 
 from shared import bus
 
@@ -137,3 +142,23 @@ async def fake_customer(gateway: Gateway) -> AsyncIterator[FakeService]:
     yield fake
     await sub.unsubscribe()
     await nc.drain()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def real_services(gateway: Any, module_nats_url: str, make_database: Any) -> AsyncIterator[None]:
+    """The customer and reporting services on the gateway's NATS, each on a fresh database."""
+    customer = await start_customer(CustomerSettings(nats_url=module_nats_url, database_url=await make_database()))
+    reporting = await start_reporting(ReportingSettings(
+        nats_url=module_nats_url, database_url=await make_database()))  # the table's durables (a server per module)
+
+    async def answers() -> bool:
+        return (await gateway.client.get("/v1/reporting/lag")).status_code == 200
+
+    await wait_for(answers, timeout=20, message="the reporting service behind the gateway")
+    yield
+    await reporting.stop()
+    try:
+        await asyncio.wait_for(customer.stop(), 5)
+    except TimeoutError:
+        await customer.nc.close()
+        customer.pool.terminate()

@@ -35,12 +35,14 @@ def test_audit_difference_view_and_as_of(browser: Any, stack: Stack) -> None:
     expect(update.locator(".audit-reason")).to_have_text("promotion")
     expect(update).to_contain_text("admin")
     update.locator("summary", has_text="View difference").click()
-    old = json.loads(update.locator("pre.diff-old").inner_text())
-    new = json.loads(update.locator("pre.diff-new").inner_text())
+    rows = update.locator("tr.changed")
+    fields = [rows.nth(i).get_attribute("data-field") for i in range(rows.count())]
+    old = {f: json.loads(update.locator(f"tr[data-field={f}] pre.diff-old").inner_text()) for f in fields}
+    new = {f: json.loads(update.locator(f"tr[data-field={f}] pre.diff-new").inner_text()) for f in fields}
     assert old == {"tax": "1", "tags": ["bronze"]}
     assert new == {"tax": "2.5", "tags": ["gold"]}
-    expect(update.locator("pre.diff-old")).to_be_visible()
-    expect(update.locator("pre.diff-new")).to_be_visible()
+    expect(update.locator("pre.diff-old").first).to_be_visible()
+    expect(update.locator("pre.diff-new").first).to_be_visible()
 
     # the card as it was right after creation
     page.locator(".audit-entry[data-type=CustomerCreated] a", has_text="card as of then").click()

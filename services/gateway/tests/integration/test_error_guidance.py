@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from customer.bootstrap import CustomerSettings
-from customer.bootstrap import start as start_customer
-from devtools.testing.waiting import wait_for
-from reporting.bootstrap import start as start_reporting
-from reporting.settings import ReportingSettings
 
 pytestmark = pytest.mark.servers
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def services(gateway: Any, module_nats_url: str, make_database: Any) -> AsyncIterator[None]:
-    """The customer and reporting services on the gateway's NATS, each on a fresh database."""
-    customer = await start_customer(CustomerSettings(nats_url=module_nats_url, database_url=await make_database()))
-    reporting = await start_reporting(ReportingSettings(
-        nats_url=module_nats_url, database_url=await make_database()))  # the table's durables (a server per module)
-
-    async def answers() -> bool:
-        return (await gateway.client.get("/v1/reporting/lag")).status_code == 200
-
-    await wait_for(answers, timeout=20, message="the reporting service behind the gateway")
-    yield
-    await reporting.stop()
-    try:
-        await asyncio.wait_for(customer.stop(), 5)
-    except TimeoutError:
-        await customer.nc.close()
-        customer.pool.terminate()
-
-
 @pytest.fixture
-def client(gateway: Any, services: None) -> Any:
+def client(gateway: Any, real_services: None) -> Any:
     """The admin client, once the services answer."""
     return gateway.client
 
@@ -128,5 +101,5 @@ async def test_name_taken_names_the_field(client: Any) -> None:
     assert (await client.post("/v1/customers", json={"name": name})).status_code == 201
     error = error_of(await client.post("/v1/customers", json={"name": name.upper()}), 409)
     assert error["code"] == "name_taken"
-    assert error["details"] == [{"field": "name", "type": "name_taken",
-                                 "message": "already taken by another customer; choose another name"}]
+    assert error["details"] == [{"field": "name", "type": "name_taken", "message": error["message"]}]
+    assert "another customer already has this name" in error["message"]

@@ -26,6 +26,17 @@ def _country(value: str) -> str:
     return code
 
 
+def country_code(text: str) -> str:
+    """A country typed by a person (`Germany`, `DEU`, `de`) as its alpha-2 code; else the text as given."""
+    value = text.strip()
+    if len(value) <= 2:
+        return value
+    try:
+        return str(pycountry.countries.lookup(value).alpha_2)
+    except LookupError:
+        return value  # the API refuses it, saying what a country code is
+
+
 _URL = TypeAdapter(HttpUrl)
 
 

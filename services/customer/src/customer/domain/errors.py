@@ -12,26 +12,23 @@ class Taken(ServiceError):
 class NameTaken(Taken):
     """Another live customer has this name (case-insensitively)."""
 
+    MESSAGE = ("another customer already has this name (names are unique, case-insensitively,"
+               " among customers that are not deleted)")
+
     def __init__(self) -> None:
-        super().__init__(
-            ErrorCode.NAME_TAKEN,
-            "another customer already has this name (names are unique, case-insensitively,"
-            " among customers that are not deleted)",
-            [ErrorDetail(field="name", message="already taken by another customer; choose another name",
-                         type="name_taken")],
-        )
+        super().__init__(ErrorCode.NAME_TAKEN, self.MESSAGE,
+                         [ErrorDetail(field="name", message=self.MESSAGE, type="name_taken")])
 
 
 class EmailTaken(Taken):
     """Another live contact logs in with this e-mail (case-insensitively)."""
 
+    MESSAGE = ("another contact already logs in with this e-mail (contact e-mails are unique across"
+               " all customers)")
+
     def __init__(self) -> None:
-        super().__init__(
-            ErrorCode.EMAIL_TAKEN,
-            "another contact already logs in with this e-mail (contact e-mails are unique across"
-            " all customers)",
-            [ErrorDetail(field="email", message="already used by another contact", type="email_taken")],
-        )
+        super().__init__(ErrorCode.EMAIL_TAKEN, self.MESSAGE,
+                         [ErrorDetail(field="email", message=self.MESSAGE, type="email_taken")])
 
 
 class BlockTaken(Taken):

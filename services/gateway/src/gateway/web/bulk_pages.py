@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
+from shared.contracts.fields import country_code
 from starlette.datastructures import FormData, UploadFile
 
 from gateway.dependencies import get_runtime
@@ -33,6 +34,8 @@ def changes(form: FormData) -> dict[str, Any]:
                 chosen[name] = value == "yes"
         elif name == "until" and value:
             chosen[name] = value if value.endswith("Z") else f"{value}:00Z"
+        elif name == "country" and value:
+            chosen[name] = country_code(value)
         elif value:
             chosen[name] = value
     return {"set": chosen, "add_tags": split_list(text(form, "add_tags")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.fields import country_code
 from starlette.datastructures import FormData
 
 from gateway.web.forms import checked, split_list, text, text_or_none
@@ -48,6 +49,9 @@ def card_values(form: FormData) -> dict[str, Any]:
         "verification": {k: checked(form, f"verification.{k}") for k in VERIFICATION},
         "notes": multiline(form, "notes"),
     }
+    country = values["address"]["country"]
+    if country:  # "Germany" is DE; never cut to its first two letters (GE, Georgia)
+        values["address"]["country"] = country_code(country)
     return values
 
 

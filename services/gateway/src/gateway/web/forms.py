@@ -88,7 +88,7 @@ def errors_from(result: ApiResult, known: Iterable[str] = ()) -> FormErrors:
     if not placed:
         target = CODE_FIELDS.get(code)
         errors.add(target if target in known_set else None, result.message or f"error {result.status}")
-    elif code not in ("validation_error",):
+    elif code not in ("validation_error", *CODE_FIELDS):  # those details already say it
         errors.general.insert(0, result.message)
     if result.status == 412:
         errors.general.append("Someone changed this record after you opened it: reload and try again.")

@@ -155,6 +155,11 @@ class Page:
         ctx = {"page": self, "errors": errors or FormErrors(), **(context or {})}
         response = TEMPLATES.TemplateResponse(self.request, template, ctx, status_code=status)
         response.headers["Cache-Control"] = "no-store"
+        if self.request.method == "GET" and self.request.headers.get("HX-Boosted") == "true":
+            # a boosted form's POST followed its 303 here: the address bar shows this page, not the
+            # form's (a reload of `/new` would show an empty form)
+            url = self.request.url
+            response.headers["HX-Push-Url"] = url.path + (f"?{url.query}" if url.query else "")
         return response
 
 
