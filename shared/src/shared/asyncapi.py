@@ -12,6 +12,7 @@ from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
+from shared.asyncapi_streams import add_published
 from shared.errors import ErrorReply
 from shared.rpc import Route
 
@@ -41,6 +42,7 @@ def document(services: dict[str, list[Route]], *, version: str = "0.1.0") -> dic
     )
     doc: dict[str, Any] = json.loads(spec.to_specification().to_json())
     _add_replies(doc, [r for routes in services.values() for r in routes])
+    add_published(doc)
     return doc
 
 
@@ -51,8 +53,8 @@ def _add_replies(doc: dict[str, Any], routes: list[Route]) -> None:
     messages = components.setdefault("messages", {})
     template = "#/components/schemas/{model}"
     models: set[type[BaseModel]] = {ErrorReply, *(r.reply for r in routes if r.reply)}
-    for model in models:
-        schema = model.model_json_schema(ref_template=template)
+    for model in models:  # as sent: serialization aliases (`from`, `to`), not the field names
+        schema = model.model_json_schema(ref_template=template, mode="serialization")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     for route in routes:
