@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from alerts.bootstrap import AlertsSettings
@@ -98,3 +100,67 @@ async def test_firings_answer_empty_and_check_their_query(client: Any) -> None:
                                                            "since": "2026-01-01T00:00:00Z"})
     assert reply.status_code == 200 and reply.json() == {"items": []}
     assert (await client.get("/v1/alerts/firings", params={"customer_id": "nope"})).status_code == 422
+
+
+def _hidden(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the form that posts to `action`."""
+    for form in re.finditer(rf'<form method="post"[^>]*action="{re.escape(action)}"[^>]*>(.*?)</form>', html, re.S):
+        return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form.group(1)))
+    raise AssertionError(f"no form posts to {action}")
+
+
+async def _console(gateway: Any, role: str) -> httpx.AsyncClient:
+    """A signed-in console session (cookies) for a new token of the role."""
+    token = await gateway.make_token(role)
+    web = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app, raise_app_exceptions=False),
+                            base_url="https://gateway.test")
+    page = await web.get("/console/login")
+    csrf = _hidden(page.text, "/console/login")["csrf_token"]
+    reply = await web.post("/console/login", data={"token": token, "csrf_token": csrf, "next": "/console/"})
+    assert reply.status_code == 303, reply.text
+    return web
+
+
+async def test_console_page_makes_refuses_and_pauses_rules(client: Any, gateway: Any) -> None:
+    web = await _console(gateway, "operator")
+    try:
+        page = await web.get("/console/alerts")
+        assert page.status_code == 200 and 'href="/console/alerts" aria-current="page"' in page.text
+        csrf = _hidden(page.text, "/console/alerts")["csrf_token"]
+        name = f"console rule {uuid.uuid4().hex[:6]}"
+        form = {"csrf_token": csrf, "name": name, "scope_kind": "tag", "scope_value": "gold", "area": "asr",
+                "operator": "lt", "threshold": "101", "window_minutes": "10", "level": "error",
+                "email_contacts": "on", "penalty_minutes": "30"}
+        refused = await web.post("/console/alerts", data=form)
+        assert refused.status_code == 422 and "0 to 100" in refused.text
+        assert f'value="{name}"' in refused.text  # the form keeps what was typed
+        window = await web.post("/console/alerts", data={**form, "threshold": "20", "window_minutes": "0"})
+        assert window.status_code == 422 and 'id="err-window_minutes"' in window.text
+        made = await web.post("/console/alerts", data={**form, "threshold": "20"})
+        assert made.status_code == 303 and made.headers["location"].endswith("notice=created")
+        listed = (await web.get("/console/alerts")).text
+        assert f'data-rule="{name}"' in listed and "tag <code>gold</code>" in listed
+        assert "penalty 30 min" in listed
+        [rule_id] = [r["id"] for r in (await client.get("/v1/alerts")).json()["items"] if r["name"] == name]
+        paused = await web.post(f"/console/alerts/{rule_id}/pause", data={"csrf_token": csrf})
+        assert paused.status_code == 303
+        assert (await client.get(f"/v1/alerts/{rule_id}")).json()["state"] == "paused"
+        edit = await web.get(f"/console/alerts/{rule_id}")
+        assert edit.status_code == 200 and f"Change “{name}”" in edit.text
+        version = _hidden(edit.text, f"/console/alerts/{rule_id}")["version"]
+        assert version == "1"  # pausing is not a new version of the rule
+        saved = await web.post(f"/console/alerts/{rule_id}", data={**form, "threshold": "25", "version": version})
+        assert saved.status_code == 303, saved.text
+        assert (await client.get(f"/v1/alerts/{rule_id}")).json()["threshold"] == "25"
+    finally:
+        await web.aclose()
+
+
+async def test_console_alerts_are_not_for_viewers(client: Any, gateway: Any) -> None:
+    web = await _console(gateway, "viewer")
+    try:
+        home = await web.get("/console/")
+        assert 'href="/console/alerts"' not in home.text
+        assert (await web.get("/console/alerts")).status_code == 403
+    finally:
+        await web.aclose()
