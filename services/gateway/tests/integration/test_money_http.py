@@ -163,6 +163,11 @@ async def test_payments_over_http(client: Any, gateway: Any) -> None:
     text = (await client.get(f"/v1/customers/{cid}/payments", params={"format": "csv"}, headers=billing)).text
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][0] == "id" and len(rows) == 3
+    formula = {"amount": "1", "currency": "EUR", "reference": "=HYPERLINK(\"x\")", "description": "@SUM(1)"}
+    assert (await client.post(f"/v1/customers/{cid}/payments", json=formula, headers=billing)).status_code == 201
+    text = (await client.get(f"/v1/customers/{cid}/payments", params={"format": "csv"}, headers=billing)).text
+    row = next(r for r in csv.reader(io.StringIO(text)) if "HYPERLINK" in r[7])
+    assert row[7].startswith("'=") and row[10] == "'@SUM(1)"  # never a formula in a spreadsheet
     viewer = gateway.as_token(await gateway.make_token("viewer"))
     assert (await client.post(f"/v1/customers/{cid}/payments", json=body, headers=viewer)).status_code == 403
     assert (await client.get(f"/v1/customers/{cid}/payments", headers=viewer)).status_code == 403

@@ -33,6 +33,7 @@ from shared.contracts.payments import (
 from shared.errors import ErrorCode
 
 from gateway.auth.roles import Permission
+from gateway.csv_export import safe_cell
 from gateway.dependencies import Caller, caller, correlation_id, get_runtime, require
 from gateway.entrypoints.reporting_api import CSV_DOC
 from gateway.errors import COMMON_ERRORS, CONFLICT_DOC, NOT_FOUND_DOC, ApiError
@@ -256,7 +257,9 @@ def _csv(columns: tuple[str, ...], items: list[dict[str, Any]], *, header: bool 
     writer = csv.writer(out)
     if header:
         writer.writerow(columns)
-    writer.writerows(["" if item.get(c) is None else str(item.get(c)) for c in columns] for item in items)
+    # references and descriptions come from people and PayPal: never a formula (csv_export.safe_cell)
+    writer.writerows(["" if item.get(c) is None else safe_cell(str(item.get(c))) for c in columns]
+                     for item in items)
     return out.getvalue()
 
 
