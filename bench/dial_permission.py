@@ -153,6 +153,15 @@ async def with_call_records(
 ) -> None:
     """The echo and dial permission again, each while `rate` call records/s stream in."""
     print(f"\nwhile {rate:,} call records/s stream into CALLS:\n")
+    quiet = asyncio.Event()
+    cpu = CpuMeter()
+    cpu.start()  # the records alone first: what one costs each process
+    alone = asyncio.create_task(stream_records(nc, ids, rate, quiet))
+    await asyncio.sleep(seconds / 2)
+    quiet.set()
+    only = await alone
+    await asyncio.sleep(1)  # let the ledger finish them
+    print(f"records alone: {only:,} in {seconds / 2:.0f} s, {cpu.per_op_us(only)} (per record)")
     stop = asyncio.Event()
     streaming = asyncio.create_task(stream_records(nc, ids, rate, stop))
     baseline = await closed_loop("nats-py echo, records streaming", echo, clients=clients, seconds=seconds)

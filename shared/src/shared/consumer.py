@@ -156,6 +156,7 @@ class JetStreamConsumer:
         self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, *,
         batch: int = 500, fetch_timeout_s: float = 1.0, ordered: bool = False,
         leases: PartitionLeases | None = None, stand_in_after_s: float | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.ordered = ordered
         self.leases = leases
@@ -171,6 +172,9 @@ class JetStreamConsumer:
         self.handler = handler
         self.batch = batch
         self.fetch_timeout_s = fetch_timeout_s
+        # a short batch waits this long for more before it is handled: fewer, larger batches
+        # where a message trickles in at a time (each batch costs a transaction and a fetch)
+        self.linger_s = linger_s
         self.handled = 0
         self.dead_lettered = 0
         self.failures = 0
@@ -211,6 +215,10 @@ class JetStreamConsumer:
                 except (NatsTimeoutError, TimeoutError):
                     await self.idle()
                     continue
+                if self.linger_s > 0 and len(msgs) < self.batch:
+                    await asyncio.sleep(self.linger_s)
+                    with contextlib.suppress(NatsTimeoutError, TimeoutError):
+                        msgs += await sub.fetch(self.batch - len(msgs), timeout=0.05)
                 await self.process(msgs)
                 await self.hand_back_if_wanted()
         finally:

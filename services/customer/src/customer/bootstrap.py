@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import orjson
 import structlog
 from nats.aio.client import Client as NatsClient
 from pydantic import Field
@@ -82,6 +83,8 @@ class CustomerSettings(CommonSettings):
     penalty_sweep_interval_s: float = 1.0
     # call records per ledger write (projections/ledger.py)
     ledger_batch: int = Field(default=100, ge=1, le=5000)
+    # a short batch of call records waits this long for more (fewer transactions per record)
+    ledger_linger_s: float = Field(default=0.05, ge=0, le=1)
     # the longest call max_duration_s allows (product.md section 11)
     max_call_duration_s: int = Field(default=14_400, ge=1)
     # PayPal IPN verification: per attempt, attempts, first retry delay (doubling)
@@ -168,9 +171,9 @@ async def start(settings: CustomerSettings) -> CustomerService:
     signup_settings = SignupSettingsService(store)
 
     async def charges_changed(changed: list[ledger.Charges]) -> None:
-        for charges in changed:  # this replica at once, the others through core NATS
+        for charges in changed:  # this replica at once, the others through core NATS (one message)
             dial_views.credit.set_charges(charges)
-            await nc.publish(ledger.LEDGER_CHANGED, charges.json())
+        await nc.publish(ledger.LEDGER_CHANGED, orjson.dumps([c.item() for c in changed]))
 
     rpc = RpcServer(
         nc, [*routes(commands=commands, queries=queries, settings=settings_service),
@@ -222,7 +225,8 @@ def _spawn_money(
                        max_attempts=settings.ipn_max_attempts, retry_base_s=settings.ipn_retry_base_s)
     # small batches: decoding one (~20 µs a record) holds the loop the dial answers share
     runtime.spawn(PartitionedConsumer(runtime.js, ledger.SPEC, charges.handle, settings.partitions,
-                                      batch=settings.ledger_batch, **lease).run(), name="ledger-charges")
+                                      batch=settings.ledger_batch, linger_s=settings.ledger_linger_s,
+                                      **lease).run(), name="ledger-charges")
     runtime.spawn(PartitionedConsumer(runtime.js, billing_payments.SPEC, billing.handle, settings.partitions,
                                       **lease).run(), name="billing-payments")
     notes = credit_notes.CreditNotesProjection(runtime.pool, charges_changed)

@@ -46,3 +46,14 @@ class CallRecord(BaseModel):
     def connected(self) -> bool:
         """An answered call."""
         return self.disposition == "answered"
+
+
+class CallCharge(BaseModel):
+    """The part of a `calls.cdr.<customer_id>` record the ledger reads (the rest is not parsed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=100)
+    started_at: AwareDatetime
+    charge: Decimal

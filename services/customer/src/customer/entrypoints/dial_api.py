@@ -104,7 +104,8 @@ class DialPermissionApi:
 
     async def _on_charges(self, msg: Msg) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError, ArithmeticError):
-            self.views.credit.set_charges(Charges.parse(msg.data))
+            for charges in Charges.parse_many(msg.data):
+                self.views.credit.set_charges(charges)
 
     async def _on_request(self, msg: Msg) -> None:
         if msg.reply:

@@ -20,7 +20,7 @@ import structlog
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 from shared.consumer import ConsumerSpec, Poison
-from shared.contracts.calls import CallRecord
+from shared.contracts.calls import CallCharge
 from shared.money import ZERO, with_tax
 
 log = structlog.get_logger(__name__)
@@ -68,8 +68,12 @@ class Charges:
     credit_notes: Decimal = ZERO  # credit notes issued (reporting's CreditNoteIssued), a credit
 
     def json(self) -> bytes:
-        """As published on LEDGER_CHANGED."""
-        return orjson.dumps(
+        """One item as JSON."""
+        return orjson.dumps(self.item())
+
+    def item(self) -> dict[str, object]:
+        """As an item of a LEDGER_CHANGED message (a JSON list, one item per changed customer)."""
+        return (
             {
                 "customer_id": self.customer_id,
                 "charges": str(self.charges),
@@ -81,9 +85,19 @@ class Charges:
         )
 
     @classmethod
+    def parse_many(cls, data: bytes) -> list[Charges]:
+        """Every item of a LEDGER_CHANGED message."""
+        value = orjson.loads(data)
+        return [cls.of_json(d) for d in (value if isinstance(value, list) else [value])]
+
+    @classmethod
     def parse(cls, data: bytes) -> Charges:
         """From a LEDGER_CHANGED message."""
-        d = orjson.loads(data)
+        return cls.of_json(orjson.loads(data))
+
+    @classmethod
+    def of_json(cls, d: dict[str, str]) -> Charges:
+        """From one item of a LEDGER_CHANGED message."""
         return cls(
             str(d["customer_id"]),
             Decimal(d["charges"]),
@@ -100,10 +114,10 @@ class Charges:
                    row["credit_notes"])
 
 
-def decode(msg: Msg) -> CallRecord:
+def decode(msg: Msg) -> CallCharge:
     """A call record, or Poison."""
     try:
-        return CallRecord.model_validate_json(msg.data)
+        return CallCharge.model_validate_json(msg.data)
     except ValidationError as exc:
         raise Poison(f"not a call record: {exc.errors(include_url=False)[:3]}") from exc
 
@@ -130,7 +144,7 @@ class LedgerProjection:
 
     async def handle(self, msgs: Sequence[Msg]) -> None:
         """Write a batch (once per call id) and tell the dial views."""
-        records: dict[str, CallRecord] = {}
+        records: dict[str, CallCharge] = {}
         for msg in msgs:
             record = decode(msg)
             records.setdefault(record.call_id, record)
@@ -141,7 +155,7 @@ class LedgerProjection:
         if changed:
             await self.on_changed(changed)
 
-    async def write(self, records: list[CallRecord], consumer: str, last_seq: int) -> list[Charges]:
+    async def write(self, records: list[CallCharge], consumer: str, last_seq: int) -> list[Charges]:
         """One transaction: the new calls, their customers' totals, the checkpoint."""
         async with self.pool.acquire() as conn, conn.transaction():
             keys = orjson.dumps(
