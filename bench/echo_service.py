@@ -6,11 +6,16 @@ import asyncio
 import os
 
 from faststream.nats import NatsBroker
+from shared.bus import seed_for
+from shared.bus_identities import PROVISIONER, identity
 
 
 async def main() -> None:
     """Echo on `bench.echo` until killed."""
-    broker = NatsBroker(os.environ["PATCHBAY_NATS_URL"], logger=None)
+    # the benchmarks' own subject: connected as the admin (the provisioner), as the load generator
+    seed = seed_for(PROVISIONER)
+    broker = NatsBroker(os.environ["PATCHBAY_NATS_URL"], logger=None, nkeys_seed_str=seed,
+                        inbox_prefix=identity(PROVISIONER).inbox_prefix)
 
     @broker.subscriber("bench.echo", queue="echo", max_workers=1)
     async def echo(body: dict[str, object]) -> dict[str, object]:
