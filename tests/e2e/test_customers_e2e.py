@@ -80,7 +80,7 @@ async def test_a_customer_through_the_gateway_and_its_events_on_jetstream(stack:
 async def test_every_service_serves_metrics_and_readiness(stack: Stack) -> None:
     text = "".join(stack.output)
     urls = dict(re.findall(r"metrics:\s+(\S+)\s+(\S+)", text))
-    assert set(urls) == {"customer", "verification", "notifier", "reporting", "gateway"}, text
+    assert set(urls) == {"customer", "verification", "notifier", "reporting", "alerts", "gateway"}, text
     async with httpx.AsyncClient(timeout=10) as http:
         for service, url in urls.items():
             metrics = await http.get(url)
