@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import sys
@@ -34,23 +35,33 @@ def new_seed() -> str:
     return str(nkeys.encode_seed(raw, nkeys.PREFIX_BYTE_USER).decode())
 
 
+@functools.lru_cache(maxsize=64)
+def _key_pair(seed: str) -> nkeys.KeyPair:
+    """The key pair of a seed, made once (deriving it costs more than a signature)."""
+    return nkeys.from_seed(seed.encode())
+
+
 def public_key(seed: str) -> str:
     """The public key (`U...`) of a user seed."""
-    return str(nkeys.from_seed(seed.strip().encode()).public_key.decode())
+    return str(_key_pair(seed.strip()).public_key.decode())
 
 
 def sign(seed: str, data: bytes) -> str:
     """An ed25519 signature of data with the seed's key, base64url without padding."""
-    signature = nkeys.from_seed(seed.strip().encode()).sign(data)
+    signature = _key_pair(seed.strip()).sign(data)
     return base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _verify_key(public: str) -> nacl.signing.VerifyKey:
+    return nacl.signing.VerifyKey(base64.b32decode(public.encode())[1:-2])
 
 
 def verify(public: str, data: bytes, signature: str) -> bool:
     """True when signature (from `sign`) is data signed by the key whose public key is given."""
     try:
-        decoded = base64.b32decode(public.encode())
-        raw_key, sig = decoded[1:-2], base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
-        nacl.signing.VerifyKey(raw_key).verify(data, sig)
+        sig = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        _verify_key(public).verify(data, sig)
     except Exception:
         return False
     return True
