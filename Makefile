@@ -5,7 +5,7 @@ BOOT := .venv-boot
 UV := $(BOOT)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run servers test install lint asyncapi bench soak fuzz clean
+.PHONY: run servers test install lint asyncapi openapi bench soak fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -26,6 +26,10 @@ test: install
 
 asyncapi: install
 	$(UV) run --no-sync python -m shared.asyncapi docs/asyncapi.json
+
+# docs/openapi.json, compared with the served document by the gateway's tests
+openapi: install
+	$(UV) run --no-sync python -m gateway.openapi_doc docs/openapi.json
 
 bench: install
 	$(UV) run --no-sync python bench/commands.py

@@ -39,6 +39,7 @@ from gateway.entrypoints import (
 from gateway.errors import install_error_handlers
 from gateway.hardening import install_hardening
 from gateway.middleware import RequestContextMiddleware
+from gateway.openapi_doc import install_openapi
 from gateway.portal.login_guard import LoginSlots
 from gateway.portal.rate_limit import RateLimiter
 from gateway.portal.sessions import PortalRevocations, PortalSessions, session_key
@@ -132,6 +133,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     '`{"error": {"code", "message", "details"}}`.',
     )
     install_error_handlers(app)
+    install_openapi(app)  # 413 on every body, the streamed answers' schemas
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_limits={"/v1/customers/bulk": settings.bulk_max_body_bytes,
                                     "/console/bulk/upload": settings.bulk_max_body_bytes})

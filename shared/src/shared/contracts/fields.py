@@ -7,7 +7,15 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import pycountry
-from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 TOML_MAX_BYTES = 64 * 1024
 
@@ -110,18 +118,35 @@ Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), AfterValidator(_tag)
 ]
 Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_tags)]
+# money is documented as what validators and client generators read: a decimal string with a
+# pattern (a JSON number is accepted too); pydantic would write `max_digits`, `ge`, `le`, which
+# JSON Schema does not know
+_DECIMALS = r"(\.\d{1,4})?$"
+
+
+def _decimal_doc(pattern: str, description: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": pattern, "description": description,
+                           "examples": ["12.5"]})
+
+
 Money = Annotated[
     Decimal,
     BeforeValidator(_no_exponent),
     Field(max_digits=18, decimal_places=4, allow_inf_nan=False),
     AfterValidator(_normalize),
+    _decimal_doc(r"^-?\d{1,14}" + _DECIMALS, "a decimal: up to 14 digits before the point, 4 after"),
 ]
-NonNegativeMoney = Annotated[Money, Field(ge=0)]
+NonNegativeMoney = Annotated[
+    Money, Field(ge=0), _decimal_doc(r"^\d{1,14}" + _DECIMALS, "a decimal, 0 or more, 4 places at most"),
+]
 # a count (channels): plain digits only, so "1e3", "1.0" and "1_000" are refused as in money
-Count = Annotated[int, BeforeValidator(_plain_int), Field(ge=0, le=2_000_000_000)]
+Count = Annotated[int, Field(ge=0, le=2_000_000_000), BeforeValidator(_plain_int)]
 # an internal telephone number (number blocks): plain digits
-InternalNumber = Annotated[int, BeforeValidator(_plain_int), Field(ge=0, le=10**15)]
-Percent = Annotated[Money, Field(ge=0, le=100)]
+InternalNumber = Annotated[int, Field(ge=0, le=10**15), BeforeValidator(_plain_int)]
+Percent = Annotated[
+    Money, Field(ge=0, le=100),
+    _decimal_doc(r"^(100(\.0{1,4})?|\d{1,2}" + _DECIMALS[:-1] + ")$", "a percentage, 0 to 100, 4 places"),
+]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Notes = Annotated[str, StringConstraints(max_length=20_000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

@@ -23,6 +23,7 @@ from gateway.bulk_io import Row, read_csv, read_json_array, read_ndjson
 from gateway.dependencies import Caller, caller, get_runtime
 from gateway.errors import COMMON_ERRORS, UNSUPPORTED_MEDIA_TYPE, ApiError, _doc
 from gateway.models import Strict
+from gateway.openapi_doc import BulkEditAnswer, BulkUploadAnswer
 
 router = APIRouter(prefix="/v1/customers", tags=["bulk"], responses=COMMON_ERRORS)
 Writer = Annotated[Caller, Depends(caller(Permission.CUSTOMERS_WRITE))]
@@ -47,11 +48,17 @@ UPLOAD_BODY: dict[str, Any] = {
     }
 }
 UPLOAD_DOCS: dict[int | str, dict[str, Any]] = {
-    200: {"description": "best_effort: some rows created, some failed (see `results`)."},
-    201: {"description": "Every row created; `results` lists each row's id."},
+    200: {"model": BulkUploadAnswer,
+          "description": "best_effort: some rows created, some failed (see `results`)."},
+    201: {"model": BulkUploadAnswer, "description": "Every row created; `results` lists each row's id."},
     413: _doc("The upload is larger than the gateway takes."),
     415: _doc("Send text/csv, application/json or application/x-ndjson."),
     422: _doc("Nothing created: all_or_nothing with a bad row, or no valid row; `results` say which."),
+}
+
+EDIT_DOCS: dict[int | str, dict[str, Any]] = {
+    200: {"model": BulkEditAnswer,
+          "description": "Each customer's result (`ok`, or its `error`), then the counts."},
 }
 
 
@@ -211,7 +218,7 @@ def _id_pages(client: BulkClient, subject: str, ids: list[str], body: dict[str, 
     return page
 
 
-@router.post("/bulk-update", summary="Bulk edit by ids or by a board filter")
+@router.post("/bulk-update", summary="Bulk edit by ids or by a board filter", responses=EDIT_DOCS)
 async def bulk_update(request: Request, body: BulkUpdateBody, who: Writer) -> Response:
     """Change fields and tags of many customers; each gets its own events, one correlation id for all."""
     client = BulkClient(get_runtime(request).customers, who.correlation_id)
@@ -243,7 +250,7 @@ async def bulk_update(request: Request, body: BulkUpdateBody, who: Writer) -> Re
     return StreamingResponse(_pages(first, page), media_type="application/json")
 
 
-@router.post("/bulk-delete", summary="Bulk delete by ids")
+@router.post("/bulk-delete", summary="Bulk delete by ids", responses=EDIT_DOCS)
 async def bulk_delete(request: Request, body: BulkDeleteBody, who: Writer) -> Response:
     """Delete many customers; per-customer results, one correlation id for all."""
     client = BulkClient(get_runtime(request).customers, who.correlation_id)
