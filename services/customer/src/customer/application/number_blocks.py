@@ -56,7 +56,7 @@ END
 def range_reply(state: SettingsState) -> bytes:
     """The range parameters as the API answers them."""
     rng: dict[str, Any] = state.number_range or {"start": None, "block_size": None, "end": None}
-    return orjson.dumps({**rng, "version": state.version})
+    return orjson.dumps({**rng, "version": state.number_range_version})
 
 
 class NumberBlocks:

@@ -76,5 +76,6 @@ def apply_settings(state: SettingsState, event: ev.Event, version: int) -> Setti
         case ev.AuditSettingsChanged(changes=changes) if "require_reason" in changes:
             state = replace(state, require_reason=bool(changes["require_reason"]["new"]))
         case ev.NumberRangeSet(start=start, block_size=block_size, end=end):
-            state = replace(state, number_range={"start": start, "block_size": block_size, "end": end})
+            state = replace(state, number_range={"start": start, "block_size": block_size, "end": end},
+                            number_range_version=state.number_range_version + 1)
     return replace(state, version=version)

@@ -72,4 +72,5 @@ class SettingsState:
     require_reason: bool = False
     # {"start", "block_size", "end"} once set (see domain/number_blocks.py)
     number_range: dict[str, int | None] | None = None
+    number_range_version: int = 0  # how many times the range was set (not the settings' shared count)
     version: int = 0
