@@ -44,6 +44,7 @@ log = structlog.get_logger()
 
 SERVICES = ["customer", "verification", "notifier", "reporting", "alerts", "gateway"]
 HTTP_SERVICE = "gateway"
+DEMO_SWITCH = "devtools.demo_switch"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 OPS_PORT_BASE = 9101  # /metrics, /healthz, /readyz of each service: 9101, 9102, ...
@@ -68,6 +69,8 @@ class StackSettings(BaseSettings):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     # how long the gateway may take to answer /readyz (a loaded machine starts slowly)
     ready_timeout_s: float = Field(default=READY_TIMEOUT, gt=0)
+    # demo mode (docs/console.md "Demo"): its own data dir, a seeded carrier, a simulated switch
+    demo: bool = False
 
 
 def redact_url(url: str) -> str:
@@ -210,9 +213,13 @@ class Supervisor:
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
+    def add_env(self, name: str, env: dict[str, str]) -> None:
+        """Extra environment for one child started later."""
+        self._per_service[name] = self._per_service.get(name, {}) | env
+
     def start(self, names: Sequence[str]) -> None:
         """Spawn and watch each named service."""
-        self._tasks = [asyncio.create_task(self._keep_running(n), name=n) for n in names]
+        self._tasks += [asyncio.create_task(self._keep_running(n), name=n) for n in names]
 
     async def _spawn(self, name: str) -> asyncio.subprocess.Process:
         """Start one service child and record its pid."""
@@ -376,14 +383,30 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
             shown = http if http_service in names else None
             metrics = {n: f"http://{settings.http_host}:{p}/metrics" for n, p in ops.items()}
             write_stack_file(settings.data_dir, record | {"http": shown, "metrics": metrics})
+            if settings.demo and shown is not None:
+                await _start_demo(settings, supervisor, shown, token, nats_url, creds)
             print(banner(http=shown, nats_url=nats_url, database_url=database_url, token=token,
                          ops=metrics, watched=watched,
                          credentials=creds if seed_path(creds, "switch").is_file() else None), flush=True)
+            if settings.demo:
+                print(f"Demo mode: data in {settings.data_dir}/ (delete it to start over); a simulated "
+                      f"switch places calls; open {shown}/console/ with the admin token.\n", flush=True)
             await stop.wait()
         finally:
             log.info("stopping")
             await supervisor.stop()
     return 0
+
+
+async def _start_demo(settings: StackSettings, supervisor: Supervisor, http: str, token: str,
+                      nats_url: str, creds: Path) -> None:
+    """Seed the demo carrier (once per data dir), then start the simulated switch beside the services."""
+    from devtools.demo import seed
+
+    log.info("seeding the demo carrier (once per data dir)")
+    await seed(http, token, settings.data_dir, nats_url)
+    supervisor.add_env(DEMO_SWITCH, {"PATCHBAY_NATS_SEED_FILE": str(seed_path(creds, "switch"))})
+    supervisor.start([DEMO_SWITCH])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -397,6 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     services = [s for s in args.services.split(",") if s]
     settings = StackSettings()
+    if settings.demo or (settings.data_dir / "demo-mode").is_file():
+        from devtools.demo import demo_data_dir
+
+        explicit = "data_dir" in settings.model_fields_set
+        settings.data_dir = demo_data_dir(settings.data_dir, demo=settings.demo, explicit=explicit)
     return asyncio.run(run_stack(settings, services=services, http_service=args.http_service,
                                  servers_only=args.command == "servers"))
 
