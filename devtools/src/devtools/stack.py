@@ -44,7 +44,7 @@ log = structlog.get_logger()
 
 SERVICES = ["customer", "verification", "notifier", "reporting", "alerts", "gateway"]
 HTTP_SERVICE = "gateway"
-DEMO_SWITCH = "devtools.demo_switch"
+DEMO_SWITCH = "patchbay_cli.demo_switch"  # started by name: devtools imports no cli code
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 OPS_PORT_BASE = 9101  # /metrics, /healthz, /readyz of each service: 9101, 9102, ...
@@ -384,7 +384,7 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
             metrics = {n: f"http://{settings.http_host}:{p}/metrics" for n, p in ops.items()}
             write_stack_file(settings.data_dir, record | {"http": shown, "metrics": metrics})
             if settings.demo and shown is not None:
-                await _start_demo(settings, supervisor, shown, token, nats_url, creds)
+                _start_demo(supervisor, shown, creds)
             print(banner(http=shown, nats_url=nats_url, database_url=database_url, token=token,
                          ops=metrics, watched=watched,
                          credentials=creds if seed_path(creds, "switch").is_file() else None), flush=True)
@@ -398,14 +398,10 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
     return 0
 
 
-async def _start_demo(settings: StackSettings, supervisor: Supervisor, http: str, token: str,
-                      nats_url: str, creds: Path) -> None:
-    """Seed the demo carrier (once per data dir), then start the simulated switch beside the services."""
-    from devtools.demo import seed
-
-    log.info("seeding the demo carrier (once per data dir)")
-    await seed(http, token, settings.data_dir, nats_url)
-    supervisor.add_env(DEMO_SWITCH, {"PATCHBAY_NATS_SEED_FILE": str(seed_path(creds, "switch"))})
+def _start_demo(supervisor: Supervisor, http: str, creds: Path) -> None:
+    """Start the demo's switch (it seeds the carrier first, once per data dir) beside the services."""
+    supervisor.add_env(DEMO_SWITCH, {"PATCHBAY_NATS_SEED_FILE": str(seed_path(creds, "switch")),
+                                     "PATCHBAY_DEMO_HTTP": http})
     supervisor.start([DEMO_SWITCH])
 
 

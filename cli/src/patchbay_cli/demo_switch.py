@@ -1,9 +1,10 @@
-"""The demo's simulated switch: `python -m devtools.demo_switch` (started by `PATCHBAY_DEMO=1 make run`).
+"""The demo's simulated switch: `python -m patchbay_cli.demo_switch` (`PATCHBAY_DEMO=1 make run`).
 
-It connects to NATS as the `switch` identity (its own seed, docs/security.md "NATS"), asks
-dial permission before every call, publishes the call's start and, when the (time-scaled) call
-ends, its record on the CALLS stream; and it answers test calls (`switch.testcall.request`) by
-logging the code it would speak (`test_call_spoken`), keeping the latest in the data dir.
+On its first start it seeds the carrier (demo_seed: the gateway's API, call history). It
+connects to NATS as the `switch` identity (its own seed, docs/security.md "NATS"), asks dial
+permission before every call, publishes the call's start and, when the (time-scaled) call ends,
+its record on the CALLS stream; and it answers test calls (`switch.testcall.request`) by logging
+the code it would speak (`test_call_spoken`), keeping the latest in the data dir.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shared.contracts.contacts import ContactSubjects
 from shared.contracts.verification import VerificationStreams
 from shared.logging import configure_logging
 
+from patchbay_cli.demo_seed import seed
 from shared import bus
 
 log = configure_logging("demo-switch", fmt=os.environ.get("PATCHBAY_LOG_FORMAT", "auto"))
@@ -128,8 +130,11 @@ async def main() -> int:
         loop.add_signal_handler(sig, stop.set)
     url = os.environ["PATCHBAY_NATS_URL"]
     nc = await bus.connect(url, "switch", seed=bus.seed_for("switch", bus.BusSettings()))
-    switch = Switch(nc, load_customers())
-    await nc.subscribe(VerificationStreams.TEST_CALL, cb=switch.answer_test_call)
+    switch = Switch(nc, [])
+    await nc.subscribe(VerificationStreams.TEST_CALL, cb=switch.answer_test_call)  # answers at once
+    await seed(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], demo_dir().parent,
+               switch.js)
+    switch.customers = load_customers()
     log.info("demo_switch_started", customers=len(switch.customers), calls_per_s=RATE)
     try:
         await switch.run(stop)

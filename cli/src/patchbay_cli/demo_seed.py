@@ -1,0 +1,121 @@
+"""The demo's seed (`PATCHBAY_DEMO=1 make run`): a believable carrier, made once per demo data dir.
+
+The seed goes through the public doors only: the gateway's HTTP API (customers, contacts, the
+number range and blocks, payments) and, for 30 days of call history, call records on the CALLS
+stream published as the `switch` identity. It runs once per data dir (`demo/customers.json`
+records it); the switch (patchbay_cli.demo_switch) seeds first, then reads that file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from nats.js import JetStreamContext
+from reporting.simulator import publish_backlog
+
+log = structlog.get_logger()
+
+DRY_NAME = "Dry Gulch Prepaid"
+
+COMPANIES = [
+    ("Nordwind Telecom", "EUR", "DE", "Hamburg"), ("Alpine Voice", "CHF", "CH", "Zurich"),
+    ("Thames Connect", "GBP", "GB", "London"), ("Liberty Wholesale", "USD", "US", "New York"),
+    ("Rhein Carrier", "EUR", "DE", "Cologne"), ("Baltic Bridge", "EUR", "LT", "Vilnius"),
+    ("Pacific Transit", "USD", "US", "Seattle"), ("Gulf Stream Calls", "USD", "US", "Houston"),
+    ("Seine Telecom", "EUR", "FR", "Paris"), ("Iberia Routes", "EUR", "ES", "Madrid"),
+    ("Danube Networks", "EUR", "AT", "Vienna"), ("Highland Tel", "GBP", "GB", "Edinburgh"),
+    ("Maple Leaf Voice", "CAD", "CA", "Toronto"), ("Kiwi Link", "NZD", "NZ", "Auckland"),
+    ("Outback Carriers", "AUD", "AU", "Sydney"), ("Fjord Telecom", "NOK", "NO", "Bergen"),
+    ("Vistula Voice", "PLN", "PL", "Warsaw"), ("Tiber Telecom", "EUR", "IT", "Rome"),
+    ("Liffey Connect", "EUR", "IE", "Dublin"), ("Amstel Routes", "EUR", "NL", "Amsterdam"),
+    ("Bosphorus Link", "EUR", "TR", "Istanbul"), ("Sakura Voice", "JPY", "JP", "Osaka"),
+    ("Hudson Dialer", "USD", "US", "Albany"), ("Golden Gate VoIP", "USD", "US", "San Francisco"),
+    ("Lone Star Calls", "USD", "US", "Austin"), ("Cedar Telecom", "USD", "US", "Denver"),
+    ("Elbe Digital", "EUR", "DE", "Dresden"), ("Loire Lines", "EUR", "FR", "Nantes"),
+    ("Vltava Voice", "CZK", "CZ", "Prague"), ("Tagus Telecom", "EUR", "PT", "Lisbon"),
+    ("Oresund Calls", "SEK", "SE", "Malmo"), ("Aegean Routes", "EUR", "GR", "Athens"),
+    ("Mersey Mobile", "GBP", "GB", "Liverpool"), ("Prairie Voice", "USD", "US", "Omaha"),
+]
+STATUSES = ["active"] * 7 + ["inactive", "pending_approval"]
+TAGS = ["wholesale", "retail", "premium", "call-center", "emea", "americas", "apac", "trial"]
+
+
+def _customer(rng: random.Random, i: int, name: str, currency: str, country: str,
+              city: str) -> dict[str, Any]:
+    """One believable card: mostly active, some prepaid, some postpaid with a debit limit."""
+    status = "active" if i < 4 else rng.choice(STATUSES)
+    prepaid = i % 3 == 0
+    return {
+        "name": name, "currency": currency, "status": status,
+        "debit_limit": "0" if prepaid else str(rng.choice([250, 500, 1000, 2500, 5000])),
+        "daily_spend_limit": str(rng.choice([0, 0, 100, 250])),
+        "channels": rng.choice([30, 60, 120, 240]), "cps": str(rng.choice([5, 10, 20])),
+        "tax": rng.choice(["0", "19", "20"]), "invoice_schedule": rng.choice(["none", "monthly", "weekly"]),
+        "tags": rng.sample(TAGS, rng.randint(1, 3)) + (["prepaid"] if prepaid else ["postpaid"]),
+        "website": f"https://{name.lower().replace(' ', '-')}.example",
+        "address": {"line1": f"{rng.randint(1, 200)} Harbour Street", "city": city, "country": country,
+                    "postcode": str(rng.randint(10000, 99999))},
+        "notes": "demo customer",
+    }
+
+
+async def _post(api: httpx.AsyncClient, path: str, body: dict[str, Any],
+                method: str = "POST") -> dict[str, Any]:
+    reply = await api.request(method, path, json=body)
+    if reply.status_code >= 400:
+        raise RuntimeError(f"demo seed: {method} {path} answered {reply.status_code}: {reply.text[:300]}")
+    return dict(reply.json()) if reply.content else {}
+
+
+async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
+               calls_per_customer: int = 120) -> Path:
+    """Seed the carrier once per data dir; return the customers file the switch reads."""
+    target = data_dir / "demo" / "customers.json"
+    if target.is_file():
+        log.info("demo already seeded", customers=str(target))
+        return target
+    rng = random.Random(22)
+    customers: list[dict[str, Any]] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=http, headers=headers, timeout=30) as api:
+        await _post(api, "/v1/settings/number-range", {"start": 4930100000, "block_size": 100,
+                                                      "end": 4930199999}, "PUT")
+        for i, (name, currency, country, city) in enumerate(COMPANIES):
+            body = _customer(rng, i, name, currency, country, city)
+            card = await _post(api, "/v1/customers", body)
+            slug = name.lower().replace(" ", "")
+            for role, who in (("general", "Ops Desk"), ("billing", "Accounts"))[: 1 + i % 2]:
+                await _post(api, f"/v1/customers/{card['id']}/contacts", {
+                    "name": f"{who} {name}", "email": f"{role}.{i}@{slug}.example", "contact_type": role,
+                    "mobile": f"+4915{rng.randint(10**8, 10**9 - 1)}"})
+            if i % 4 == 0:
+                await _post(api, f"/v1/customers/{card['id']}/number-blocks", {})
+            if body["debit_limit"] == "0":
+                amount = Decimal(rng.choice([200, 500, 1000]))
+                await _post(api, f"/v1/customers/{card['id']}/payments", {
+                    "amount": str(amount), "currency": currency, "method": "bank_transfer",
+                    "reference": f"demo-{i}-topup", "description": "prepaid top-up"})
+            customers.append({"id": card["id"], "name": name, "currency": currency,
+                              "active": body["status"] == "active", "weight": 1})
+        dry = await _post(api, "/v1/customers", {
+            "name": DRY_NAME, "currency": "USD", "debit_limit": "0", "tags": ["prepaid", "retail", "trial"],
+            "notes": "demo: a prepaid customer with a small top-up; the switch soon finds it dry"})
+        await _post(api, f"/v1/customers/{dry['id']}/payments", {
+            "amount": "0.10", "currency": "USD", "method": "card", "reference": "demo-dry-topup",
+            "description": "a small top-up"})
+        customers.append({"id": dry["id"], "name": DRY_NAME, "currency": "USD", "active": True,
+                          "weight": 6, "dry": True})
+    history = [c["id"] for c in customers if not c.get("dry")]
+    calls_per_customer = int(os.environ.get("PATCHBAY_DEMO_HISTORY_CALLS", calls_per_customer))
+    published = await publish_backlog(js, history, calls_per_customer * len(history), days=30, seed=22)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"customers": customers}, indent=1))
+    log.info("demo seeded", customers=len(customers), call_records=published, dry_customer=dry["id"])
+    return target
