@@ -50,13 +50,13 @@ def stack() -> Iterator[Stack]:
         yield from _run_stack(tmp / "patchbay")
 
 
-def _run_stack(data_dir: Path) -> Iterator[Stack]:
+def _run_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     port = free_port()
     token = "pb_e2e_" + secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PATCHBAY_NATS_URL", "PATCHBAY_DATABASE_URL")}
     env |= {"PATCHBAY_DATA_DIR": str(data_dir), "PATCHBAY_HTTP_PORT": str(port),
-            "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"}
+            "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_LOG_FORMAT": "json"} | (extra_env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "devtools.stack", "run"], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

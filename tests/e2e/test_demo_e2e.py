@@ -1,0 +1,99 @@
+"""`PATCHBAY_DEMO=1 make run`: the seeded carrier, a dry prepaid customer refused, a test call answered."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from devtools.testing.plugin import server_dir
+
+from .conftest import Stack, _run_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+T = TypeVar("T")
+DEADLINE_S = 90
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Stack]:
+    """The stack in demo mode, on an empty data dir of its own, with a small history and a brisk switch."""
+    with server_dir("demo") as tmp:
+        yield from _run_stack(tmp / "patchbay-demo", {
+            "PATCHBAY_DEMO": "1", "PATCHBAY_DEMO_HISTORY_CALLS": "3", "PATCHBAY_DEMO_CALL_RATE": "8"})
+
+
+def eventually(probe: Callable[[], T | None], what: str, stack: Stack, timeout: float = DEADLINE_S) -> T:
+    """probe() until it returns something, within timeout (then fail with the stack's last lines)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (found := probe()) is not None:
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"{what} not within {timeout} s:\n" + "".join(stack.output[-30:]))
+
+
+def logged(stack: Stack, event: str) -> list[dict[str, Any]]:
+    """The JSON log lines of an event in the stack's output (the switch's included)."""
+    out = []
+    for line in list(stack.output):
+        if f'"{event}"' in line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def test_demo_seeds_refuses_the_dry_customer_and_answers_a_test_call(demo: Stack) -> None:
+    api = httpx.Client(base_url=demo.http, headers=demo.headers, timeout=30)
+
+    def seeded() -> list[dict[str, Any]] | None:
+        items = api.get("/v1/customers", params={"limit": 100}).json()["items"]
+        return items if len(items) >= 35 else None
+
+    customers = eventually(seeded, "35 seeded customers on the board API", demo)
+    assert len({c["currency"] for c in customers}) >= 5
+    assert {"active", "inactive", "pending_approval"} <= {c["status"] for c in customers}
+    assert {"prepaid", "postpaid"} <= {t for c in customers for t in c["tags"]}
+    [dry] = [c for c in customers if c["name"] == "Dry Gulch Prepaid"]
+
+    def refused() -> dict[str, Any] | None:
+        verdict = api.get(f"/v1/customers/{dry['id']}/dial-permission").json()
+        return verdict if not verdict["allowed"] else None
+
+    verdict = eventually(refused, "the dry prepaid customer refused", demo)
+    assert verdict["reasons"] == ["insufficient_credit"]
+    assert eventually(lambda: [e for e in logged(demo, "dial_refused") if e["customer_id"] == dry["id"]] or None,
+                      "the switch logging its refusal", demo)[0]["reasons"] == ["insufficient_credit"]
+    assert logged(demo, "demo_switch_started")
+
+    # a portal user adds a CLI: the simulated switch calls it and its log says the code
+    active = next(c for c in customers if c["status"] == "active" and c["name"] != dry["name"])
+    password = "demo-portal-password-1"
+    contact = api.post(f"/v1/customers/{active['id']}/contacts", json={
+        "name": "Test Caller", "email": "test.caller@demo.example", "password": password,
+        "auto_generate_password": False})
+    assert contact.status_code == 201, contact.text
+    portal = httpx.Client(base_url=demo.http, timeout=30)
+    login = portal.post("/portal/v1/login", json={"email": "test.caller@demo.example", "password": password})
+    assert login.status_code == 200, login.text
+    portal.headers["Authorization"] = f"Bearer {login.json()['token']}"
+    number = "+442079460777"
+    started = portal.post("/portal/v1/clis", json={"number": number})
+    assert started.status_code == 200, started.text
+    spoken = eventually(lambda: [e for e in logged(demo, "test_call_spoken") if e["number"] == number] or None,
+                        "the switch speaking the test call's code", demo, timeout=20)[0]
+    assert spoken["customer_id"] == active["id"]
+    confirmed = portal.post(f"/portal/v1/clis/{number}/confirm", json={"code": spoken["spoken_code"]})
+    assert confirmed.status_code == 200, confirmed.text
+
+    def approved() -> dict[str, Any] | None:
+        card = api.get(f"/v1/customers/{active['id']}").json()
+        return card if number in card.get("approved_clis", []) else None
+
+    assert number in eventually(approved, "the CLI approved", demo, timeout=20)["approved_clis"]
