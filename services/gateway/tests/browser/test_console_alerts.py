@@ -82,7 +82,10 @@ def test_rules_from_the_form_by_keyboard_then_a_firing_on_the_card(browser: Any,
     # at phone width the page does not scroll sideways, and the rule can be paused and deleted
     page.set_viewport_size({"width": 375, "height": 800})
     page.goto(f"{stack.http}/console/alerts")
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    too_wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.table-wrap')))
+        .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)).slice(0, 12)""")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), too_wide
     row = page.locator(f"#rule-list tr[data-rule='{name}']")
     row.locator("button", has_text="Pause").click()
     expect(page.locator("#notice")).to_have_text("Rule paused.")
