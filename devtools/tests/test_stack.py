@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from devtools.embedded import free_port
-from devtools.stack import StackSettings, load_admin_token, redact_url, stop_stale_children
+from devtools.stack import StackSettings, banner, load_admin_token, redact_url, stop_stale_children
 from devtools.testing.waiting import wait_for
 from pydantic import SecretStr
 
@@ -33,6 +33,12 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 def test_redact_url_masks_only_the_password() -> None:
     assert redact_url("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
     assert redact_url("postgresql://postgres@127.0.0.1:5/x") == "postgresql://postgres@127.0.0.1:5/x"
+
+
+def test_the_banner_links_the_console_and_the_portal() -> None:
+    text = banner(http="http://127.0.0.1:18080", nats_url="nats://127.0.0.1:4222",
+                  database_url="postgresql://postgres@127.0.0.1:5432/patchbay", token="pb_x")
+    assert "http://127.0.0.1:18080/console/" in text and "http://127.0.0.1:18080/portal/" in text
 
 
 def test_admin_token_is_generated_once_and_private(tmp_path: Path) -> None:

@@ -309,7 +309,8 @@ def banner(*, http: str | None, nats_url: str, database_url: str, token: str,
     """The text shown once the stack is up."""
     lines = ["", "Patchbay is running."]
     if http is not None:
-        lines += [f"  gateway:   {http}", f"  API docs:  {http}/docs"]
+        lines += [f"  gateway:   {http}", f"  console:   {http}/console/", f"  portal:    {http}/portal/",
+                  f"  API docs:  {http}/docs"]
     lines += [f"  NATS:      {nats_url}", f"  database:  {redact_url(database_url)}"]
     if credentials is not None:  # what the outside parties connect with (docs/security.md)
         lines += [f"  NATS credentials of the {name}:{'':<{8 - len(name)}}{seed_path(credentials, name)}"
