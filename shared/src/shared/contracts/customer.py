@@ -81,7 +81,9 @@ class CustomerCreate(Strict):
     daily_spend_limit: NonNegativeMoney = Decimal(0)
     invoice_schedule: InvoiceSchedule = "none"
     tax: Percent = Decimal(0)
-    currency: CurrencyCode = "USD"
+    currency: CurrencyCode = Field(
+        default="USD", description="ISO 4217; fixed for ever once created. Omitted: USD (ADR 0017)."
+    )
     portal_access: bool = True
     channels: Count = 0
     cps: NonNegativeMoney = Decimal(0)
