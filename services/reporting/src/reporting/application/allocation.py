@@ -90,13 +90,13 @@ class PaymentAllocation:
                     " ON CONFLICT (payment_id) DO NOTHING RETURNING status",
                     p.payment_id, envelope.stream_id, p.currency, Decimal(p.amount), p.status,
                     datetime.fromisoformat(p.received_at))
-                return row == "completed"
+                return bool(row == "completed")
             if envelope.type == PaymentStatusChanged.TYPE:
                 change = PaymentStatusChanged.model_validate(envelope.data)
                 row = await conn.fetchval(
                     "UPDATE invoice_payments SET status = $2 WHERE payment_id = $1 AND status = 'pending'"
                     " RETURNING status", change.payment_id, change.new)
-                return row == "completed"
+                return bool(row == "completed")
         except (ValidationError, ValueError) as exc:
             raise Poison(f"unreadable {envelope.type}: {exc}") from exc
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 from fpdf import FPDF
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
@@ -68,8 +69,8 @@ class _PdfInvoice:
         if not value.isascii():
             value = _latin(value)
         if right:  # the core font's widths, summed here: get_string_width costs 3x more
-            widths = self.pdf.current_font.cw
-            x -= sum(widths.get(c, 556) for c in value) * size / 1000 / self.pdf.k
+            widths = cast(dict[str, float], getattr(self.pdf.current_font, "cw", {}))  # char -> 1/1000 em
+            x -= sum(widths.get(c, 556.0) for c in value) * size / 1000 / self.pdf.k
         self.pdf.text(x, y, value)
 
     def block(self, x: float, y: float, text: str, *, size: float = 9) -> float:
