@@ -24,7 +24,7 @@ def _where(located: Located, _: list[str]) -> int:
     print(f"data dir:   {located.data_dir.resolve()}")
     print(f"NATS:       {located.nats_url}  (from {located.nats_from})")
     print(f"PostgreSQL: {redact(located.database_url)}  (from {located.database_from})")
-    for key in ("http", "nats_monitoring", "metrics"):
+    for key in ("http", "nats_monitoring", "nats_credentials", "metrics"):
         if located.info.get(key):
             print(f"{key + ':':<12}{located.info[key]}")
     return 0
@@ -110,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every tool reads its settings from the environment: hand it the stack found here
     os.environ.update({"PATCHBAY_NATS_URL": located.nats_url, "PATCHBAY_DATABASE_URL": located.database_url,
                        "PATCHBAY_DATA_DIR": str(located.data_dir.resolve())})
+    creds = located.info.get("nats_credentials")  # where the running stack keeps the NATS seeds
+    if creds and not os.environ.get("PATCHBAY_NATS_CREDENTIALS_DIR"):
+        os.environ["PATCHBAY_NATS_CREDENTIALS_DIR"] = str(creds)
     run, _ = COMMANDS[args.command]
     try:
         return run(located, list(args.args))

@@ -344,6 +344,7 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
         record = {"nats_url": nats_url, "database_url": database_url,
                   "data_dir": str(settings.data_dir.resolve()),
                   "nats_monitoring": [w.monitor for w in watched if w.monitor],
+                  "nats_credentials": str(credentials_dir(settings)),
                   "stream_replicas": int(os.environ.get("PATCHBAY_STREAM_REPLICAS") or (
                       min(3, settings.nats_cluster) if settings.nats_url is None else 1))}
         if servers_only:
