@@ -185,7 +185,9 @@ async def test_backup_under_load_restore_onto_a_fresh_stack(embedded_tmp_path: P
 
 async def _connect(nats_url: str, data_dir: Path) -> Any:
     """NATS as the provisioner of the stack on data_dir (its seed in the data dir's credentials)."""
-    seed = bus.seed_for("provisioner", bus.BusSettings(data_dir=data_dir))
+    # the stack's own seeds (not the test session's, which PATCHBAY_NATS_CREDENTIALS_DIR names)
+    settings = bus.BusSettings(data_dir=data_dir, nats_credentials_dir=data_dir / "credentials")
+    seed = bus.seed_for("provisioner", settings)
     return await bus.connect(nats_url.split(","), "provisioner", seed=seed)
 
 
