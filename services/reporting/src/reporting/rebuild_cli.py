@@ -9,11 +9,11 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
+import asyncpg
 import structlog
 import uvloop
 from shared.logging import configure_logging
 from shared.migrations import migrate
-from shared.service_runtime import open_pool
 from shared.stack_file import tool_nats
 from tqdm import tqdm
 
@@ -42,6 +42,22 @@ def parser(prog: str = "patchbay rebuild") -> argparse.ArgumentParser:
     return cli
 
 
+async def schema_owner(dsn: str) -> str | None:
+    """The role owning the reporting schema, when the URL's user may act as it (an operator's admin URL).
+
+    The rebuilt tables are then made as that role, so the service (connected as it) can use them.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        owner = await conn.fetchval("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1",
+                                    PLUMBING.schema)
+        if owner is None or owner == await conn.fetchval("SELECT current_user"):
+            return None
+        return str(owner) if await conn.fetchval("SELECT pg_has_role($1, 'MEMBER')", owner) else None
+    finally:
+        await conn.close()
+
+
 async def rebuild(
     settings: ReportingSettings, names: Sequence[str], *, batch: int = 5000, progress: bool = True,
     allow_shrink: bool = False,
@@ -52,7 +68,9 @@ async def rebuild(
     reached as the provisioner (tool_nats; docs/adr/0016), the database as the reporting service.
     """
     await migrate(settings.database_url, PLUMBING.schema, PLUMBING.migrations)
-    pool = await open_pool(PLUMBING, settings.database_url, 4)
+    owner = await schema_owner(settings.database_url)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4, server_settings={
+        "search_path": PLUMBING.schema, **({"role": owner} if owner else {})})
     try:
         nc = await tool_nats(settings.nats_url)
     except BaseException:
