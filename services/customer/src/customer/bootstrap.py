@@ -31,7 +31,7 @@ from customer.application.bulk_upload import BulkUploads
 from customer.application.commands import CustomerCommands
 from customer.application.contacts import ContactService
 from customer.application.credit import CreditBook
-from customer.application.erasure_replay import replay_erasures
+from customer.application.erasure_replay import ErasureLog, replay_erasures
 from customer.application.ipn_worker import IpnWorker
 from customer.application.number_blocks import NumberBlocks
 from customer.application.passwords import Passwords
@@ -94,6 +94,8 @@ class CustomerSettings(CommonSettings):
     # personal data encrypted in every event (product.md section 15); 0 only to measure its cost
     encrypt_personal: bool = True
     data_key_cache_size: int = Field(default=50_000, ge=1)
+    # an append-only file of erased subjects, on storage backups do not roll back (docs/privacy.md)
+    erasure_log: Path | None = None
     # the portal page where contacts log in, sent with generated passwords (PATCHBAY_PORTAL_URL);
     # unset: <PATCHBAY_PUBLIC_URL>/portal/
     portal_url: str | None = None
@@ -151,13 +153,20 @@ async def start(settings: CustomerSettings) -> CustomerService:
 
     sealer = Sealer(settings.secret_key, settings.secret_key_previous) if settings.secret_key else None
     keys = DataKeyStore(pool, sealer, max_cached=settings.data_key_cache_size)
+    erasure_log = ErasureLog(settings.erasure_log) if settings.erasure_log else None
+
+    def erased(subjects: list[str]) -> None:
+        keys.forget(subjects)
+        if erasure_log is not None:
+            erasure_log.append(subjects)
+
     store = customer_event_store(pool, on_appended=appended, keys=keys, encrypt=settings.encrypt_personal)
     settings_service = SettingsService(store)
     dial_views = DialViews(CreditBook(settings.max_call_duration_s))
     commands = CustomerCommands(
         store, settings_service, StateCacheWithDialViews(store, dial_views, settings.state_cache_size),
         max_batch=settings.command_batch, partitions=settings.command_partitions,
-        recent_replies=settings.recent_replies, on_erased=keys.forget,
+        recent_replies=settings.recent_replies, on_erased=erased,
     )
     passwords = Passwords(threads=settings.password_hash_threads)
     if sealer is None:
@@ -205,7 +214,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
     # at stop: no more requests, no more dial answers, then the tasks, NATS (drained), the pool
     runtime.stop_first(rpc.stop)
     runtime.stop_first(dial.stop)
-    await replay_erasures(js, pool)  # before answering: a restored database may hold erased keys
+    await replay_erasures(js, pool, erasure_log)  # before answering: a restored database may hold erased keys
     await dial.start()
     await rpc.start()
     log.info("customer_service_started", nats=settings.nats_url)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
-from customer.application.erasure_replay import erased_on_stream, replay_erasures
+from customer.application.erasure_replay import ErasureLog, erased_on_stream, replay_erasures
 from customer.bootstrap import CustomerService, CustomerSettings, start
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
@@ -162,3 +163,22 @@ async def test_a_restored_database_loses_the_erased_key_again_at_start(
     row = await service.pool.fetchrow("SELECT sealed, erased_at FROM data_keys WHERE subject = $1", subject)
     assert row["sealed"] is None and row["erased_at"] is not None
     assert await replay_erasures(service.runtime.js, service.pool) == 0
+
+
+async def test_the_erasure_log_outlives_a_restore_of_both_database_and_stream(
+    nc: NatsClient, service: CustomerService, tmp_path: Path
+) -> None:
+    erasure_log = ErasureLog(tmp_path / "erasures.jsonl")
+    card = await create(nc)
+    contact = await add_contact(nc, card["id"], f"log-{uuid.uuid4().hex[:8]}@example.com")
+    subject = contact_subject(contact["id"])
+    backup = await service.pool.fetchrow("SELECT sealed FROM data_keys WHERE subject = $1", subject)
+    erasure_log.append([subject])  # what the service writes after the erase statement commits
+    # both restored from before the erasure: the key is back and no erase event is on the stream
+    await service.pool.execute(
+        "INSERT INTO data_keys (subject, key_id, sealed) VALUES ($1, 'restored', $2)"
+        " ON CONFLICT (subject) DO UPDATE SET sealed = $2, erased_at = NULL", subject, backup["sealed"])
+    assert subject not in await erased_on_stream(service.runtime.js)
+    assert await replay_erasures(service.runtime.js, service.pool, erasure_log) == 1
+    row = await service.pool.fetchrow("SELECT sealed FROM data_keys WHERE subject = $1", subject)
+    assert row["sealed"] is None
