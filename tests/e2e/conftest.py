@@ -63,7 +63,7 @@ def _run_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> Itera
     )
     lines: list[str] = []
     threading.Thread(target=_read, args=(proc, lines), daemon=True).start()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240
     while not any("Patchbay is running." in line for line in lines):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()

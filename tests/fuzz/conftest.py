@@ -64,7 +64,7 @@ def fuzz_stack() -> Iterator[FuzzStack]:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         lines: list[str] = []
         threading.Thread(target=_read, args=(proc, lines), daemon=True).start()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         while not any("Press Ctrl-C to stop." in line for line in lines):
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
