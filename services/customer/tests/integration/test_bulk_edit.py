@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -70,11 +71,16 @@ async def test_update_by_filter_pages_through_every_match(nc: NatsClient, servic
 async def test_a_rule_failure_is_that_customers_result_only(nc: NatsClient) -> None:
     waiting = await create(nc, status="pending_approval")
     fine = await create(nc)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     reply = await call(nc, "customer.cmd.bulk.update", {
-        "ids": [waiting["id"], fine["id"]], "set": {"status": "penalty"},
+        "ids": [waiting["id"], fine["id"]], "set": {"status": "penalty", "until": until},
     })
     assert reply["results"][0]["error"]["code"] in {"validation_error", "invalid_status_transition"}
-    assert reply["results"][1]["error"]["code"] == "validation_error"  # penalty needs `until`
+    assert reply["results"][1]["ok"], reply  # the rule failed for one customer only
+    # a penalty without `until` is wrong for every customer: one error on set.until, no results
+    no_until = await call(nc, "customer.cmd.bulk.update", {"ids": [fine["id"]], "set": {"status": "penalty"}})
+    assert no_until["error"]["code"] == "validation_error"
+    assert no_until["error"]["details"][0]["field"] == "set.until"
     bad = await call(nc, "customer.cmd.bulk.update", {"ids": [fine["id"]], "set": {"tax": "1e2"}})
     assert bad["error"]["code"] == "validation_error" and bad["error"]["details"][0]["field"] == "set.tax"
     neither = await call(nc, "customer.cmd.bulk.update", {"set": {"channels": 1}})
