@@ -8,6 +8,7 @@ records it); the switch (patchbay_cli.demo_switch) seeds first, then reads that 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -23,6 +24,7 @@ from reporting.simulator import publish_backlog
 log = structlog.get_logger()
 
 DRY_NAME = "Dry Gulch Prepaid"
+SEED_CONCURRENCY = 6  # customers seeded at once
 
 COMPANIES = [
     ("Nordwind Telecom", "EUR", "DE", "Hamburg"), ("Alpine Voice", "CHF", "CH", "Zurich"),
@@ -74,6 +76,29 @@ async def _post(api: httpx.AsyncClient, path: str, body: dict[str, Any],
     return dict(reply.json()) if reply.content else {}
 
 
+async def _seed_one(api: httpx.AsyncClient, i: int, gate: asyncio.Semaphore) -> dict[str, Any]:
+    """One customer with its contacts, maybe a number block, and a top-up when prepaid."""
+    name, currency, country, city = COMPANIES[i]
+    rng = random.Random(22 * 1000 + i)
+    async with gate:
+        body = _customer(rng, i, name, currency, country, city)
+        card = await _post(api, "/v1/customers", body)
+        slug = name.lower().replace(" ", "")
+        for role, who in (("general", "Ops Desk"), ("billing", "Accounts"))[: 1 + i % 2]:
+            await _post(api, f"/v1/customers/{card['id']}/contacts", {
+                "name": f"{who} {name}", "email": f"{role}.{i}@{slug}.example", "contact_type": role,
+                "mobile": f"+4915{rng.randint(10**8, 10**9 - 1)}"})
+        if i % 4 == 0:
+            await _post(api, f"/v1/customers/{card['id']}/number-blocks", {})
+        if body["debit_limit"] == "0":
+            amount = Decimal(rng.choice([200, 500, 1000]))
+            await _post(api, f"/v1/customers/{card['id']}/payments", {
+                "amount": str(amount), "currency": currency, "method": "bank_transfer",
+                "reference": f"demo-{i}-topup", "description": "prepaid top-up"})
+    return {"id": card["id"], "name": name, "currency": currency, "active": body["status"] == "active",
+            "weight": 1}
+
+
 async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
                calls_per_customer: int = 120) -> Path:
     """Seed the carrier once per data dir; return the customers file the switch reads."""
@@ -81,29 +106,12 @@ async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
     if target.is_file():
         log.info("demo already seeded", customers=str(target))
         return target
-    rng = random.Random(22)
-    customers: list[dict[str, Any]] = []
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=http, headers=headers, timeout=30) as api:
         await _post(api, "/v1/settings/number-range", {"start": 4930100000, "block_size": 100,
                                                       "end": 4930199999}, "PUT")
-        for i, (name, currency, country, city) in enumerate(COMPANIES):
-            body = _customer(rng, i, name, currency, country, city)
-            card = await _post(api, "/v1/customers", body)
-            slug = name.lower().replace(" ", "")
-            for role, who in (("general", "Ops Desk"), ("billing", "Accounts"))[: 1 + i % 2]:
-                await _post(api, f"/v1/customers/{card['id']}/contacts", {
-                    "name": f"{who} {name}", "email": f"{role}.{i}@{slug}.example", "contact_type": role,
-                    "mobile": f"+4915{rng.randint(10**8, 10**9 - 1)}"})
-            if i % 4 == 0:
-                await _post(api, f"/v1/customers/{card['id']}/number-blocks", {})
-            if body["debit_limit"] == "0":
-                amount = Decimal(rng.choice([200, 500, 1000]))
-                await _post(api, f"/v1/customers/{card['id']}/payments", {
-                    "amount": str(amount), "currency": currency, "method": "bank_transfer",
-                    "reference": f"demo-{i}-topup", "description": "prepaid top-up"})
-            customers.append({"id": card["id"], "name": name, "currency": currency,
-                              "active": body["status"] == "active", "weight": 1})
+        gate = asyncio.Semaphore(SEED_CONCURRENCY)
+        customers = list(await asyncio.gather(*(_seed_one(api, i, gate) for i in range(len(COMPANIES)))))
         dry = await _post(api, "/v1/customers", {
             "name": DRY_NAME, "currency": "USD", "debit_limit": "0", "tags": ["prepaid", "retail", "trial"],
             "notes": "demo: a prepaid customer with a small top-up; the switch soon finds it dry"})
