@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from gateway.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from gateway.web.api_client import Api, SignInRequired
+from gateway.web.formatting import FILTERS
 from gateway.web.forms import FormErrors, new_form_key
 from gateway.web.session import (
     CONSOLE_COOKIE,
@@ -32,6 +33,7 @@ from gateway.web.static_files import static_url
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals["static_url"] = static_url
 TEMPLATES.env.globals["new_form_key"] = new_form_key
+TEMPLATES.env.filters.update(FILTERS)  # money, percent, utc (gateway.web.formatting)
 CONSOLE = "/console"
 
 
