@@ -70,10 +70,48 @@ def _customer(rng: random.Random, i: int, name: str, currency: str, country: str
 
 async def _post(api: httpx.AsyncClient, path: str, body: dict[str, Any],
                 method: str = "POST") -> dict[str, Any]:
-    reply = await api.request(method, path, json=body)
-    if reply.status_code >= 400:
-        raise RuntimeError(f"demo seed: {method} {path} answered {reply.status_code}: {reply.text[:300]}")
-    return dict(reply.json()) if reply.content else {}
+    """One call of the seed: retried while the stack is busy (429, 5xx, timeouts), a few times."""
+    for attempt in range(6):
+        try:
+            reply = await api.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            log.warning("demo seed retrying", path=path, error=type(exc).__name__)
+        else:
+            if reply.status_code < 400:
+                return dict(reply.json()) if reply.content else {}
+            if reply.status_code != 429 and reply.status_code < 500:
+                raise SeedConflict(reply.status_code, f"demo seed: {method} {path} answered "
+                                   f"{reply.status_code}: {reply.text[:300]}")
+            log.warning("demo seed retrying", path=path, status=reply.status_code)
+        await asyncio.sleep(0.5 * 2**attempt)
+    raise RuntimeError(f"demo seed: {method} {path} failed six times; is the gateway up?")
+
+
+class SeedConflict(RuntimeError):
+    """A 4xx answer (409: made by an earlier, interrupted seed)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _create(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """POST, taking a 409 as "an interrupted seed already made it" (None)."""
+    try:
+        return await _post(api, path, body)
+    except SeedConflict as exc:
+        if exc.status != 409:
+            raise
+        return None
+
+
+async def _customer_named(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create the card, or find the one an interrupted seed made (names are unique)."""
+    card = await _create(api, path, body)
+    if card is not None:
+        return card
+    found = (await api.get("/v1/customers", params={"q": body["name"], "limit": 10})).json()["items"]
+    return next(c for c in found if c["name"].lower() == body["name"].lower())
 
 
 async def _seed_one(api: httpx.AsyncClient, i: int, gate: asyncio.Semaphore) -> dict[str, Any]:
@@ -82,13 +120,13 @@ async def _seed_one(api: httpx.AsyncClient, i: int, gate: asyncio.Semaphore) -> 
     rng = random.Random(22 * 1000 + i)
     async with gate:
         body = _customer(rng, i, name, currency, country, city)
-        card = await _post(api, "/v1/customers", body)
+        card = await _customer_named(api, "/v1/customers", body)
         slug = name.lower().replace(" ", "")
         for role, who in (("general", "Ops Desk"), ("billing", "Accounts"))[: 1 + i % 2]:
-            await _post(api, f"/v1/customers/{card['id']}/contacts", {
+            await _create(api, f"/v1/customers/{card['id']}/contacts", {
                 "name": f"{who} {name}", "email": f"{role}.{i}@{slug}.example", "contact_type": role,
                 "mobile": f"+4915{rng.randint(10**8, 10**9 - 1)}"})
-        if i % 4 == 0:
+        if i % 4 == 0 and card.get("version", 1) == 1:
             await _post(api, f"/v1/customers/{card['id']}/number-blocks", {})
         if body["debit_limit"] == "0":
             amount = Decimal(rng.choice([200, 500, 1000]))
@@ -112,7 +150,7 @@ async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
                                                       "end": 4930199999}, "PUT")
         gate = asyncio.Semaphore(SEED_CONCURRENCY)
         customers = list(await asyncio.gather(*(_seed_one(api, i, gate) for i in range(len(COMPANIES)))))
-        dry = await _post(api, "/v1/customers", {
+        dry = await _customer_named(api, "/v1/customers", {
             "name": DRY_NAME, "currency": "USD", "debit_limit": "0", "tags": ["prepaid", "retail", "trial"],
             "notes": "demo: a prepaid customer with a small top-up; the switch soon finds it dry"})
         await _post(api, f"/v1/customers/{dry['id']}/payments", {
