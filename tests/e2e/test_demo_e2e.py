@@ -13,7 +13,7 @@ from devtools.testing.plugin import server_dir
 
 from .conftest import Stack, _run_stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 T = TypeVar("T")
 DEADLINE_S = 90
@@ -24,7 +24,8 @@ def demo() -> Iterator[Stack]:
     """The stack in demo mode, on an empty data dir of its own, with a small history and a brisk switch."""
     with server_dir("demo") as tmp:
         yield from _run_stack(tmp / "patchbay-demo", {
-            "PATCHBAY_DEMO": "1", "PATCHBAY_DEMO_HISTORY_CALLS": "3", "PATCHBAY_DEMO_CALL_RATE": "8"})
+            "PATCHBAY_DEMO": "1", "PATCHBAY_DEMO_HISTORY_CALLS": "3", "PATCHBAY_DEMO_CALL_RATE": "8",
+            "PATCHBAY_READY_TIMEOUT_S": "110"})
 
 
 def eventually(probe: Callable[[], T | None], what: str, stack: Stack, timeout: float = DEADLINE_S) -> T:
