@@ -105,6 +105,10 @@ def test_board_filters_search_sort_and_paging(browser: Any, stack: Stack) -> Non
     expect(page.locator("#page-range")).to_have_text("3\u20133 of 3")
     expect(names).to_have_text([made["gold-gb"]["name"]])
     expect(page.locator("#next-page")).to_have_count(0)
+    page.click("#previous-page")
+    expect(page.locator("#page-range")).to_have_text("1\u20132 of 3")
+    expect(page.locator("#previous-page")).to_have_count(0)
+    page.click("#next-page")
     page.click("#first-page")
     expect(names).to_have_count(2)
 

@@ -94,3 +94,19 @@ def test_a_form_key_makes_one_idempotency_key_per_form_and_values() -> None:
     assert same["Idempotency-Key"].startswith(key + ".") and same != idempotency_headers(form, "654321")
     for bad in ({}, {"form_key": ""}, {"form_key": "short"}, {"form_key": "x" * 65}, {"form_key": "a b" * 8}):
         assert idempotency_headers(ImmutableMultiDict(bad), "1") == {}
+
+
+def test_previous_walks_back_page_by_page_to_the_first() -> None:
+    def follow(link: str) -> BoardQuery:
+        return BoardQuery.parse(ImmutableMultiDict(httpx.URL(link).params.multi_items()))
+
+    first = BoardQuery.parse(ImmutableMultiDict([("q", "acme"), ("limit", "10")]))
+    assert first.previous_link() is None
+    second = follow(first.next_link("c2", 10))
+    third = follow(second.next_link("c3", 10))
+    assert (third.cursor, third.at, third.q) == ("c3", 20, "acme")
+    back = follow(third.previous_link() or "")
+    assert (back.cursor, back.at, back.q) == ("c2", 10, "acme")
+    start = follow(back.previous_link() or "")
+    assert (start.cursor, start.at, start.previous_link()) == ("", 0, None)
+    assert follow(third.link(cursor="", at=0)).back == ""  # a new sort or « First forgets the trail

@@ -72,6 +72,9 @@ def cell(card: dict[str, Any], key: str) -> Any:
     return "" if value is None else value
 
 
+BACK_KEPT = 20  # pages « Previous can walk back through (the URL stays short)
+
+
 @dataclass
 class BoardQuery:
     """The board's state as the URL carries it."""
@@ -87,6 +90,7 @@ class BoardQuery:
     limit: int = 50
     cursor: str = ""
     at: int = 0
+    back: str = ""  # the cursors of the pages before, "~"-joined ("^" the first page), for « Previous
 
     @classmethod
     def parse(cls, params: ImmutableMultiDict[str, Any]) -> BoardQuery:
@@ -101,7 +105,7 @@ class BoardQuery:
         return cls(q=one("q"), status=statuses, tag=one("tag"), currency=one("currency"),
                    country=one("country"), created_from=one("created_from"),
                    created_to=one("created_to"), sort=one("sort") or "name",
-                   limit=max(1, min(limit, 1000)), cursor=one("cursor"), at=at)
+                   limit=max(1, min(limit, 1000)), cursor=one("cursor"), at=at, back=one("back"))
 
     def filters(self) -> list[tuple[str, str]]:
         """The filter parameters for the API (and for links), without sort and paging."""
@@ -144,11 +148,26 @@ class BoardQuery:
 
     def link(self, **changes: Any) -> str:
         """The board URL with some of its state changed (filters kept)."""
-        state = {"sort": self.sort, "limit": self.limit, "cursor": self.cursor, "at": self.at, **changes}
+        state = {"sort": self.sort, "limit": self.limit, "cursor": self.cursor, "at": self.at,
+                 "back": self.back if "cursor" not in changes else "", **changes}
         params = [(k, v) for k, v in self.filters() if k not in ("created_from", "created_to")]
         params += [(k, getattr(self, k)) for k in ("created_from", "created_to") if getattr(self, k)]
         params += [(k, str(v)) for k, v in state.items() if v not in ("", None, 0) or k == "limit"]
         return f"{CONSOLE}/?{urlencode(params)}"
+
+    def next_link(self, next_cursor: str, shown: int) -> str:
+        """The next page, remembering this one for « Previous (the last BACK_KEPT pages)."""
+        pages = [*(self.back.split("~") if self.back else []), self.cursor or "^"][-BACK_KEPT:]
+        return self.link(cursor=next_cursor, at=self.at + shown, back="~".join(pages))
+
+    def previous_link(self) -> str | None:
+        """The page before this one (None on the first page)."""
+        if not self.cursor:
+            return None
+        pages = self.back.split("~") if self.back else []
+        before = pages.pop() if pages else "^"
+        return self.link(cursor="" if before == "^" else before, at=max(0, self.at - self.limit),
+                         back="~".join(pages))
 
     def export_link(self) -> str:
         """The CSV export of everything the filter matches, in this order."""
