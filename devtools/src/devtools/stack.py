@@ -391,8 +391,9 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
                          ops=metrics, watched=watched,
                          credentials=creds if seed_path(creds, "switch").is_file() else None), flush=True)
             if settings.demo:
-                print(f"Demo mode: data in {settings.data_dir}/ (delete it to start over); a simulated "
-                      f"switch places calls; open {shown}/console/ with the admin token.\n", flush=True)
+                print(f"Demo mode: data in {settings.data_dir}/ (delete it to start over). The simulated "
+                      "switch seeds the carrier first (about a minute: watch for `demo seeded`), "
+                      f"then places calls; open {shown}/console/ with the admin token.\n", flush=True)
             await stop.wait()
         finally:
             log.info("stopping")
