@@ -28,6 +28,12 @@ class SignupSettings(Strict):
     currencies: list[CurrencyCode] = Field(default_factory=lambda: ["USD"], min_length=1, max_length=50)
 
 
+class SignupSettingsOut(SignupSettings):
+    """The sign-up settings as answered: with their version (as `GET /v1/settings/signup` sends them)."""
+
+    version: int = 0
+
+
 class SetSignupSettings(SignupSettings):
     """Change the sign-up settings (admin)."""
 

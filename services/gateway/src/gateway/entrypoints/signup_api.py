@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
-from shared.contracts.signup import SignupRequest, SignupSettings, SignupSubjects
+from shared.contracts.signup import SignupRequest, SignupSettings, SignupSettingsOut, SignupSubjects
 from shared.contracts.verification import VerificationSubjects
 
 from gateway.auth.roles import Permission
@@ -49,14 +49,14 @@ async def _customers(request: Request, subject: str, body: dict[str, Any]) -> by
         subject, json.dumps(body, default=str).encode(), correlation_id=correlation_id(request))
 
 
-@router.get("/v1/settings/signup", response_model=SignupSettings, responses=COMMON_ERRORS,
+@router.get("/v1/settings/signup", response_model=SignupSettingsOut, responses=COMMON_ERRORS,
             dependencies=[Depends(require(Permission.SETTINGS_WRITE))], summary="Sign-up settings")
 async def get_settings(request: Request) -> Response:
     """Whether sign-up is on, and its currencies (admin)."""
     return Response(await _customers(request, SignupSubjects.GET_SETTINGS, {}), media_type="application/json")
 
 
-@router.put("/v1/settings/signup", response_model=SignupSettings, responses=COMMON_ERRORS,
+@router.put("/v1/settings/signup", response_model=SignupSettingsOut, responses=COMMON_ERRORS,
             summary="Turn sign-up on or off")
 async def put_settings(request: Request, body: SignupSettings, who: Admin) -> Response:
     """Off by default; `currencies` are those a new customer may choose (admin)."""
