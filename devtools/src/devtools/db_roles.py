@@ -64,6 +64,10 @@ async def provision_roles(admin_url: str) -> dict[str, str]:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{role}"')
             await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
             await conn.execute(f'REVOKE ALL ON SCHEMA "{schema}" FROM PUBLIC')
+            # what the operator's tools make there as the admin (a rebuild's fresh tables) is the
+            # service's to use too
+            for kind in ("TABLES", "SEQUENCES"):
+                await conn.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT ALL ON {kind} TO "{role}"')
             await conn.execute(_OWN_EVERYTHING.format(schema=schema, role=role))
     finally:
         await conn.close()
