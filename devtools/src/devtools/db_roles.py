@@ -67,7 +67,8 @@ async def provision_roles(admin_url: str) -> dict[str, str]:
             # what the operator's tools make there as the admin (a rebuild's fresh tables) is the
             # service's to use too
             for kind in ("TABLES", "SEQUENCES"):
-                await conn.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT ALL ON {kind} TO "{role}"')
+                await conn.execute(
+                    f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT ALL ON {kind} TO "{role}"')
             await conn.execute(_OWN_EVERYTHING.format(schema=schema, role=role))
     finally:
         await conn.close()
