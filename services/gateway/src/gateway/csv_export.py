@@ -37,12 +37,14 @@ def safe_cell(text: str) -> str:
     """
     if text.startswith(FORMULA_START) and not PLAIN_NUMBER.match(text):
         return NEUTRALISER + text
+    if text.startswith(NEUTRALISER):  # kept apart from a neutralised cell, so uploads read it back
+        return NEUTRALISER + text
     return text
 
 
 def unneutralise(text: str) -> str:
     """The inverse on upload: an exported `'=1+1` reads back as `=1+1`."""
-    if text.startswith(NEUTRALISER) and text[1:2] and text[1:].startswith(FORMULA_START):
+    if text.startswith(NEUTRALISER) and text[1:].startswith((*FORMULA_START, NEUTRALISER)):
         return text[1:]
     return text
 
