@@ -332,7 +332,14 @@ async def test_the_account_balance_invoices_usage_password_alert_and_top_up(gate
     invoice_id = await _invoice_of(gateway, cid)
     await ok(await client.post(f"/v1/customers/{cid}/payments", json={
         "amount": "30", "currency": "EUR", "reference": f"r-{uuid.uuid4().hex[:6]}", "private_note": "VIP"}), 201)
-    balance = await ok(await client.get("/portal/v1/balance", headers=who))
+    seen: dict[str, Any] = {}
+
+    async def charged() -> bool:  # the ledger reads the invoiced calls from CALLS on its own time
+        seen.update(await ok(await client.get("/portal/v1/balance", headers=who)))
+        return bool(seen["balance"] == "28.75")
+
+    await wait_for(charged, timeout=10, interval=0.1, message="the calls' charges on the portal balance")
+    balance = seen
     assert balance["currency"] == "EUR" and balance["debit_limit"] == "5.00"
     assert balance["balance"] == "28.75" and balance["available"] == "33.75", balance
     payments = await ok(await client.get("/portal/v1/payments", headers=who))
