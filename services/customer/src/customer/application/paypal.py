@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,8 +17,6 @@ from urllib.parse import parse_qsl
 import asyncpg
 import orjson
 import structlog
-from shared.contracts.customer import CommandMeta
-from shared.contracts.events import REGISTRY
 from shared.contracts.payments import (
     DEFAULT_VERIFY_URL,
     IpnLogQuery,
@@ -27,83 +24,30 @@ from shared.contracts.payments import (
     SetPaypalSettings,
     SubmitIpn,
 )
-from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError
-from shared.eventstore import ConcurrencyError, EventStore
+from shared.eventstore import EventStore
 from shared.ids import new_id
 
+from customer.application.settings import FieldSettings
 from customer.domain import events as ev
 
 log = structlog.get_logger(__name__)
 
 PAYPAL_STREAM = "paypal"
-FIELDS = ("enabled", "receiver_email", "verify_url")
 
 
-def fold_settings(events: list[EventEnvelope]) -> tuple[PaypalSettings, int]:
-    """The settings and their version from the stream's events."""
-    values: dict[str, Any] = PaypalSettings().model_dump()
-    version = 0
-    for event in events:
-        values |= {k: v["new"] for k, v in event.data["changes"].items()}
-        version = event.version
-    return PaypalSettings.model_validate(values), version
-
-
-class PaypalSettingsService:
-    """The PayPal settings, cached for `ttl_s`; changed by PaypalSettingsChanged events."""
+class PaypalSettingsService(FieldSettings[PaypalSettings]):
+    """The PayPal settings (stream `paypal`), changed by PaypalSettingsChanged events."""
 
     def __init__(self, store: EventStore, ttl_s: float = 1.0) -> None:
-        self.store = store
-        self.ttl_s = ttl_s
-        self._cached: tuple[PaypalSettings, int] = (PaypalSettings(), 0)
-        self._loaded_at = float("-inf")
-
-    async def current(self) -> tuple[PaypalSettings, int]:
-        """Settings and version, re-read when the cached copy is older than the TTL."""
-        if time.monotonic() - self._loaded_at > self.ttl_s:
-            events = (await self.store.load([PAYPAL_STREAM]))[PAYPAL_STREAM]
-            self._cached, self._loaded_at = fold_settings(events), time.monotonic()
-        return self._cached
-
-    async def reply(self) -> bytes:
-        """The settings as JSON."""
-        settings, version = await self.current()
-        return orjson.dumps({**settings.model_dump(mode="json"), "version": version})
+        super().__init__(
+            store, stream_id=PAYPAL_STREAM, model=PaypalSettings, what="PayPal settings", ttl_s=ttl_s,
+            event=lambda changes: ev.PaypalSettingsChanged(changes=changes),
+        )
 
     async def set(self, cmd: SetPaypalSettings) -> bytes:
-        """Change the settings (only the fields that differ make the event)."""
-        new = PaypalSettings.model_validate(cmd.model_dump(include=set(FIELDS)))
-        for _ in range(5):
-            self._loaded_at = float("-inf")
-            old, version = await self.current()
-            changes = {
-                k: {"old": getattr(old, k), "new": getattr(new, k)}
-                for k in FIELDS
-                if getattr(old, k) != getattr(new, k)
-            }
-            if not changes:
-                return await self.reply()
-            envelope = REGISTRY.envelope(
-                ev.PaypalSettingsChanged(changes=changes),
-                category=ev.SETTINGS_CATEGORY,
-                stream_id=PAYPAL_STREAM,
-                version=version + 1,
-                metadata=_metadata(cmd.meta),
-            )
-            try:
-                await self.store.append([envelope])
-            except ConcurrencyError:
-                continue
-            self._cached, self._loaded_at = (new, version + 1), time.monotonic()
-            return await self.reply()
-        raise ServiceError(ErrorCode.CONFLICT, "the PayPal settings changed concurrently; retry")
-
-
-def _metadata(meta: CommandMeta) -> Metadata:
-    return Metadata(
-        actor=meta.actor, command_id=meta.command_id, correlation_id=meta.correlation_id, reason=meta.reason
-    )
+        """Change the settings to the command's values."""
+        return await self.change(cmd, cmd.meta)
 
 
 def parse_ipn(body: bytes) -> dict[str, str]:

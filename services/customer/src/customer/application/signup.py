@@ -9,86 +9,38 @@ names exist either.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import asyncpg
 import orjson
 import structlog
 from shared.contracts.contacts import AddContact, ContactCreate
 from shared.contracts.customer import CommandMeta, CreateCustomer, CustomerCreate, DeleteCustomer
-from shared.contracts.events import REGISTRY
 from shared.contracts.events.signup import SignupSettingsChanged
 from shared.contracts.signup import SetSignupSettings, SignupOutcome, SignupSettings, SubmitSignup
-from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ErrorDetail, ServiceError
-from shared.eventstore import ConcurrencyError, EventStore
+from shared.eventstore import EventStore
 from shared.ids import new_id
 
 from customer.application.commands import CustomerCommands
 from customer.application.contacts import ContactService
-from customer.domain import events as ev
+from customer.application.settings import FieldSettings
 
 log = structlog.get_logger(__name__)
 
 SIGNUP_STREAM = "signup"
-FIELDS = ("enabled", "currencies")
 
 
-def fold(events: list[EventEnvelope]) -> tuple[SignupSettings, int]:
-    """The settings and their version from the stream's events."""
-    values: dict[str, Any] = SignupSettings().model_dump()
-    version = 0
-    for event in events:
-        values |= {k: v["new"] for k, v in event.data["changes"].items()}
-        version = event.version
-    return SignupSettings.model_validate(values), version
-
-
-class SignupSettingsService:
-    """The sign-up settings, cached for `ttl_s`; changed by SignupSettingsChanged events."""
+class SignupSettingsService(FieldSettings[SignupSettings]):
+    """The sign-up settings (stream `signup`), changed by SignupSettingsChanged events."""
 
     def __init__(self, store: EventStore, ttl_s: float = 1.0) -> None:
-        self.store = store
-        self.ttl_s = ttl_s
-        self._cached: tuple[SignupSettings, int] = (SignupSettings(), 0)
-        self._loaded_at = float("-inf")
-
-    async def current(self) -> tuple[SignupSettings, int]:
-        """Settings and version, re-read when the cached copy is older than the TTL."""
-        if time.monotonic() - self._loaded_at > self.ttl_s:
-            events = (await self.store.load([SIGNUP_STREAM]))[SIGNUP_STREAM]
-            self._cached, self._loaded_at = fold(events), time.monotonic()
-        return self._cached
-
-    async def reply(self) -> bytes:
-        """The settings as JSON."""
-        settings, version = await self.current()
-        return orjson.dumps({**settings.model_dump(mode="json"), "version": version})
+        super().__init__(
+            store, stream_id=SIGNUP_STREAM, model=SignupSettings, what="sign-up settings", ttl_s=ttl_s,
+            event=lambda changes: SignupSettingsChanged.model_validate({"changes": changes}),
+        )
 
     async def set(self, cmd: SetSignupSettings) -> bytes:
-        """Change the settings (only the fields that differ make the event)."""
-        new = SignupSettings.model_validate(cmd.model_dump(include=set(FIELDS)))
-        for _ in range(5):
-            self._loaded_at = float("-inf")
-            old, version = await self.current()
-            changes = {k: {"old": getattr(old, k), "new": getattr(new, k)} for k in FIELDS
-                       if getattr(old, k) != getattr(new, k)}
-            if not changes:
-                return await self.reply()
-            meta = cmd.meta
-            envelope = REGISTRY.envelope(
-                SignupSettingsChanged.model_validate({"changes": changes}), category=ev.SETTINGS_CATEGORY,
-                stream_id=SIGNUP_STREAM, version=version + 1,
-                metadata=Metadata(actor=meta.actor, command_id=meta.command_id,
-                                  correlation_id=meta.correlation_id, reason=meta.reason))
-            try:
-                await self.store.append([envelope])
-            except ConcurrencyError:
-                continue
-            self._cached, self._loaded_at = (new, version + 1), time.monotonic()
-            return await self.reply()
-        raise ServiceError(ErrorCode.CONFLICT, "the sign-up settings changed concurrently; retry")
+        """Change the settings to the command's values."""
+        return await self.change(cmd, cmd.meta)
 
 
 class Signups:
