@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import structlog
@@ -54,6 +55,19 @@ def paid_event(row: Any, cid: str, version: int, meta: Any, paid: Any, credited:
         amount_credited=str(credited)), cid, version, meta)
 
 
+class Changed(NamedTuple):
+    """What a change to one invoice makes: events, the reply, extra writes, and its log line."""
+
+    events: list[EventEnvelope]
+    reply: str
+    fragments: list[Fragment]
+    log_event: str
+    log_fields: dict[str, Any]
+
+
+ChangeFn = Callable[[asyncpg.Connection, asyncpg.Record, str], Awaitable[Changed]]
+
+
 class InvoiceChanges:
     """Void, credit notes, overdue marking and settings; each change with its event."""
 
@@ -72,8 +86,8 @@ class InvoiceChanges:
         assert answer is not None
         return answer
 
-    async def void(self, cmd: VoidInvoice) -> bytes:
-        """Void an invoice nothing was paid on (a paid one is corrected by a credit note)."""
+    async def _change_invoice(self, cmd: VoidInvoice | IssueCreditNote, change: ChangeFn) -> bytes:
+        """Run `change` on the locked invoice once per command id; its events and reply in one commit."""
         request, answer = await self._once(cmd)
         if answer is not None:
             return answer
@@ -83,68 +97,65 @@ class InvoiceChanges:
             async with self.pool.acquire() as conn, conn.transaction():
                 await sql.lock_customer(conn, cid)
                 row = await sql.invoice_for_update(conn, iid)
-                if row["status"] == "void":
-                    raise ServiceError(ErrorCode.CONFLICT,
-                                       f"invoice {row['document_number']} is void already")
-                if row["amount_paid"] > ZERO:
-                    raise ServiceError(ErrorCode.CONFLICT, f"invoice {row['document_number']} has payments"
-                                       " allocated; issue a credit note instead")
-                version = await sql.next_version(conn, cid)
-                fact = InvoiceVoided(invoice_id=iid, customer_id=cid, document_number=row["document_number"],
-                                     reason=cmd.reason, total=str(row["total"]), currency=row["currency"])
-                await conn.execute("UPDATE invoices SET status = 'void', void_reason = $2, status_at = now()"
-                                   " WHERE id = $1", iid, cmd.reason)
-                reply = sql.invoice_of(await conn.fetchrow(
-                    f"SELECT {sql.INVOICE_COLUMNS} FROM invoices WHERE id = $1", iid)).model_dump_json()
-                await self.store.append(
-                    [sql.event(fact, cid, version, cmd.meta)],
-                    replies=[(cmd.meta.command_id, reply, request)] if cmd.meta.command_id else (), conn=conn)
+                done = await change(conn, row, cid)
+                replies = [(cmd.meta.command_id, done.reply, request)] if cmd.meta.command_id else ()
+                await self.store.append(done.events, replies=replies, conn=conn, fragments=done.fragments)
         except DuplicateCommand:
             return await self._replayed(cmd, request)
-        log.info("invoice_voided", invoice_id=iid, customer_id=cid)
-        return reply.encode()
+        log.info(done.log_event, invoice_id=iid, customer_id=cid, **done.log_fields)
+        return done.reply.encode()
+
+    async def void(self, cmd: VoidInvoice) -> bytes:
+        """Void an invoice nothing was paid on (a paid one is corrected by a credit note)."""
+        async def change(conn: asyncpg.Connection, row: asyncpg.Record, cid: str) -> Changed:
+            iid = str(row["id"])
+            if row["status"] == "void":
+                raise ServiceError(ErrorCode.CONFLICT, f"invoice {row['document_number']} is void already")
+            if row["amount_paid"] > ZERO:
+                raise ServiceError(ErrorCode.CONFLICT, f"invoice {row['document_number']} has payments"
+                                   " allocated; issue a credit note instead")
+            version = await sql.next_version(conn, cid)
+            fact = InvoiceVoided(invoice_id=iid, customer_id=cid, document_number=row["document_number"],
+                                 reason=cmd.reason, total=str(row["total"]), currency=row["currency"])
+            await conn.execute("UPDATE invoices SET status = 'void', void_reason = $2, status_at = now()"
+                               " WHERE id = $1", iid, cmd.reason)
+            reply = sql.invoice_of(await conn.fetchrow(
+                f"SELECT {sql.INVOICE_COLUMNS} FROM invoices WHERE id = $1", iid)).model_dump_json()
+            return Changed([sql.event(fact, cid, version, cmd.meta)], reply, [], "invoice_voided", {})
+
+        return await self._change_invoice(cmd, change)
 
     async def credit_note(self, cmd: IssueCreditNote) -> bytes:
         """A numbered credit note (CN-) against an invoice; it lowers the amount due first."""
-        request, answer = await self._once(cmd)
-        if answer is not None:
-            return answer
-        iid = str(cmd.invoice_id)
-        cid = await sql.customer_of_invoice(self.pool, iid)
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await sql.lock_customer(conn, cid)
-                row = await sql.invoice_for_update(conn, iid)
-                self._check_credit(cmd, row)
-                number = await sql.take_number(conn, "credit_note")
-                note = CreditNote(
-                    id=new_id(), number=number, document_number=f"{CREDIT_NOTE_PREFIX}{number}",
-                    invoice_id=cmd.invoice_id, invoice_number=row["document_number"], customer_id=cid,
-                    currency=row["currency"], amount=cmd.amount, reason=cmd.reason,
-                    created_at=datetime.now(UTC))
-                credited = row["amount_credited"] + cmd.amount
-                status = settled_status(row["status"], row["total"], row["amount_paid"], credited)
-                version = await sql.next_version(conn, cid)
-                fact = CreditNoteIssued.model_validate(note.model_dump(mode="json"))
-                events = [sql.event(fact, cid, version, cmd.meta)]
-                if status != row["status"]:
-                    events.append(paid_event(row, cid, version + 1, cmd.meta, row["amount_paid"], credited))
-                reply = note.model_dump_json()
-                await self.store.append(events, replies=[(cmd.meta.command_id, reply, request)]
-                                        if cmd.meta.command_id else (), conn=conn, fragments=[
-                    Fragment("INSERT INTO credit_notes (id, number, document_number, invoice_id, customer_id,"
-                             " currency, amount, reason, created_at, created_by) VALUES ({}, {}, {}, {}, {},"
-                             " {}, {}, {}, {}, {}::jsonb)",
-                             [note.id, number, note.document_number, iid, cid, note.currency, note.amount,
-                              note.reason, note.created_at, cmd.meta.actor.model_dump_json()]),
-                    Fragment("UPDATE invoices SET amount_credited = {}, status = {},"
-                             " status_at = CASE WHEN status = {} THEN status_at ELSE now() END WHERE id = {}",
-                             [credited, status, status, iid]),
-                ])
-        except DuplicateCommand:
-            return await self._replayed(cmd, request)
-        log.info("credit_note_issued", credit_note=note.document_number, invoice_id=iid, customer_id=cid)
-        return reply.encode()
+        async def change(conn: asyncpg.Connection, row: asyncpg.Record, cid: str) -> Changed:
+            iid = str(row["id"])
+            self._check_credit(cmd, row)
+            number = await sql.take_number(conn, "credit_note")
+            note = CreditNote(
+                id=new_id(), number=number, document_number=f"{CREDIT_NOTE_PREFIX}{number}",
+                invoice_id=cmd.invoice_id, invoice_number=row["document_number"], customer_id=cid,
+                currency=row["currency"], amount=cmd.amount, reason=cmd.reason, created_at=datetime.now(UTC))
+            credited = row["amount_credited"] + cmd.amount
+            status = settled_status(row["status"], row["total"], row["amount_paid"], credited)
+            version = await sql.next_version(conn, cid)
+            fact = CreditNoteIssued.model_validate(note.model_dump(mode="json"))
+            events = [sql.event(fact, cid, version, cmd.meta)]
+            if status != row["status"]:
+                events.append(paid_event(row, cid, version + 1, cmd.meta, row["amount_paid"], credited))
+            fragments = [
+                Fragment("INSERT INTO credit_notes (id, number, document_number, invoice_id, customer_id,"
+                         " currency, amount, reason, created_at, created_by) VALUES ({}, {}, {}, {}, {},"
+                         " {}, {}, {}, {}, {}::jsonb)",
+                         [note.id, number, note.document_number, iid, cid, note.currency, note.amount,
+                          note.reason, note.created_at, cmd.meta.actor.model_dump_json()]),
+                Fragment("UPDATE invoices SET amount_credited = {}, status = {},"
+                         " status_at = CASE WHEN status = {} THEN status_at ELSE now() END WHERE id = {}",
+                         [credited, status, status, iid]),
+            ]
+            return Changed(events, note.model_dump_json(), fragments, "credit_note_issued",
+                           {"credit_note": note.document_number})
+
+        return await self._change_invoice(cmd, change)
 
     @staticmethod
     def _check_credit(cmd: IssueCreditNote, row: asyncpg.Record) -> None:
