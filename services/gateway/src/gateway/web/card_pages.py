@@ -20,10 +20,12 @@ from gateway.web.customer_form import (
 )
 from gateway.web.forms import changed_fields, checked, errors_from, text, toml_error_line
 from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page, redirect
+from gateway.web.summary_charts import summary_charts
 
 router = APIRouter(prefix=f"{CONSOLE}/customers", route_class=ConsoleRoute, include_in_schema=False)
 PageDep = Annotated[Page, Depends(current_page)]
 PERIODS = ("live", "daily", "weekly", "monthly")
+LIVE_INTERVAL_MS = 5000  # the Live view refreshes itself this often (static/live.js)
 
 
 async def require_reason(page: Page) -> bool:
@@ -99,13 +101,23 @@ async def main_context(page: Page, card: dict[str, Any], period: str = "daily") 
     )
     return {
         "card": card, "tab": "main", **await card_header(page, card), "statuses": STATUSES,
-        "period": period, "periods": PERIODS, "summary": summary.body if summary.ok else None,
-        "summary_error": None if summary.ok else summary.message,
+        **summary_context(card, period, summary),
         "invoices": invoices.body["items"] if invoices.ok else [],
         "can_invoice": page.role in ("billing", "admin"),
         "blocks_api": await page.api.has_route("POST", "/v1/customers/{customer_id}/number-blocks"),
         "require_reason": reason, "notice": page.request.query_params.get("notice"),
         "alert_firings": firings,
+    }
+
+
+def summary_context(card: dict[str, Any], period: str, summary: ApiResult) -> dict[str, Any]:
+    """The summary, its charts and the Live view's refresh interval."""
+    body = summary.body if summary.ok else None
+    return {
+        "period": period, "periods": PERIODS, "summary": body,
+        "summary_error": None if summary.ok else summary.message,
+        "charts": summary_charts(body, period, card.get("currency") or "") if body else [],
+        "live_interval_ms": LIVE_INTERVAL_MS,
     }
 
 
@@ -134,6 +146,22 @@ async def main_tab(page: PageDep, customer_id: str, period: str = "daily") -> Re
         context |= {"dial": dial.body if dial.ok else None, "dial_error": None if dial.ok else dial.message,
                     "dial_cli": cli or ""}
     return page.render("card_main.html", context)
+
+
+@router.get("/{customer_id}/live")
+async def live_view(page: PageDep, customer_id: str) -> Response:
+    """The Live summary's charts and table alone: what the Live view swaps in when it refreshes."""
+    card, live = await asyncio.gather(
+        load_card(page, customer_id),
+        page.api.get(f"/v1/customers/{customer_id}/summary", params={"period": "live"}),
+    )
+    if not card.ok:
+        return not_found(page, card)
+    if not live.ok:
+        return page.render("error.html", {"title": "Summaries are not available", "message": live.message},
+                           status=live.status)
+    context = {"card": card.body, "can_invoice": False, **summary_context(card.body, "live", live)}
+    return page.render("card_summary_body.html", context)
 
 
 @router.get("/{customer_id}/edit")

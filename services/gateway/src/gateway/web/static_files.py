@@ -14,6 +14,8 @@ FILES: dict[str, tuple[Path, str]] = {
     "console.css": (STATIC / "console.css", "text/css"),
     "console.js": (STATIC / "console.js", "text/javascript"),
     "htmx.min.js": (STATIC / HTMX, "text/javascript"),
+    "charts.css": (STATIC / "charts.css", "text/css"),
+    "live.js": (STATIC / "live.js", "text/javascript"),
 }
 router = APIRouter(include_in_schema=False)
 
