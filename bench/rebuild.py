@@ -44,6 +44,8 @@ from reporting.simulator import publish_backlog
 from shared.envelope import Actor, EventEnvelope, Metadata
 from shared.personal_data import DataKey, decrypt_events, encrypt_event, encrypt_events, needs_key
 
+from shared import bus
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import servers
 
@@ -158,7 +160,11 @@ async def run(
     nats_url: str, db_url: str, events: int, repeat: int, *, personal: bool = False, encrypt: bool = False
 ) -> list[float]:
     settings = ReportingSettings(nats_url=nats_url, database_url=db_url)
-    pool, nc = await connect(settings)
+    pool, service_nc = await connect(settings)  # migrates the schema
+    await service_nc.close()
+    # the streams are filled and replayed as the operator's tools do (the provisioner identity:
+    # the reporting service may neither publish customer events nor make replay consumers)
+    nc = await bus.connect(nats_url, "provisioner")
     js = nc.jetstream()
     print(f"filling CUSTOMER_EVENTS and CALLS with {events:,} messages each ...", file=sys.stderr)
     t0 = time.perf_counter()
