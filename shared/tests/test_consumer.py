@@ -70,3 +70,38 @@ async def test_poison_is_dead_lettered_transient_is_retried_and_the_rest_go_on(n
         await wait_for(settled, timeout=5, message="messages left unacknowledged")
     finally:
         await cancel_tasks([task])
+
+
+async def test_an_idle_consumer_never_hands_its_handler_an_empty_batch(nats: NatsClient) -> None:
+    """nats-py's fetch() answers [] when the server's 408 ends a lingering pull just before the
+    client's timeout (an idle stream does that every fetch): no handler call for it."""
+    js = nats.jetstream()
+    name = f"E{uuid.uuid4().hex[:8]}".upper()
+    await ensure_streams(js, [StreamSpec(name, [f"{name.lower()}.>"]), DEAD_LETTERS, OPS_EVENTS])
+    batches: list[int] = []
+
+    async def handler(msgs: Sequence[Msg]) -> None:
+        batches.append(len(msgs))
+
+    spec = ConsumerSpec(name, f"durable-{name.lower()}", [f"{name.lower()}.>"])
+    consumer = JetStreamConsumer(js, spec, handler, batch=50, fetch_timeout_s=0.05)
+    idle_rounds = {"n": 0}
+    idle = consumer.idle
+
+    async def counted_idle() -> None:
+        idle_rounds["n"] += 1
+        await idle()
+
+    consumer.idle = counted_idle  # type: ignore[method-assign]
+    task = asyncio.create_task(consumer.run())
+    try:
+        # many idle fetches first (each a chance for the empty answer), then one message
+        await wait_for(lambda: idle_rounds["n"] + len(batches) >= 40, timeout=20,
+                       message="the consumer did not poll")
+        await js.publish(f"{name.lower()}.a", b"{}")
+        await wait_for(lambda: sum(batches) == 1, timeout=10, message=f"message not handled: {batches}")
+        assert 0 not in batches, f"handler called with an empty batch: {batches}"
+        await consumer.process([])  # the same guard wherever a batch comes from
+        assert batches == [1]
+    finally:
+        await cancel_tasks([task])

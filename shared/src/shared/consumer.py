@@ -213,6 +213,8 @@ class JetStreamConsumer:
                 try:
                     msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
                 except (NatsTimeoutError, TimeoutError):
+                    msgs = []
+                if not msgs:  # fetch() answers [] when the server's 408 ends its pull first
                     await self.idle()
                     continue
                 if self.linger_s > 0 and len(msgs) < self.batch:
@@ -303,7 +305,9 @@ class JetStreamConsumer:
             raise LeaseLost(f"lost the lease of {self.lease}")
 
     async def process(self, msgs: Sequence[Msg]) -> None:
-        """Handle a batch; on failure, each message alone."""
+        """Handle a batch; on failure, each message alone. An empty batch reaches no handler."""
+        if not msgs:
+            return
         self.check_lease()
         try:
             await self.handler(msgs)
