@@ -1,10 +1,10 @@
-"""The customer board: search, filters, sort, paging, columns, tick boxes, CSV export."""
+"""The customer board: search, filters, sort, paging, columns, tick boxes, row groups, CSV export."""
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,6 +12,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import FormData, ImmutableMultiDict
 
 from gateway.csv_export import write_rows
+from gateway.web.board_data import GROUP_MAX, fetch_all, status_counts
+from gateway.web.board_groups import GROUPABLE, group_cards, grouped_page
+from gateway.web.formatting import money, percent, utc
 from gateway.web.forms import FormErrors, errors_from
 from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page
 
@@ -67,7 +70,11 @@ def cell(card: dict[str, Any], key: str) -> Any:
     if key == "portal_access":
         return "yes" if card.get("portal_access") else "no"
     if key in ("created_at", "updated_at"):
-        return str(card.get(key) or "")[:16].replace("T", " ")
+        return utc(card.get(key))
+    if key in ("debit_limit", "minimum_payment"):
+        return money(card.get(key), card.get("currency"))
+    if key == "tax":
+        return percent(card.get(key))
     value = card.get(key)
     return "" if value is None else value
 
@@ -91,6 +98,7 @@ class BoardQuery:
     cursor: str = ""
     at: int = 0
     back: str = ""  # the cursors of the pages before, "~"-joined ("^" the first page), for « Previous
+    group: str = ""  # a column of GROUPABLE: rows grouped (the whole filtered result), paged by `at`
 
     @classmethod
     def parse(cls, params: ImmutableMultiDict[str, Any]) -> BoardQuery:
@@ -105,7 +113,8 @@ class BoardQuery:
         return cls(q=one("q"), status=statuses, tag=one("tag"), currency=one("currency"),
                    country=one("country"), created_from=one("created_from"),
                    created_to=one("created_to"), sort=one("sort") or "name",
-                   limit=max(1, min(limit, 1000)), cursor=one("cursor"), at=at, back=one("back"))
+                   limit=max(1, min(limit, 1000)), cursor=one("cursor"), at=at, back=one("back"),
+                   group=one("group") if one("group") in GROUPABLE else "")
 
     def filters(self) -> list[tuple[str, str]]:
         """The filter parameters for the API (and for links), without sort and paging."""
@@ -148,8 +157,8 @@ class BoardQuery:
 
     def link(self, **changes: Any) -> str:
         """The board URL with some of its state changed (filters kept)."""
-        state = {"sort": self.sort, "limit": self.limit, "cursor": self.cursor, "at": self.at,
-                 "back": self.back if "cursor" not in changes else "", **changes}
+        state = {"group": self.group, "sort": self.sort, "limit": self.limit, "cursor": self.cursor,
+                 "at": self.at, "back": self.back if "cursor" not in changes else "", **changes}
         params = [(k, v) for k, v in self.filters() if k not in ("created_from", "created_to")]
         params += [(k, getattr(self, k)) for k in ("created_from", "created_to") if getattr(self, k)]
         params += [(k, str(v)) for k, v in state.items() if v not in ("", None, 0) or k == "limit"]
@@ -168,6 +177,14 @@ class BoardQuery:
         before = pages.pop() if pages else "^"
         return self.link(cursor="" if before == "^" else before, at=max(0, self.at - self.limit),
                          back="~".join(pages))
+
+    def status_link(self, status: str) -> str:
+        """The board filtered to one status (the other filters and the grouping kept)."""
+        return replace(self, status=(status,), cursor="", at=0, back="").link()
+
+    def grouped_link(self, at: int) -> str:
+        """Grouped rows page by offset (the grouping holds the whole filtered result)."""
+        return self.link(cursor="", at=max(0, at), back="")
 
     def export_link(self) -> str:
         """The CSV export of everything the filter matches, in this order."""
@@ -199,13 +216,25 @@ BOARD_FIELDS = ("q", "status", "tag", "currency", "country", "created_from", "cr
 
 @router.get("/")
 async def board(request: Request, page: Annotated[Page, Depends(current_page)]) -> Response:
-    """The board, one page of it."""
+    """The board, one page of it (or one page of its grouped rows)."""
     query = BoardQuery.parse(request.query_params)
-    result = await page.api.get("/v1/customers", params=query.api_params())
+    counts = await status_counts(page.api, query, STATUSES)
+    grouped: dict[str, Any] = {}
+    if query.group:
+        fetched = await fetch_all(page.api, query)
+        result = fetched.reply
+        groups = group_cards(fetched.cards, query.group)
+        rows, row_count = grouped_page(groups, query.at, query.limit)
+        data = {"items": [r.card for r in rows if r.card], "next_cursor": None, "total": fetched.total}
+        grouped = {"groups": groups, "rows": rows, "row_count": row_count, "capped": fetched.capped,
+                   "fetched": len(fetched.cards), "group_max": GROUP_MAX}
+    else:
+        result = await page.api.get("/v1/customers", params=query.api_params())
+        data = result.body if result.ok else {"items": [], "next_cursor": None, "total": 0}
     errors = errors_from(result, BOARD_FIELDS)
-    data = result.body if result.ok else {"items": [], "next_cursor": None, "total": 0}
     return page.render("board.html", {
-        "query": query, "columns": COLUMNS, "cell": cell, "statuses": STATUSES,
+        "query": query, "columns": COLUMNS, "cell": cell, "statuses": STATUSES, "counts": counts,
+        "groupable": GROUPABLE, "grouped": grouped,
         "items": data["items"], "total": data["total"], "next_cursor": data.get("next_cursor"),
         "page_sizes": PAGE_SIZES, "bulk_upload": await page.api.has_route("POST", "/v1/customers/bulk"),
     }, errors=errors, status=200 if result.ok or result.status >= 500 else result.status)
@@ -256,8 +285,8 @@ def _csv_response(content: bytes) -> Response:
 
 
 def selected_ids(form: FormData) -> list[str]:
-    """The ticked customers' ids."""
-    return [v for v in form.getlist("ids") if isinstance(v, str) and v]
+    """The ticked customers' ids (once each: a tag-grouped board shows a customer under each tag)."""
+    return list(dict.fromkeys(v for v in form.getlist("ids") if isinstance(v, str) and v))
 
 
 def selection_errors(form: FormData) -> FormErrors:

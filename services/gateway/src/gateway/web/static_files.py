@@ -13,6 +13,7 @@ HTMX = "vendor/htmx-2.0.11.min.js"
 FILES: dict[str, tuple[Path, str]] = {
     "console.css": (STATIC / "console.css", "text/css"),
     "console.js": (STATIC / "console.js", "text/javascript"),
+    "board-grid.js": (STATIC / "board-grid.js", "text/javascript"),
     "htmx.min.js": (STATIC / HTMX, "text/javascript"),
     "charts.css": (STATIC / "charts.css", "text/css"),
     "live.js": (STATIC / "live.js", "text/javascript"),
