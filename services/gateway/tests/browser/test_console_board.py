@@ -91,6 +91,7 @@ def test_board_filters_search_sort_and_paging(browser: Any, stack: Stack) -> Non
     # sort by channels, descending on the second click
     page.fill("#f-tag", tag)
     page.click("#apply-filters")
+    expect(page.locator(".field-error[data-field=currency]")).to_have_count(0)  # the new page is in
     page.click("#board thead a[data-sort=channels]")
     expect(names).to_have_text([made[k]["name"] for k in ("gold-gb", "silver", "gold-us")])
     page.click("#board thead a[data-sort=channels]")

@@ -14,13 +14,24 @@ if TYPE_CHECKING:
 
 GROUP_MAX = 10_000  # rows the board groups at most (the first ones in the board's order)
 FETCH_PAGE = 1_000  # the API's largest page
+_API_COUNTS: list[bool] = []  # whether the board's answer carries `status_counts` (once seen)
+
+
+def api_counts_per_status() -> bool:
+    """Whether the customer service answers the counts per status (so no fallback is needed)."""
+    return bool(_API_COUNTS) and _API_COUNTS[-1]
+
+
+def note_api_counts(present: bool) -> None:
+    """Remember whether the last board answer carried `status_counts`."""
+    _API_COUNTS[:] = [present]
 
 
 async def status_counts(api: Api, query: BoardQuery, statuses: tuple[str, ...]) -> dict[str, int] | None:
     """Customers per status for the current filter without its status part (None if the API fails).
 
-    One `limit=1` board request per status, side by side: each total is the customer service's
-    one count, which it keeps for a few seconds per filter (so a page's reload costs no count).
+    Only for a board answer without `status_counts`: one `limit=1` board request per status,
+    side by side (the customer service keeps each count a few seconds per filter).
     """
     base = [(k, v) for k, v in query.filters() if k != "status"]
     replies = await asyncio.gather(*(
@@ -37,6 +48,7 @@ class Fetched:
     cards: list[dict[str, Any]]
     total: int
     reply: ApiResult
+    status_counts: dict[str, int] | None = None  # the first page's, when the API answers them
 
     @property
     def capped(self) -> bool:
@@ -48,12 +60,14 @@ async def fetch_all(api: Api, query: BoardQuery, most: int = GROUP_MAX) -> Fetch
     """Every card the filter matches (at most `most`), walking the API's cursor pages."""
     cards: list[dict[str, Any]] = []
     cursor = ""
+    counts: dict[str, int] | None = None
     while True:
         params = [*query.filters(), ("sort", query.sort), ("limit", str(min(FETCH_PAGE, most - len(cards))))]
         reply = await api.get("/v1/customers", params=[*params, *([("cursor", cursor)] if cursor else [])])
         if not reply.ok:
             return Fetched(cards, len(cards), reply)
         cards.extend(reply.body["items"])
+        counts = counts or reply.body.get("status_counts")
         cursor = reply.body.get("next_cursor") or ""
         if not cursor or len(cards) >= most:
-            return Fetched(cards, int(reply.body.get("total") or len(cards)), reply)
+            return Fetched(cards, int(reply.body.get("total") or len(cards)), reply, counts)

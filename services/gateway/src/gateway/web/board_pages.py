@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from dataclasses import dataclass, replace
@@ -12,7 +13,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import FormData, ImmutableMultiDict
 
 from gateway.csv_export import write_rows
-from gateway.web.board_data import GROUP_MAX, fetch_all, status_counts
+from gateway.web.api_client import ApiResult
+from gateway.web.board_data import GROUP_MAX, api_counts_per_status, fetch_all, note_api_counts, status_counts
 from gateway.web.board_groups import GROUPABLE, group_cards, grouped_page
 from gateway.web.formatting import money, percent, utc
 from gateway.web.forms import FormErrors, errors_from
@@ -218,26 +220,47 @@ BOARD_FIELDS = ("q", "status", "tag", "currency", "country", "created_from", "cr
 async def board(request: Request, page: Annotated[Page, Depends(current_page)]) -> Response:
     """The board, one page of it (or one page of its grouped rows)."""
     query = BoardQuery.parse(request.query_params)
-    counts = await status_counts(page.api, query, STATUSES)
-    grouped: dict[str, Any] = {}
-    if query.group:
-        fetched = await fetch_all(page.api, query)
-        result = fetched.reply
-        groups = group_cards(fetched.cards, query.group)
-        rows, row_count = grouped_page(groups, query.at, query.limit)
-        data = {"items": [r.card for r in rows if r.card], "next_cursor": None, "total": fetched.total}
-        grouped = {"groups": groups, "rows": rows, "row_count": row_count, "capped": fetched.capped,
-                   "fetched": len(fetched.cards), "group_max": GROUP_MAX}
-    else:
-        result = await page.api.get("/v1/customers", params=query.api_params())
-        data = result.body if result.ok else {"items": [], "next_cursor": None, "total": 0}
+    counting = None if api_counts_per_status() else asyncio.ensure_future(
+        status_counts(page.api, query, STATUSES))  # beside the page, while the API lacks them
+    try:
+        data, result, grouped = await _board_data(page, query)
+    except BaseException:
+        if counting is not None:
+            counting.cancel()
+        raise
     errors = errors_from(result, BOARD_FIELDS)
+    counts = data.get("status_counts")  # the customer service's one grouped count, when it has it
+    if result.ok:
+        note_api_counts(counts is not None)
+    if counting is not None:
+        fallback = await counting
+        counts = counts or fallback
+    elif counts is None and result.ok:
+        counts = await status_counts(page.api, query, STATUSES)
     return page.render("board.html", {
         "query": query, "columns": COLUMNS, "cell": cell, "statuses": STATUSES, "counts": counts,
         "groupable": GROUPABLE, "grouped": grouped,
         "items": data["items"], "total": data["total"], "next_cursor": data.get("next_cursor"),
         "page_sizes": PAGE_SIZES, "bulk_upload": await page.api.has_route("POST", "/v1/customers/bulk"),
     }, errors=errors, status=200 if result.ok or result.status >= 500 else result.status)
+
+
+async def _board_data(page: Page, query: BoardQuery) -> tuple[dict[str, Any], ApiResult, dict[str, Any]]:
+    """One page of the board, or one page of its grouped rows (with the groups)."""
+    grouped: dict[str, Any] = {}
+    if query.group:
+        fetched = await fetch_all(page.api, query)
+        result = fetched.reply
+        groups = group_cards(fetched.cards, query.group)
+        rows, row_count = grouped_page(groups, query.at, query.limit)
+        data = {"items": [r.card for r in rows if r.card], "next_cursor": None, "total": fetched.total,
+                "status_counts": fetched.status_counts}
+        grouped = {"groups": groups, "rows": rows, "row_count": row_count, "capped": fetched.capped,
+                   "fetched": len(fetched.cards), "group_max": GROUP_MAX}
+    else:
+        result = await page.api.get("/v1/customers", params=query.api_params())
+        data = result.body if result.ok else {"items": [], "next_cursor": None, "total": 0}
+    return data, result, grouped
 
 
 @router.get("/export.csv")
