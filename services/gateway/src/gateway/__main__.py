@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import uvicorn
@@ -20,7 +21,13 @@ def main() -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         sys.exit(f"patchbay gateway: bad settings: {problems}")
     configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)
-    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+    app = create_app(settings)
+    # as shared.runtime.run does for the other services: a request allocates hundreds of
+    # short-lived objects, and at the default threshold (700) the collector took 12% of the
+    # gateway's CPU (py-spy, docs/performance.md); the app's routes and models live forever
+    gc.set_threshold(50_000, 20, 20)
+    gc.freeze()
+    uvicorn.run(app, **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

@@ -153,8 +153,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
 
 def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
-    """One worker; uvloop and httptools when installed; no access log (we log each request)."""
+    """One worker on uvloop and httptools (pinned dependencies); no access log (we log each request).
+
+    No uvicorn proxy headers: `client_ip.TrustedProxies` alone decides whom X-Forwarded-For is
+    believed from (uvicorn's default also believed any peer on 127.0.0.1).
+    """
     return {
-        "host": settings.http_host, "port": settings.http_port, "workers": 1, "loop": "auto",
-        "http": "auto", "access_log": False, "log_config": None, "server_header": False,
+        "host": settings.http_host, "port": settings.http_port, "workers": 1, "loop": "uvloop",
+        "http": "httptools", "access_log": False, "log_config": None, "server_header": False,
+        "proxy_headers": False,
     }

@@ -25,6 +25,12 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+# the headers to add, by (under /docs, over TLS): made once, not per answer
+EXTRA: dict[tuple[bool, bool], tuple[tuple[bytes, bytes], ...]] = {
+    (docs, tls): (*HEADERS, (b"content-security-policy", (DOCS_CSP if docs else CSP).encode()),
+                  *((HSTS,) if tls else ()))
+    for docs in (False, True) for tls in (False, True)
+}
 
 
 class SecurityHeaders:
@@ -38,14 +44,12 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = (DOCS_CSP if scope["path"].startswith("/docs") else CSP).encode()
-        tls = scope.get("scheme") == "https"
+        extra = EXTRA[(scope["path"].startswith("/docs"), scope.get("scheme") == "https")]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                extra = [*HEADERS, (b"content-security-policy", csp), *([HSTS] if tls else [])]
                 headers += [(name, value) for name, value in extra if name not in present]
                 message["headers"] = headers
             await send(message)
