@@ -37,6 +37,7 @@ from gateway.entrypoints import (
     tokens_api,
 )
 from gateway.errors import install_error_handlers
+from gateway.fast_routes import FastRoutes
 from gateway.hardening import install_hardening
 from gateway.middleware import RequestContextMiddleware
 from gateway.openapi_doc import install_openapi
@@ -134,6 +135,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)  # 413 on every body, the streamed answers' schemas
+    app.add_middleware(FastRoutes)  # innermost: the plain hot card requests without FastAPI's machinery
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_limits={"/v1/customers/bulk": settings.bulk_max_body_bytes,
                                     "/console/bulk/upload": settings.bulk_max_body_bytes})

@@ -150,12 +150,20 @@ def caller(permission: Permission) -> Callable[..., Awaitable[Caller]]:
             description="Why (kept in the audit log; required when the audit setting says so).",
         )] = None,
     ) -> Caller:
-        reason = audit_reason.strip() if audit_reason else None
-        return Caller(
-            principal=principal, correlation_id=correlation_id(request),
-            ip=request.client.host if request.client else None,
-            command_id=scoped_command_id(str(principal.token_id), idempotency_key),
-            reason=reason or None, idempotency_key=idempotency_key,
-        )
+        ip = request.client.host if request.client else None
+        return make_caller(principal, correlation_id(request), ip, idempotency_key, audit_reason)
 
     return dependency
+
+
+def make_caller(
+    principal: Principal, correlation_id: str, ip: str | None, idempotency_key: str | None,
+    audit_reason: str | None,
+) -> Caller:
+    """The caller of a command, from its validated headers (`caller`, `gateway.fast_routes`)."""
+    reason = audit_reason.strip() if audit_reason else None
+    return Caller(
+        principal=principal, correlation_id=correlation_id, ip=ip,
+        command_id=scoped_command_id(str(principal.token_id), idempotency_key),
+        reason=reason or None, idempotency_key=idempotency_key,
+    )

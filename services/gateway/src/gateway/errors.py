@@ -105,6 +105,11 @@ def unavailable_response(away: str) -> Response:
 
 async def _on_service_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
+    return service_error_response(exc)
+
+
+def service_error_response(exc: ServiceError) -> Response:
+    """A service's (or the gateway's own) error in the one shape, 503s with Retry-After."""
     headers = dict(exc.headers) if isinstance(exc, ApiError) else {}
     if exc.code == ErrorCode.UNAVAILABLE:  # every 503 says when to come back
         headers.setdefault("Retry-After", str(RETRY_AFTER_S))
