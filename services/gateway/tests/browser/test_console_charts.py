@@ -89,6 +89,19 @@ def test_the_summary_chart_plots_the_seeded_days(browser: Any, stack: Stack) -> 
     assert charge.locator("title").text_content() == f"{busy} UTC: Charge (EUR) €1.50"
     assert "whole range €1.75" in (page.locator("#chart-charge-desc").text_content() or "")
 
+    # a chosen range: only the busy day, so one point per chart; the CSV export follows the range
+    page.fill("#f-from", busy)
+    page.fill("#f-to", busy)
+    page.click("#summary-show")
+    expect(page.locator("svg.chart[data-series=asr] circle.point")).to_have_count(1)
+    assert page.locator("#chart-asr").get_attribute("data-buckets") == "1"
+    expect(page.locator("#summary tfoot th[data-col=attempts]")).to_have_text("4")
+    assert f"from={busy}" in (page.locator("#summary-csv").get_attribute("href") or "")
+    page.fill("#f-to", quiet_day.date().isoformat())  # before `from`: the API's refusal, said
+    page.click("#summary-show")
+    expect(page.locator("#summary-panel .warning")).to_contain_text("Summaries are not available")
+    page.goto(f"{stack.http}/console/customers/{cid}?period=daily")
+
     # keyboard: the charts are reachable with Tab and say what they are
     page.locator("#summary-csv").focus()
     for _ in range(10):
@@ -123,6 +136,7 @@ def test_the_live_view_refreshes_by_itself_without_taking_focus(browser: Any, st
     publish(stack, [(f"calls.started.{cid}", {"call_id": uuid.uuid4().hex, "customer_id": cid, "started_at": now})])
     expect(page.locator("#live-channels")).to_have_text("1", timeout=30_000)  # no reload, no click
     assert page.evaluate("window.sameDocument") is True
+    expect(page.locator("#card-channels")).to_have_text("1 / 10")  # the header follows
     expect(page.locator("#live-state")).to_contain_text("Updated")
     assert page.evaluate("document.activeElement.id") == "f-cli"  # focus and the typed text stay
     page.keyboard.type("5550123")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import Response as PlainResponse
 
-from gateway.web.card_pages import PERIODS, main_with_errors
+from gateway.web.card_pages import PERIODS, main_with_errors, summary_span
 from gateway.web.forms import text
 from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page, redirect
 
@@ -76,11 +76,14 @@ async def generate_invoice(page: PageDep, customer_id: str) -> Response:
 
 
 @router.get("/summary.csv")
-async def summary_csv(page: PageDep, customer_id: str, period: str = "daily") -> Response:
-    """The summary as the API's CSV."""
+async def summary_csv(page: PageDep, customer_id: str, period: str = "daily",
+                      day_from: Annotated[str | None, Query(alias="from")] = None,
+                      day_to: Annotated[str | None, Query(alias="to")] = None) -> Response:
+    """The summary (of the range chosen on the card) as the API's CSV."""
     period = period if period in PERIODS else "daily"
+    span = summary_span(period, day_from, day_to)
     result = await page.api.get(f"/v1/customers/{customer_id}/summary",
-                                params={"period": period, "format": "csv"})
+                                params={"period": period, "format": "csv", **span})
     if not result.ok:
         return page.render("error.html", {"title": "Export failed", "message": result.message},
                            status=result.status)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from gateway.web.api_client import ApiResult
 from gateway.web.customer_form import (
@@ -89,19 +90,29 @@ async def latest_firings(page: Page, customer_id: str) -> list[dict[str, Any]] |
     return list(result.body["items"]) if result.ok else None
 
 
-async def main_context(page: Page, card: dict[str, Any], period: str = "daily") -> dict[str, Any]:
+def summary_span(period: str, day_from: str | None, day_to: str | None) -> dict[str, str]:
+    """The summary's chosen range (`from`, `to`: UTC days; the API checks them), none for Live."""
+    if period == "live":
+        return {}
+    return {k: v.strip() for k, v in (("from", day_from), ("to", day_to)) if v and v.strip()}
+
+
+async def main_context(page: Page, card: dict[str, Any], period: str = "daily",
+                       span: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything the Main tab shows besides the card."""
     cid = card["id"]
     period = period if period in PERIODS else "daily"
+    span = summary_span(period, (span or {}).get("from"), (span or {}).get("to"))
     summary, invoices, reason, firings = await asyncio.gather(
-        page.api.get(f"/v1/customers/{cid}/summary", params={"period": period}),
+        page.api.get(f"/v1/customers/{cid}/summary", params={"period": period, **span}),
         page.api.get("/v1/invoices", params={"customer_id": cid, "limit": 20}),
         require_reason(page),
         latest_firings(page, cid),
     )
     return {
         "card": card, "tab": "main", **await card_header(page, card), "statuses": STATUSES,
-        **summary_context(card, period, summary),
+        **summary_context(card, period, summary), "span": span,
+        "summary_query": urlencode({"period": period, **span}),
         "invoices": invoices.body["items"] if invoices.ok else [],
         "can_invoice": page.role in ("billing", "admin"),
         "blocks_api": await page.api.has_route("POST", "/v1/customers/{customer_id}/number-blocks"),
@@ -133,12 +144,14 @@ async def main_with_errors(page: Page, customer_id: str, result: ApiResult, know
 
 
 @router.get("/{customer_id}")
-async def main_tab(page: PageDep, customer_id: str, period: str = "daily") -> Response:
-    """The Main tab: header, status, contacts, number blocks, approved CLIs, summary."""
+async def main_tab(page: PageDep, customer_id: str, period: str = "daily",
+                   day_from: Annotated[str | None, Query(alias="from")] = None,
+                   day_to: Annotated[str | None, Query(alias="to")] = None) -> Response:
+    """The Main tab: header, status, contacts, number blocks, approved CLIs, summary (of a range)."""
     result = await load_card(page, customer_id)
     if not result.ok:
         return not_found(page, result)
-    context = await main_context(page, result.body, period)
+    context = await main_context(page, result.body, period, {"from": day_from or "", "to": day_to or ""})
     if page.request.query_params.get("dial") is not None:
         cli = page.request.query_params.get("cli") or None
         dial = await page.api.get(f"/v1/customers/{customer_id}/dial-permission",

@@ -49,6 +49,8 @@
         if (box && !box.checked) return;  // stopped while this one was on its way
         if (view.contains(document.activeElement)) return;  // focus went in meanwhile: next time
         view.innerHTML = html;
+        var now = view.querySelector("#live-channels"), head = document.getElementById("card-channels");
+        if (now && head) head.textContent = head.textContent.replace(/^\s*\S+/, now.textContent.trim());
         say("Updated " + clock());
       })
       .catch(function (err) { say("Refresh failed (" + err.message + "), trying again"); })
