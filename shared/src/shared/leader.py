@@ -25,7 +25,7 @@ class LeaderLoop:
 
     def __init__(
         self, *, name: str, dsn: str, schema: str, lock_key: str, channel: str, work: Work,
-        batch_size: int, poll_interval_s: float = 1.0,
+        batch_size: int, poll_interval_s: float = 1.0, settings: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.dsn = dsn
@@ -35,6 +35,7 @@ class LeaderLoop:
         self.work = work
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.settings = settings or {}  # more server settings of the leader's connection
         self.is_leader = False
         self._wake = asyncio.Event()
 
@@ -55,7 +56,7 @@ class LeaderLoop:
                 await asyncio.sleep(self.poll_interval_s)
 
     async def _lead(self) -> None:
-        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
+        conn = await asyncpg.connect(self.dsn, server_settings={**self.settings, "search_path": self.schema})
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key):
                 await asyncio.sleep(self.poll_interval_s)

@@ -61,6 +61,9 @@ class OutboxRelay:
             name="outbox_relay", dsn=dsn, schema=schema, lock_key=f"outbox-relay:{schema}",
             channel=NOTIFY_CHANNEL, work=self.publish_pending, batch_size=batch_size,
             poll_interval_s=poll_interval_s,
+            # its deletes need not wait for the WAL flush: one lost in a crash of PostgreSQL only
+            # publishes its events again, which JetStream's dedup absorbs (as after a relay crash)
+            settings={"synchronous_commit": "off"},
         )
         # events this process just committed, by position: published without reading them back
         self._hints: dict[int, EventEnvelope] = {}

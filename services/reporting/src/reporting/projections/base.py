@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from shared.consumer import ConsumerSpec
+from shared.partitions import PARTITIONS
 
 Item = TypeVar("Item")
 NEXT = "__next"
@@ -90,7 +91,22 @@ class Projection(ABC, Generic[Item]):
         )
 
 
+PARTITION_MARK = "#"  # a live partition's checkpoint row: `<stream>#<partition>`
+
+
+def checkpoint_key(stream: str, subject: str) -> str:
+    """The checkpoint row a live partition's batch moves (its own: no waiting on another's commit)."""
+    # one row per partition: with one row per stream, the 8 partitions' transactions queued on its
+    # row lock, each behind the previous one's commit (docs/performance.md, issue 21)
+    last = subject.rsplit(".", 1)[-1]
+    return f"{stream}{PARTITION_MARK}{last}" if last.isdigit() and int(last) < PARTITIONS else stream
+
+
 async def checkpoints(conn: Any, projection: Projection[Any], tables: Tables) -> dict[str, int]:
-    """The checkpoint (last stream sequence written) of each stream of a projection."""
-    rows = await conn.fetch(f"SELECT stream, seq FROM {tables[projection.checkpoint_table]}")
+    """The checkpoint (last stream sequence written) of each stream: the highest of its rows."""
+    # the stream's own row (rebuilds, older releases) and one per live partition
+    rows = await conn.fetch(
+        f"SELECT split_part(stream, '{PARTITION_MARK}', 1) AS stream, max(seq) AS seq"
+        f" FROM {tables[projection.checkpoint_table]} GROUP BY 1"
+    )
     return {r["stream"]: r["seq"] for r in rows}

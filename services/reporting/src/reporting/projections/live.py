@@ -15,7 +15,7 @@ from shared.consumer import JetStreamConsumer, PartitionedConsumer, Poison
 from shared.logging import bind_from_headers
 from shared.partitions import PARTITIONS
 
-from reporting.projections.base import Projection, Source, Tables
+from reporting.projections.base import Projection, Source, Tables, checkpoint_key
 from reporting.projections.pull import StreamingPull, stream_seq
 
 log = structlog.get_logger(__name__)
@@ -90,7 +90,8 @@ class LiveProjection:
             items, last = decode_batch(self.projection, source.stream, msgs)
             if not items:
                 return  # fetch can answer an empty batch: nothing to write, no checkpoint to move
-            await self.projection.write(self.pool, self.tables, source.stream, items, last)
+            key = checkpoint_key(source.stream, msgs[-1].subject)  # this partition's row
+            await self.projection.write(self.pool, self.tables, key, items, last)
 
         return handle
 
