@@ -19,8 +19,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import nacl.public
 import nacl.signing
 import nkeys
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.bus_identities import IDENTITIES, Identity
 
@@ -65,6 +68,21 @@ def verify(public: str, data: bytes, signature: str) -> bool:
     except Exception:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=64)
+def pair_key(seed: str, peer_public: str) -> bytes:
+    """A key only this seed's holder and the peer's share: X25519 of the two nkeys, then HKDF.
+
+    Both ends compute the same key (own secret with the other's public key), so a command can be
+    vouched for with an HMAC instead of an ed25519 signature (ADR 19); made once per pair.
+    """
+    own = nacl.signing.SigningKey(nkeys.decode_seed(seed.strip().encode())[1]).to_curve25519_private_key()
+    peer = _verify_key(peer_public).to_curve25519_public_key()
+    shared = nacl.public.Box(own, peer).shared_key()
+    publics = sorted([public_key(seed), peer_public])
+    info = b"patchbay command mac v1\n" + "\n".join(publics).encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
 
 
 def seed_path(credentials_dir: Path, identity: str) -> Path:

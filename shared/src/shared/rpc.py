@@ -73,6 +73,7 @@ class RpcServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.handled = 0
         self.failed = 0
+        self._own_seed: str | None = getattr(nc, "signing_seed", None)  # checks commands' MACs
 
     async def start(self) -> None:
         """Subscribe every route and make sure the server knows before returning."""
@@ -109,7 +110,8 @@ class RpcServer:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            if (why := command_check().refusal(msg.subject, msg.data, msg.headers)) is not None:
+            if (why := command_check().refusal(msg.subject, msg.data, msg.headers,
+                                               own_seed=self._own_seed)) is not None:
                 raise ServiceError(ErrorCode.FORBIDDEN, why)
             request = route.request.model_validate_json(msg.data or b"{}")
             reply = await route.handler(request)

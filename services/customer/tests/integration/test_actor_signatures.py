@@ -20,7 +20,8 @@ import pytest_asyncio
 from customer.bootstrap import CustomerService
 from nats.aio.client import Client as NatsClient
 from shared.bus import seed_for
-from shared.bus_signing import SIGNATURE, signature_headers
+from shared.bus_credentials import public_key
+from shared.bus_signing import MAC, SIGNATURE, SIGNER, command_headers, mac_headers, signature_headers
 
 from .conftest import call, create
 
@@ -104,3 +105,40 @@ async def test_commands_without_an_actor_and_queries_need_no_signature(nc: NatsC
     assert "error" not in reply, reply
     got = await call(unsigned, "customer.query.get", {"customer_id": card["id"]})
     assert got["id"] == card["id"]
+
+
+async def test_a_mac_vouches_only_when_made_with_the_gateways_key_for_this_service(
+    nc: NatsClient, unsigned: NatsClient, service: CustomerService,
+) -> None:
+    """ADR 19: the HMAC keyed by the gateway's and the customer service's nkeys, and only that."""
+    customer_id, contact_id, email = await contact_with_password(nc)
+    before = await events_of(service, customer_id)
+    body = {"customer_id": customer_id, "contact_id": contact_id, "password": "Attacker-Chosen-77",
+            "meta": {"actor": {"kind": "operator", "id": "x", "name": "alice"}}}
+    payload = json.dumps(body).encode()
+    gateway_seed, switch_seed, customer_seed = seed_for("gateway"), seed_for("switch"), seed_for("customer")
+    verification_seed = seed_for("verification")
+    assert gateway_seed and switch_seed and customer_seed and verification_seed
+    customer_key, gateway_key = public_key(customer_seed), public_key(gateway_seed)
+    verification_key = public_key(verification_seed)
+    # the switch's MAC, presented as the gateway's (its key is another pair's)
+    posing = mac_headers(switch_seed, customer_key, SUBJECT, payload) | {SIGNER: gateway_key}
+    attempts = {
+        "a MAC by an identity that may not vouch": mac_headers(switch_seed, customer_key, SUBJECT, payload),
+        "another identity's MAC under the gateway's name": posing,
+        "the gateway's MAC for another service": mac_headers(gateway_seed, verification_key, SUBJECT, payload),
+        "the gateway's MAC of another body": mac_headers(gateway_seed, customer_key, SUBJECT, b"{}"),
+        "the gateway's MAC of another subject": mac_headers(gateway_seed, customer_key, "customer.cmd.update", payload),
+        "a stale MAC": mac_headers(gateway_seed, customer_key, SUBJECT, payload, now=time.time() - 3600),
+        "a MAC that is not one": mac_headers(gateway_seed, customer_key, SUBJECT, payload) | {MAC: "A" * 43},
+    }
+    for why, headers in attempts.items():
+        reply = await ask(unsigned, body, headers)
+        assert reply.get("error", {}).get("code") == "forbidden", (why, reply)
+    assert await logs_in(nc, email, TYPED)
+    assert await events_of(service, customer_id) == before
+    # what the gateway's client sends: the MAC made with its key for the customer service
+    assert MAC in command_headers(gateway_seed, SUBJECT, payload)
+    reply = await ask(unsigned, body, mac_headers(gateway_seed, customer_key, SUBJECT, payload))
+    assert "error" not in reply, reply
+    assert await logs_in(nc, email, "Attacker-Chosen-77")
