@@ -7,7 +7,7 @@ customer and reporting services as their own processes. This process sends custo
 at a fixed rate (open loop) and polls the audit table every 2 ms (through an index on `seq`
 that only this benchmark adds, from the highest seq below which every row is in: customer
 partitions commit side by side, not in seq order); the lag of an event is from its command's reply (the event
-is committed by then) to the poll that first sees its row. Target: p99 < 50 ms.
+is committed by then) to the poll that first sees its row. Target: p99 < 30 ms.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _harness import process, servers, wait_answering
 
 POLL_S = 0.002
+TARGET_P99_MS = 30.0
 
 
 async def run(nats_url: str, db_url: str, rate: float, seconds: float, customers: int) -> None:
@@ -110,7 +111,8 @@ async def run(nats_url: str, db_url: str, rate: float, seconds: float, customers
     audit = sorted((seen[k] - on_stream[k]) * 1000 for k in replied if k in seen and k in on_stream)
     for name, part in (("  of which committed -> on the stream", relay), ("  of which on the stream -> visible", audit)):
         print(f"{name}: p50 {part[len(part) // 2]:.1f} ms  p99 {part[min(len(part) - 1, int(len(part) * 0.99))]:.1f} ms")
-    print("\ntarget: p99 < 50 ms at 1,000 commands/s")
+    print(f"\np99 {pct(0.99):.1f} ms = {pct(0.99) / TARGET_P99_MS:.2f} of the target, at {sent_rate / rate:.2f}"
+          f" of the rate asked (target, issue 21: p99 < {TARGET_P99_MS:.0f} ms at 1,000 commands/s)")
     await db.close()
     await nc.close()
 

@@ -130,6 +130,12 @@ def command_signers(base: Path) -> str:
     return ",".join(keys[name] for name in TRUSTED)
 
 
+def service_keys(base: Path) -> str:
+    """PATCHBAY_NATS_SERVICE_KEYS: each identity's public key, so commands carry an HMAC (ADR 19)."""
+    keys = json.loads((base / "credentials" / PUBLIC_KEYS).read_text())
+    return ",".join(f"{name}={key}" for name, key in keys.items())
+
+
 def kubectl_commands(base: Path, namespace: str = NAMESPACE) -> list[str]:
     """The Secrets of deploy/kubernetes, from what `make` wrote."""
     n = f"kubectl -n {namespace} create secret generic"
@@ -139,7 +145,8 @@ def kubectl_commands(base: Path, namespace: str = NAMESPACE) -> list[str]:
            f" --from-file={nats_dir / 'server-key.pem'}",
            f"{n} nats-ca --from-file={nats_dir / 'ca.pem'}"]
     out.append(f"kubectl -n {namespace} create configmap nats-signers"
-               f" --from-literal=PATCHBAY_NATS_COMMAND_SIGNERS={command_signers(base)}")
+               f" --from-literal=PATCHBAY_NATS_COMMAND_SIGNERS={command_signers(base)}"
+               f" --from-literal=PATCHBAY_NATS_SERVICE_KEYS={service_keys(base)}")
     out.append(f"{n} postgres-roles --from-file={base / 'postgres'}")
     out += [f"{n} patchbay-db-{role} --from-literal=PATCHBAY_DATABASE_URL={database_url(role, pw)}"
             for role, pw in make_role_passwords(base / "postgres").items()]
@@ -158,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     make(args.dir, args.namespace)
     print(f"NATS secrets in {args.dir} (never commit them). For compose, in deploy/.env:")
     print(f"PATCHBAY_NATS_COMMAND_SIGNERS={command_signers(args.dir)}")
+    print(f"PATCHBAY_NATS_SERVICE_KEYS={service_keys(args.dir)}")
     for role, password in make_role_passwords(args.dir / "postgres").items():
         print(f"{role.upper()}_DB_PASSWORD={password}")
     print("For Kubernetes:")
