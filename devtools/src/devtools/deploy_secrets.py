@@ -131,7 +131,7 @@ def command_signers(base: Path) -> str:
 
 
 def service_keys(base: Path) -> str:
-    """PATCHBAY_NATS_SERVICE_KEYS: each identity's public key, so commands carry an HMAC (ADR 19)."""
+    """PATCHBAY_NATS_SERVICE_KEYS: each identity's public key, so commands carry an HMAC (ADR 21)."""
     keys = json.loads((base / "credentials" / PUBLIC_KEYS).read_text())
     return ",".join(f"{name}={key}" for name, key in keys.items())
 

@@ -50,7 +50,7 @@ class BusSettings(BaseSettings):
     # public keys trusted to vouch for a command's actor (shared.bus_signing); default: the
     # gateway's and the provisioner's from <credentials dir>/public_keys.json
     nats_command_signers: str | None = None
-    # public keys of the services commands go to, `customer=U...,verification=U...` (ADR 19):
+    # public keys of the services commands go to, `customer=U...,verification=U...` (ADR 21):
     # a command to one of them carries an HMAC instead of an ed25519 signature; default: the
     # keys in <credentials dir>/public_keys.json, where there is one
     nats_service_keys: str | None = None

@@ -75,7 +75,7 @@ def pair_key(seed: str, peer_public: str) -> bytes:
     """A key only this seed's holder and the peer's share: X25519 of the two nkeys, then HKDF.
 
     Both ends compute the same key (own secret with the other's public key), so a command can be
-    vouched for with an HMAC instead of an ed25519 signature (ADR 19); made once per pair.
+    vouched for with an HMAC instead of an ed25519 signature (ADR 21); made once per pair.
     """
     own = nacl.signing.SigningKey(nkeys.decode_seed(seed.strip().encode())[1]).to_curve25519_private_key()
     peer = _verify_key(peer_public).to_curve25519_public_key()

@@ -8,7 +8,7 @@ timestamp and its body:
 
     Patchbay-Signer: <public key>   Patchbay-Signed-At: <unix s>   Patchbay-Signature: <ed25519>
 
-or, when the sender knows the public key of the service the subject belongs to (ADR 19), instead
+or, when the sender knows the public key of the service the subject belongs to (ADR 21), instead
 of the ed25519 signature an HMAC-SHA256 over the same bytes, keyed by what only the two hold
 (`bus_credentials.pair_key`: X25519 of the sender's and the service's nkeys), ~50x cheaper to check:
 

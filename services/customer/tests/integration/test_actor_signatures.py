@@ -110,7 +110,7 @@ async def test_commands_without_an_actor_and_queries_need_no_signature(nc: NatsC
 async def test_a_mac_vouches_only_when_made_with_the_gateways_key_for_this_service(
     nc: NatsClient, unsigned: NatsClient, service: CustomerService,
 ) -> None:
-    """ADR 19: the HMAC keyed by the gateway's and the customer service's nkeys, and only that."""
+    """ADR 21: the HMAC keyed by the gateway's and the customer service's nkeys, and only that."""
     customer_id, contact_id, email = await contact_with_password(nc)
     before = await events_of(service, customer_id)
     body = {"customer_id": customer_id, "contact_id": contact_id, "password": "Attacker-Chosen-77",
