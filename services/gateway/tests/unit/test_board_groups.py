@@ -83,3 +83,15 @@ def _params(link: str) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl, urlsplit
 
     return parse_qsl(urlsplit(link).query)
+
+
+def test_board_cells_show_money_in_minor_units_rates_to_two_places_and_times_in_utc() -> None:
+    from gateway.web.board_pages import cell
+
+    jpy = card("j", currency="JPY", debit_limit="1500.4", minimum_payment="0", tax="7.125",
+               created_at="2026-12-06T01:02:03.456+00:00")
+    assert cell(jpy, "debit_limit") == "¥1,500"
+    assert cell(card("e", currency="EUR", debit_limit="100.505"), "debit_limit") == "€100.50"  # half-even
+    assert cell(jpy, "tax") == "7.12 %"  # two places, half-even
+    assert cell(jpy, "created_at") == "2026-12-06 01:02:03 UTC"
+    assert cell(card("t", tags=["a", "b"]), "tags") == "a, b"
