@@ -4,7 +4,8 @@ On its first start it seeds the carrier (demo_seed: the gateway's API, call hist
 connects to NATS as the `switch` identity (its own seed, docs/security.md "NATS"), asks dial
 permission before every call, publishes the call's start and, when the (time-scaled) call ends,
 its record on the CALLS stream; and it answers test calls (`switch.testcall.request`) by logging
-the code it would speak (`test_call_spoken`), keeping the latest in the data dir.
+the code it would speak (`test_call_spoken`), keeping the latest in the data dir and answering them
+on `switch.demo.spoken` (the console's Test calls page, admins only: docs/verification.md "Demo").
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class Switch:
         if msg.reply:
             await msg.respond(b'{"ok":true}')
 
+    async def tell_spoken(self, msg: Msg) -> None:
+        """Answer the latest test calls and their codes (SpokenTestCalls), newest first."""
+        if msg.reply:
+            await msg.respond(json.dumps({"items": self.test_calls}).encode())
+
     async def dial_once(self) -> None:
         """Pick a customer, ask permission, and place the call when allowed."""
         weights = [float(c.get("weight", 1)) for c in self.customers]
@@ -131,7 +137,12 @@ async def main() -> int:
     url = os.environ["PATCHBAY_NATS_URL"]
     nc = await bus.connect(url, "switch", seed=bus.seed_for("switch", bus.BusSettings()))
     switch = Switch(nc, [])
+    kept = demo_dir() / "test_calls.json"
+    if kept.is_file():  # a restarted switch still tells the page what it spoke before
+        with suppress(ValueError, KeyError):
+            switch.test_calls = list(json.loads(kept.read_text())["test_calls"])[:TEST_CALLS_KEPT]
     await nc.subscribe(VerificationStreams.TEST_CALL, cb=switch.answer_test_call)  # answers at once
+    await nc.subscribe(VerificationStreams.DEMO_SPOKEN, cb=switch.tell_spoken)
     await seed(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], demo_dir().parent,
                switch.js)
     switch.customers = load_customers()

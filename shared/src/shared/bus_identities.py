@@ -177,12 +177,13 @@ IDENTITIES: dict[str, Identity] = {i.name: i for i in [
     Identity(
         "gateway", "The HTTP face: maps operator and portal calls to the services' requests.",
         publish=(*_requests("customer"), *_requests("verification"), *_requests("notifier"),
-                 *_requests("reporting"), *_requests("alerts")),
+                 *_requests("reporting"), *_requests("alerts"),
+                 "switch.demo.spoken"),  # the demo switch's spoken codes (admins; docs/verification.md)
     ),
     Identity(
         "switch", "The switch: asks dial permission, publishes call records, answers test calls.",
         publish=("customer.query.dial-permission", "calls.started.*", "calls.cdr.*"),
-        subscribe=("switch.testcall.request",),
+        subscribe=("switch.testcall.request", "switch.demo.spoken"),  # the latter: the demo's switch only
         allow_responses=True, external=True,
     ),
     Identity(

@@ -22,6 +22,7 @@ from gateway.entrypoints import (
     bulk_api,
     contacts_api,
     customers,
+    demo_api,
     health,
     invoices_api,
     messages_api,
@@ -148,7 +149,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(notifier_module.router)
     app.include_router(invoices_api.router)  # before reporting's /v1/invoices/{id}: `.pdf` routes
     app.include_router(reporting_api.router)
-    for bulk_module in (bulk_api, number_blocks_api, payments_api, alerts_api):
+    for bulk_module in (bulk_api, number_blocks_api, payments_api, alerts_api, demo_api):
         app.include_router(bulk_module.router)
     app.include_router(web_router)  # the console and portal pages, over the API above
     return app

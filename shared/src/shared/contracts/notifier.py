@@ -24,6 +24,7 @@ class NotifierSubjects:
 
     SEND = "notifier.cmd.send"
     GET_MESSAGE = "notifier.query.message"
+    LIST_MESSAGES = "notifier.query.messages"
     GET_EMAIL_SETTINGS = "notifier.query.settings.email"
     SET_EMAIL_SETTINGS = "notifier.cmd.settings.email"
     TEST_EMAIL = "notifier.cmd.settings.email.test"
@@ -128,6 +129,38 @@ class MessageStatus(BaseModel):
     skipped: list[Skipped]
     counts: dict[str, int]
     items: list[RecipientStatus]
+    next_cursor: str | None
+    total: int
+
+
+class ListMessages(Strict):
+    """Sent messages, newest first: of one customer, one channel, with a recipient in one state."""
+
+    customer_id: UUID | None = None
+    channel: Channel | None = None
+    state: DeliveryStatus | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=100)
+
+
+class MessageSummary(BaseModel):
+    """One sent message in a list: what, when, and how many recipients are in each state."""
+
+    message_id: UUID
+    kind: Literal["broadcast", "system"]
+    channel: Channel
+    subject: str | None
+    template: str | None
+    created_at: datetime
+    recipients: int
+    skipped: int
+    counts: dict[str, int]
+
+
+class MessagePage(BaseModel):
+    """`{items, next_cursor, total}` like every list."""
+
+    items: list[MessageSummary]
     next_cursor: str | None
     total: int
 

@@ -122,9 +122,14 @@ class Payment(BaseModel):
 
 
 class ListPayments(Strict):
-    """A customer's payments, newest first."""
+    """Payments newest first: one customer's, or every customer's; narrowed by method, status, time."""
 
-    customer_id: UUID
+    customer_id: UUID | None = None
+    method: Method | None = None
+    status: PaymentStatus | None = None
+    kind: Kind | None = None
+    since: datetime | None = None  # recorded at or after
+    until: datetime | None = None  # recorded before
     limit: int = Field(default=50, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=200)
 

@@ -47,6 +47,8 @@ class VerificationStreams:
     STREAM = "VERIFICATION_EVENTS"
     CATEGORY = "verification"
     TEST_CALL = "switch.testcall.request"
+    # the demo's simulated switch answers what it spoke lately (docs/verification.md "Demo")
+    DEMO_SPOKEN = "switch.demo.spoken"
 
 
 class VerificationSubjects:
@@ -135,3 +137,18 @@ class TestCallRequest(BaseModel):
     customer_id: UUID
     number: str
     code: str
+
+
+class SpokenTestCall(BaseModel):
+    """A test call the demo's simulated switch made: the number, the code it spoke, when."""
+
+    customer_id: UUID
+    number: str
+    spoken_code: str
+    at: datetime
+
+
+class SpokenTestCalls(BaseModel):
+    """The demo switch's latest test calls, newest first (a real switch never answers this)."""
+
+    items: list[SpokenTestCall]

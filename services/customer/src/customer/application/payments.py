@@ -163,6 +163,19 @@ def today_charges(charges_row: Any | None, now: datetime) -> Decimal:
     return Decimal(charges_row["day_charges"])
 
 
+def _payment_filter(query: ListPayments) -> tuple[str, list[Any]]:
+    """The list's WHERE clause and its arguments (only the filters given)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, op, value in (("customer_id", "=", query.customer_id), ("method", "=", query.method),
+                              ("status", "=", query.status), ("kind", "=", query.kind),
+                              ("recorded_at", ">=", query.since), ("recorded_at", "<", query.until)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} {op} ${len(args)}")
+    return " AND ".join(clauses) or "true", args
+
+
 class PaymentQueries:
     """Payment lists and the balance, from the ledger's tables."""
 
@@ -180,17 +193,18 @@ class PaymentQueries:
         return card
 
     async def list(self, query: ListPayments) -> bytes:
-        """A page of a customer's payments, newest first."""
+        """A page of payments (one customer's, or everyone's), newest first, filtered."""
         offset = _offset(query.cursor)
+        where, args = _payment_filter(query)
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            await self._card(conn, query.customer_id)
-            total = await conn.fetchval(
-                "SELECT count(*) FROM payments WHERE customer_id = $1", query.customer_id
-            )
+            if query.customer_id is not None:
+                await self._card(conn, query.customer_id)
+            total = await conn.fetchval(f"SELECT count(*) FROM payments WHERE {where}", *args)
+            n = len(args)
             rows = await conn.fetch(
-                "SELECT * FROM payments WHERE customer_id = $1 ORDER BY recorded_at DESC, id DESC"
-                " LIMIT $2 OFFSET $3",
-                query.customer_id,
+                f"SELECT * FROM payments WHERE {where} ORDER BY recorded_at DESC, id DESC"
+                f" LIMIT ${n + 1} OFFSET ${n + 2}",
+                *args,
                 query.limit,
                 offset,
             )

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from shared.contracts.notifier import MessageSend, MessageStatus, NotifierSubjects, SendReply
+from shared.contracts.notifier import (
+    Channel,
+    DeliveryStatus,
+    MessagePage,
+    MessageSend,
+    MessageStatus,
+    NotifierSubjects,
+    SendReply,
+)
 from shared.errors import ErrorReply
 
 from gateway.auth.roles import Permission
@@ -62,6 +70,28 @@ async def send_message(
         media_type="application/json",
         headers={"Location": f"/v1/messages/{message_id}"},
     )
+
+
+@router.get(
+    "",
+    response_model=MessagePage,
+    dependencies=[Depends(require(Permission.CUSTOMERS_READ))],
+    summary="Sent messages",
+)
+async def list_messages(
+    request: Request,
+    customer_id: UUID | None = None,
+    channel: Channel | None = None,
+    state: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    """Broadcasts and system messages newest first, with counts by state; `customer_id` keeps those
+    with a recipient of that customer, `state` those with a recipient in that state."""
+    body = {"customer_id": customer_id, "channel": channel, "state": state, "limit": limit, "cursor": cursor}
+    data = await notifier(request).request(
+        NotifierSubjects.LIST_MESSAGES, _dumps(body), correlation_id=correlation_id(request))
+    return Response(data, media_type="application/json")
 
 
 @router.get(

@@ -22,9 +22,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from shared.contracts.payments import (
     Balance,
     IpnLogPage,
+    Kind,
+    Method,
     Payment,
     PaymentIn,
     PaymentPage,
+    PaymentStatus,
     PaymentStatusPatch,
     PaymentSubjects,
     PaypalSettings,
@@ -144,6 +147,33 @@ async def set_payment_status(
             who.correlation_id,
         )
     )
+
+
+@router.get(
+    "/v1/payments",
+    response_model=PaymentPage,
+    dependencies=[BillingReader],
+    responses=CSV_DOC,
+    summary="Every customer's payments (JSON or CSV)",
+)
+async def list_all_payments(
+    request: Request,
+    customer_id: UUID | None = None,
+    method: Method | None = None,
+    status: PaymentStatus | None = None,
+    kind: Kind | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fmt: Format = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Newest first, across customers; `since`/`until` bound the recorded time; CSV exports all."""
+    body = {"customer_id": customer_id, "method": method, "status": status, "kind": kind,
+            "since": since, "until": until, "limit": limit, "cursor": cursor}
+    if _wants_csv(request, fmt):
+        return await _export(request, S.LIST, body, ("customer_id", *PAYMENT_COLUMNS), "payments.csv")
+    return _json(await _ask(request, S.LIST, body))
 
 
 @router.get(

@@ -9,6 +9,8 @@ from shared.contracts.notifier import (
     EmailSettingsIn,
     GetMessage,
     GetSettings,
+    ListMessages,
+    MessagePage,
     MessageStatus,
     NotifierSubjects,
     SendMessage,
@@ -46,6 +48,9 @@ def routes(
     async def get_message(body: GetMessage) -> bytes:
         return (await queries.status(body)).model_dump_json().encode()
 
+    async def list_messages(body: ListMessages) -> bytes:
+        return (await queries.list(body)).model_dump_json().encode()
+
     async def get_email(_: GetSettings) -> bytes:
         return (await settings.email()).model_dump_json().encode()
 
@@ -78,6 +83,13 @@ def routes(
             MessageStatus,
             get_message,
             "A message's recipients and their delivery states.",
+        ),
+        Route(
+            NotifierSubjects.LIST_MESSAGES,
+            ListMessages,
+            MessagePage,
+            list_messages,
+            "Sent messages newest first (by customer, channel, a recipient's state), counts by state.",
         ),
         Route(
             NotifierSubjects.GET_EMAIL_SETTINGS,
