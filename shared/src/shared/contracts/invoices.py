@@ -140,6 +140,9 @@ class ListInvoices(Strict):
 
     customer_id: UUID | None = None
     status: list[InvoiceStatus] | None = Field(default=None, max_length=4)
+    # invoices whose billed period overlaps [period_from, period_to] (either may be left out)
+    period_from: date | None = None
+    period_to: date | None = None
     limit: int = Field(default=50, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=500)
 

@@ -224,9 +224,12 @@ async def list_invoices(
     request: Request, customer_id: UUID | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None, format: Format = None,
     status: Annotated[list[Literal["open", "paid", "overdue", "void"]] | None, Query()] = None,
+    period_from: date | None = None, period_to: date | None = None,
 ) -> Response:
-    """Invoices, newest first, of one customer or all, of some statuses (repeat `status`) or all."""
-    body = {"customer_id": customer_id, "limit": limit, "cursor": cursor, "status": status}
+    """Invoices, newest first, of one customer or all, of some statuses (repeat `status`) or all,
+    whose billed period overlaps `period_from`..`period_to` (either may be left out)."""
+    body = {"customer_id": customer_id, "limit": limit, "cursor": cursor, "status": status,
+            "period_from": period_from, "period_to": period_to}
     if _wants_csv(request, format):
         return await _export(request, Reporting.INVOICES, body, INVOICE_COLUMNS, "invoices.csv")
     return _json(await _ask(request, Reporting.INVOICES, body))

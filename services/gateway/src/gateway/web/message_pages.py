@@ -10,11 +10,16 @@ from starlette.datastructures import FormData
 from gateway.web.board_pages import BoardQuery, selected_ids, selection_errors
 from gateway.web.customer_form import multiline
 from gateway.web.forms import errors_from, text
+from gateway.web.list_pages import PAGE_SIZE, ListQuery, customer_names, filter_errors, resolve_customer
 from gateway.web.pages import CONSOLE, ConsoleRoute, Page, current_page
 
 router = APIRouter(prefix=CONSOLE, route_class=ConsoleRoute, include_in_schema=False)
 PageDep = Annotated[Page, Depends(current_page)]
 FIELDS = ("channel", "subject", "body", "customer_ids", "filter")
+LIST_FILTERS = ("customer", "channel", "state")
+CHANNELS = (("", "Any channel"), ("email", "E-mail"), ("sms", "SMS"))
+STATES = (("", "Any state"), ("queued", "queued"), ("sending", "sending"), ("retrying", "retrying"),
+          ("sent", "sent"), ("failed", "failed"))
 PLACEHOLDERS = ("{{customer.name}}", "{{customer.id}}", "{{contact.name}}", "{{contact.email}}",
                 "{{contact.mobile}}", "{{contact.phone}}", "{{contact.contact_type}}")
 
@@ -69,11 +74,40 @@ async def send(page: PageDep, channel: str = "email") -> Response:
     return page.render("message_sent.html", {**context, "sent": result.body, "skipped_names": skipped_names})
 
 
+@router.get("/messages")
+async def sent_messages(page: PageDep) -> Response:
+    """Sent messages across customers, newest first: by customer, channel and a recipient's state."""
+    query = ListQuery.parse(page, f"{CONSOLE}/messages", LIST_FILTERS)
+    customer = await resolve_customer(page, query.get("customer"))
+    errors = filter_errors(customer)
+    data: dict[str, Any] = {"items": [], "next_cursor": None, "total": 0}
+    unavailable = None
+    if not errors:
+        params = {"channel": query.get("channel"), "state": query.get("state"),
+                  "customer_id": customer.customer_id, "cursor": query.cursor, "limit": PAGE_SIZE}
+        result = await page.api.get("/v1/messages", params={k: v for k, v in params.items() if v})
+        if result.ok:
+            data = result.body
+        elif result.status >= 500:
+            unavailable = result.message
+        else:
+            errors = errors_from(result, LIST_FILTERS)
+    return page.render("messages.html", {
+        "nav": "messages", "query": query, "customer": customer, "data": data, "unavailable": unavailable,
+        "channels": CHANNELS, "states": STATES,
+    }, errors=errors, status=422 if errors else 200)
+
+
 @router.get("/messages/{message_id}")
 async def delivery(page: PageDep, message_id: str) -> Response:
-    """Each recipient's delivery state."""
-    result = await page.api.get(f"/v1/messages/{message_id}", params={"limit": 500})
+    """Each recipient's delivery state (and customer), a page at a time."""
+    cursor = page.request.query_params.get("cursor") or None
+    params: dict[str, Any] = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+    result = await page.api.get(f"/v1/messages/{message_id}", params=params)
     if not result.ok:
         return page.render("error.html", {"title": "Message not available", "message": result.message},
                            status=result.status)
-    return page.render("message_status.html", {"message": result.body, "nav": "customers"})
+    items = result.body["items"]
+    names = await customer_names(page, {str(r["customer_id"]) for r in items if r["customer_id"]})
+    return page.render("message_status.html", {"message": result.body, "nav": "messages", "names": names,
+                                               "cursor": cursor})

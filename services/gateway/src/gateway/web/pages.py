@@ -122,6 +122,11 @@ class Page:
         return self.can(Permission.ALERTS)
 
     @property
+    def can_pay(self) -> bool:
+        """May see and record payments (billing, admin)."""
+        return self.can(Permission.PAYMENTS)
+
+    @property
     def is_admin(self) -> bool:
         """May change settings and tokens."""
         return self.can(Permission.TOKENS_MANAGE)

@@ -187,7 +187,7 @@ class Invoices:
         return sql.invoice_of(row)
 
     async def page(self, query: ListInvoices) -> InvoicePage:
-        """Invoices newest first, of one customer or all, of some statuses or all."""
+        """Invoices newest first, of one customer or all, of some statuses or all, overlapping a period."""
         where: list[str] = ["true"]
         args_: list[Any] = []
         if query.customer_id is not None:
@@ -196,6 +196,12 @@ class Invoices:
         if query.status:
             args_.append(list(query.status))
             where.append(f"status = ANY(${len(args_)}::text[])")
+        if query.period_from is not None:
+            args_.append(query.period_from)
+            where.append(f"period_to >= ${len(args_)}")
+        if query.period_to is not None:
+            args_.append(query.period_to)
+            where.append(f"period_from <= ${len(args_)}")
         n = len(args_)
         page = list(where)
         if query.cursor:
