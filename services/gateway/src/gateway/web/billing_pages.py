@@ -84,7 +84,7 @@ async def invoice_pdf(page: PageDep, invoice_id: str) -> Response:
         return page.render("error.html", {"title": "Invoice not available", "message": result.message},
                            status=result.status)
     return Response(result.content, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="invoice-{invoice_id}.pdf"'})
+        "Content-Disposition": f'attachment; filename="invoice-{invoice_id}.pdf"'})
 
 
 def _payment_params(query: ListQuery, customer: CustomerFilter) -> dict[str, Any]:
