@@ -37,7 +37,10 @@ def fits(page: Any, width: int) -> None:
     """At this width the page scrolls only inside its tables, never sideways as a whole."""
     page.set_viewport_size({"width": width, "height": 900})
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 1, f"the page is {overflow} px wider than {width} px"
+    wide = page.evaluate("w => [...document.querySelectorAll('body *')].filter(e => !e.closest('.table-wrap')"
+                         " && e.getBoundingClientRect().right > w + 1).slice(0, 5).map(e => e.outerHTML.slice(0, 120))",
+                         width)
+    assert overflow <= 1, f"the page is {overflow} px wider than {width} px: {wide}"
 
 
 def with_contact(stack: Stack, name: str) -> dict[str, Any]:
