@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from shared.contracts.events import REGISTRY
+from shared.contracts.wire import WireEnvelope
 from shared.envelope import EventEnvelope
+
+# the pydantic model, or its fast reader's struct (shared.contracts.wire): the same attributes
+Envelope = EventEnvelope | WireEnvelope
 
 # keys whose values never reach the audit log, at any depth
 SECRET_KEY = re.compile(
@@ -81,14 +86,14 @@ def diff_of(event_type: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict
     return {}, clean
 
 
-def current_data(event: EventEnvelope) -> dict[str, Any]:
+def current_data(event: Envelope) -> dict[str, Any]:
     """The event's data in its type's current schema (old versions upcast through the registry)."""
     if event.type in REGISTRY and event.schema_version < REGISTRY.version_of(event.type):
         return REGISTRY.upcast(event.type, event.schema_version, event.data)
     return event.data
 
 
-def customer_of(event: EventEnvelope) -> str | None:
+def customer_of(event: Envelope) -> str | None:
     """The customer an event is about: the stream of customer events, else `data.customer_id`."""
     if event.category == "customer":
         return event.stream_id
@@ -123,7 +128,13 @@ class AuditEntry:
     event: str | None
 
 
-def entry_of(event: EventEnvelope, *, stream: str, seq: int, raw: str | None = None) -> AuditEntry:
+def _json_of(event: Envelope) -> str:
+    if isinstance(event, EventEnvelope):
+        return event.model_dump_json()
+    return msgspec.json.encode(event).decode()
+
+
+def entry_of(event: Envelope, *, stream: str, seq: int, raw: str | None = None) -> AuditEntry:
     """The audit entry of one event, as delivered at `seq` of `stream`."""
     changes, data = diff_of(event.type, current_data(event))
     meta = event.metadata
@@ -134,5 +145,5 @@ def entry_of(event: EventEnvelope, *, stream: str, seq: int, raw: str | None = N
         action=action_of(event.type), occurred_at=event.occurred_at, actor_kind=meta.actor.kind,
         actor_id=meta.actor.id, actor_name=meta.actor.name, ip=meta.actor.ip, reason=meta.reason,
         correlation_id=meta.correlation_id, causation_id=meta.causation_id, changes=changes,
-        data=data, event=(raw if raw is not None else event.model_dump_json()) if keep else None,
+        data=data, event=(raw if raw is not None else _json_of(event)) if keep else None,
     )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import asyncpg
 import orjson
-from shared.envelope import EventEnvelope
+from shared.contracts.wire import envelope_of
 
 from reporting.domain.audit import AuditEntry, entry_of
 from reporting.projections.base import Projection, Source, Tables
@@ -54,7 +54,7 @@ class AuditProjection(Projection[AuditEntry]):
 
     def decode(self, stream: str, seq: int, subject: str, data: bytes) -> AuditEntry:
         """The envelope as an audit entry (the raw JSON is kept for customer events)."""
-        event = EventEnvelope.model_validate_json(data)
+        event = envelope_of(data)  # msgspec: parsed and checked in one pass, ~2x pydantic's speed
         return entry_of(event, stream=stream, seq=seq, raw=data.decode())
 
     async def write(
