@@ -69,3 +69,34 @@ class AuditProjection(Projection[AuditEntry]):
             f" c AS ({self.checkpoint_sql(tables, 2, 3)}) SELECT 1"
         )
         await conn.execute(sql, rows_json(items), stream, last_seq)
+
+    async def bulk_write(
+        self, conn: asyncpg.Connection, tables: Tables, stream: str, items: Sequence[AuditEntry],
+        last_seq: int,
+    ) -> None:
+        """COPY the batch and move the checkpoint in one transaction (PostgreSQL: no JSON to parse
+        into rows, no plan); an event id already written (a duplicate in the stream) fails the COPY,
+        and the batch then goes the normal way, which keeps the first of each id, as live does."""
+        first: dict[str, AuditEntry] = {}
+        for e in items:
+            first.setdefault(e.event_id, e)
+        rows = [
+            (e.event_id, e.stream, e.seq, e.customer_id, e.category, e.stream_id, e.version, e.type, e.action,
+             e.occurred_at, e.actor_kind, e.actor_id, e.actor_name, e.ip, e.reason, e.correlation_id,
+             e.causation_id, _json(e.changes), None if e.data is None else _json(e.data), e.event)
+            for e in first.values()
+        ]
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table(tables["audit_log"], records=rows, columns=_COLUMN_NAMES)
+                await conn.execute(self.checkpoint_sql(tables, 1, 2), stream, last_seq)
+        except asyncpg.UniqueViolationError:
+            await self.write(conn, tables, stream, items, last_seq)
+
+
+_COLUMN_NAMES = [c for c, _ in COLUMNS]
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value, default=str).decode()
+

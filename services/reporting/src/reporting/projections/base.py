@@ -82,6 +82,16 @@ class Projection(ABC, Generic[Item]):
     ) -> int | None:
         """Write a batch and move the stream's checkpoint to last_seq, in one statement."""
 
+    async def bulk_write(
+        self, conn: asyncpg.Connection, tables: Tables, stream: str, items: Sequence[Item], last_seq: int,
+    ) -> None:
+        """A rebuild's first replay, into tables that only rebuilds write until `bulk_finish`:
+        a projection may load rows the cheap way (COPY) and leave derived tables to the end."""
+        await self.write(conn, tables, stream, items, last_seq)
+
+    async def bulk_finish(self, conn: asyncpg.Connection, tables: Tables) -> None:
+        """After the first replay: derive what `bulk_write` left out (normal writes follow)."""
+
     def checkpoint_sql(self, tables: Tables, stream_arg: int, seq_arg: int) -> str:
         """A CTE body that moves a checkpoint forward (never back: redeliveries come late)."""
         t = tables[self.checkpoint_table]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import orjson
@@ -69,13 +70,7 @@ class CallsProjection(Projection[CallItem]):
         items: Sequence[CallItem], last_seq: int,
     ) -> int:
         """Write a batch; return how many records were new (duplicates count once)."""
-        records: dict[str, tuple[int, WireCallRecord]] = {}
-        starts: dict[str, WireCallStarted] = {}
-        for seq, item in items:
-            if isinstance(item, WireCallRecord):
-                records.setdefault(item.call_id, (seq, item))
-            else:
-                starts.setdefault(item.call_id, item)
+        records, starts = _split(items)
         rows = orjson.dumps([
             {"call_id": r.call_id, "customer_id": r.customer_id, "started_at": r.started_at,
              "answered_at": r.answered_at, "ended_at": r.ended_at, "disposition": r.disposition,
@@ -90,3 +85,70 @@ class CallsProjection(Projection[CallItem]):
         sql = _write_sql(tables, self.checkpoint_sql(tables, 3, 4))
         new: int = await conn.fetchval(sql, rows, started, stream, last_seq)
         return new
+
+    async def bulk_write(
+        self, conn: asyncpg.Connection, tables: Tables, stream: str, items: Sequence[CallItem], last_seq: int,
+    ) -> None:
+        """COPY records and starts with the checkpoint (hourly sums and ended calls: `bulk_finish`).
+
+        A call id already written (a duplicate in the stream) fails the COPY; the batch then goes
+        in by INSERT ... ON CONFLICT DO NOTHING, which keeps the first of each id, as live does.
+        """
+        records, starts = _split(items)
+        rows = [(r.call_id, r.customer_id, r.started_at, r.answered_at, r.ended_at, r.disposition, r.sip_code,
+                 r.duration_s, r.billed_duration_s, r.charge, r.cost, r.pdd_ms, seq)
+                for seq, r in records.values()]
+        started = [(x.call_id, x.customer_id, x.started_at) for x in starts.values()]
+        checkpoint = self.checkpoint_sql(tables, 1, 2)
+        try:
+            async with conn.transaction():
+                await _copy(conn, tables, rows, started)
+                await conn.execute(checkpoint, stream, last_seq)
+        except asyncpg.UniqueViolationError:
+            async with conn.transaction():
+                for table, columns, batch in ((tables["call_records"], _RECORD_NAMES, rows),
+                                              (tables["live_calls"], _STARTED_NAMES, started)):
+                    values = ", ".join(f"${i + 1}" for i in range(len(columns)))
+                    await conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+                                           " ON CONFLICT DO NOTHING", batch)
+                await conn.execute(checkpoint, stream, last_seq)
+
+    async def bulk_finish(self, conn: asyncpg.Connection, tables: Tables) -> None:
+        """The hourly sums of every record written, and no call in progress that has its record."""
+        async with conn.transaction():
+            await conn.execute(
+                f"INSERT INTO {tables['call_hours']} (customer_id, hour, {', '.join(_SUMS)})"
+                f" SELECT customer_id, date_trunc('hour', started_at, 'UTC'), count(*),"
+                f" count(*) FILTER (WHERE disposition = 'answered'), sum(duration_s), sum(billed_duration_s),"
+                f" sum(charge), sum(cost), coalesce(sum(pdd_ms), 0), count(pdd_ms)"
+                f" FROM {tables['call_records']} GROUP BY 1, 2")
+            await conn.execute(f"DELETE FROM {tables['live_calls']} l USING {tables['call_records']} r"
+                               " WHERE l.call_id = r.call_id")
+
+
+_RECORD_NAMES = [c for c, _ in _RECORD_TYPES]
+_STARTED_NAMES = ["call_id", "customer_id", "started_at"]
+
+
+Records = dict[str, tuple[int, WireCallRecord]]
+
+
+def _split(items: Sequence[CallItem]) -> tuple[Records, dict[str, WireCallStarted]]:
+    """Records and starts of a batch, the first of each call id."""
+    records: Records = {}
+    starts: dict[str, WireCallStarted] = {}
+    for seq, item in items:
+        if isinstance(item, WireCallRecord):
+            records.setdefault(item.call_id, (seq, item))
+        else:
+            starts.setdefault(item.call_id, item)
+    return records, starts
+
+
+async def _copy(conn: asyncpg.Connection, tables: Tables, rows: list[tuple[Any, ...]],
+                started: list[tuple[Any, ...]]) -> None:
+    if rows:
+        await conn.copy_records_to_table(tables["call_records"], records=rows, columns=_RECORD_NAMES)
+    if started:
+        await conn.copy_records_to_table(tables["live_calls"], records=started, columns=_STARTED_NAMES)
+
