@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js.api import AckPolicy
 from shared.consumer import ConsumerSpec, JetStreamConsumer, Poison
 from shared.runtime import cancel_tasks
 from shared.streams import DEAD_LETTERS, OPS_EVENTS, StreamSpec, ensure_streams
@@ -103,5 +104,49 @@ async def test_an_idle_consumer_never_hands_its_handler_an_empty_batch(nats: Nat
         assert 0 not in batches, f"handler called with an empty batch: {batches}"
         await consumer.process([])  # the same guard wherever a batch comes from
         assert batches == [1]
+    finally:
+        await cancel_tasks([task])
+
+
+async def test_an_ack_all_partition_acks_each_batch_once_and_nothing_comes_again(nats: NatsClient) -> None:
+    """ack_all: one ack per batch; a poison message is still dead-lettered alone, a flaky one
+    retried in place, and nothing is delivered again after the ack wait (all were acked)."""
+    js = nats.jetstream()
+    name = f"A{uuid.uuid4().hex[:8]}".upper()
+    await ensure_streams(js, [StreamSpec(name, [f"{name.lower()}.>"]), DEAD_LETTERS, OPS_EVENTS])
+    seen: list[int] = []
+    flaky = {"left": 1}
+
+    async def handler(msgs: Sequence[Msg]) -> None:
+        values = []
+        for msg in msgs:
+            body = json.loads(msg.data)
+            if body.get("poison"):
+                raise Poison("never")
+            if body.get("flaky") and flaky["left"] > 0:
+                flaky["left"] -= 1
+                raise ConnectionError("away for a moment")
+            values.append(body["n"])
+        seen.extend(values)
+
+    spec = ConsumerSpec(name, f"durable-{name.lower()}", [f"{name.lower()}.>"], ack_wait_s=1.0,
+                        backoff_s=[0.05], ack_all=True)
+    for n in range(300):
+        await js.publish(f"{name.lower()}.a", json.dumps({"n": n} | ({"flaky": True} if n == 150 else {})).encode())
+        if n == 100:
+            await js.publish(f"{name.lower()}.a", json.dumps({"poison": True}).encode())
+    consumer = JetStreamConsumer(js, spec, handler, batch=40, fetch_timeout_s=0.2, ordered=True)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: sorted(seen) == list(range(300)), timeout=20,
+                       message=f"not every message handled: {len(seen)}")
+        assert seen == list(range(300)), "out of order"
+        await wait_for(lambda: consumer.dead_lettered == 1, timeout=5)
+        info = await js.consumer_info(name, spec.durable)
+        assert info.config.ack_policy == AckPolicy.ALL
+        await asyncio.sleep(2.5)  # past the ack wait: anything left unacknowledged would be back
+        info = await js.consumer_info(name, spec.durable)
+        assert info.num_ack_pending == 0 and info.num_pending == 0 and info.num_redelivered == 0, info
+        assert len(seen) == 300, "a message was handled twice"
     finally:
         await cancel_tasks([task])

@@ -70,6 +70,10 @@ class ConsumerSpec:
     max_ack_pending: int = 20_000
     # where given-up messages go; the partitions of one consumer share their base durable's
     dead_letter_subject: str = ""
+    # AckPolicy.ALL: one ack per batch (the batch's last message) instead of one per message;
+    # only for a durable with a single, ordered reader (a partition). nats-server spent ~30 µs
+    # of CPU per explicitly acked call record (docs/performance.md, issue 21)
+    ack_all: bool = False
 
     def __post_init__(self) -> None:
         if not self.dead_letter_subject:
@@ -87,7 +91,7 @@ class ConsumerSpec:
         subjects = self.filter_subjects
         return ConsumerConfig(
             durable_name=self.durable,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.ALL if self.ack_all else AckPolicy.EXPLICIT,
             deliver_policy=self.deliver_policy,
             ack_wait=self.ack_wait_s,
             max_deliver=self.max_deliver,
@@ -179,6 +183,7 @@ class JetStreamConsumer:
         self.dead_lettered = 0
         self.failures = 0
         self._lag_at = 0.0
+        self._ack_last_only = False  # the durable acks all up to a message (see prepare)
 
     async def run(self) -> None:
         """Fetch, handle, ack; reconnect and go on after any failure of our own."""
@@ -244,6 +249,9 @@ class JetStreamConsumer:
         await ensure_consumer(self.js, self.spec)
         if self.ordered:
             await rewind(self.js, self.spec)
+            # as the server has it: a durable made before `ack_all` keeps its explicit acks
+            info = await self.js.consumer_info(self.spec.stream, self.spec.durable)
+            self._ack_last_only = info.config.ack_policy == AckPolicy.ALL
 
     async def _claim_own(self, leases: PartitionLeases) -> None:
         """Take this replica's own partition: say it is wanted, wait for its lease."""
@@ -315,8 +323,11 @@ class JetStreamConsumer:
             for msg in msgs:
                 await self._one(msg)
             return
-        for msg in msgs:
-            await msg.ack()
+        if self._ack_last_only:
+            await msgs[-1].ack()  # acks the whole batch: delivered in order to this reader alone
+        else:
+            for msg in msgs:
+                await msg.ack()
         self.handled += len(msgs)
         MESSAGES.labels(self.spec.durable, "handled").inc(len(msgs))
 

@@ -27,6 +27,7 @@ class Source:
     stream: str
     subjects: tuple[str, ...]
     whole: bool = False
+    ack_all: bool = False  # its live durables ack a batch with one ack (shared.consumer.ConsumerSpec)
 
     @property
     def replay_subjects(self) -> tuple[str, ...]:
@@ -68,7 +69,7 @@ class Projection(ABC, Generic[Item]):
         """The durable consumer that keeps this projection live on one stream."""
         return ConsumerSpec(
             stream=source.stream, durable=f"{prefix}-{self.name}-{source.stream.lower()}",
-            filter_subjects=list(source.subjects), ack_wait_s=ack_wait_s,
+            filter_subjects=list(source.subjects), ack_wait_s=ack_wait_s, ack_all=source.ack_all,
         )
 
     @abstractmethod

@@ -55,7 +55,8 @@ class CallsProjection(Projection[CallItem]):
     name = "summaries"
     tables = ("call_records", "call_hours", "live_calls", "calls_checkpoints")
     checkpoint_table = "calls_checkpoints"
-    sources = (Source("CALLS", ("calls.*.*",), whole=True),)  # starts and records: one filter per partition
+    # starts and records: one filter per partition; one ack per batch (call records are many)
+    sources = (Source("CALLS", ("calls.*.*",), whole=True, ack_all=True),)
 
     def decode(self, stream: str, seq: int, subject: str, data: bytes) -> CallItem:
         """A start or a record, by subject."""
