@@ -196,7 +196,11 @@ async def run(
                   f"rebuild {projection.name:<9} {result.rate:>9,.0f}/s   ratio {result.rate / fetch_rate:.2f}"
                   f" of fetch(), {result.rate / pull_rate:.2f} of pull   ({result.events:,} events,"
                   f" {result.seconds:.1f} s)" + (f"  run {attempt + 1}" if repeat > 1 else ""), flush=True)
-            print(f"{'':<16} {cpu} (client: this process, the rebuild)", flush=True)
+            phases = ", ".join(f"{k} {v:.1f} s" for k, v in getattr(result, "phases", {}).items())
+            replay = getattr(result, "phases", {}).get("replay")
+            replay_rate = f"; the replay alone {result.events / replay:,.0f}/s, {result.events / replay / pull_rate:.2f}" \
+                f" of pull ({phases})" if replay else ""
+            print(f"{'':<16} {cpu} (client: this process, the rebuild){replay_rate}", flush=True)
             rates.append(result.rate)
     print(f"\nload average {os.getloadavg()[0]:.1f}; target: every rebuild >= 0.6 of the raw pipelined pull")
     await nc.drain()

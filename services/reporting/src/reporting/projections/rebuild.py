@@ -15,7 +15,7 @@ import gc
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -47,6 +47,7 @@ class RebuildResult:
     events: int
     skipped: int
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of prepare, replay, index, switch
 
     @property
     def rate(self) -> float:
@@ -76,6 +77,8 @@ class Rebuilder:
         self.skipped = 0
         self._recorded = 0.0
         self._indexes: list[str] = []
+        self.phases: dict[str, float] = {}  # seconds per phase (prepare, replay, index, switch)
+        self._lap_at = time.monotonic()
 
     async def run(self) -> RebuildResult:
         """Replay, catch up, switch over; the old tables answer until the switch."""
@@ -89,11 +92,15 @@ class Rebuilder:
                 if problems := await history_problems(self.js, self.pool, self.projection):
                     self._refuse_or_note(problems)
                 await self._create_next()
+                self._lap("prepare")
                 await self._replay_all()
+                self._lap("replay")
                 await self._catch_up()
                 await self._index_next()
                 await self._catch_up(rounds=1)
+                self._lap("index")
                 await self._switch()
+                self._lap("switch")
                 await self._record("switched", finished=True)
             except BaseException as exc:
                 with contextlib.suppress(Exception):
@@ -101,9 +108,11 @@ class Rebuilder:
                 raise
             finally:
                 await lock_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
-        result = RebuildResult(self.projection.name, self.done, self.skipped, time.monotonic() - started)
+        result = RebuildResult(self.projection.name, self.done, self.skipped, time.monotonic() - started,
+                               dict(self.phases))
         log.info("rebuild_switched", projection=result.projection, events=result.events,
-                 skipped=result.skipped, seconds=round(result.seconds, 2))
+                 skipped=result.skipped, seconds=round(result.seconds, 2),
+                 phases={k: round(v, 2) for k, v in result.phases.items()})
         return result
 
     async def _create_next(self) -> None:
@@ -253,6 +262,11 @@ class Rebuilder:
                 continue
             last = seq  # the checkpoint is the last message applied, as the live consumer's is
         return items, last
+
+    def _lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = now - self._lap_at
+        self._lap_at = now
 
     def _refuse_or_note(self, problems: list[str]) -> None:
         if not self.allow_shrink:
