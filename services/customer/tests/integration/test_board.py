@@ -69,7 +69,27 @@ async def test_filters_search_sort_and_paging(nc: NatsClient, plan: str) -> None
     assert [c["id"] for c in by_site] == [made[4]["id"]]
 
     none = await call(nc, "customer.query.list", {"q": f"{tag}%_nothing"})
-    assert none == {"items": [], "next_cursor": None, "total": 0}
+    assert none == {"items": [], "next_cursor": None, "total": 0,
+                    "status_counts": {"active": 0, "inactive": 0, "pending_approval": 0, "penalty": 0}}
+
+
+async def test_status_counts_are_per_status_under_every_other_filter(nc: NatsClient, plan: str) -> None:
+    tag = f"counts-{uuid.uuid4().hex[:6]}"
+    made = [await create(nc, f"{tag} {i}", tags=[tag], currency="EUR" if i < 4 else "USD") for i in range(6)]
+    await call(nc, "customer.cmd.set-status", {"customer_id": made[0]["id"], "status": "inactive"})
+    await call(nc, "customer.cmd.set-status", {"customer_id": made[4]["id"], "status": "inactive"})
+    await call(nc, "customer.cmd.delete", {"customer_id": made[5]["id"]})
+
+    everyone = await call(nc, "customer.query.list", {"tag": [tag], "limit": 1})
+    assert everyone["status_counts"] == {"active": 3, "inactive": 2, "pending_approval": 0, "penalty": 0}
+    assert everyone["total"] == 5
+    # a status filter narrows the page and its total, not the counts per status
+    inactive = await call(nc, "customer.query.list", {"tag": [tag], "status": ["inactive"]})
+    assert inactive["total"] == 2 and {c["id"] for c in inactive["items"]} == {made[0]["id"], made[4]["id"]}
+    assert inactive["status_counts"] == everyone["status_counts"]
+    eur = await call(nc, "customer.query.list", {"tag": [tag], "currency": ["EUR"], "status": ["active", "penalty"]})
+    assert eur["status_counts"] == {"active": 3, "inactive": 1, "pending_approval": 0, "penalty": 0}
+    assert eur["total"] == 3 and len(eur["items"]) == 3
 
 
 async def test_sort_by_every_sortable_column_pages_completely(nc: NatsClient, plan: str) -> None:

@@ -240,6 +240,10 @@ class CustomerPage(BaseModel):
     items: list[CustomerCard]
     next_cursor: str | None
     total: int
+    status_counts: dict[Status, int] = Field(
+        default_factory=dict,
+        description="Customers per status matching every filter but `status` (the board header's counts);"
+                    " `total` is their sum over the statuses asked for.")
 
 
 class AuditSettings(BaseModel):
