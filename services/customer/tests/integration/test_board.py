@@ -122,3 +122,23 @@ async def test_total_follows_changes_this_process_makes_at_once_and_others_withi
         return (await call(nc, "customer.query.list", {"tag": [tag]}))["total"] == 1
 
     await wait_for(one_left, timeout=5, interval=0.1, message="the total to follow another process's change")
+
+
+async def test_one_tag_follows_renames_tag_changes_and_deletes(nc: NatsClient, plan: str) -> None:
+    tag, other = f"follow-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
+    a = await create(nc, f"{tag} b", tags=[tag, tag])
+    b = await create(nc, f"{tag} c", tags=[tag])
+    c = await create(nc, f"{tag} d", tags=[other])
+
+    async def names(sort: str = "name") -> list[str]:
+        return [x["name"] for x in await page_all(nc, {"tag": [tag], "sort": sort, "limit": 1})]
+
+    assert await names() == [f"{tag} b", f"{tag} c"]
+    await call(nc, "customer.cmd.update", {"customer_id": b["id"], "changes": {"name": f"{tag} a"}})
+    assert await names() == [f"{tag} a", f"{tag} b"]
+    assert await names("-created_at") == [f"{tag} a", f"{tag} b"]
+    await call(nc, "customer.cmd.update", {"customer_id": c["id"], "changes": {"tags": [other, tag]}})
+    await call(nc, "customer.cmd.update", {"customer_id": a["id"], "changes": {"tags": [other]}})
+    assert await names() == [f"{tag} a", f"{tag} d"]
+    await call(nc, "customer.cmd.delete", {"customer_id": b["id"]})
+    assert await names("created_at") == [f"{tag} d"]
