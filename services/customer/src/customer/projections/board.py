@@ -172,6 +172,7 @@ async def list_customers(
     total = total_of(counts, query.status)
     if query.status:
         where.append(f"status = ANY({arg(query.status)}::text[])")
+    filtered = len(where) > 1
     page_where = " AND ".join(where)
     order = "DESC" if descending else "ASC"
     # one tag, in an order customer_tags keeps: walk that tag's rows (migration 0014)
@@ -208,7 +209,10 @@ async def list_customers(
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL enable_sort = off")
             walk = f"{keys} ORDER BY {key} {order}, {row_id} {order} LIMIT {limit}"
-            rows = await conn.fetch(f"WITH page AS MATERIALIZED ({walk}){cards}", *args)
+            if filtered:
+                rows = await conn.fetch(f"WITH page AS MATERIALIZED ({walk}){cards}", *args)
+            else:  # nothing to skip: the cards of the first rows in order, in one step
+                rows = await conn.fetch(walk.replace("SELECT ", "SELECT card, ", 1), *args)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = (
