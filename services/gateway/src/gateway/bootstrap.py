@@ -131,6 +131,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(
         title="Patchbay API", version="0.1.0", lifespan=lifespan,
         docs_url=None, redoc_url=None,  # /docs from our own files: gateway.api_docs
+        # no OpenTelemetry here (Prometheus metrics, structured logs): FastAPI's bridge looked for
+        # configured providers on every request (1.5% of the gateway's CPU, docs/performance.md)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         description="Customer management for VoIP carriers. Errors always answer "
                     '`{"error": {"code", "message", "details"}}`.',
     )

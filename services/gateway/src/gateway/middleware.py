@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -27,6 +28,12 @@ HTTP_SECONDS = Histogram(
     "patchbay_http_request_seconds", "Time to answer an HTTP request", ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
 )
+
+
+@functools.cache
+def _series(method: str, route: str, status: int | None) -> tuple[Any, Any]:
+    """The counter and histogram children of one kind of answer (`labels()` takes a lock each time)."""
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_SECONDS.labels(method, route)
 
 
 def correlation_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -146,8 +153,9 @@ class RequestContextMiddleware:
                 await reply(scope, receive, send_with_id)
             finally:
                 route = getattr(scope.get("route"), "path", "unmatched")
-                HTTP_REQUESTS.labels(scope["method"], route, str(sent["status"])).inc()
-                HTTP_SECONDS.labels(scope["method"], route).observe(time.perf_counter() - started)
+                counted, timed = _series(scope["method"], route, sent["status"])
+                counted.inc()
+                timed.observe(time.perf_counter() - started)
                 principal = state.get("principal")
                 self.log.info(
                     "request", method=scope["method"], path=scope["path"], status=sent["status"],
