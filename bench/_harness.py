@@ -167,6 +167,10 @@ class CpuMeter:
             totals[kind] = totals.get(kind, 0.0) + times.user + times.system
         return totals
 
+    def totals(self) -> dict[str, float]:
+        """CPU seconds used so far by each kind of process."""
+        return self._by_kind()
+
     def start(self) -> None:
         """Mark the beginning of a phase."""
         self._start = self._by_kind()

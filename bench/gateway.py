@@ -70,6 +70,18 @@ async def seed(nats_url: str, count: int) -> None:
 PHASES = ("echo", "nats", "post", "patch", "get", "board")
 
 
+async def settle(cpu: CpuMeter, timeout: float = 20) -> None:
+    """Wait (bounded) until the services are idle, so no phase pays for the last one's backlog."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        before = cpu.totals()
+        await asyncio.sleep(0.5)
+        after = cpu.totals()
+        busy = sum(after.get(k, 0.0) - v for k, v in before.items() if k != "client") / 0.5
+        if busy < 0.15:  # cores
+            return
+
+
 async def run(http: str, echo: str, nats_url: str, token: str, clients: int, seconds: float,
               phases: tuple[str, ...] = PHASES) -> None:
     headers = {"Authorization": f"Bearer {token}"}
@@ -133,6 +145,7 @@ async def run(http: str, echo: str, nats_url: str, token: str, clients: int, sec
         results: dict[str, tuple[Result, str]] = {}
         for phase in PHASES:
             for name, op in plan[phase] if phase in phases else ():
+                await settle(cpu)
                 cpu.start()
                 result = await closed_loop(name, op, clients=clients, seconds=seconds)
                 results[name] = (result, cpu.per_op_us(result.count))
