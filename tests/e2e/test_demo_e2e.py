@@ -98,3 +98,48 @@ def test_demo_seeds_refuses_the_dry_customer_and_answers_a_test_call(demo: Stack
         return card if number in card.get("approved_clis", []) else None
 
     assert number in eventually(approved, "the CLI approved", demo, timeout=20)["approved_clis"]
+
+
+def test_the_console_test_call_page_shows_the_code_the_demo_switch_spoke(demo: Stack) -> None:
+    """A portal CLI test call; an admin reads the spoken code on /console/test-calls; the portal confirms it."""
+    from devtools.testing.needs import chromium
+    from playwright.sync_api import expect, sync_playwright
+
+    api = httpx.Client(base_url=demo.http, headers=demo.headers, timeout=30)
+    customers = eventually(lambda: (api.get("/v1/customers", params={"status": "active", "limit": 100})
+                                    .json()["items"] or None), "active seeded customers", demo)
+    customer = customers[-1]
+    password = "demo-console-password-1"
+    address = f"console.caller.{customer['id'][:8]}@demo.example"
+    made = api.post(f"/v1/customers/{customer['id']}/contacts", json={
+        "name": "Console Caller", "email": address, "password": password, "auto_generate_password": False})
+    assert made.status_code == 201, made.text
+    portal = httpx.Client(base_url=demo.http, timeout=30)
+    login = portal.post("/portal/v1/login", json={"email": address, "password": password})
+    assert login.status_code == 200, login.text
+    portal.headers["Authorization"] = f"Bearer {login.json()['token']}"
+    number = "+442079460888"
+    assert portal.post("/portal/v1/clis", json={"number": number}).status_code == 200
+
+    viewer = api.post("/v1/tokens", json={"name": "demo-viewer", "role": "viewer"}).json()["token"]
+    assert httpx.get(f"{demo.http}/v1/demo/test-calls", headers={"Authorization": f"Bearer {viewer}"}).status_code == 403
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium()), args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.set_default_timeout(20_000)
+            page.goto(f"{demo.http}/console/login")
+            page.fill("#f-token", demo.token)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/login" not in url)
+            page.click("nav >> text=Test calls")
+            row = page.locator(f"#test-call-list tr[data-number='{number}']")
+            expect(row).to_be_visible(timeout=30_000)  # the page polls every 5 s
+            expect(row).to_contain_text(customer["name"])
+            code = row.locator(".spoken-code").inner_text().strip()
+        finally:
+            browser.close()
+    spoken = [e for e in logged(demo, "test_call_spoken") if e["number"] == number]
+    assert spoken and spoken[0]["spoken_code"] == code  # the page shows what the switch spoke
+    confirmed = portal.post(f"/portal/v1/clis/{number}/confirm", json={"code": code})
+    assert confirmed.status_code == 200, confirmed.text

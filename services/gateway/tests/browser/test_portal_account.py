@@ -67,8 +67,8 @@ def test_portal_balance_invoice_download_usage_and_password_change(browser: Any,
     page = browser
     log_in(page, stack, address, PASSWORD)
     page.click("#nav-account")
-    expect(page.locator("#balance-value")).to_have_text("46.75 EUR")  # 50 paid - 3.25 charged
-    expect(page.locator("#available-value")).to_have_text("56.75 EUR")
+    expect(page.locator("#balance-value")).to_have_text("€46.75")  # 50 paid - 3.25 charged
+    expect(page.locator("#available-value")).to_have_text("€56.75")
     expect(page.locator("#invoices")).to_contain_text(invoice["document_number"])
     with page.expect_download() as download:
         page.click(".invoice-pdf")

@@ -74,7 +74,9 @@ async def usage(page: PortalPage) -> Response:
     result = await page.api.get("/portal/v1/summary", params=params)
     if not result.ok:
         return page.render("portal_error.html", {"message": result.message}, status=result.status)
-    return page.render("portal_usage.html", {"usage": result.body, "params": params})
+    balance = await page.api.get("/portal/v1/balance")  # the currency, for the charges
+    currency = balance.body.get("currency") if balance.ok else None
+    return page.render("portal_usage.html", {"usage": result.body, "params": params, "currency": currency})
 
 
 @router.get("/usage.csv")
