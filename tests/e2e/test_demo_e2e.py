@@ -100,14 +100,15 @@ def test_demo_seeds_refuses_the_dry_customer_and_answers_a_test_call(demo: Stack
     assert number in eventually(approved, "the CLI approved", demo, timeout=20)["approved_clis"]
 
 
+@pytest.mark.timeout(420)  # the seed may still be running on a busy machine
 def test_the_console_test_call_page_shows_the_code_the_demo_switch_spoke(demo: Stack) -> None:
     """A portal CLI test call; an admin reads the spoken code on /console/test-calls; the portal confirms it."""
     from devtools.testing.needs import chromium
     from playwright.sync_api import expect, sync_playwright
 
     api = httpx.Client(base_url=demo.http, headers=demo.headers, timeout=30)
-    customers = eventually(lambda: (api.get("/v1/customers", params={"status": "active", "limit": 100})
-                                    .json()["items"] or None), "active seeded customers", demo)
+    eventually(lambda: logged(demo, "demo_switch_started") or None, "the seed done", demo, timeout=240)
+    customers = api.get("/v1/customers", params={"status": "active", "limit": 100}).json()["items"]
     customer = customers[-1]
     password = "demo-console-password-1"
     address = f"console.caller.{customer['id'][:8]}@demo.example"
