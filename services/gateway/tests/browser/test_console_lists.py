@@ -244,3 +244,4 @@ def test_roles_see_only_their_pages(browser: Any, stack: Stack) -> None:
     sign_in(page, stack)
     page.goto(f"{stack.http}/console/test-calls")
     expect(page.locator("#no-demo-switch")).to_be_visible()
+    fits(page, 390)
