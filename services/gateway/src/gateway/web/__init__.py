@@ -20,6 +20,7 @@ from gateway.web import (
     card_actions,
     card_pages,
     contact_pages,
+    demo_call_pages,
     message_pages,
     payment_pages,
     portal_account_pages,  # adds its pages to portal_pages.router (imported first: routes are copied below)
@@ -27,14 +28,13 @@ from gateway.web import (
     settings_pages,
     signup_pages,  # the console's approve/reject, and the portal's form (on portal_pages.router)
     static_files,
-    test_call_pages,
 )
 
 assert portal_account_pages.router is portal_pages.router
 router = APIRouter(include_in_schema=False)
 for _module in (static_files, auth_pages, board_pages, card_pages, card_actions, contact_pages, audit_pages,
                 settings_pages, message_pages, bulk_pages, signup_pages, portal_pages, payment_pages,
-                alerts_pages, audit_log_pages, billing_pages, test_call_pages):
+                alerts_pages, audit_log_pages, billing_pages, demo_call_pages):
     router.include_router(_module.router)
 
 
