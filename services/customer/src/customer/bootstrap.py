@@ -175,7 +175,9 @@ async def start(settings: CustomerSettings) -> CustomerService:
     portal = PortalAccess(pool, passwords)
     dial = DialPermissionApi(dial_views, pool, nc, subject=ContactSubjects.DIAL_PERMISSION, queue=QUEUE)
     feeds.append(dial)
-    queries = CustomerQueries(pool, totals, store)
+    walk_pool = await board.open_walk_pool(settings.database_url, SCHEMA)
+    runtime.after_tasks(walk_pool.close)
+    queries = CustomerQueries(pool, totals, store, walk_pool)
     paypal, inbox = PaypalSettingsService(store), IpnInbox(pool)
     signup_settings = SignupSettingsService(store)
 

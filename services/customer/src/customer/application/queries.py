@@ -17,9 +17,11 @@ class CustomerQueries:
     """Reads: one card, the board, a card as it was."""
 
     def __init__(
-        self, pool: asyncpg.Pool, totals: board.BoardTotals | None = None, store: EventStore | None = None
+        self, pool: asyncpg.Pool, totals: board.BoardTotals | None = None, store: EventStore | None = None,
+        walk_pool: asyncpg.Pool | None = None,
     ) -> None:
         self.pool = pool
+        self.walk_pool = walk_pool  # the board's walks (board.open_walk_pool)
         self.totals = totals or board.BoardTotals()
         # read only: as-of folds the stored events (opened with the store's data keys)
         self.store = store or EventStore(pool)
@@ -37,7 +39,7 @@ class CustomerQueries:
 
     async def list(self, query: ListCustomers) -> bytes:
         """One page of the board as JSON."""
-        return await board.list_customers(self.pool, query, self.totals)
+        return await board.list_customers(self.pool, query, self.totals, self.walk_pool)
 
     async def as_of(self, query: AsOfQuery) -> bytes:
         """The card folded from the customer's events that occurred up to `at`, or not-found."""
