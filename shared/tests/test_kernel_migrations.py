@@ -54,7 +54,7 @@ async def shape(conn: asyncpg.Connection, schema: str) -> dict[str, object]:
         " FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = $1"
         " ORDER BY 2", schema)
     triggers = await conn.fetch(
-        "SELECT tgname, pg_get_triggerdef(t.oid) AS def FROM pg_trigger t"
+        "SELECT tgname, r.relname AS tbl, pg_get_triggerdef(t.oid) AS def FROM pg_trigger t"
         " JOIN pg_class r ON r.oid = t.tgrelid JOIN pg_namespace n ON n.oid = r.relnamespace"
         " WHERE n.nspname = $1 AND NOT t.tgisinternal ORDER BY 1", schema)
     return {
@@ -62,7 +62,7 @@ async def shape(conn: asyncpg.Connection, schema: str) -> dict[str, object]:
         "constraints": sorted((r["tbl"].split(".")[-1], r["conname"], r["def"]) for r in constraints
                               if r["tbl"].split(".")[-1] in tables),
         "triggers": [(r["tgname"], r["def"].replace(f"{schema}.", "")) for r in triggers
-                     if r["tgname"] not in SERVICE_TRIGGERS],
+                     if r["tbl"] in tables and r["tgname"] not in SERVICE_TRIGGERS],
     }
 
 
