@@ -224,6 +224,11 @@ def test_payments_across_customers_filter_by_customer_and_method(browser: Any, s
     assert text.startswith("customer_id,") and text.count("\n") == 2 and ",card," in text
     page.goto(f"{stack.http}/console/payments?customer={second['id']}")
     expect(page.locator("#payment-list")).to_contain_text("$1,000.00")
+    page.goto(f"{stack.http}/console/customers/{first['id']}/payments")  # the card's tab: its own CSV
+    with page.expect_download() as download:
+        page.click("a:has-text('CSV')")
+    text = open(download.value.path(), encoding="utf-8").read()
+    assert text.startswith("customer_id,") and text.count("\n") == 3 and first["id"] in text, text
     for width in WIDTHS:
         page.goto(f"{stack.http}/console/payments")
         fits(page, width)
