@@ -176,6 +176,17 @@ def test_contact_settings_and_alert_pages_pass_axe(browser: Any, stack: Stack, a
     assert len(audit.checked) == 9, audit.checked
 
 
+def test_list_pages_pass_axe(browser: Any, stack: Stack, audit: Audit, seeded: dict[str, Any]) -> None:
+    page, base, card = browser, stack.http, seeded["card"]
+    sign_in(page, stack)
+    for name, path in (("sent messages", "/console/messages"), ("sent e-mails", "/console/messages?channel=email"),
+                       ("audit log", "/console/audit"), ("audit log of a customer", f"/console/audit?customer_id={card['id']}"),
+                       ("invoices", "/console/invoices"), ("payments", "/console/payments"),
+                       ("test calls", "/console/test-calls")):
+        audit.visit(name, base + path)
+    assert len(audit.checked) == 7, audit.checked
+
+
 def test_portal_public_pages_pass_axe(browser: Any, stack: Stack, audit: Audit, seeded: dict[str, Any]) -> None:
     page, base = browser, stack.http
     audit.visit("portal log-in", f"{base}/portal/login")
