@@ -3,11 +3,13 @@
     uv run --no-sync python services/gateway/tests/browser/screenshots.py [docs/screenshots]
 
 Starts the stack on a fresh data dir, fills it with demo customers (and 30 days of simulated
-calls), and drives Debian's chromium through each page.
+calls), and drives Debian's chromium through each page at 1280 px (whole page), then the main pages
+at a phone's 390 px (`*-390.png`, the first screen). PNGs are reduced to 256 colours to stay small.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from shared import bus
@@ -92,11 +95,23 @@ def fake_switch(stack: Stack) -> threading.Event:
     return done
 
 
+PHONE_PAGES = [  # (file name, path; {acme} is the demo customer's id): the main pages at 390 px
+    ("01-sign-in", "/console/login"), ("02-board", "/console/"), ("07-card-main", "/console/customers/{acme}"),
+    ("08-card-edit", "/console/customers/{acme}/edit"), ("09-card-audit", "/console/customers/{acme}/audit"),
+    ("11-settings", "/console/settings"), ("13-alerts", "/console/alerts"), ("14-messages", "/console/messages"),
+    ("15-audit-log", "/console/audit"), ("16-invoices", "/console/invoices"), ("17-payments", "/console/payments"),
+]
+
+
 def shoot(page: Page, out: Path, name: str, *, full: bool = True) -> None:
-    """One PNG."""
+    """One PNG, in 256 colours."""
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(out / f"{name}.png"), full_page=full)
-    print("wrote", out / f"{name}.png")
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full)
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+    print("wrote", path, path.stat().st_size // 1024, "KiB")
 
 
 def take(stack: Stack, cards: dict[str, Any], out: Path) -> None:
@@ -117,6 +132,8 @@ def take(stack: Stack, cards: dict[str, Any], out: Path) -> None:
         page.check("input[name=status][value=active]")
         page.fill("#f-tag", "gold")
         page.click("#apply-filters")
+        page.wait_for_url("**tag=gold**")
+        page.wait_for_load_state("networkidle")
         page.click("#columns-chooser summary")
         page.check(".col-toggle[data-col=website]")
         page.check("#select-all")
@@ -159,6 +176,20 @@ def take(stack: Stack, cards: dict[str, Any], out: Path) -> None:
         shoot(page, out, "10-card-as-of")
         page.goto(f"{base}/console/settings")
         shoot(page, out, "11-settings")
+        for name, path in (("13-alerts", "/console/alerts"), ("14-messages", "/console/messages"),
+                           ("15-audit-log", "/console/audit"), ("16-invoices", "/console/invoices"),
+                           ("17-payments", "/console/payments")):
+            page.goto(base + path)
+            shoot(page, out, name)
+        page.set_viewport_size({"width": 390, "height": 844})
+        for name, path in PHONE_PAGES:
+            if name == "01-sign-in":
+                continue  # signed in: shot below, after signing out
+            page.goto(base + path.format(acme=acme["id"]))
+            shoot(page, out, f"{name}-390", full=False)
+        page.click("text=Sign out")
+        shoot(page, out, "01-sign-in-390", full=False)
+        page.set_viewport_size({"width": 1280, "height": 860})
 
         page.goto(f"{base}/portal/login")
         page.fill("#f-email", "jane@acme.example")
@@ -168,6 +199,11 @@ def take(stack: Stack, cards: dict[str, Any], out: Path) -> None:
         page.click("#start-cli")
         expect(page.locator("#cli-pending")).to_be_visible()
         shoot(page, out, "12-portal")
+        page.goto(f"{base}/portal/account")
+        shoot(page, out, "18-portal-account")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{base}/portal/home")
+        shoot(page, out, "12-portal-390", full=False)
         context.close()
 
 
@@ -175,7 +211,10 @@ def main() -> None:
     """Start, seed, shoot, stop."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    with run_stack() as stack:
+    # the stack, the call simulator and the stand-in switch share one set of NATS identities' seeds
+    credentials = tempfile.TemporaryDirectory(prefix="patchbay-shots-credentials-")
+    os.environ["PATCHBAY_NATS_CREDENTIALS_DIR"] = credentials.name
+    with credentials, run_stack() as stack:
         cards = seed(stack)
         simulate_calls(stack, cards["Acme Voice Ltd"]["id"])
         done = fake_switch(stack)
