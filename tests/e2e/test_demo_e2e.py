@@ -144,3 +144,40 @@ def test_the_console_test_call_page_shows_the_code_the_demo_switch_spoke(demo: S
     assert spoken and spoken[0]["spoken_code"] == code  # the page shows what the switch spoke
     confirmed = portal.post(f"/portal/v1/clis/{number}/confirm", json={"code": code})
     assert confirmed.status_code == 200, confirmed.text
+
+
+@pytest.mark.timeout(420)  # the seed may still be running on a busy machine
+def test_the_demo_catches_its_e_mails_so_sending_and_e_mail_codes_work(demo: Stack) -> None:
+    """Demo e-mail settings point at the switch's mail catcher: a sent e-mail and a portal code arrive."""
+    api = httpx.Client(base_url=demo.http, headers=demo.headers, timeout=30)
+    eventually(lambda: logged(demo, "demo_mail_settings") or None, "the demo's e-mail settings", demo, timeout=240)
+    settings = api.get("/v1/settings/email").json()
+    assert settings["smtp_host"] == "127.0.0.1" and settings["security"] == "none"
+    customer = api.get("/v1/customers", params={"status": "active", "limit": 100}).json()["items"][0]
+    address = f"mail.catch.{customer['id'][:8]}@demo.example"
+    password = "demo-mail-password-1"
+    made = api.post(f"/v1/customers/{customer['id']}/contacts", json={
+        "name": "Mail Catch", "email": address, "password": password, "auto_generate_password": False})
+    assert made.status_code == 201, made.text
+
+    sent = api.post("/v1/messages", json={"channel": "email", "subject": "Demo maintenance window",
+                                          "body": "Hello {{contact.name}}", "customer_ids": [customer["id"]]})
+    assert sent.status_code in (200, 201, 202), sent.text
+    assert sent.json()["recipients"] >= 1
+    mail = eventually(lambda: [e for e in logged(demo, "demo_mail_received")
+                               if address in e["to"] and e["subject"] == "Demo maintenance window"] or None,
+                      "the sent e-mail caught", demo, timeout=60)[0]
+    assert mail["text"][0] == "Hello Mail Catch"
+
+    portal = httpx.Client(base_url=demo.http, timeout=30)
+    login = portal.post("/portal/v1/login", json={"email": address, "password": password})
+    assert login.status_code == 200, login.text
+    portal.headers["Authorization"] = f"Bearer {login.json()['token']}"
+    asked = portal.post("/portal/v1/verify/email")
+    assert asked.status_code in (200, 202), asked.text
+    coded = eventually(lambda: [e for e in logged(demo, "demo_mail_received")
+                                if address in e["to"] and e["subject"] != "Demo maintenance window"] or None,
+                       "the verification e-mail caught", demo, timeout=60)[0]
+    code = next(w for line in coded["text"] for w in line.replace(":", " ").split() if w.isdigit() and len(w) >= 4)
+    confirmed = portal.post("/portal/v1/verify/email/confirm", json={"code": code})
+    assert confirmed.status_code == 200, confirmed.text
