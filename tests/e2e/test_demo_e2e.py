@@ -147,8 +147,8 @@ def test_the_console_test_call_page_shows_the_code_the_demo_switch_spoke(demo: S
 
 
 @pytest.mark.timeout(420)  # the seed may still be running on a busy machine
-def test_the_demo_catches_its_e_mails_so_sending_and_e_mail_codes_work(demo: Stack) -> None:
-    """Demo e-mail settings point at the switch's mail catcher: a sent e-mail and a portal code arrive."""
+def test_the_demo_catches_its_e_mails_and_sms_so_sending_and_codes_work(demo: Stack) -> None:
+    """Demo settings point at the switch's catchers: a sent e-mail, an SMS and a portal code arrive."""
     api = httpx.Client(base_url=demo.http, headers=demo.headers, timeout=30)
     eventually(lambda: logged(demo, "demo_mail_settings") or None, "the demo's e-mail settings", demo, timeout=240)
     settings = api.get("/v1/settings/email").json()
@@ -157,7 +157,8 @@ def test_the_demo_catches_its_e_mails_so_sending_and_e_mail_codes_work(demo: Sta
     address = f"mail.catch.{customer['id'][:8]}@demo.example"
     password = "demo-mail-password-1"
     made = api.post(f"/v1/customers/{customer['id']}/contacts", json={
-        "name": "Mail Catch", "email": address, "password": password, "auto_generate_password": False})
+        "name": "Mail Catch", "email": address, "password": password, "auto_generate_password": False,
+        "mobile": "+447700900777"})
     assert made.status_code == 201, made.text
 
     sent = api.post("/v1/messages", json={"channel": "email", "subject": "Demo maintenance window",
@@ -168,6 +169,12 @@ def test_the_demo_catches_its_e_mails_so_sending_and_e_mail_codes_work(demo: Sta
                                if address in e["to"] and e["subject"] == "Demo maintenance window"] or None,
                       "the sent e-mail caught", demo, timeout=60)[0]
     assert mail["text"][0] == "Hello Mail Catch"
+    texted = api.post("/v1/messages", json={"channel": "sms", "body": "Demo SMS to {{contact.name}}",
+                                            "customer_ids": [customer["id"]]})
+    assert texted.status_code in (200, 201, 202), texted.text
+    sms = eventually(lambda: [e for e in logged(demo, "demo_sms_received") if e["to"] == "+447700900777"] or None,
+                     "the SMS caught", demo, timeout=60)[0]
+    assert sms["sms"] == "Demo SMS to Mail Catch"
 
     portal = httpx.Client(base_url=demo.http, timeout=30)
     login = portal.post("/portal/v1/login", json={"email": address, "password": password})

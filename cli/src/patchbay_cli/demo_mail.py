@@ -1,19 +1,21 @@
-"""The demo's mail catcher: a tiny local SMTP server the demo's e-mail settings point at.
+"""The demo's message catchers: a tiny local SMTP server and SMS API the demo's settings point at.
 
-So e-mails sent from the console (Send e-mail, password e-mails, the portal's e-mail codes) are
-delivered in demo mode: each one is logged as `demo_mail_received` (to, subject, and the text
-body's first lines, where a verification code is) and the latest are kept in
-`.patchbay-demo/demo/mail.json`. It only listens on 127.0.0.1 and never relays anything.
+So e-mails and SMS sent in demo mode (the board's Send e-mail / SMS, password e-mails, the
+portal's verification codes) are delivered: each is logged (`demo_mail_received`: to, subject,
+the text's first lines, where a code is; `demo_sms_received`: to, text) and the latest are kept
+in `.patchbay-demo/demo/mail.json`. Both listen on 127.0.0.1 only and never relay anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import structlog
@@ -41,6 +43,46 @@ class MailCatcher:
         self.keep_in = keep_in
         self.kept: list[dict[str, Any]] = []
         self.port = 0
+        self.sms_port = 0
+
+    def _keep(self, entry: dict[str, Any]) -> None:
+        self.kept = [entry, *self.kept][:KEPT]
+        tmp = self.keep_in.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"mail": self.kept}, indent=1))
+        tmp.replace(self.keep_in)
+
+    async def start_sms(self) -> asyncio.Server:
+        """Listen for the SMS API's `POST .../Messages.json` (as Twilio's) on a free port."""
+        server = await asyncio.start_server(self._sms, "127.0.0.1", 0)
+        self.sms_port = int(server.sockets[0].getsockname()[1])
+        return server
+
+    async def _sms(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = (await reader.readline()).decode(errors="replace").split()
+            length = 0
+            while (header := (await reader.readline()).decode(errors="replace").strip()):
+                name, _, value = header.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = min(int(value.strip() or 0), MAX_BYTES)
+            form = parse_qs((await reader.readexactly(length)).decode(errors="replace"))
+            if len(request) < 2 or request[0] != "POST" or not request[1].endswith("/Messages.json"):
+                status, answer = "404 Not Found", {"code": 20404, "message": "not found", "status": 404}
+            else:
+                entry = {"to": form.get("To", [""])[0], "sms": form.get("Body", [""])[0][:500],
+                         "at": datetime.now(UTC).isoformat()}
+                log.info("demo_sms_received", **entry)
+                self._keep(entry)
+                status, answer = "201 Created", {"sid": "SM" + secrets.token_hex(16), "status": "queued",
+                                                 "to": entry["to"], "body": entry["sms"]}
+            data = json.dumps(answer).encode()
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
+            await writer.drain()
+        except (ConnectionError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
 
     async def start(self) -> asyncio.Server:
         """Listen on a free port of 127.0.0.1."""
@@ -94,30 +136,34 @@ class MailCatcher:
             return
         entry = _summary(bytes(body), recipients)
         log.info("demo_mail_received", **entry)
-        self.kept = [entry, *self.kept][:KEPT]
-        tmp = self.keep_in.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"mail": self.kept}, indent=1))
-        tmp.replace(self.keep_in)
+        self._keep(entry)
         await say("250 OK kept")
 
 
-async def point_email_settings_at(http: str, token: str, port: int) -> None:
-    """PUT the demo's e-mail settings (every start: the catcher's port is new each time)."""
-    body = {"from_address": "noc@patchbay-demo.example", "from_name": "Patchbay demo carrier",
-            "smtp_host": "127.0.0.1", "smtp_port": port, "security": "none"}
+async def point_settings_at(http: str, token: str, catcher: MailCatcher) -> None:
+    """PUT the demo's e-mail and SMS settings (every start: the catchers' ports are new each time)."""
+    email = {"from_address": "noc@patchbay-demo.example", "from_name": "Patchbay demo carrier",
+             "smtp_host": "127.0.0.1", "smtp_port": catcher.port, "security": "none"}
+    # the SMS API's token is a fixed demo value: the catcher checks nothing
+    sms = {"account_sid": "AC" + "0" * 32, "auth_token": "demo-sms-catcher", "from_number": "+15005550006",
+           "api_base_url": f"http://127.0.0.1:{catcher.sms_port}"}
     async with httpx.AsyncClient(base_url=http, timeout=30,
                                  headers={"Authorization": f"Bearer {token}"}) as api:
-        for attempt in range(6):
-            try:
-                reply = await api.put("/v1/settings/email", json=body)
-            except httpx.TransportError:
-                reply = None
-            if reply is not None and reply.status_code < 400:
-                log.info("demo_mail_settings", smtp=f"127.0.0.1:{port}")
-                return
-            if reply is not None and reply.status_code != 429 and reply.status_code < 500:
-                log.warning("demo_mail_settings_refused", status=reply.status_code, answer=reply.text[:300])
-                return
-            await asyncio.sleep(0.5 * 2**attempt)
-    log.warning("demo_mail_settings_failed")
+        for path, body in (("/v1/settings/email", email), ("/v1/settings/sms", sms)):
+            await _put(api, path, body)
+    log.info("demo_mail_settings", smtp=f"127.0.0.1:{catcher.port}", sms=sms["api_base_url"])
 
+
+async def _put(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
+    for attempt in range(6):
+        try:
+            reply = await api.put(path, json=body)
+        except httpx.TransportError:
+            reply = None
+        if reply is not None and reply.status_code < 400:
+            return
+        if reply is not None and reply.status_code != 429 and reply.status_code < 500:
+            log.warning("demo_settings_refused", path=path, status=reply.status_code, answer=reply.text[:300])
+            return
+        await asyncio.sleep(0.5 * 2**attempt)
+    log.warning("demo_settings_failed", path=path)

@@ -6,7 +6,7 @@ permission before every call, publishes the call's start and, when the (time-sca
 its record on the CALLS stream; and it answers test calls (`switch.testcall.request`) by logging
 the code it would speak (`test_call_spoken`), keeping the latest in the data dir and answering them
 on `switch.demo.spoken` (the console's Test calls page, admins only: docs/verification.md "Demo").
-It also catches the demo's e-mails (demo_mail: a local SMTP server the e-mail settings point at).
+It also catches the demo's e-mails and SMS (demo_mail: a local SMTP server and SMS API the settings point at).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from shared.contracts.contacts import ContactSubjects
 from shared.contracts.verification import VerificationStreams
 from shared.logging import configure_logging
 
-from patchbay_cli.demo_mail import MailCatcher, point_email_settings_at
+from patchbay_cli.demo_mail import MailCatcher, point_settings_at
 from patchbay_cli.demo_seed import seed
 from shared import bus
 
@@ -149,14 +149,14 @@ async def main() -> int:
                switch.js)
     switch.customers = load_customers()
     catcher = MailCatcher(demo_dir() / "mail.json")  # e-mails sent in the demo land here (logged)
-    mail_server = await catcher.start()
-    await point_email_settings_at(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"],
-                                  catcher.port)
+    mail_server, sms_server = await catcher.start(), await catcher.start_sms()
+    await point_settings_at(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], catcher)
     log.info("demo_switch_started", customers=len(switch.customers), calls_per_s=RATE)
     try:
         await switch.run(stop)
     finally:
         mail_server.close()
+        sms_server.close()
         await nc.drain()
     return 0
 

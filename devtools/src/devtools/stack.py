@@ -360,6 +360,8 @@ async def run_stack(settings: StackSettings, *, services: Sequence[str] = SERVIC
             "PATCHBAY_HTTP_PORT": str(settings.http_port),
             "PATCHBAY_HTTP_HOST": settings.http_host,
             "PATCHBAY_DATA_DIR": str(settings.data_dir.resolve())}
+        if settings.demo:  # the demo's SMS catcher is plain http on 127.0.0.1 (patchbay_cli.demo_mail)
+            env["PATCHBAY_ALLOW_INSECURE_PROVIDERS"] = "1"
         creds = credentials_dir(settings)
         if settings.nats_cluster > 1 and settings.nats_url is None:
             env.setdefault("PATCHBAY_STREAM_REPLICAS", str(min(3, settings.nats_cluster)))
