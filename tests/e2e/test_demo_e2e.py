@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -185,6 +186,6 @@ def test_the_demo_catches_its_e_mails_and_sms_so_sending_and_codes_work(demo: St
     coded = eventually(lambda: [e for e in logged(demo, "demo_mail_received")
                                 if address in e["to"] and e["subject"] != "Demo maintenance window"] or None,
                        "the verification e-mail caught", demo, timeout=60)[0]
-    code = next(w for line in coded["text"] for w in line.replace(":", " ").split() if w.isdigit() and len(w) >= 4)
+    code = next(m.group(1) for line in coded["text"] if (m := re.search(r"code is (\d{4,10})\b", line)))
     confirmed = portal.post("/portal/v1/verify/email/confirm", json={"code": code})
     assert confirmed.status_code == 200, confirmed.text
