@@ -1,9 +1,10 @@
 """The demo's seed (`PATCHBAY_DEMO=1 make run`): a believable carrier, made once per demo data dir.
 
 The seed goes through the public doors only: the gateway's HTTP API (customers, contacts, the
-number range and blocks, payments) and, for 30 days of call history, call records on the CALLS
-stream published as the `switch` identity. It runs once per data dir (`demo/customers.json`
-records it); the switch (patchbay_cli.demo_switch) seeds first, then reads that file.
+number range and blocks, payments, an alert rule on prepaid credit) and, for 30 days of call
+history, call records on the CALLS stream published as the `switch` identity. It runs once per
+data dir (`demo/customers.json` records it); the switch (patchbay_cli.demo_switch) seeds first,
+then reads that file.
 """
 
 from __future__ import annotations
@@ -156,6 +157,11 @@ async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
         await _post(api, f"/v1/customers/{dry['id']}/payments", {
             "amount": "0.10", "currency": "USD", "method": "card", "reference": "demo-dry-topup",
             "description": "a small top-up"})
+        # an alert on the prepaid customers' credit: the dry one trips it (Alerts page, its card)
+        await _post(api, "/v1/alerts", {
+            "name": "Prepaid credit running out", "scope": {"tag": "prepaid"}, "area": "available_credit",
+            "operator": "lt", "threshold": "1", "reset_threshold": "5", "level": "warning",
+            "actions": {"email_contacts": True}})
         customers.append({"id": dry["id"], "name": DRY_NAME, "currency": "USD", "active": True,
                           "weight": 6, "dry": True})
     history = [c["id"] for c in customers if not c.get("dry")]
