@@ -189,3 +189,19 @@ def test_the_demo_catches_its_e_mails_and_sms_so_sending_and_codes_work(demo: St
     code = next(m.group(1) for line in coded["text"] if (m := re.search(r"code is (\d{4,10})\b", line)))
     confirmed = portal.post("/portal/v1/verify/email/confirm", json={"code": code})
     assert confirmed.status_code == 200, confirmed.text
+
+
+def test_the_demo_alert_on_prepaid_credit_fires_for_the_dry_customer(demo: Stack) -> None:
+    """The seeded rule (prepaid available credit below 1) fires when the dry customer runs out."""
+    api = httpx.Client(base_url=demo.http, headers=demo.headers, timeout=30)
+    eventually(lambda: logged(demo, "demo_switch_started") or None, "the seed done", demo, timeout=240)
+    [rule] = api.get("/v1/alerts").json()["items"]
+    assert (rule["scope"]["tag"], rule["area"], rule["operator"]) == ("prepaid", "available_credit", "lt")
+    [dry] = api.get("/v1/customers", params={"q": "Dry Gulch Prepaid"}).json()["items"]
+
+    def fired() -> list[dict[str, Any]] | None:
+        items = api.get("/v1/alerts/firings", params={"limit": 100}).json()["items"]
+        return [f for f in items if f["customer_id"] == dry["id"] and f["alert_id"] == rule["id"]] or None
+
+    firing = eventually(fired, "the prepaid credit alert firing for the dry customer", demo)[0]
+    assert firing["area"] == "available_credit"

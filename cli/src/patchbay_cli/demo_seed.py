@@ -149,6 +149,13 @@ async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
     async with httpx.AsyncClient(base_url=http, headers=headers, timeout=30) as api:
         await _post(api, "/v1/settings/number-range", {"start": 4930100000, "block_size": 100,
                                                       "end": 4930199999}, "PUT")
+        # an alert on the prepaid customers' credit, made first (loaded before any call): the dry
+        # customer trips it (Alerts page, its card's latest alert)
+        if not (await api.get("/v1/alerts")).json().get("items"):
+            await _post(api, "/v1/alerts", {
+                "name": "Prepaid credit running out", "scope": {"tag": "prepaid"}, "area": "available_credit",
+                "operator": "lt", "threshold": "1", "reset_threshold": "5", "level": "warning",
+                "actions": {"email_contacts": True}})
         gate = asyncio.Semaphore(SEED_CONCURRENCY)
         customers = list(await asyncio.gather(*(_seed_one(api, i, gate) for i in range(len(COMPANIES)))))
         dry = await _customer_named(api, "/v1/customers", {
@@ -157,11 +164,6 @@ async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
         await _post(api, f"/v1/customers/{dry['id']}/payments", {
             "amount": "0.10", "currency": "USD", "method": "card", "reference": "demo-dry-topup",
             "description": "a small top-up"})
-        # an alert on the prepaid customers' credit: the dry one trips it (Alerts page, its card)
-        await _post(api, "/v1/alerts", {
-            "name": "Prepaid credit running out", "scope": {"tag": "prepaid"}, "area": "available_credit",
-            "operator": "lt", "threshold": "1", "reset_threshold": "5", "level": "warning",
-            "actions": {"email_contacts": True}})
         customers.append({"id": dry["id"], "name": DRY_NAME, "currency": "USD", "active": True,
                           "weight": 6, "dry": True})
     history = [c["id"] for c in customers if not c.get("dry")]
