@@ -159,7 +159,8 @@ async def seed(http: str, token: str, data_dir: Path, js: JetStreamContext, *,
         gate = asyncio.Semaphore(SEED_CONCURRENCY)
         customers = list(await asyncio.gather(*(_seed_one(api, i, gate) for i in range(len(COMPANIES)))))
         dry = await _customer_named(api, "/v1/customers", {
-            "name": DRY_NAME, "currency": "USD", "debit_limit": "0", "tags": ["prepaid", "retail", "trial"],
+            "name": DRY_NAME, "currency": "USD", "debit_limit": "0", "channels": 10, "cps": "2",
+            "tags": ["prepaid", "retail", "trial"],
             "notes": "demo: a prepaid customer with a small top-up; the switch soon finds it dry"})
         await _post(api, f"/v1/customers/{dry['id']}/payments", {
             "amount": "0.10", "currency": "USD", "method": "card", "reference": "demo-dry-topup",
