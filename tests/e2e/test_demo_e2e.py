@@ -205,3 +205,42 @@ def test_the_demo_alert_on_prepaid_credit_fires_for_the_dry_customer(demo: Stack
 
     firing = eventually(fired, "the prepaid credit alert firing for the dry customer", demo)[0]
     assert firing["area"] == "available_credit"
+
+
+@pytest.mark.timeout(420)  # the seed may still be running on a busy machine
+def test_a_newcomer_sends_an_e_mail_from_the_board_and_sees_it_sent(demo: Stack) -> None:
+    """Board > tick a customer > Send e-mail, then top bar Messages: delivered (the demo's catcher)."""
+    from devtools.testing.needs import chromium
+    from playwright.sync_api import expect, sync_playwright
+
+    eventually(lambda: logged(demo, "demo_mail_settings") or None, "the demo's e-mail settings", demo, timeout=240)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium()), args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(20_000)
+            page.goto(f"{demo.http}/console/login")
+            page.fill("#f-token", demo.token)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/login" not in url)
+            page.fill("input[name=q]", "Thames Connect")
+            page.press("input[name=q]", "Enter")
+            expect(page.locator("a.card-link")).to_have_count(1)
+            page.locator("tbody input[type=checkbox]").first.check()
+            page.click("#send-email")
+            page.fill("input[name=subject]", "Walk-through notice")
+            page.fill("textarea[name=body]", "Hello {{contact.name}}")
+            page.click("#send-message")
+            expect(page.locator("main")).to_contain_text("queued")
+            page.click("nav >> text=Messages")
+            row = page.locator("#message-list tr[data-channel=email]", has_text="Walk-through notice")
+            for _ in range(30):  # the page does not refresh itself: reload until delivered
+                if "sent" in row.inner_text():
+                    break
+                page.wait_for_timeout(1000)
+                page.reload()
+            expect(row).to_contain_text("sent")
+        finally:
+            browser.close()
+    caught = [e for e in logged(demo, "demo_mail_received") if e["subject"] == "Walk-through notice"]
+    assert caught and all(to.endswith("@thamesconnect.example") for e in caught for to in e["to"])
