@@ -4,12 +4,15 @@ and Enter follows them."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import expect
 
 from .conftest import Stack, sign_in, unique
+from .test_portal_account import publish_call
 
 FOCUSED = """() => {
     const el = document.activeElement;
@@ -116,3 +119,27 @@ def test_tab_reaches_the_board_and_card_actions_with_a_visible_ring(browser: Any
     stops = tab_through(page)
     assert {"f-name", "f-channels", "f-config_toml", "save"} <= {s["id"] for s in stops}
     check_rings(stops)
+
+
+def test_summary_cells_are_picked_by_keyboard(browser: Any, stack: Stack) -> None:
+    card = stack.create_customer(name=unique("Summed"), currency="EUR")
+    day = datetime.now(UTC) - timedelta(days=1)
+    publish_call(stack, card["id"], day, "1.5000")
+    publish_call(stack, card["id"], day - timedelta(days=1), "2.2500")
+    page = browser
+    sign_in(page, stack)
+    deadline = time.monotonic() + 30
+    while True:  # the calls reach reporting by the stream: bounded wait
+        page.goto(f"{stack.http}/console/customers/{card['id']}?period=daily")
+        if page.locator("#summary td.cells-select").count() >= 2 * 11:
+            break
+        assert time.monotonic() < deadline, "the calls never reached the summary"
+        time.sleep(0.3)
+    stop = press_tab_until(page, lambda s: "cells-select" in s["cls"])
+    assert stop["ring"], describe(stop)
+    page.keyboard.press("Space")
+    expect(page.locator("#cell-totals")).to_contain_text("1 cells")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cell-totals")).to_contain_text("2 cells: sum 2")  # two days' attempts
+    assert page.locator("#summary td.cells-select[tabindex='0']").count() == 1  # one Tab stop per table

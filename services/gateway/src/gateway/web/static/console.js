@@ -160,7 +160,40 @@
     }
   });
 
-  function init() { refreshColumns(); updateCount(); }
+  // summary cells by keyboard: one Tab stop per table, arrows move, Space or Enter picks (as a click does)
+  function cellsInit() {
+    document.querySelectorAll("table[data-totals-target]").forEach(function (table) {
+      var cells = table.querySelectorAll("td.cells-select");
+      if (!cells.length || table.querySelector("td.cells-select[tabindex]")) return;
+      cells.forEach(function (td, i) { td.tabIndex = i === 0 ? 0 : -1; });
+      var out = document.getElementById(table.dataset.totalsTarget);
+      if (out) out.setAttribute("aria-live", "polite");
+    });
+  }
+  document.addEventListener("focusin", cellsInit);  // also after the Live view swapped its table in
+  document.addEventListener("keydown", function (ev) {
+    var td = ev.target;
+    if (!td.classList || !td.classList.contains("cells-select")) return;
+    var row = td.parentElement, at = Array.prototype.indexOf.call(row.children, td), next = null;
+    if (ev.key === " " || ev.key === "Enter") {
+      ev.preventDefault();
+      td.classList.toggle("picked");
+      summarize(td.closest("table"));
+      return;
+    }
+    if (ev.key === "ArrowRight") next = td.nextElementSibling;
+    else if (ev.key === "ArrowLeft") next = td.previousElementSibling;
+    else if (ev.key === "ArrowDown" && row.nextElementSibling) next = row.nextElementSibling.children[at];
+    else if (ev.key === "ArrowUp" && row.previousElementSibling) next = row.previousElementSibling.children[at];
+    if (next && next.classList.contains("cells-select")) {
+      ev.preventDefault();
+      td.tabIndex = -1;
+      next.tabIndex = 0;
+      next.focus();
+    }
+  });
+
+  function init() { refreshColumns(); updateCount(); cellsInit(); }
   document.addEventListener("DOMContentLoaded", init);
   document.addEventListener("htmx:load", init);
   if (document.readyState !== "loading") init();
