@@ -145,12 +145,15 @@ async def main() -> int:
             switch.test_calls = list(json.loads(kept.read_text())["test_calls"])[:TEST_CALLS_KEPT]
     await nc.subscribe(VerificationStreams.TEST_CALL, cb=switch.answer_test_call)  # answers at once
     await nc.subscribe(VerificationStreams.DEMO_SPOKEN, cb=switch.tell_spoken)
+    # e-mails and SMS sent in the demo land here (logged); pointed at before the seed, so the
+    # seeded contacts' password e-mails are delivered at once
+    demo_dir().mkdir(parents=True, exist_ok=True)
+    catcher = MailCatcher(demo_dir() / "mail.json")
+    mail_server, sms_server = await catcher.start(), await catcher.start_sms()
+    await point_settings_at(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], catcher)
     await seed(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], demo_dir().parent,
                switch.js)
     switch.customers = load_customers()
-    catcher = MailCatcher(demo_dir() / "mail.json")  # e-mails sent in the demo land here (logged)
-    mail_server, sms_server = await catcher.start(), await catcher.start_sms()
-    await point_settings_at(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], catcher)
     log.info("demo_switch_started", customers=len(switch.customers), calls_per_s=RATE)
     try:
         await switch.run(stop)
