@@ -155,7 +155,7 @@ async def point_settings_at(http: str, token: str, catcher: MailCatcher) -> None
 
 
 async def _put(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
-    for attempt in range(6):
+    for attempt in range(15):  # about a minute: the notifier may still be starting
         try:
             reply = await api.put(path, json=body)
         except httpx.TransportError:
@@ -165,5 +165,5 @@ async def _put(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
         if reply is not None and reply.status_code != 429 and reply.status_code < 500:
             log.warning("demo_settings_refused", path=path, status=reply.status_code, answer=reply.text[:300])
             return
-        await asyncio.sleep(0.5 * 2**attempt)
+        await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
     log.warning("demo_settings_failed", path=path)
