@@ -190,6 +190,16 @@ def test_the_demo_catches_its_e_mails_and_sms_so_sending_and_codes_work(demo: St
     confirmed = portal.post("/portal/v1/verify/email/confirm", json={"code": code})
     assert confirmed.status_code == 200, confirmed.text
 
+    # a seeded contact's password e-mail was caught too: a newcomer can log in to the portal with it
+    welcome = eventually(lambda: [e for e in logged(demo, "demo_mail_received")
+                                  if e["subject"] == "Your Patchbay portal password"] or None,
+                         "a seeded contact's password e-mail", demo, timeout=60)[0]
+    lines = welcome["text"]
+    at = next(i for i, line in enumerate(lines) if line.endswith("this password:"))
+    seeded = httpx.post(f"{demo.http}/portal/v1/login", timeout=30,
+                        json={"email": welcome["to"][0], "password": lines[at + 1]})
+    assert seeded.status_code == 200, seeded.text
+
 
 def test_the_demo_alert_on_prepaid_credit_fires_for_the_dry_customer(demo: Stack) -> None:
     """The seeded rule (prepaid available credit below 1) fires when the dry customer runs out."""
@@ -242,5 +252,7 @@ def test_a_newcomer_sends_an_e_mail_from_the_board_and_sees_it_sent(demo: Stack)
             expect(row).to_contain_text("sent")
         finally:
             browser.close()
-    caught = [e for e in logged(demo, "demo_mail_received") if e["subject"] == "Walk-through notice"]
-    assert caught and all(to.endswith("@thamesconnect.example") for e in caught for to in e["to"])
+    caught = eventually(lambda: [e for e in logged(demo, "demo_mail_received")
+                                 if e["subject"] == "Walk-through notice"] or None,
+                        "the e-mail in the switch's log", demo, timeout=20)
+    assert all(to.endswith("@thamesconnect.example") for e in caught for to in e["to"])
