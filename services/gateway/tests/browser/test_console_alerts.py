@@ -75,7 +75,7 @@ def test_rules_from_the_form_by_keyboard_then_a_firing_on_the_card(browser: Any,
         time.sleep(0.3)
         page.reload()
     expect(page.locator("#latest-alert")).to_contain_text(name)
-    expect(page.locator("#latest-alert")).to_contain_text("asr 0 below 50")
+    expect(page.locator("#latest-alert")).to_contain_text("asr 0.00 % below 50.00 %")
     page.click("#latest-alert >> text=all firings")
     expect(page.locator("#firing-list tbody tr").first).to_contain_text(name)
 

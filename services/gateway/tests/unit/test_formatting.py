@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from gateway.web.formatting import money, percent, utc
+from gateway.web.formatting import alert_value, money, percent, utc
 
 
 @pytest.mark.parametrize(("value", "currency", "shown"), [
@@ -22,3 +22,16 @@ def test_percent_and_utc() -> None:
     assert utc("2026-12-06T01:02:03+01:00") == "2026-12-06 00:02:03 UTC"
     assert utc("2026-12-06T01:02:03") == "2026-12-06 01:02:03 UTC"
     assert utc("yesterday") == "yesterday"
+
+
+@pytest.mark.parametrize(("value", "area", "currency", "shown"), [
+    ("0.5496", "available_credit", "EUR", "€0.55"),
+    ("-12.5", "balance", "USD", "-$12.50"),
+    ("20", "asr", None, "20.00 %"),
+    ("31.26", "acd", None, "31.3 s"),
+    ("12.000", "attempts_per_minute", None, "12"),
+    (None, "asr", None, ""),
+])
+def test_alert_values_read_as_their_area_measures(value: object, area: str, currency: str | None,
+                                                  shown: str) -> None:
+    assert alert_value(value, area, currency) == shown

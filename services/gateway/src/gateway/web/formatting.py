@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from shared.contracts.alerts import MONEY_AREAS
 from shared.money import round_minor
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}  # others are shown by their code
@@ -59,4 +60,18 @@ def utc(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-FILTERS = {"money": money, "percent": percent, "utc": utc}
+def alert_value(value: Any, area: str, currency: str | None = None) -> str:
+    """An alert's value or threshold as its area measures it: money, a percentage, seconds, or a count."""
+    if area in MONEY_AREAS:
+        return money(value, currency)
+    if area == "asr":
+        return percent(value)
+    number = _decimal(value)
+    if number is None:
+        return "" if value is None else str(value)
+    if area in ("acd", "pdd"):
+        return f"{number.quantize(Decimal('0.1')):f} s"
+    return f"{number.normalize():f}"
+
+
+FILTERS = {"money": money, "percent": percent, "utc": utc, "alert_value": alert_value}
