@@ -138,7 +138,7 @@ def test_summary_cells_are_picked_by_keyboard(browser: Any, stack: Stack) -> Non
     stop = press_tab_until(page, lambda s: "cells-select" in s["cls"])
     assert stop["ring"], describe(stop)
     page.keyboard.press("Space")
-    expect(page.locator("#cell-totals")).to_contain_text("1 cells")
+    expect(page.locator("#cell-totals")).to_contain_text("1 cell:")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     expect(page.locator("#cell-totals")).to_contain_text("2 cells: sum 2")  # two days' attempts

@@ -135,7 +135,7 @@
       col = td.dataset.col;
     });
     var avg = weight ? weighted / weight : 0;
-    out.textContent = picked.length + " cells" + (mixed ? " (several columns)" : "") +
+    out.textContent = picked.length + (picked.length === 1 ? " cell" : " cells") + (mixed ? " (several columns)" : "") +
       ": sum " + sum.toFixed(4).replace(/\.?0+$/, "") + ", average " + avg.toFixed(4).replace(/\.?0+$/, "");
   }
 
