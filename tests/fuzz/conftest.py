@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from devtools.embedded import free_port
 from devtools.testing.plugin import server_dir
+from shared.bus_credentials import PUBLIC_KEYS
 
 
 @dataclass
@@ -33,6 +35,11 @@ class FuzzStack:
     def seed(self, identity: str) -> str:
         """The seed the stack made for an identity: how a test connects to its NATS."""
         return (self.credentials / f"{identity}.nk").read_text()
+
+    def service_keys(self) -> dict[str, str]:
+        """The stack's services' public keys: a command to them carries an HMAC keyed with these."""
+        keys: dict[str, str] = json.loads((self.credentials / PUBLIC_KEYS).read_text())
+        return keys
 
     def alive(self) -> bool:
         """The runner still runs and no service was restarted by its supervisor."""

@@ -63,7 +63,8 @@ ROUTES = every_route()
 @pytest.fixture(scope="module")
 async def client(fuzz_stack: FuzzStack) -> Any:
     nc: NatsClient = await bus.connect(nats_servers(fuzz_stack.nats_url), "provisioner",
-                                          seed=fuzz_stack.seed("provisioner"))
+                                          seed=fuzz_stack.seed("provisioner"),
+                                          service_keys=fuzz_stack.service_keys())
     yield nc
     await nc.close()
 

@@ -114,21 +114,28 @@ def client_options(name: str, url: str | list[str] = "", *, seed: str | None = N
     return options
 
 
-def new_client(name: str, *, seed: str | None = None) -> SigningClient:
-    """A not yet connected client of identity `name`: it signs the commands it sends (shared.bus_signing)."""
+def new_client(name: str, *, seed: str | None = None,
+               service_keys: dict[str, str] | None = None) -> SigningClient:
+    """A not yet connected client of identity `name`: it signs the commands it sends (shared.bus_signing).
+
+    `service_keys`: the services' public keys where they are not this process's settings' (a
+    client of another deployment than its own, as a test of a separate stack).
+    """
     identity(name)
     client = SigningClient()
     client.signing_seed = seed or seed_for(name)
+    client.service_public_keys = service_keys
     return client
 
 
-async def connect(url: str | list[str], name: str, *, seed: str | None = None, **options: Any) -> NatsClient:
+async def connect(url: str | list[str], name: str, *, seed: str | None = None,
+                  service_keys: dict[str, str] | None = None, **options: Any) -> NatsClient:
     """Connect to NATS as identity `name` (a key of shared.bus_identities.IDENTITIES).
 
     `options` go to nats-py (`max_reconnect_attempts`, `reconnected_cb`, `error_cb` ...).
     """
     servers = _servers(url)
-    client = new_client(name, seed=seed)
+    client = new_client(name, seed=seed, service_keys=service_keys)
     await client.connect(servers, **(client_options(name, servers, seed=seed) | options))
     return client
 

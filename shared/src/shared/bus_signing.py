@@ -92,9 +92,14 @@ def service_keys() -> dict[str, str]:
     return keys if isinstance(keys, dict) else {}
 
 
-def command_headers(seed: str, subject: str, payload: bytes) -> dict[str, str]:
-    """An HMAC for the subject's service when its public key is known, else an ed25519 signature."""
-    service = service_keys().get(subject.split(".", 1)[0])
+def command_headers(seed: str, subject: str, payload: bytes,
+                    keys: dict[str, str] | None = None) -> dict[str, str]:
+    """An HMAC for the subject's service when its public key is known, else an ed25519 signature.
+
+    `keys`: the services' public keys of the deployment this client talks to (default: this
+    process's settings, `service_keys()`).
+    """
+    service = (service_keys() if keys is None else keys).get(subject.split(".", 1)[0])
     if service:
         return mac_headers(seed, service, subject, payload)
     return signature_headers(seed, subject, payload)
@@ -104,12 +109,14 @@ class SigningClient(NatsClient):
     """A nats-py client that signs each command request it sends with its identity's seed."""
 
     signing_seed: str | None = None
+    service_public_keys: dict[str, str] | None = None  # None: this process's settings (service_keys)
 
     async def request(self, subject: str, payload: bytes = b"", timeout: float = 0.5,  # noqa: ASYNC109 (nats-py's)
                       old_style: bool = False, headers: dict[str, Any] | None = None) -> Any:
         """nats-py's request, with the signature headers on a command."""
         if self.signing_seed and is_command(subject):
-            headers = {**(headers or {}), **command_headers(self.signing_seed, subject, payload)}
+            headers = {**(headers or {}),
+                       **command_headers(self.signing_seed, subject, payload, self.service_public_keys)}
         return await super().request(subject, payload, timeout=timeout, old_style=old_style, headers=headers)
 
 

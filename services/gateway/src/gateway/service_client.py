@@ -32,12 +32,19 @@ def raise_if_error(data: bytes, service: str) -> None:
 
 
 class ServiceClient:
-    """Talks to one service; no responders or no answer in time is 503 `unavailable`."""
+    """Talks to one service; no responders or no answer in time is 503 `unavailable`.
 
-    def __init__(self, nc: NatsClient, *, service: str, timeout_s: float) -> None:
+    `when_absent`: for a party that is there only in some set-ups (the demo's switch), no responders
+    is 404 `not_found` with this message instead: nothing is down, the thing asked for is not here.
+    """
+
+    def __init__(
+        self, nc: NatsClient, *, service: str, timeout_s: float, when_absent: str | None = None
+    ) -> None:
         self.nc = nc
         self.service = service
         self.timeout_s = timeout_s
+        self.when_absent = when_absent
 
     async def request(
         self, subject: str, payload: bytes, *, correlation_id: str, timeout_s: float | None = None
@@ -49,6 +56,8 @@ class ServiceClient:
                 subject, payload, timeout=timeout, headers={CORRELATION_HEADER: correlation_id}
             )
         except nats.errors.NoRespondersError:
+            if self.when_absent:
+                raise ApiError(ErrorCode.NOT_FOUND, self.when_absent) from None
             raise self._unavailable(f"no responders on {subject}") from None
         except (TimeoutError, nats.errors.TimeoutError):
             raise self._unavailable(f"no answer on {subject} within {timeout:g} s") from None

@@ -388,9 +388,10 @@ async def test_every_place_shows_the_same_balance(client: Any, gateway: Any) -> 
             dial = (await client.get(f"/v1/customers/{cid}/dial-permission")).json()
             card = (await browser.get(f"/console/customers/{cid}")).text
             tab = (await browser.get(f"/console/customers/{cid}/payments")).text
-            tile = re.search(r'id="card-balance">([-0-9.]+) EUR', card)
+            tile = re.search(r'id="card-balance">(-?)€([0-9,.]+)', card)  # |money, as the tab
             summary = re.search(r'id="ledger-summary">Balance <strong>(-?)€([0-9,.]+)</strong>', tab)  # |money
-            seen.update(api=api["balance"], dial=dial["credit"]["balance"], tile=tile.group(1) if tile else "",
+            seen.update(api=api["balance"], dial=dial["credit"]["balance"],
+                        tile=tile.group(1) + tile.group(2).replace(",", "") if tile else "",
                         tab=summary.group(1) + summary.group(2).replace(",", "") if summary else "",
                         available=str(Decimal(dial["credit"]["available"]) - 1000))
             return set(seen.values()) == {want}

@@ -12,6 +12,8 @@ from gateway.errors import COMMON_ERRORS
 from gateway.service_client import ServiceClient
 
 router = APIRouter(tags=["demo"], responses=COMMON_ERRORS)
+NOT_DEMO = ("no demo switch answers here: test calls and their spoken codes are shown in demo mode only"
+            " (PATCHBAY_DEMO=1 make run)")
 ASK_TIMEOUT_S = 2.0  # the demo switch answers from memory; none at all is answered at once (no responders)
 
 
@@ -19,8 +21,9 @@ ASK_TIMEOUT_S = 2.0  # the demo switch answers from memory; none at all is answe
             dependencies=[Depends(role_in(Role.ADMIN))],
             summary="Test calls the demo's simulated switch made, with the codes it spoke")
 async def spoken_test_calls(request: Request) -> Response:
-    """Admins only, and only the demo's switch answers: elsewhere 503 `unavailable` (no such switch)."""
-    switch = ServiceClient(get_runtime(request).nc, service="demo switch", timeout_s=ASK_TIMEOUT_S)
+    """Admins only, and only the demo's switch answers: elsewhere 404 `not_found` (no such switch)."""
+    switch = ServiceClient(get_runtime(request).nc, service="demo switch", timeout_s=ASK_TIMEOUT_S,
+                           when_absent=NOT_DEMO)
     data = await switch.request(VerificationStreams.DEMO_SPOKEN, b"{}",
                                 correlation_id=correlation_id(request))
     SpokenTestCalls.model_validate_json(data)  # the switch is an outside party: only its contract passes
