@@ -162,3 +162,35 @@ def test_the_live_view_refreshes_by_itself_without_taking_focus(browser: Any, st
     expect(page.locator("#live-state")).to_have_text("Stopped")
     page.locator("#live-auto").check()
     expect(page.locator("#live-state")).to_have_text("Refreshing again")
+
+
+def test_picked_summary_cells_copy_with_and_without_headers(browser: Any, browser_context: Any,
+                                                             stack: Stack) -> None:
+    """The seed's Summary: select cells of several columns and rows, then Copy / Copy with Headers."""
+    card = stack.create_customer(name=unique("Copied"), currency="EUR")
+    cid = card["id"]
+    now = datetime.now(UTC)
+    first, second = now - timedelta(days=3), now - timedelta(days=1)
+    calls = [record(cid, first, answered=True, charge="1.5000"), record(cid, first, answered=False, charge="0")]
+    calls += [record(cid, second, answered=True, charge="0.2500")]
+    publish(stack, calls)
+    wait_for_attempts(stack, cid, 3)
+    browser_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.http)
+    page = browser
+    sign_in(page, stack)
+    page.goto(f"{stack.http}/console/customers/{cid}?period=daily")
+    page.click("button.copy-cells[data-headers='0']")
+    expect(page.locator("#copy-status")).to_contain_text("Nothing picked")
+    rows = page.locator("#summary tbody tr")
+    expect(rows).to_have_count(2)
+    for i in (0, 1):  # attempts and charge of both days; ASR of the first only
+        rows.nth(i).locator("td[data-col=attempts]").click()
+        rows.nth(i).locator("td[data-col=charge]").click()
+    rows.nth(0).locator("td[data-col=asr]").click()
+    page.click("button.copy-cells[data-headers='0']")
+    expect(page.locator("#copy-status")).to_contain_text("5 cells copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "2\t50.00 %\t€1.50\n1\t\t€0.25"
+    page.click("button.copy-cells[data-headers='1']")
+    expect(page.locator("#copy-status")).to_contain_text("copied with headers")
+    assert page.evaluate("navigator.clipboard.readText()") == (
+        "Attempts\tASR\tCharge\n2\t50.00 %\t€1.50\n1\t\t€0.25")

@@ -112,6 +112,8 @@
     } else if (t.id === "columns-reset") {
       localStorage.removeItem(KEY);
       refreshColumns();
+    } else if (t.classList.contains("copy-cells")) {
+      copyCells(document.getElementById(t.dataset.table), t.dataset.headers === "1");
     } else if (t.classList.contains("cells-select")) {
       // summary tables: clicking cells selects them; the sum and true average are shown
       t.classList.toggle("picked");
@@ -137,6 +139,45 @@
     var avg = weight ? weighted / weight : 0;
     out.textContent = picked.length + (picked.length === 1 ? " cell" : " cells") + (mixed ? " (several columns)" : "") +
       ": sum " + sum.toFixed(4).replace(/\.?0+$/, "") + ", average " + avg.toFixed(4).replace(/\.?0+$/, "");
+  }
+
+  // summary tables: the picked cells as tab-separated text, by row, in column order (as a spreadsheet pastes)
+  function tsvCell(text) {
+    return /[\t\n"]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+  function copyCells(table, withHeaders) {
+    var status = document.getElementById("copy-status");
+    var picked = table ? table.querySelectorAll("td.picked") : [];
+    if (!picked.length) { if (status) status.textContent = "Nothing picked: click cells (or Space on a cell) first."; return; }
+    var cols = [], rows = [];
+    picked.forEach(function (td) {
+      if (cols.indexOf(td.cellIndex) < 0) cols.push(td.cellIndex);
+      if (rows.indexOf(td.parentElement) < 0) rows.push(td.parentElement);
+    });
+    cols.sort(function (a, b) { return a - b; });
+    var lines = rows.map(function (tr) {
+      return cols.map(function (ci) {
+        var td = tr.cells[ci];
+        return td && td.classList.contains("picked") ? tsvCell(td.textContent.trim()) : "";
+      }).join("\t");
+    });
+    if (withHeaders) {
+      var head = table.tHead.rows[0];
+      lines.unshift(cols.map(function (ci) { return tsvCell(head.cells[ci].textContent.trim()); }).join("\t"));
+    }
+    var text = lines.join("\n");
+    var said = picked.length + (picked.length === 1 ? " cell" : " cells") + " copied" + (withHeaders ? " with headers" : "");
+    function fallback() {
+      var area = document.createElement("textarea");
+      area.value = text; area.setAttribute("readonly", ""); area.className = "sr-only";
+      document.body.appendChild(area); area.select();
+      var ok = document.execCommand("copy");
+      document.body.removeChild(area);
+      if (status) status.textContent = ok ? said : "The browser refused to copy: select the cells' text and press Ctrl+C.";
+    }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { if (status) status.textContent = said; }, fallback);
+    } else { fallback(); }
   }
 
   // bulk upload: the file's upload progress, then "processing" until the per-row results arrive
