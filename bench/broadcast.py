@@ -198,6 +198,7 @@ def main() -> None:
     if args.serve_smtp:
         serve_smtp(args.serve_smtp, args.nats_url)
         return
+    from shared.bus import BusSettings
     from shared.secrets import Sealer
 
     token = "pb_bench_" + secrets.token_urlsafe(32)
@@ -206,7 +207,9 @@ def main() -> None:
         env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url, "PATCHBAY_SECRET_KEY": Sealer.new_key(),
                "PATCHBAY_ADMIN_TOKEN": token, "PATCHBAY_HTTP_PORT": str(http_port),
                "PATCHBAY_EMAIL_WORKERS": str(args.workers),
-               "PATCHBAY_DATA_DIR": os.environ.get("PATCHBAY_DATA_DIR", f"/tmp/patchbay-bench-{os.getpid()}")}
+               "PATCHBAY_DATA_DIR": os.environ.get("PATCHBAY_DATA_DIR", f"/tmp/patchbay-bench-{os.getpid()}"),
+               # the seeds the embedded NATS trusts (not the fresh data dir's): authenticated NATS
+               "PATCHBAY_NATS_CREDENTIALS_DIR": str(BusSettings().credentials_dir())}
         py = sys.executable
         with process([py, __file__, "--serve-smtp", str(smtp_port), "--nats-url", nats_url], env), \
                 process([py, "-m", "notifier"], env), process([py, "-m", "gateway"], env):

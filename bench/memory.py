@@ -37,6 +37,7 @@ import psutil
 from devtools.embedded import free_port
 from nats.aio.client import Client as NatsClient
 from reporting.simulator import publish_backlog
+from shared.bus import BusSettings
 from shared.secrets import Sealer
 from shared.streams import CALLS, ensure_streams
 
@@ -203,7 +204,9 @@ def main() -> None:
         env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url,
                "PATCHBAY_SECRET_KEY": Sealer.new_key(), "PATCHBAY_ADMIN_TOKEN": token,
                "PATCHBAY_HTTP_PORT": str(http_port),
-               "PATCHBAY_DATA_DIR": os.environ.get("PATCHBAY_DATA_DIR", f"/tmp/patchbay-bench-{os.getpid()}")}
+               "PATCHBAY_DATA_DIR": os.environ.get("PATCHBAY_DATA_DIR", f"/tmp/patchbay-bench-{os.getpid()}"),
+               # the seeds the embedded NATS trusts (not the fresh data dir's): authenticated NATS
+               "PATCHBAY_NATS_CREDENTIALS_DIR": str(BusSettings().credentials_dir())}
         broadcast_py = str(Path(__file__).parent / "broadcast.py")
         floor = subprocess.Popen([py, "-c", FLOOR], stdin=subprocess.PIPE)
         try:
