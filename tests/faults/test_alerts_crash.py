@@ -100,14 +100,21 @@ async def test_killed_mid_stream_no_firing_lost_or_doubled(servers: Servers, emb
         assert sum(expected.values()) >= CUSTOMERS, "the records cross too seldom to test anything"
 
         js = nc.jetstream()
-        for i in range(0, len(calls), 500):
-            acks = [await js.publish_async(f"calls.cdr.{c['customer_id']}", json.dumps(c).encode())
-                    for c in calls[i:i + 500]]
-            await asyncio.gather(*acks)
+
+        async def publish_all() -> None:
+            for i in range(0, len(calls), 500):
+                acks = [await js.publish_async(f"calls.cdr.{c['customer_id']}", json.dumps(c).encode())
+                        for c in calls[i:i + 500]]
+                await asyncio.gather(*acks)
+
+        # the kill comes at the first firings, while the records still arrive: however fast the
+        # evaluator is, it has not judged the whole stream yet
+        publishing = asyncio.create_task(publish_all())
         fired = "SELECT count(*) FROM alerts.firings"
         await wait_for(lambda: count(db, fired), timeout=60, interval=0.01, message="the first firings")
         alerts.kill()  # in the middle of the stream
         at_kill = await count(db, fired)
+        await publishing
         assert 0 < at_kill < sum(expected.values()), f"{at_kill} firings at the kill: nothing was tested"
         alerts.start()
         await asyncio.to_thread(alerts.wait_ready)

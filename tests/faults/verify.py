@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
+import nats.js.errors
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
@@ -176,7 +177,10 @@ async def wait_caught_up(nats_url: str, stream: str, durables: Iterable[str], ti
 
         async def caught_up() -> bool:
             for durable in durables:
-                info = await js.consumer_info(stream, durable)
+                try:
+                    info = await js.consumer_info(stream, durable)
+                except nats.js.errors.NotFoundError:
+                    return False  # not made yet (a restarted service makes its durables as it starts them)
                 if info.num_pending or info.num_ack_pending:
                     return False
             return True
