@@ -31,9 +31,19 @@ def _where(located: Located, _: list[str]) -> int:
 
 
 def _rebuild(_: Located, argv: list[str]) -> int:
+    """Reporting's projections, or the customer service's ledger (`ledger`); `all`: both."""
+    if argv[:1] == ["ledger"]:
+        from customer.ledger_rebuild_cli import main as ledger
+
+        return int(ledger(argv[1:]))
     from reporting.rebuild_cli import main
 
-    return int(main(argv, prog="patchbay rebuild"))
+    code = int(main(argv, prog="patchbay rebuild"))
+    if code == 0 and argv[:1] == ["all"]:
+        from customer.ledger_rebuild_cli import main as ledger
+
+        return int(ledger([a for a in argv[1:] if a in ("--no-progress", "--allow-shrink")]))
+    return code
 
 
 def _dead_letters(_: Located, argv: list[str]) -> int:
@@ -64,7 +74,7 @@ def _restore(located: Located, argv: list[str]) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[Located, list[str]], int], str]] = {
     "where": (_where, "show the stack the tools talk to, and where each URL came from"),
-    "rebuild": (_rebuild, "rebuild reporting projections from the streams (audit|summaries|payments|all)"),
+    "rebuild": (_rebuild, "rebuild projections from the streams (audit|summaries|ledger|all)"),
     "dead-letters": (_dead_letters, "list or replay what consumers gave up on (list|replay)"),
     "simulate": (_simulate, "publish simulated calls to CALLS (live or a backlog)"),
     "backup": (_backup, "back up PostgreSQL, every stream, the secret key and settings into DIR"),

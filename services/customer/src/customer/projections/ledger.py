@@ -37,23 +37,45 @@ _TAXES = (
     " 0) AS tax"
     " FROM json_to_recordset($1::json) AS r(call_id text, customer_id text, started_at timestamptz)"
 )
-_INSERT_CALLS = (
-    "INSERT INTO ledger_calls (call_id, customer_id, started_at, charge, tax, charged)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::numeric[], $5::numeric[],"
-    " $6::numeric[]) ON CONFLICT (call_id) DO NOTHING RETURNING call_id"
-)
-_UPSERT_TOTALS = (
-    "INSERT INTO ledger_charges (customer_id, charges, calls, day, day_charges, seq, updated_at)"
-    " SELECT c, ch, n, d, dc, 1, now() FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::date[],"
-    " $5::numeric[]) AS x(c, ch, n, d, dc)"
-    " ON CONFLICT (customer_id) DO UPDATE SET charges = excluded.charges, calls = excluded.calls,"
-    " day = excluded.day, day_charges = excluded.day_charges, seq = ledger_charges.seq + 1,"
-    " updated_at = now() RETURNING customer_id, charges, day, day_charges, seq, credit_notes"
-)
 _CHECKPOINT = (
     "INSERT INTO ledger_checkpoints (consumer, seq) VALUES ($1, $2)"
     " ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(ledger_checkpoints.seq, excluded.seq)"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTables:
+    """The stream-fed ledger tables: the live ones, or the `__next` copies a rebuild fills."""
+
+    calls: str = "ledger_calls"
+    charges: str = "ledger_charges"
+    credit_notes: str = "ledger_credit_notes"
+
+    def names(self) -> tuple[str, str, str]:
+        """In the order a switch-over locks them (calls and notes before the totals both write)."""
+        return (self.calls, self.credit_notes, self.charges)
+
+    def insert_calls(self) -> str:
+        """New calls by call id; the ones already there are left alone (RETURNING: the new)."""
+        return (
+            f"INSERT INTO {self.calls} (call_id, customer_id, started_at, charge, tax, charged)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::numeric[], $5::numeric[],"
+            " $6::numeric[]) ON CONFLICT (call_id) DO NOTHING RETURNING call_id"
+        )
+
+    def upsert_totals(self) -> str:
+        """The customers' new totals, `seq` one further."""
+        return (
+            f"INSERT INTO {self.charges} (customer_id, charges, calls, day, day_charges, seq, updated_at)"
+            " SELECT c, ch, n, d, dc, 1, now() FROM unnest($1::text[], $2::numeric[], $3::bigint[],"
+            " $4::date[], $5::numeric[]) AS x(c, ch, n, d, dc)"
+            " ON CONFLICT (customer_id) DO UPDATE SET charges = excluded.charges, calls = excluded.calls,"
+            f" day = excluded.day, day_charges = excluded.day_charges, seq = {self.charges}.seq + 1,"
+            " updated_at = now() RETURNING customer_id, charges, day, day_charges, seq, credit_notes"
+        )
+
+
+LIVE = LedgerTables()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +138,32 @@ class Charges:
 
 def decode(msg: Msg) -> CallCharge:
     """A call record, or Poison."""
+    return decode_data(msg.data)
+
+
+def decode_data(data: bytes) -> CallCharge:
+    """A call record from its bytes (the live consumer and a rebuild: one verdict), or Poison."""
     try:
-        return CallCharge.model_validate_json(msg.data)
+        return CallCharge.model_validate_json(data)
     except ValidationError as exc:
         raise Poison(f"not a call record: {exc.errors(include_url=False)[:3]}") from exc
+
+
+def add_call(totals: dict[str, list], record: CallCharge, charged: Decimal) -> None:
+    """One new call on its customer's running totals [charges, calls, day, day_charges]."""
+    t = totals.setdefault(record.customer_id, [ZERO, 0, None, ZERO])
+    t[0] += charged
+    t[1] += 1
+    t[2], t[3] = _add_day(t[2], t[3], record.started_at, charged)
+
+
+async def taxes_at_start(conn: asyncpg.Connection, records: Sequence[CallCharge]) -> dict[str, Decimal]:
+    """Each call's customer tax at the call's start (tax_history), by call id."""
+    keys = orjson.dumps(
+        [{"call_id": r.call_id, "customer_id": r.customer_id, "started_at": r.started_at.isoformat()}
+         for r in records]
+    ).decode()
+    return {row["call_id"]: row["tax"] for row in await conn.fetch(_TAXES, keys)}
 
 
 def _add_day(
@@ -158,53 +202,47 @@ class LedgerProjection:
     async def write(self, records: list[CallCharge], consumer: str, last_seq: int) -> list[Charges]:
         """One transaction: the new calls, their customers' totals, the checkpoint."""
         async with self.pool.acquire() as conn, conn.transaction():
-            keys = orjson.dumps(
-                [
-                    {
-                        "call_id": r.call_id,
-                        "customer_id": r.customer_id,
-                        "started_at": r.started_at.isoformat(),
-                    }
-                    for r in records
-                ]
-            ).decode()
-            taxes = {row["call_id"]: row["tax"] for row in await conn.fetch(_TAXES, keys)}
-            charged = {r.call_id: with_tax(r.charge, taxes.get(r.call_id, ZERO)) for r in records}
-            new = {
-                row["call_id"]
-                for row in await conn.fetch(
-                    _INSERT_CALLS,
-                    [r.call_id for r in records],
-                    [r.customer_id for r in records],
-                    [r.started_at for r in records],
-                    [r.charge for r in records],
-                    [taxes.get(r.call_id, ZERO) for r in records],
-                    [charged[r.call_id] for r in records],
-                )
-            }
-            fresh = sorted((r for r in records if r.call_id in new), key=lambda r: r.started_at)
-            changed: list[Charges] = []
-            if fresh:
-                customers = sorted({r.customer_id for r in fresh})
-                rows = await conn.fetch(
-                    "SELECT customer_id, charges, calls, day, day_charges FROM ledger_charges"
-                    " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE",
-                    customers,
-                )
-                totals = {
-                    r["customer_id"]: [r["charges"], r["calls"], r["day"], r["day_charges"]] for r in rows
-                }
-                for r in fresh:
-                    t = totals.setdefault(r.customer_id, [ZERO, 0, None, ZERO])
-                    t[0] += charged[r.call_id]
-                    t[1] += 1
-                    t[2], t[3] = _add_day(t[2], t[3], r.started_at, charged[r.call_id])
-                cols = list(zip(*[(c, *totals[c]) for c in customers], strict=True))
-                changed = [
-                    Charges.of_row(row) for row in await conn.fetch(_UPSERT_TOTALS, *[list(c) for c in cols])
-                ]
-            await conn.execute(_CHECKPOINT, consumer, last_seq)
-        return changed
+            return await write_calls(conn, records, LIVE, (consumer, last_seq))
+
+
+async def write_calls(
+    conn: asyncpg.Connection, records: list[CallCharge], tables: LedgerTables,
+    checkpoint: tuple[str, int] | None,
+) -> list[Charges]:
+    """The new calls (once by call id), their customers' totals and the checkpoint, in the caller's
+    transaction; a rebuild's catch-up writes its `__next` tables this way (no checkpoint)."""
+    taxes = await taxes_at_start(conn, records)
+    charged = {r.call_id: with_tax(r.charge, taxes.get(r.call_id, ZERO)) for r in records}
+    new = {
+        row["call_id"]
+        for row in await conn.fetch(
+            tables.insert_calls(),
+            [r.call_id for r in records],
+            [r.customer_id for r in records],
+            [r.started_at for r in records],
+            [r.charge for r in records],
+            [taxes.get(r.call_id, ZERO) for r in records],
+            [charged[r.call_id] for r in records],
+        )
+    }
+    fresh = sorted((r for r in records if r.call_id in new), key=lambda r: r.started_at)
+    changed: list[Charges] = []
+    if fresh:
+        customers = sorted({r.customer_id for r in fresh})
+        rows = await conn.fetch(
+            f"SELECT customer_id, charges, calls, day, day_charges FROM {tables.charges}"
+            " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE",
+            customers,
+        )
+        totals = {r["customer_id"]: [r["charges"], r["calls"], r["day"], r["day_charges"]] for r in rows}
+        for r in fresh:
+            add_call(totals, r, charged[r.call_id])
+        cols = list(zip(*[(c, *totals[c]) for c in customers], strict=True))
+        changed = [Charges.of_row(row) for row in await conn.fetch(tables.upsert_totals(),
+                                                                     *[list(c) for c in cols])]
+    if checkpoint is not None:
+        await conn.execute(_CHECKPOINT, *checkpoint)
+    return changed
 
 
 async def load_charges(pool: asyncpg.Pool, customer_ids: list[str] | None = None) -> list[Charges]:

@@ -1,0 +1,326 @@
+"""Blue/green rebuild of the ledger's stream-fed tables (calls, credit notes, the totals on them).
+
+Replays CALLS (`calls.cdr.*`) and BILLING_EVENTS (`CreditNoteIssued`) from their first message
+into `<table>__next` (calls by COPY, totals summed in memory and copied once), catches up with
+the live consumers' statements, then switches over in one transaction: it locks the live tables,
+replays what the live consumers applied since, checks nothing shrank, moves every customer's
+`seq` past the live one (the dial views take only newer rows) and renames the new tables into
+place. The live consumers keep writing by name; a record counts once by call id, a note by id.
+Afterwards the customers whose totals changed are announced on LEDGER_CHANGED.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+from nats.js import JetStreamContext
+from shared.consumer import Poison
+from shared.money import ZERO, with_tax
+
+from customer.projections import credit_notes, ledger
+from customer.projections.ledger import LIVE, Charges, LedgerTables, add_call, taxes_at_start
+from customer.projections.stream_history import count, history, seq_of
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int, int], None]  # (messages read, messages to read)
+NEXT = LedgerTables(*(f"{t}__next" for t in (LIVE.calls, LIVE.charges, LIVE.credit_notes)))
+_CDR = "calls.cdr."
+_NOTES = ("events.billing.*.CreditNoteIssued",)
+_ANNOUNCE = 1000  # customers per LEDGER_CHANGED message
+
+
+class LedgerRebuildBusy(RuntimeError):
+    """Another ledger rebuild is running."""
+
+
+class LedgerRebuildRefused(RuntimeError):
+    """The rebuilt ledger would lose history; the live tables are kept."""
+
+
+@dataclass
+class LedgerRebuildResult:
+    """What a rebuild did."""
+
+    messages: int  # every message read (CALLS' starts too: the stream is read whole)
+    records: int  # call records counted (once by call id)
+    notes: int
+    skipped: int  # malformed (the live consumer dead-letters them)
+    seconds: float
+    announced: int  # customers whose totals changed
+    phases: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Messages read and applied per second."""
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+class LedgerRebuilder:
+    """Rebuilds the ledger from CALLS and BILLING_EVENTS; the live tables answer until the switch."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, js: JetStreamContext, *, batch: int = 5000,
+        progress: Progress | None = None, allow_shrink: bool = False, announce: bool = True,
+    ) -> None:
+        self.pool, self.js, self.batch = pool, js, batch
+        self.announce = announce
+        self.progress = progress
+        self.allow_shrink = allow_shrink
+        self.read_to = {"CALLS": 0, "BILLING_EVENTS": 0}
+        self.done = self.total = self.records = self.notes = self.skipped = 0
+        self.warnings: list[str] = []
+        self.phases: dict[str, float] = {}
+        self._lap_at = self._logged = time.monotonic()
+
+    async def run(self) -> LedgerRebuildResult:
+        """Replay, catch up, switch over, announce."""
+        started = time.monotonic()
+        async with self.pool.acquire() as lock:
+            if not await lock.fetchval("SELECT pg_try_advisory_lock(hashtext('customer-ledger-rebuild'))"):
+                raise LedgerRebuildBusy("a ledger rebuild is already running")
+            try:
+                await self._guard_history()
+                await self._create_next()
+                self._lap("prepare")
+                await self._bulk()
+                self._lap("replay")
+                await self._index_next()
+                for _ in range(3):
+                    if await self._catch_up() < self.batch:
+                        break
+                self._lap("catch_up")
+                changed = await self._switch()
+                self._lap("switch")
+                if self.announce:
+                    for message in announcements(changed):
+                        await self.js._nc.publish(ledger.LEDGER_CHANGED, message)
+            finally:
+                await lock.execute("SELECT pg_advisory_unlock(hashtext('customer-ledger-rebuild'))")
+        result = LedgerRebuildResult(self.done, self.records, self.notes, self.skipped,
+                                     time.monotonic() - started, len(changed), dict(self.phases),
+                                     list(self.warnings))
+        log.info("ledger_rebuild_switched", messages=result.messages, records=result.records,
+                 notes=result.notes, skipped=result.skipped, announced=result.announced,
+                 seconds=round(result.seconds, 2), phases={k: round(v, 2) for k, v in self.phases.items()})
+        return result
+
+    async def _guard_history(self) -> None:
+        live = await self._live_marks(self.pool)
+        problems = []
+        for stream in self.read_to:
+            state = (await self.js.stream_info(stream)).state
+            if state.first_seq > 1:
+                problems.append(f"stream {stream} starts at sequence {state.first_seq}: "
+                                f"messages 1-{state.first_seq - 1} are gone")
+            if live.get(stream, 0) > state.last_seq:
+                problems.append(f"stream {stream} ends at sequence {state.last_seq}, but the live ledger "
+                                f"applied up to {live[stream]}: the stream was replaced")
+        self._refuse_or_note(problems)
+
+    def _refuse_or_note(self, problems: list[str]) -> None:
+        if not problems:
+            return
+        if not self.allow_shrink:
+            raise LedgerRebuildRefused(
+                "ledger not switched over, the live tables are kept: " + "; ".join(problems)
+                + ". Restore the streams (patchbay restore, docs/operations.md), or pass --allow-shrink")
+        self.warnings += problems
+        log.warning("ledger_rebuild_shrinks", problems=problems)
+
+    async def _create_next(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
+                await conn.execute(f"DROP TABLE IF EXISTS {new}")
+                await conn.execute(f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS)")
+                key = "customer_id" if live == LIVE.charges else ("call_id" if live == LIVE.calls else "id")
+                await conn.execute(f"ALTER TABLE {new} ADD PRIMARY KEY ({key})")
+
+    async def _index_next(self) -> None:
+        """The live tables' other indexes, built once after the load."""
+        async with self.pool.acquire() as conn:
+            for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
+                for name, sql in await conn.fetch(
+                    "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c"
+                    " ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT i.indisprimary", live):
+                    sql = sql.replace(f"INDEX {name} ON", f"INDEX {name}__next ON", 1)
+                    on_table = rf"( ON (?:ONLY )?(?:\S+\.)?){re.escape(live)} "
+                    await conn.execute(re.sub(on_table, rf"\g<1>{new} ", sql, count=1))
+
+    async def _live_marks(self, conn: Any) -> dict[str, int]:
+        """The last sequence of each stream any live partition applied (the checkpoints)."""
+        marks = {"CALLS": 0, "BILLING_EVENTS": 0}
+        for consumer, seq in await conn.fetch("SELECT consumer, seq FROM ledger_checkpoints"):
+            stream = "BILLING_EVENTS" if consumer.startswith(credit_notes.SPEC.durable) else "CALLS"
+            marks[stream] = max(marks[stream], seq)
+        return marks
+
+    def _records(self, msgs: list[Any]) -> list[ledger.CallCharge]:
+        records: dict[str, ledger.CallCharge] = {}
+        for msg in msgs:
+            if not msg.subject.startswith(_CDR):
+                continue  # a call start: read, not counted
+            try:
+                record = ledger.decode_data(msg.data)
+            except Poison:
+                self.skipped += 1
+                continue
+            records.setdefault(record.call_id, record)
+        return list(records.values())
+
+    def _notes(self, msgs: list[Any]) -> list[Any]:
+        notes = {}
+        for msg in msgs:
+            try:
+                note = credit_notes.decode_data(msg.data)
+            except Poison:
+                self.skipped += 1
+                continue
+            notes.setdefault(note.id, note)
+        return list(notes.values())
+
+    async def _bulk(self) -> None:
+        """The first replay: calls by COPY (a batch with a call seen before: by the statement),
+        totals summed here and copied once at the end."""
+        ends = {s: (await self.js.stream_info(s)).state.last_seq for s in self.read_to}
+        self.total = (await self.js.stream_info("CALLS")).state.messages
+        self.total += await count(self.js, "BILLING_EVENTS", _NOTES)
+        self._report()
+        totals: dict[str, list[Any]] = {}
+        notes: dict[str, Decimal] = {}
+        async with self.pool.acquire() as conn:
+            async for msgs in history(self.js, "CALLS", (), start_seq=1, until_seq=ends["CALLS"],
+                                      batch=self.batch):
+                if records := self._records(msgs):
+                    async with conn.transaction():
+                        for record, charged in await self._copy_calls(conn, records):
+                            add_call(totals, record, charged)
+                self._read(msgs, "CALLS")
+            async for msgs in history(self.js, "BILLING_EVENTS", _NOTES, start_seq=1,
+                                      until_seq=ends["BILLING_EVENTS"], batch=self.batch):
+                if batch := self._notes(msgs):
+                    async with conn.transaction():
+                        for row in await conn.fetch(
+                                credit_notes.insert_sql(NEXT), credit_notes.rows_json(batch)):
+                            notes[row["customer_id"]] = notes.get(row["customer_id"], ZERO) + row["amount"]
+                self._read(msgs, "BILLING_EVENTS")
+            rows = [(c, *totals.get(c, (ZERO, 0, None, ZERO)), 1, notes.get(c, ZERO))
+                    for c in sorted(totals.keys() | notes.keys())]
+            await conn.copy_records_to_table(
+                NEXT.charges, records=rows,
+                columns=["customer_id", "charges", "calls", "day", "day_charges", "seq", "credit_notes"])
+
+    async def _copy_calls(
+        self, conn: asyncpg.Connection, records: list[ledger.CallCharge]
+    ) -> list[tuple[ledger.CallCharge, Decimal]]:
+        """The batch's calls into the fresh table; those new to it, with their charge with tax."""
+        taxes = await taxes_at_start(conn, records)
+        rows = [(r.call_id, r.customer_id, r.started_at, r.charge, taxes.get(r.call_id, ZERO),
+                 with_tax(r.charge, taxes.get(r.call_id, ZERO))) for r in records]
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table(NEXT.calls, records=rows, columns=[
+                    "call_id", "customer_id", "started_at", "charge", "tax", "charged"])
+            new = {r.call_id for r in records}
+        except asyncpg.UniqueViolationError:  # a call id sent again later: the first one counts
+            cols = [list(c) for c in zip(*rows, strict=True)]
+            new = {row["call_id"] for row in await conn.fetch(NEXT.insert_calls(), *cols)}
+        return [(r, row[5]) for r, row in zip(records, rows, strict=True) if r.call_id in new]
+
+    async def _catch_up(self, conn: Any = None) -> int:
+        """What arrived since, written as the live consumers write (into the new tables).
+
+        With `conn` (the switch-over, the live tables locked): up to what the live consumers applied."""
+        behind = 0
+        marks = await self._live_marks(conn) if conn is not None else None
+        for stream in self.read_to:
+            end = marks[stream] if marks is not None else (await self.js.stream_info(stream)).state.last_seq
+            start = self.read_to[stream] + 1
+            if end < start:
+                continue
+            subjects = () if stream == "CALLS" else _NOTES
+            self.total += await count(self.js, stream, subjects, start) if marks is None else 0
+            async for msgs in history(self.js, stream, subjects, start_seq=start, until_seq=end,
+                                      batch=self.batch):
+                behind += len(msgs)
+                await self._apply(conn, stream, msgs)
+                self._read(msgs, stream)
+            self.read_to[stream] = max(self.read_to[stream], end)
+        return behind
+
+    async def _apply(self, conn: Any, stream: str, msgs: list[Any]) -> None:
+        async def write(c: asyncpg.Connection) -> None:
+            if stream == "CALLS":
+                if records := self._records(msgs):
+                    await ledger.write_calls(c, records, NEXT, None)
+            elif notes := self._notes(msgs):
+                await credit_notes.write_notes(c, notes, NEXT, None)
+
+        if conn is not None:
+            await write(conn)
+            return
+        async with self.pool.acquire() as c, c.transaction():
+            await write(c)
+
+    async def _switch(self) -> list[Charges]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '30s'")
+            await conn.execute(f"LOCK TABLE {', '.join(LIVE.names())} IN ACCESS EXCLUSIVE MODE")
+            await self._catch_up(conn)
+            problems, counts = [], []
+            for live, new in ((LIVE.calls, NEXT.calls), (LIVE.credit_notes, NEXT.credit_notes)):
+                before = await conn.fetchval(f"SELECT count(*) FROM {live}")
+                counts.append(after := await conn.fetchval(f"SELECT count(*) FROM {new}"))
+                if after < before:
+                    problems.append(f"{live}: {after:,} rows rebuilt against {before:,} live")
+            after_calls, after_notes = counts
+            self._refuse_or_note(problems)
+            self.records, self.notes = after_calls, after_notes
+            # past the live versions: the dial views (and replicas) take only a newer `seq`
+            await conn.execute(f"UPDATE {NEXT.charges} n SET seq = l.seq + 1 FROM {LIVE.charges} l"
+                               " WHERE l.customer_id = n.customer_id")
+            changed = [Charges.of_row(r) for r in await conn.fetch(
+                f"SELECT n.customer_id, n.charges, n.day, n.day_charges, n.seq, n.credit_notes"
+                f" FROM {NEXT.charges} n LEFT JOIN {LIVE.charges} l USING (customer_id)"
+                " WHERE l.customer_id IS NULL OR (n.charges, n.calls, n.day, n.day_charges, n.credit_notes)"
+                " IS DISTINCT FROM (l.charges, l.calls, l.day, l.day_charges, l.credit_notes)")]
+            for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
+                await conn.execute(f"ANALYZE {new}")
+                await conn.execute(f"DROP TABLE {live}")
+                await conn.execute(f"ALTER TABLE {new} RENAME TO {live}")
+                for (index,) in await conn.fetch(
+                        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                        " AND tablename = $1 AND indexname LIKE '%\\_\\_next%'", live):
+                    await conn.execute(f'ALTER INDEX "{index}" RENAME TO "{index.replace("__next", "")}"')
+        return changed
+
+    def _read(self, msgs: list[Any], stream: str) -> None:
+        self.done += len(msgs)
+        self.read_to[stream] = max(self.read_to[stream], seq_of(msgs[-1]))
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress:
+            self.progress(self.done, max(self.total, self.done))
+        if time.monotonic() - self._logged > 5:
+            self._logged = time.monotonic()
+            log.info("ledger_rebuild_progress", done=self.done, total=max(self.total, self.done))
+
+    def _lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase], self._lap_at = now - self._lap_at, now
+
+
+def announcements(changed: list[Charges]) -> list[bytes]:
+    """LEDGER_CHANGED messages for the changed customers (the dial views of every replica)."""
+    return [orjson.dumps([c.item() for c in changed[i:i + _ANNOUNCE]])
+            for i in range(0, len(changed), _ANNOUNCE)]
