@@ -1,14 +1,16 @@
-"""The three hot card routes served without FastAPI's per-request machinery, when nothing is unusual.
+"""The hot card routes and the board served without FastAPI's per-request machinery, when plain.
 
 py-spy on the gateway under `bench/gateway.py` (docs/performance.md, issue 21): FastAPI's
 dependency solving, routing and request objects took ~35% of the gateway's CPU per create or
-update. This layer answers only the success path of `POST /v1/customers`, `GET` and `PATCH
-/v1/customers/{id}`: a canonical id, one `Authorization` header whose token is in the token cache
-with the role's permission, headers FastAPI would accept, a JSON body the route's model accepts.
-Anything else (no or unknown token, a refused role, a bad header, id or body, another content
-type, a repeated header) goes untouched, its body replayed, to the FastAPI routes: they stay
-the one definition of the API (OpenAPI, the role table, every error answer). What the service
-answers is rendered by the same functions as the routes' (`card_response`, the error handler).
+update, and ~40% of a board query's. This layer answers only the success path of `POST
+/v1/customers`, `GET` and `PATCH /v1/customers/{id}` and the board's JSON page (`GET
+/v1/customers`, its query read by `gateway.fast_board`): a canonical id, one `Authorization`
+header whose token is in the token cache with the role's permission, headers FastAPI would
+accept, a JSON body or a query the route's model accepts. Anything else (no or unknown token,
+a refused role, a bad header, id, body or query, another content type, a repeated header)
+goes untouched, its body replayed, to the FastAPI routes: they stay the one definition of the
+API (OpenAPI, the role table, every error answer). What the service answers is rendered as
+the routes render it (`card_response`, the board's raw page, the error handler).
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from gateway.auth.tokens import Principal, hash_token
 from gateway.dependencies import COMMAND_ID_MAX, Caller, make_caller, parse_if_match
 from gateway.entrypoints import customers
 from gateway.errors import service_error_response
+from gateway.fast_board import board_query
 
 PREFIX = "/v1/customers"
 CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-WANTED = frozenset({b"authorization", b"content-type", b"idempotency-key", b"x-audit-reason", b"if-match"})
+WANTED = frozenset({b"authorization", b"content-type", b"idempotency-key", b"x-audit-reason", b"if-match",
+                    b"accept"})
 IDEMPOTENCY_KEY_MAX = COMMAND_ID_MAX  # the route's `max_length` (dependencies.caller)
 AUDIT_REASON_MAX = 500
 Handler = Callable[[Scope, "Replay", Send, dict[bytes, str]], Awaitable[None]]
@@ -85,7 +89,7 @@ class FastRoutes:
             return None
         method, path = scope["method"], scope["path"]
         if path == PREFIX:
-            return self._create if method == "POST" else None
+            return {"POST": self._create, "GET": self._board}.get(method)
         if path.startswith(PREFIX + "/") and CANONICAL_ID.fullmatch(path, len(PREFIX) + 1):
             return {"GET": self._get, "PATCH": self._update}.get(method)
         return None
@@ -142,16 +146,26 @@ class FastRoutes:
                                   customers.get_query(scope["path"][len(PREFIX) + 1:]),
                                   scope["state"]["correlation_id"])
 
+    async def _board(self, scope: Scope, receive: Replay, send: Send, headers: dict[bytes, str]) -> None:
+        self._principal(scope, headers, Permission.CUSTOMERS_READ)
+        payload = board_query(scope["query_string"], headers.get(b"accept"))
+        if payload is None:
+            raise Fallback
+        await self._answer(scope, receive, send, "GET", PREFIX, Subjects.LIST, payload,
+                           scope["state"]["correlation_id"], page=True)
+
     async def _answer(self, scope: Scope, receive: Receive, send: Send, method: str, template: str,
-                      subject: str, payload: bytes, correlation_id: str, *, created: bool = False) -> None:
+                      subject: str, payload: bytes, correlation_id: str, *, created: bool = False,
+                      page: bool = False) -> None:
         """Send the request to the customer service; answer as the route does."""
         scope["route"] = self._route(scope, method, template)
         self.served += 1
         try:
             data = await scope["app"].state.runtime.customers.request(subject, payload,
                                                                       correlation_id=correlation_id)
-            response: Response = customers.card_response(data, status_code=201 if created else 200,
-                                                         location=created)
+            response: Response = (
+                Response(data, media_type="application/json") if page  # as entrypoints.board
+                else customers.card_response(data, status_code=201 if created else 200, location=created))
         except ServiceError as exc:
             response = service_error_response(exc)
         await response(scope, receive, send)

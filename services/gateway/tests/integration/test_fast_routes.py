@@ -127,3 +127,73 @@ async def test_a_body_over_the_limit_is_413_on_the_fast_path(gateway, fake_custo
     assert answer.json()["error"]["code"] == "payload_too_large"
     assert fake_customer.seen == []
     assert str(uuid.UUID(answer.headers["X-Correlation-Id"]))
+
+
+def board_cases(viewer: str) -> Iterator[tuple[str, dict[str, str], int | None]]:
+    """Board queries (query string, headers, the fast path's answer or None for FastAPI's)."""
+    for query in ("", "limit=50", "sort=-created_at&limit=10", "tag=t1", "tag=a,b&tag=c&tag=", "status=active,penalty",
+                  "country=DE&currency=EUR", "country=DE,FR&currency=EUR&currency=USD", "q=acme%20ops", "q=caf%C3%A9",
+                  "q=", "q=+", "cursor=WyJuYW1lIiwiYSIsIjEiXQ&sort=name&limit=1000", "limit=1&sort=-channels",
+                  "created_from=2026-01-01T00:00:00Z&created_to=2026-02-01", "created_from=2026-01-01T10:00:00%2B02:00",
+                  "format=json", "tag=&unknown=1&unknown=2", "currency=eur", "sort=bogus", "status=&country=", "limit=%2050"):
+        yield query, {}, 200
+    yield "limit=5", {"Authorization": f"Bearer {viewer}"}, 200
+    yield "limit=5", {"Accept": "application/json"}, 200
+    for query in ("limit=0", "limit=1001", "limit=abc", "limit=", "limit=5.5", "q=" + "x" * 201, "status=bogus",
+                  "currency=EURO", "country=Germany", "created_from=yesterday", "created_to=", "format=xml",
+                  "format=", "format=csv", "limit=5&limit=6", "q=a&q=b", "sort=name&sort=tax",
+                  "cursor=" + "c" * 2001, "q=%00", "tag=a%00b"):
+        yield query, {}, None
+    yield "limit=5", {"Accept": "text/csv"}, None
+    yield "limit=5", {"Authorization": ""}, None
+    yield "limit=5", {"Authorization": "Bearer pb_unknown"}, None
+    yield "limit=5", {"Authorization": "Basic abc"}, None
+
+
+async def test_the_board_on_the_fast_path_answers_and_asks_as_fastapi(gateway, fake_customer) -> None:
+    def page(subject: str, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("sort") == "bogus":
+            return {"error": {"code": ErrorCode.VALIDATION, "message": "cannot sort by 'bogus'",
+                              "details": [{"field": "sort", "message": "cannot sort by 'bogus'"}]}}
+        card = {**CARD, "status": "active", "currency": "EUR", "tags": ["t1"], "created_at": "2026-01-01T00:00:00Z"}
+        return {"items": [card], "next_cursor": None if body.get("cursor") else "c2", "total": 2,
+                "status_counts": {"active": 2, "inactive": 0, "pending_approval": 0, "penalty": 0}}
+
+    fake_customer.replies[Subjects.LIST] = page
+    viewer = await gateway.make_token("viewer")
+    for token in (viewer, gateway.admin_token):
+        await gateway.client.get("/v1/customers", headers={"Authorization": f"Bearer {token}"})
+    layer = fast_routes(gateway.app)
+
+    async def send(query: str, headers: dict[str, str]) -> tuple[Any, ...]:
+        fake_customer.seen.clear()
+        answer = await gateway.client.get(f"/v1/customers?{query}" if query else "/v1/customers",
+                                          headers={**headers, "X-Request-Id": "same-id"})
+        sent = [(s, {k: v for k, v in h.items() if not k.startswith("Patchbay-")}, b)
+                for s, h, b in fake_customer.seen]
+        return answer.status_code, sorted(answer.headers.multi_items()), answer.content, sent
+
+    cases = list(board_cases(viewer))
+    fast = []
+    for query, headers, served in cases:
+        before = layer.served
+        fast.append(await send(query, headers))
+        assert layer.served - before == (served is not None), (query, headers, fast[-1][:3])
+    gateway.app.dependency_overrides[expected_version] = expected_version  # FastAPI alone, same routes
+    try:
+        before = layer.served
+        slow = [await send(query, headers) for query, headers, _ in cases]
+        assert layer.served == before
+    finally:
+        gateway.app.dependency_overrides.clear()
+    for case, one, other in zip(cases, fast, slow, strict=True):
+        assert one == other, case
+    statuses = {case[0]: answer[0] for case, answer in zip(cases, fast, strict=True)}
+    assert statuses["sort=bogus"] == 422 and statuses["limit=0"] == 422 and statuses["format=csv"] == 200
+    assert statuses["q=a&q=b"] == 200 and [a[0] for a in fast[-3:]] == [401, 401, 401]
+    assert all(answer[0] == 200 for (_, _, served), answer in zip(cases, fast, strict=True) if served == 200
+               and answer is not fast[cases.index(("sort=bogus", {}, 200))])
+    asked = {case[0]: answer[3][0][2] for case, answer in zip(cases, fast, strict=True) if answer[3]}
+    assert asked["tag=a,b&tag=c&tag="]["tag"] == ["a", "b", "c"]
+    assert asked["created_from=2026-01-01T10:00:00%2B02:00"]["created_from"] == "2026-01-01T10:00:00+02:00"
+    assert asked["q=caf%C3%A9"]["q"] == "café" and asked["limit=%2050"]["limit"] == 50
