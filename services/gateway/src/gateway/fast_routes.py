@@ -2,7 +2,7 @@
 
 py-spy on the gateway under `bench/gateway.py` (docs/performance.md, issue 21): FastAPI's
 dependency solving, routing and request objects took ~35% of the gateway's CPU per create or
-update, and ~40% of a board query's. This layer answers only the success path of `POST
+update, and half of a board query's. This layer answers only the success path of `POST
 /v1/customers`, `GET` and `PATCH /v1/customers/{id}` and the board's JSON page (`GET
 /v1/customers`, its query read by `gateway.fast_board`): a canonical id, one `Authorization`
 header whose token is in the token cache with the role's permission, headers FastAPI would
