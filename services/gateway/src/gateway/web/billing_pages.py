@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
@@ -51,29 +53,67 @@ def _invoice_params(query: ListQuery, customer: CustomerFilter) -> dict[str, Any
             "period_from": query.get("period_from"), "period_to": query.get("period_to")}
 
 
+def _payment_params(query: ListQuery, customer: CustomerFilter) -> dict[str, Any]:
+    return {"customer_id": customer.customer_id, "method": query.get("method"), "status": query.get("status"),
+            "kind": query.get("kind"), "since": utc_instant(query.get("since")),
+            "until": utc_instant(query.get("until"))}
+
+
+@dataclass(frozen=True)
+class BillingList:
+    """A console list over an API list: its name (nav, page and CSV), API path, filters and template."""
+
+    name: str
+    api_path: str
+    filters: tuple[str, ...]
+    params: Callable[[ListQuery, CustomerFilter], dict[str, Any]]
+    template: str
+    choices: dict[str, Any]
+
+    @property
+    def page_path(self) -> str:
+        """The console page's path."""
+        return f"{CONSOLE}/{self.name}"
+
+
+INVOICES = BillingList("invoices", "/v1/invoices", INVOICE_FILTERS, _invoice_params, "invoices.html",
+                       {"statuses": INVOICE_STATUSES})
+PAYMENTS = BillingList("payments", "/v1/payments", PAYMENT_FILTERS, _payment_params, "payments.html",
+                       {"methods": PAYMENT_METHODS, "statuses": PAYMENT_STATUSES, "kinds": PAYMENT_KINDS})
+
+
+async def _list_page(page: Page, spec: BillingList) -> Response:
+    """One page of the list as filtered, with the customers' names and the CSV link."""
+    query = ListQuery.parse(page, spec.page_path, spec.filters)
+    customer = await resolve_customer(page, query.get("customer"))
+    params = {**spec.params(query, customer), "cursor": query.cursor, "limit": PAGE_SIZE}
+    data, unavailable, errors = await _listed(page, spec.api_path, params, filter_errors(customer),
+                                              spec.filters)
+    names = await customer_names(page, {i["customer_id"] for i in data["items"]})
+    return page.render(spec.template, {
+        "nav": spec.name, "query": query, "customer": customer, "data": data, "unavailable": unavailable,
+        "names": names, **spec.choices, "csv_link": f"{spec.page_path}.csv?{page.request.url.query}",
+    }, errors=errors, status=422 if errors else 200)
+
+
+async def _list_csv(page: Page, spec: BillingList) -> Response:
+    """The whole list as filtered, as the API's CSV."""
+    query = ListQuery.parse(page, spec.page_path, spec.filters)
+    customer = await resolve_customer(page, query.get("customer"))
+    return await _download(page, spec.api_path, {**spec.params(query, customer), "format": "csv"},
+                           f"{spec.name}.csv", customer)
+
+
 @router.get("/invoices")
 async def invoices(page: PageDep) -> Response:
     """Invoices newest first: by customer, status and the period they bill."""
-    query = ListQuery.parse(page, f"{CONSOLE}/invoices", INVOICE_FILTERS)
-    customer = await resolve_customer(page, query.get("customer"))
-    params = {**_invoice_params(query, customer), "cursor": query.cursor, "limit": PAGE_SIZE}
-    data, unavailable, errors = await _listed(page, "/v1/invoices", params, filter_errors(customer),
-                                              INVOICE_FILTERS)
-    names = await customer_names(page, {i["customer_id"] for i in data["items"]})
-    return page.render("invoices.html", {
-        "nav": "invoices", "query": query, "customer": customer, "data": data, "unavailable": unavailable,
-        "names": names, "statuses": INVOICE_STATUSES,
-        "csv_link": f"{CONSOLE}/invoices.csv?{page.request.url.query}",
-    }, errors=errors, status=422 if errors else 200)
+    return await _list_page(page, INVOICES)
 
 
 @router.get("/invoices.csv")
 async def invoices_csv(page: PageDep) -> Response:
     """The filtered invoices as the API's CSV."""
-    query = ListQuery.parse(page, f"{CONSOLE}/invoices", INVOICE_FILTERS)
-    customer = await resolve_customer(page, query.get("customer"))
-    return await _download(page, "/v1/invoices", {**_invoice_params(query, customer), "format": "csv"},
-                           "invoices.csv", customer)
+    return await _list_csv(page, INVOICES)
 
 
 @router.get("/invoices/{invoice_id}.pdf")
@@ -87,37 +127,18 @@ async def invoice_pdf(page: PageDep, invoice_id: str) -> Response:
         "Content-Disposition": f'attachment; filename="invoice-{invoice_id}.pdf"'})
 
 
-def _payment_params(query: ListQuery, customer: CustomerFilter) -> dict[str, Any]:
-    return {"customer_id": customer.customer_id, "method": query.get("method"), "status": query.get("status"),
-            "kind": query.get("kind"), "since": utc_instant(query.get("since")),
-            "until": utc_instant(query.get("until"))}
-
-
 @router.get("/payments")
 async def payments(page: PageDep) -> Response:
     """Payments newest first across customers: by customer, method, status, kind and time recorded."""
     if not page.can(Permission.PAYMENTS):
         return forbidden_page(page.request, "Payments are for billing staff (roles billing and admin).")
-    query = ListQuery.parse(page, f"{CONSOLE}/payments", PAYMENT_FILTERS)
-    customer = await resolve_customer(page, query.get("customer"))
-    params = {**_payment_params(query, customer), "cursor": query.cursor, "limit": PAGE_SIZE}
-    data, unavailable, errors = await _listed(page, "/v1/payments", params, filter_errors(customer),
-                                              PAYMENT_FILTERS)
-    names = await customer_names(page, {p["customer_id"] for p in data["items"]})
-    return page.render("payments.html", {
-        "nav": "payments", "query": query, "customer": customer, "data": data, "unavailable": unavailable,
-        "names": names, "methods": PAYMENT_METHODS, "statuses": PAYMENT_STATUSES, "kinds": PAYMENT_KINDS,
-        "csv_link": f"{CONSOLE}/payments.csv?{page.request.url.query}",
-    }, errors=errors, status=422 if errors else 200)
+    return await _list_page(page, PAYMENTS)
 
 
 @router.get("/payments.csv")
 async def payments_csv(page: PageDep) -> Response:
     """The filtered payments as the API's CSV."""
-    query = ListQuery.parse(page, f"{CONSOLE}/payments", PAYMENT_FILTERS)
-    customer = await resolve_customer(page, query.get("customer"))
-    return await _download(page, "/v1/payments", {**_payment_params(query, customer), "format": "csv"},
-                           "payments.csv", customer)
+    return await _list_csv(page, PAYMENTS)
 
 
 async def _download(page: Page, path: str, params: dict[str, Any], filename: str,
