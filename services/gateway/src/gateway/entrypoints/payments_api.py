@@ -48,6 +48,8 @@ BillingReader = Depends(require(Permission.PAYMENTS))
 Reader = Depends(require(Permission.CUSTOMERS_READ))
 Admin = Annotated[Caller, Depends(caller(Permission.SETTINGS_WRITE))]
 Format = Annotated[Literal["json", "csv"] | None, Query(alias="format")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=200)]
 S = PaymentSubjects
 PAYMENT_COLUMNS = (
     "id",
@@ -97,6 +99,25 @@ async def _ask(request: Request, subject: str, body: dict[str, Any], cid: str | 
     )
 
 
+async def _command(request: Request, subject: str, who: Caller, body: dict[str, Any]) -> bytes:
+    """A command in the caller's name (its meta and correlation id)."""
+    return await _ask(request, subject, {"meta": who.meta(), **body}, who.correlation_id)
+
+
+def _list_route(path: str, model: type, summary: str, responses: dict[int | str, Any] | None = None) -> Any:
+    """A billing list: JSON pages, or every item as CSV."""
+    return router.get(path, response_model=model, dependencies=[BillingReader],
+                      responses={**(responses or {}), **CSV_DOC}, summary=summary)
+
+
+async def _list(request: Request, subject: str, body: dict[str, Any], fmt: str | None,
+                columns: tuple[str, ...], filename: str) -> Response:
+    """One page as JSON, or (`format=csv` or `Accept: text/csv`) every item as CSV."""
+    if _wants_csv(request, fmt):
+        return await _export(request, subject, body, columns, filename)
+    return _json(await _ask(request, subject, body))
+
+
 @router.post(
     "/v1/customers/{customer_id}/payments",
     status_code=201,
@@ -106,17 +127,8 @@ async def _ask(request: Request, subject: str, body: dict[str, Any], cid: str | 
 )
 async def record_payment(request: Request, customer_id: UUID, body: PaymentIn, who: Billing) -> Response:
     """Idempotent by `reference`: the same values answer the payment again, other values are 409."""
-    data = await _ask(
-        request,
-        S.RECORD,
-        {
-            "meta": who.meta(),
-            "customer_id": str(customer_id),
-            "payment": body.model_dump(mode="json"),
-            "source": "http",
-        },
-        who.correlation_id,
-    )
+    data = await _command(request, S.RECORD, who, {
+        "customer_id": str(customer_id), "payment": body.model_dump(mode="json"), "source": "http"})
     return _json(data, 201)
 
 
@@ -134,28 +146,11 @@ async def set_payment_status(
     who: Billing,
 ) -> Response:
     """`{status}`: pending -> completed or cancelled, nothing else (422 otherwise)."""
-    return _json(
-        await _ask(
-            request,
-            S.SET_STATUS,
-            {
-                "meta": who.meta(),
-                "customer_id": str(customer_id),
-                "payment_id": str(payment_id),
-                "status": body.status,
-            },
-            who.correlation_id,
-        )
-    )
+    return _json(await _command(request, S.SET_STATUS, who, {
+        "customer_id": str(customer_id), "payment_id": str(payment_id), "status": body.status}))
 
 
-@router.get(
-    "/v1/payments",
-    response_model=PaymentPage,
-    dependencies=[BillingReader],
-    responses=CSV_DOC,
-    summary="Every customer's payments (JSON or CSV)",
-)
+@_list_route("/v1/payments", PaymentPage, "Every customer's payments (JSON or CSV)")
 async def list_all_payments(
     request: Request,
     customer_id: UUID | None = None,
@@ -165,36 +160,23 @@ async def list_all_payments(
     since: datetime | None = None,
     until: datetime | None = None,
     fmt: Format = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Response:
     """Newest first, across customers; `since`/`until` bound the recorded time; CSV exports all."""
     body = {"customer_id": customer_id, "method": method, "status": status, "kind": kind,
             "since": since, "until": until, "limit": limit, "cursor": cursor}
-    if _wants_csv(request, fmt):
-        return await _export(request, S.LIST, body, ("customer_id", *PAYMENT_COLUMNS), "payments.csv")
-    return _json(await _ask(request, S.LIST, body))
+    return await _list(request, S.LIST, body, fmt, ("customer_id", *PAYMENT_COLUMNS), "payments.csv")
 
 
-@router.get(
-    "/v1/customers/{customer_id}/payments",
-    response_model=PaymentPage,
-    dependencies=[BillingReader],
-    responses={404: NOT_FOUND_DOC, **CSV_DOC},
-    summary="A customer's payments (JSON or CSV)",
-)
+@_list_route("/v1/customers/{customer_id}/payments", PaymentPage, "A customer's payments (JSON or CSV)",
+             {404: NOT_FOUND_DOC})
 async def list_payments(
-    request: Request,
-    customer_id: UUID,
-    fmt: Format = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    request: Request, customer_id: UUID, fmt: Format = None, limit: Limit = 50, cursor: Cursor = None
 ) -> Response:
     """Newest first; `format=csv` (or `Accept: text/csv`) exports every payment."""
     body = {"customer_id": str(customer_id), "limit": limit, "cursor": cursor}
-    if _wants_csv(request, fmt):
-        return await _export(request, S.LIST, body, PAYMENT_COLUMNS, f"payments-{customer_id}.csv")
-    return _json(await _ask(request, S.LIST, body))
+    return await _list(request, S.LIST, body, fmt, PAYMENT_COLUMNS, f"payments-{customer_id}.csv")
 
 
 @router.get(
@@ -209,26 +191,18 @@ async def balance(request: Request, customer_id: UUID) -> Response:
     return _json(await _ask(request, S.BALANCE, {"customer_id": str(customer_id)}))
 
 
-@router.get(
-    "/v1/payments/ipn-log",
-    response_model=IpnLogPage,
-    dependencies=[BillingReader],
-    responses=CSV_DOC,
-    summary="Every PayPal IPN and its outcome",
-)
+@_list_route("/v1/payments/ipn-log", IpnLogPage, "Every PayPal IPN and its outcome")
 async def ipn_log(
     request: Request,
     fmt: Format = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
     customer_id: UUID | None = None,
     txn_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """The payment log, newest first (JSON or CSV)."""
     body = {"limit": limit, "cursor": cursor, "customer_id": customer_id, "txn_id": txn_id}
-    if _wants_csv(request, fmt):
-        return await _export(request, S.IPN_LOG, body, IPN_COLUMNS, "ipn-log.csv")
-    return _json(await _ask(request, S.IPN_LOG, body))
+    return await _list(request, S.IPN_LOG, body, fmt, IPN_COLUMNS, "ipn-log.csv")
 
 
 @router.get(
@@ -247,11 +221,7 @@ async def get_paypal(request: Request) -> Response:
 )
 async def put_paypal(request: Request, body: PaypalSettings, who: Admin) -> Response:
     """IPNs are verified at `verify_url` (PayPal's live endpoint by default)."""
-    return _json(
-        await _ask(
-            request, S.SET_PAYPAL, {"meta": who.meta(), **body.model_dump(mode="json")}, who.correlation_id
-        )
-    )
+    return _json(await _command(request, S.SET_PAYPAL, who, body.model_dump(mode="json")))
 
 
 @router.post(
