@@ -168,6 +168,11 @@ async def test_payments_over_http(client: Any, gateway: Any) -> None:
     text = (await client.get(f"/v1/customers/{cid}/payments", params={"format": "csv"}, headers=billing)).text
     row = next(r for r in csv.reader(io.StringIO(text)) if "HYPERLINK" in r[7])
     assert row[7].startswith("'=") and row[10] == "'@SUM(1)"  # never a formula in a spreadsheet
+    across = await client.get("/v1/payments", params={"customer_id": cid},
+                              headers={**billing, "Accept": "text/csv"})  # CSV asked by Accept
+    rows = list(csv.reader(io.StringIO(across.text)))
+    assert across.headers["content-disposition"] == 'attachment; filename="payments.csv"'
+    assert rows[0][:2] == ["customer_id", "id"] and len(rows) == 4 and {r[0] for r in rows[1:]} == {cid}
     viewer = gateway.as_token(await gateway.make_token("viewer"))
     assert (await client.post(f"/v1/customers/{cid}/payments", json=body, headers=viewer)).status_code == 403
     assert (await client.get(f"/v1/customers/{cid}/payments", headers=viewer)).status_code == 403
@@ -301,6 +306,8 @@ async def test_malformed_and_deleted_customer_ipns_are_logged(client: Any) -> No
     txn = await ipn(client, b"%%%not&&a=form=body")
     log = (await client.get("/v1/payments/ipn-log")).json()["items"]
     assert any(e["outcome"] in ("malformed", "ignored") and e["reason"] for e in log)
+    rows = list(csv.reader(io.StringIO((await client.get("/v1/payments/ipn-log", params={"format": "csv"})).text)))
+    assert rows[0][:3] == ["id", "received_at", "txn_id"] and len(rows) > len(log)  # CSV: every entry
     cid = (await new_customer(client))["id"]
     assert (await client.delete(f"/v1/customers/{cid}")).status_code in (200, 204)
     txn = await ipn(client, ipn_body(custom=cid))
