@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import sys
 import time
 import uuid
@@ -158,7 +159,8 @@ async def raw_pull(js: JetStreamContext, stream: str, subjects: list[str]) -> tu
 
 
 async def run(
-    nats_url: str, db_url: str, events: int, repeat: int, *, personal: bool = False, encrypt: bool = False
+    nats_url: str, db_url: str, events: int, repeat: int, *, personal: bool = False, encrypt: bool = False,
+    profile: str | None = None,
 ) -> list[float]:
     settings = ReportingSettings(nats_url=nats_url, database_url=db_url)
     pool, service_nc = await connect(settings)  # migrates the schema
@@ -188,10 +190,14 @@ async def run(
             fetch_rate = n / seconds
             n, seconds = await raw_pull(js, stream, subjects)
             pull_rate = n / seconds
+            spy = await start_profile(profile, projection.name) if profile else None
             meter = CpuMeter()
             meter.start()
             result = await Rebuilder(pool, js, projection, batch=BATCH).run()
             cpu = meter.per_op_us(result.events)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await asyncio.wait_for(spy.wait(), 30)
             print(f"{stream:<16} raw fetch() {fetch_rate:>9,.0f}/s   raw pipelined pull {pull_rate:>9,.0f}/s   "
                   f"rebuild {projection.name:<9} {result.rate:>9,.0f}/s   ratio {result.rate / fetch_rate:.2f}"
                   f" of fetch(), {result.rate / pull_rate:.2f} of pull   ({result.events:,} events,"
@@ -206,6 +212,16 @@ async def run(
     await nc.drain()
     await pool.close()
     return rates
+
+
+async def start_profile(directory: str, name: str) -> asyncio.subprocess.Process:
+    """py-spy (native frames, collapsed stacks) on this process for one rebuild."""
+    os.makedirs(directory, exist_ok=True)
+    spy = await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--native", "--format", "raw", "--rate", "100", "--pid", str(os.getpid()),
+        "--output", f"{directory}/{name}.txt", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(1.5)  # attached before the rebuild starts
+    return spy
 
 
 async def crypto_cost(sample: list[EventEnvelope], keys: LocalKeys) -> None:
@@ -227,6 +243,8 @@ def main() -> None:
     parser.add_argument("--personal", action="store_true", help="customer events carry personal data")
     parser.add_argument("--encryption", choices=["on", "off", "both"], default="off",
                         help="personal data encrypted as the customer service writes it; both: one pass each")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy --native each rebuild into DIR/<projection>.txt (collapsed stacks)")
     args = parser.parse_args()
     passes = ["on", "off"] if args.encryption == "both" else [args.encryption]
     rates: dict[str, list[float]] = {}
@@ -234,7 +252,7 @@ def main() -> None:
         print(f"--- personal data encryption {mode} ---", flush=True)
         with servers() as (nats_url, db_url):
             rates[mode] = run_tuned(run(nats_url, db_url, args.events, args.repeat,
-                                        personal=args.personal, encrypt=mode == "on"))
+                                        personal=args.personal, encrypt=mode == "on", profile=args.profile))
     if len(rates) == 2:
         on, off = sum(rates["on"]) / len(rates["on"]), sum(rates["off"]) / len(rates["off"])
         print(f"\naudit rebuild, encryption on / off: {on:,.0f}/s vs {off:,.0f}/s, ratio {on / off:.2f}"

@@ -69,20 +69,28 @@ def _changed_field(event_type: str) -> str:
     return "_".join(words[:-1]) or "value"
 
 
+def _clean(value: Any) -> Any:
+    return redact(value) if isinstance(value, _NESTED) else value
+
+
 def diff_of(event_type: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(changes as {field: {old, new}}, the remaining data when no diff can be derived)."""
+    # the two common shapes are redacted as they are taken (no whole copy first: a rebuild diffs
+    # every event); the result is that of redacting the data, then diffing it
+    changes = data.get("changes")
+    if isinstance(changes, dict):
+        kept = [(k, v) for k, v in changes.items() if not is_secret(str(k))]
+        if all(isinstance(v, dict) for _, v in kept):
+            return {k: {"old": _clean(v.get("old")), "new": _clean(v.get("new"))} for k, v in kept}, None
+    if event_type.endswith("Created") and not ("old" in data and "new" in data):
+        return {k: {"old": None, "new": _clean(v)} for k, v in data.items() if not is_secret(str(k))}, None
     clean = redact(data)
-    changes = clean.get("changes")
-    if isinstance(changes, dict) and all(isinstance(v, dict) for v in changes.values()):
-        return {k: {"old": v.get("old"), "new": v.get("new")} for k, v in changes.items()}, None
     if "old" in clean and "new" in clean:
         out = {_changed_field(event_type): {"old": clean["old"], "new": clean["new"]}}
         for key in clean:
             if f"old_{key}" in clean:
                 out[key] = {"old": clean[f"old_{key}"], "new": clean[key]}
         return out, None
-    if event_type.endswith("Created"):
-        return {k: {"old": None, "new": v} for k, v in clean.items()}, None
     return {}, clean
 
 

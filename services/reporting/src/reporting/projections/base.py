@@ -83,11 +83,16 @@ class Projection(ABC, Generic[Item]):
     ) -> int | None:
         """Write a batch and move the stream's checkpoint to last_seq, in one statement."""
 
+    def bulk_decode(self, stream: str, seq: int, subject: str, data: bytes) -> Any:
+        """One message as `bulk_write` takes it (a projection may go straight to its COPY row)."""
+        return self.decode(stream, seq, subject, data)
+
     async def bulk_write(
-        self, conn: asyncpg.Connection, tables: Tables, stream: str, items: Sequence[Item], last_seq: int,
+        self, conn: asyncpg.Connection, tables: Tables, stream: str, items: Sequence[Any], last_seq: int,
     ) -> None:
         """A rebuild's first replay, into tables that only rebuilds write until `bulk_finish`:
-        a projection may load rows the cheap way (COPY) and leave derived tables to the end."""
+        a projection may load rows the cheap way (COPY) and leave derived tables to the end.
+        The items are `bulk_decode`'s."""
         await self.write(conn, tables, stream, items, last_seq)
 
     async def bulk_finish(self, conn: asyncpg.Connection, tables: Tables) -> None:

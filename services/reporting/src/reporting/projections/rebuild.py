@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -32,7 +33,25 @@ from reporting.projections.replay import pending_count, replay
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
+Decoder = Callable[[str, int, str, bytes], Any]  # (stream, seq, subject, data) -> item
 _QUEUE_DEPTH = 4
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(value: datetime) -> tuple[int]:
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)  # a naive time is local, as asyncpg's own encoder takes it
+    return ((value - _PG_EPOCH) // _MICROSECOND,)
+
+
+async def fast_timestamps(conn: asyncpg.Connection) -> None:
+    """timestamptz sent as its binary microseconds from one subtraction (COPY: 0.37 µs a value
+    against 0.72 for asyncpg's encoder, which compares each value with its infinities first)."""
+    await conn.set_type_codec("timestamptz", schema="pg_catalog", format="tuple", encoder=_micros,
+                              decoder=lambda t: _PG_EPOCH + timedelta(microseconds=t[0]))
 
 
 class RebuildBusy(RuntimeError):
@@ -159,10 +178,14 @@ class Rebuilder:
         gc.disable()  # the replay makes no cycles; the collector took ~8% of its CPU (py-spy)
         try:
             async with self.pool.acquire() as conn:
-                for source in self.projection.sources:
-                    if counts[source.stream]:
-                        await self._replay(source, 1, targets[source.stream], conn, bulk=True)
-                await self.projection.bulk_finish(conn, self.next)
+                await fast_timestamps(conn)
+                try:
+                    for source in self.projection.sources:
+                        if counts[source.stream]:
+                            await self._replay(source, 1, targets[source.stream], conn, bulk=True)
+                    await self.projection.bulk_finish(conn, self.next)
+                finally:
+                    await conn.reset_type_codec("timestamptz", schema="pg_catalog")
         finally:
             if collecting:
                 gc.enable()
@@ -219,6 +242,7 @@ class Rebuilder:
 
         `bulk`: the first replay into the fresh tables, by the projection's `bulk_write` (COPY)."""
         write_batch = self.projection.bulk_write if bulk else self.projection.write
+        decode = self.projection.bulk_decode if bulk else self.projection.decode
         queue: asyncio.Queue[tuple[list[Any], int, int] | None] = asyncio.Queue(_QUEUE_DEPTH)
 
         async def write() -> None:
@@ -238,7 +262,7 @@ class Rebuilder:
                                      until_seq=until, batch=self.batch):
                 if writer.done():
                     break
-                items, last = self._decode(source.stream, msgs)
+                items, last = self._decode(source.stream, msgs, decode)
                 await queue.put((items, last, len(msgs)))
             await queue.put(None)
             await writer
@@ -249,10 +273,9 @@ class Rebuilder:
         self._report()
         await self._record("running")
 
-    def _decode(self, stream: str, msgs: list[Msg]) -> tuple[list[Any], int]:
+    def _decode(self, stream: str, msgs: list[Msg], decode: Decoder) -> tuple[list[Any], int]:
         items = []
         last = 0
-        decode = self.projection.decode
         for msg in msgs:
             seq = stream_seq(msg)
             try:
