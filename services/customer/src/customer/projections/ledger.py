@@ -9,6 +9,7 @@ at once, other replicas through `LEDGER_CHANGED` on core NATS).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -41,6 +42,32 @@ _CHECKPOINT = (
     "INSERT INTO ledger_checkpoints (consumer, seq) VALUES ($1, $2)"
     " ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(ledger_checkpoints.seq, excluded.seq)"
 )
+
+
+class TaxBook:
+    """`tax_history` in memory, for a rebuild's bulk replay: the rule of `_TAXES` (the latest rate
+    from before the call's start, else the first one) without a query per batch."""
+
+    def __init__(self, rows: Sequence[tuple[str, datetime, Decimal]]) -> None:
+        self.rates: dict[str, tuple[list[datetime], list[Decimal]]] = {}
+        for customer_id, effective_at, tax in sorted(rows, key=lambda r: (r[0], r[1])):
+            times, taxes = self.rates.setdefault(customer_id, ([], []))
+            times.append(effective_at)
+            taxes.append(tax)
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection) -> TaxBook:
+        """Every customer's rates as they are now."""
+        rows = await conn.fetch("SELECT customer_id, effective_at, tax FROM tax_history")
+        return cls([(r[0], r[1], r[2]) for r in rows])
+
+    def at(self, customer_id: str, started_at: datetime) -> Decimal | None:
+        """The customer's rate at the call's start; None for a customer not here (ask `_TAXES`)."""
+        if (found := self.rates.get(customer_id)) is None:
+            return None
+        times, taxes = found
+        i = bisect_right(times, started_at)
+        return taxes[i - 1] if i else taxes[0]
 
 
 @dataclass(frozen=True, slots=True)

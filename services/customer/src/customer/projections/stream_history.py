@@ -64,13 +64,16 @@ async def history(
     buffer: list[Msg] = []
     arrived = asyncio.Event()
     lost = [0]  # requests that ended (a status) before their batch came
+    need = [batch]  # wake the reader at a whole batch (or the last, shorter one)
 
     async def on_msg(msg: Msg) -> None:
         if not msg.data and msg.headers and msg.headers.get("Status"):
             lost[0] += 1
-        else:
-            buffer.append(msg)
-        arrived.set()
+            arrived.set()
+            return
+        buffer.append(msg)
+        if len(buffer) >= need[0]:
+            arrived.set()
 
     sub = await nc.subscribe(inbox, cb=on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
     try:
@@ -78,14 +81,16 @@ async def history(
         got = asked = 0
         while got < want:
             if lost[0]:  # ask again for what the ended requests did not bring
-                asked, lost[0] = got, 0
+                asked, lost[0] = got + len(buffer), 0
             while asked - got < batch * _IN_FLIGHT:
                 await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}", request, reply=inbox)
                 asked += batch
-            if not buffer:
+            need[0] = min(batch, want - got)
+            if len(buffer) < need[0]:
                 arrived.clear()
                 await asyncio.wait_for(arrived.wait(), 30)
-                continue
+                if len(buffer) < need[0]:
+                    continue
             chunk, buffer[:] = buffer[:batch], buffer[batch:]
             got += len(chunk)
             if seq_of(chunk[-1]) > until_seq:

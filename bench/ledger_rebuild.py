@@ -1,0 +1,100 @@
+"""Ledger rebuild throughput beside the raw pipelined pull of CALLS, in the same run.
+
+    .venv/bin/python bench/ledger_rebuild.py --records 200000
+
+Starts embedded NATS + PostgreSQL (or uses PATCHBAY_NATS_URL / PATCHBAY_DATABASE_URL), makes the
+customer schema, gives `--customers` customers a tax history, fills CALLS with `--records` call
+records (as `patchbay simulate --backlog` does), then: the raw pipelined pull of the whole stream
+(reporting's reader, the baseline bench/rebuild.py uses; no decoding, no database), the ledger's
+own reader alone, and the ledger rebuild (`patchbay rebuild ledger`) with its switch-over.
+Target (issue 21): the rebuild >= 0.6 of the raw pipelined pull. Also printed: CPU microseconds
+per record of this process (the rebuild), PostgreSQL and nats-server, and each phase's seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from customer.bootstrap import MIGRATIONS, SCHEMA
+from customer.projections.ledger_rebuild import LedgerRebuilder
+from customer.projections.stream_history import history
+from reporting.projections.replay import replay
+from reporting.rebuild_cli import run_tuned
+from reporting.simulator import publish_backlog
+from shared.migrations import migrate
+
+from shared import bus
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import CpuMeter, servers
+
+BATCH = 5000
+
+
+async def raw_pull(js: object, reader: str) -> tuple[int, float]:
+    """Every CALLS message, read and dropped: reporting's pipelined pull, or the ledger's reader."""
+    n = 0
+    t0 = time.perf_counter()
+    read = replay if reader == "reporting" else history
+    async for msgs in read(js, "CALLS", (), start_seq=1, until_seq=2**62, batch=BATCH):  # type: ignore[operator]
+        n += len(msgs)
+    return n, time.perf_counter() - t0
+
+
+async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: int) -> None:
+    await bus.provision(nats_url)
+    await migrate(db_url, SCHEMA, MIGRATIONS)
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3, server_settings={"search_path": SCHEMA})
+    ids = [str(uuid.uuid4()) for _ in range(customers)]
+    await pool.executemany("INSERT INTO tax_history (customer_id, effective_at, tax) VALUES ($1, now() - interval"
+                           " '400 days', $2)", [(c, 19 if i % 3 else 7.5) for i, c in enumerate(ids)])
+    nc = await bus.connect(nats_url, "provisioner")
+    js = nc.jetstream()
+    print(f"filling CALLS with {records:,} call records of {customers:,} customers ...", file=sys.stderr)
+    t0 = time.perf_counter()
+    await publish_backlog(js, ids, records, days=60)
+    print(f"  filled in {time.perf_counter() - t0:.0f} s\n", file=sys.stderr)
+    for attempt in range(repeat):
+        meter = CpuMeter()
+        meter.start()
+        n, seconds = await raw_pull(js, "reporting")
+        pull, pull_cpu = n / seconds, meter.per_op_us(n)
+        n, seconds = await raw_pull(js, "ledger")
+        own = n / seconds
+        meter = CpuMeter()
+        meter.start()
+        result = await LedgerRebuilder(pool, js, batch=BATCH).run()
+        cpu = meter.per_op_us(result.messages)
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())
+        replay_s = result.phases.get("replay", 0.0)
+        print(f"CALLS raw pipelined pull {pull:>9,.0f}/s   ledger reader alone {own:>9,.0f}/s ({own / pull:.2f})"
+              f"   rebuild ledger {result.rate:>9,.0f}/s   ratio {result.rate / pull:.2f} of pull"
+              f"   ({result.records:,} calls, {result.seconds:.1f} s)"
+              + (f"  run {attempt + 1}" if repeat > 1 else ""), flush=True)
+        alone = f"; the replay alone {result.messages / replay_s:,.0f}/s, " \
+            f"{result.messages / replay_s / pull:.2f} of pull" if replay_s else ""
+        print(f"{'':<6}pull: {pull_cpu}; rebuild: {cpu} (client: this process, the rebuild){alone} ({phases})",
+              flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.1f}; target: the rebuild >= 0.6 of the raw pipelined pull")
+    await nc.drain()
+    await pool.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000, help="call records on CALLS")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=1, help="rebuild this many times")
+    args = parser.parse_args()
+    with servers() as (nats_url, db_url):
+        run_tuned(run(nats_url, db_url, args.records, args.customers, args.repeat))
+
+
+if __name__ == "__main__":
+    main()
