@@ -14,10 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import pytest_asyncio
 from customer.bootstrap import CustomerService, CustomerSettings, start
-from customer.projections.ledger_rebuild import LedgerRebuilder
+from customer.projections.ledger import LEDGER_CHANGED, Charges
+from customer.projections.ledger_rebuild import LedgerRebuilder, LedgerRebuildRefused
 from devtools.embedded import EmbeddedNats
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
@@ -239,3 +241,41 @@ async def test_the_cli_rebuilds_with_progress_and_says_so(svc: CustomerService, 
     assert "switched over" in out.decode() and f"{len(ledger.calls):,} calls" in out.decode()
     assert "rebuild ledger" in err.decode() and "msg" in err.decode()  # the progress bar
     assert await rows(svc) == before
+
+
+async def test_a_wrong_live_total_is_corrected_and_the_dial_check_hears_it(
+    svc: CustomerService, tool: NatsClient, ledger: Ledger
+) -> None:
+    cid = next(iter(ledger.taxes))
+    # a consumer bug: the live total is 100 too high, and the dial views were told so
+    row = await svc.pool.fetchrow("UPDATE ledger_charges SET charges = charges + 100, seq = seq + 1"
+                                  " WHERE customer_id = $1 RETURNING *", cid)
+    await tool.publish(LEDGER_CHANGED, orjson.dumps([Charges.of_row(row).item()]))
+    right = ledger.credit(cid) - ledger.charges(cid)
+
+    async def dial_shows(balance: Decimal) -> bool:
+        d = await call(tool, "customer.query.dial-permission", {"customer_id": cid})
+        return abs(Decimal(d["credit"]["balance"]) - balance) < Decimal("0.01")
+
+    await wait_for(lambda: dial_shows(right - 100), timeout=5, message="the wrong total never reached the dial view")
+    result = await LedgerRebuilder(svc.pool, tool.jetstream()).run()
+    assert result.announced == 1
+    await exact(svc, ledger)
+    await wait_for(lambda: dial_shows(right), timeout=5, message="the dial view kept the wrong total")
+
+
+async def test_a_stream_that_lost_its_head_is_refused_and_the_live_ledger_kept(
+    svc: CustomerService, tool: NatsClient
+) -> None:
+    before = await rows(svc)
+    js = tool.jetstream()
+    await js.purge_stream("CALLS", seq=60)  # messages 1-59 gone (the module's last test: it breaks history)
+    with pytest.raises(LedgerRebuildRefused, match="CALLS starts at sequence 60"):
+        await LedgerRebuilder(svc.pool, js).run()
+    assert await rows(svc) == before
+    assert not await svc.pool.fetchval("SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\\_\\_next'")
+    # knowingly (--allow-shrink): switched over to the smaller ledger, saying what it let through
+    result = await LedgerRebuilder(svc.pool, js, allow_shrink=True).run()
+    assert any("starts at sequence 60" in w for w in result.warnings)
+    assert any(w.startswith("ledger_calls: ") for w in result.warnings), result.warnings
+    assert len((await rows(svc))["ledger_calls"]) < len(before["ledger_calls"])

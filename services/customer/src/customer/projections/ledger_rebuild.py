@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,23 +20,22 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import orjson
 import structlog
 from nats.js import JetStreamContext
 from shared.consumer import Poison
 from shared.money import ZERO, with_tax
 
 from customer.projections import credit_notes, ledger
-from customer.projections.ledger import LIVE, Charges, LedgerTables, TaxBook, add_call, taxes_at_start
+from customer.projections import ledger_tables as tables
+from customer.projections.ledger import LIVE, Charges, TaxBook, add_call, taxes_at_start
+from customer.projections.ledger_tables import NEXT
 from customer.projections.stream_history import count, history, seq_of
 
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int, int], None]  # (messages read, messages to read)
-NEXT = LedgerTables(*(f"{t}__next" for t in (LIVE.calls, LIVE.charges, LIVE.credit_notes)))
 _CDR = "calls.cdr."
 _NOTES = ("events.billing.*.CreditNoteIssued",)
-_ANNOUNCE = 1000  # customers per LEDGER_CHANGED message
 _DEPTH = 3  # batches decoded ahead of the writes
 
 
@@ -79,7 +77,7 @@ class LedgerRebuilder:
         self.announce = announce
         self.progress = progress
         self.allow_shrink = allow_shrink
-        self.read_to = {"CALLS": 0, "BILLING_EVENTS": 0}
+        self.read_to = dict.fromkeys(tables.STREAMS, 0)
         self.done = self.total = self.records = self.notes = self.skipped = 0
         self.warnings: list[str] = []
         self.phases: dict[str, float] = {}
@@ -92,12 +90,12 @@ class LedgerRebuilder:
             if not await lock.fetchval("SELECT pg_try_advisory_lock(hashtext('customer-ledger-rebuild'))"):
                 raise LedgerRebuildBusy("a ledger rebuild is already running")
             try:
-                await self._guard_history()
-                await self._create_next()
+                self._refuse_or_note(await tables.history_problems(self.js, lock))
+                await tables.create_next(lock)
                 self._lap("prepare")
                 await self._bulk()
                 self._lap("replay")
-                await self._index_next()
+                await tables.index_next(lock)
                 for _ in range(3):
                     if await self._catch_up() < self.batch:
                         break
@@ -105,8 +103,12 @@ class LedgerRebuilder:
                 changed = await self._switch()
                 self._lap("switch")
                 if self.announce:
-                    for message in announcements(changed):
+                    for message in tables.announcements(changed):
                         await self.js._nc.publish(ledger.LEDGER_CHANGED, message)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the live tables are untouched; no copies left
+                    await tables.drop_next(lock)
+                raise
             finally:
                 await lock.execute("SELECT pg_advisory_unlock(hashtext('customer-ledger-rebuild'))")
         result = LedgerRebuildResult(self.done, self.records, self.notes, self.skipped,
@@ -117,19 +119,6 @@ class LedgerRebuilder:
                  seconds=round(result.seconds, 2), phases={k: round(v, 2) for k, v in self.phases.items()})
         return result
 
-    async def _guard_history(self) -> None:
-        live = await self._live_marks(self.pool)
-        problems = []
-        for stream in self.read_to:
-            state = (await self.js.stream_info(stream)).state
-            if state.first_seq > 1:
-                problems.append(f"stream {stream} starts at sequence {state.first_seq}: "
-                                f"messages 1-{state.first_seq - 1} are gone")
-            if live.get(stream, 0) > state.last_seq:
-                problems.append(f"stream {stream} ends at sequence {state.last_seq}, but the live ledger "
-                                f"applied up to {live[stream]}: the stream was replaced")
-        self._refuse_or_note(problems)
-
     def _refuse_or_note(self, problems: list[str]) -> None:
         if not problems:
             return
@@ -139,33 +128,6 @@ class LedgerRebuilder:
                 + ". Restore the streams (patchbay restore, docs/operations.md), or pass --allow-shrink")
         self.warnings += problems
         log.warning("ledger_rebuild_shrinks", problems=problems)
-
-    async def _create_next(self) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
-                await conn.execute(f"DROP TABLE IF EXISTS {new}")
-                await conn.execute(f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS)")
-                key = "customer_id" if live == LIVE.charges else ("call_id" if live == LIVE.calls else "id")
-                await conn.execute(f"ALTER TABLE {new} ADD PRIMARY KEY ({key})")
-
-    async def _index_next(self) -> None:
-        """The live tables' other indexes, built once after the load."""
-        async with self.pool.acquire() as conn:
-            for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
-                for name, sql in await conn.fetch(
-                    "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c"
-                    " ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT i.indisprimary", live):
-                    sql = sql.replace(f"INDEX {name} ON", f"INDEX {name}__next ON", 1)
-                    on_table = rf"( ON (?:ONLY )?(?:\S+\.)?){re.escape(live)} "
-                    await conn.execute(re.sub(on_table, rf"\g<1>{new} ", sql, count=1))
-
-    async def _live_marks(self, conn: Any) -> dict[str, int]:
-        """The last sequence of each stream any live partition applied (the checkpoints)."""
-        marks = {"CALLS": 0, "BILLING_EVENTS": 0}
-        for consumer, seq in await conn.fetch("SELECT consumer, seq FROM ledger_checkpoints"):
-            stream = "BILLING_EVENTS" if consumer.startswith(credit_notes.SPEC.durable) else "CALLS"
-            marks[stream] = max(marks[stream], seq)
-        return marks
 
     def _records(self, msgs: list[Any]) -> list[ledger.CallCharge]:
         records: dict[str, ledger.CallCharge] = {}
@@ -262,7 +224,7 @@ class LedgerRebuilder:
 
         With `conn` (the switch-over, the live tables locked): up to what the live consumers applied."""
         behind = 0
-        marks = await self._live_marks(conn) if conn is not None else None
+        marks = await tables.live_marks(conn) if conn is not None else None
         for stream in self.read_to:
             end = marks[stream] if marks is not None else (await self.js.stream_info(stream)).state.last_seq
             start = self.read_to[stream] + 1
@@ -297,31 +259,10 @@ class LedgerRebuilder:
             await conn.execute("SET LOCAL lock_timeout = '30s'")
             await conn.execute(f"LOCK TABLE {', '.join(LIVE.names())} IN ACCESS EXCLUSIVE MODE")
             await self._catch_up(conn)
-            problems, counts = [], []
-            for live, new in ((LIVE.calls, NEXT.calls), (LIVE.credit_notes, NEXT.credit_notes)):
-                before = await conn.fetchval(f"SELECT count(*) FROM {live}")
-                counts.append(after := await conn.fetchval(f"SELECT count(*) FROM {new}"))
-                if after < before:
-                    problems.append(f"{live}: {after:,} rows rebuilt against {before:,} live")
-            after_calls, after_notes = counts
+            self.records, self.notes, problems = await tables.sizes(conn)
             self._refuse_or_note(problems)
-            self.records, self.notes = after_calls, after_notes
-            # past the live versions: the dial views (and replicas) take only a newer `seq`
-            await conn.execute(f"UPDATE {NEXT.charges} n SET seq = l.seq + 1 FROM {LIVE.charges} l"
-                               " WHERE l.customer_id = n.customer_id")
-            changed = [Charges.of_row(r) for r in await conn.fetch(
-                f"SELECT n.customer_id, n.charges, n.day, n.day_charges, n.seq, n.credit_notes"
-                f" FROM {NEXT.charges} n LEFT JOIN {LIVE.charges} l USING (customer_id)"
-                " WHERE l.customer_id IS NULL OR (n.charges, n.calls, n.day, n.day_charges, n.credit_notes)"
-                " IS DISTINCT FROM (l.charges, l.calls, l.day, l.day_charges, l.credit_notes)")]
-            for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
-                await conn.execute(f"ANALYZE {new}")
-                await conn.execute(f"DROP TABLE {live}")
-                await conn.execute(f"ALTER TABLE {new} RENAME TO {live}")
-                for (index,) in await conn.fetch(
-                        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-                        " AND tablename = $1 AND indexname LIKE '%\\_\\_next%'", live):
-                    await conn.execute(f'ALTER INDEX "{index}" RENAME TO "{index.replace("__next", "")}"')
+            changed = await tables.newer_versions(conn)
+            await tables.swap(conn)
         return changed
 
     def _read(self, msgs: list[Any], stream: str) -> None:
@@ -340,8 +281,3 @@ class LedgerRebuilder:
         now = time.monotonic()
         self.phases[phase], self._lap_at = now - self._lap_at, now
 
-
-def announcements(changed: list[Charges]) -> list[bytes]:
-    """LEDGER_CHANGED messages for the changed customers (the dial views of every replica)."""
-    return [orjson.dumps([c.item() for c in changed[i:i + _ANNOUNCE]])
-            for i in range(0, len(changed), _ANNOUNCE)]

@@ -1,0 +1,109 @@
+"""The ledger rebuild's table work: fresh `__next` tables, the guards, the switch-over by rename."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import orjson
+from nats.js import JetStreamContext
+
+from customer.projections import credit_notes
+from customer.projections.ledger import LIVE, Charges, LedgerTables
+
+NEXT = LedgerTables(*(f"{t}__next" for t in (LIVE.calls, LIVE.charges, LIVE.credit_notes)))
+STREAMS = ("CALLS", "BILLING_EVENTS")
+_KEYS = {LIVE.calls: "call_id", LIVE.credit_notes: "id", LIVE.charges: "customer_id"}
+_ANNOUNCE = 1000  # customers per LEDGER_CHANGED message
+
+
+async def create_next(conn: asyncpg.Connection) -> None:
+    """Empty copies with their primary keys (the writes' ON CONFLICT needs them from the first row)."""
+    async with conn.transaction():
+        for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
+            await conn.execute(f"DROP TABLE IF EXISTS {new}")
+            await conn.execute(f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS)")
+            await conn.execute(f"ALTER TABLE {new} ADD PRIMARY KEY ({_KEYS[live]})")
+
+
+async def drop_next(conn: asyncpg.Connection) -> None:
+    """The copies of a rebuild that did not switch over."""
+    for new in NEXT.names():
+        await conn.execute(f"DROP TABLE IF EXISTS {new}")
+
+
+async def index_next(conn: asyncpg.Connection) -> None:
+    """The live tables' other indexes on the copies, built once after the load."""
+    for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
+        for name, sql in await conn.fetch(
+                "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c"
+                " ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT i.indisprimary", live):
+            sql = sql.replace(f"INDEX {name} ON", f"INDEX {name}__next ON", 1)
+            on_table = rf"( ON (?:ONLY )?(?:\S+\.)?){re.escape(live)} "
+            await conn.execute(re.sub(on_table, rf"\g<1>{new} ", sql, count=1))
+
+
+async def live_marks(conn: Any) -> dict[str, int]:
+    """The last sequence of each stream any live partition applied (its checkpoints)."""
+    marks = dict.fromkeys(STREAMS, 0)
+    for consumer, seq in await conn.fetch("SELECT consumer, seq FROM ledger_checkpoints"):
+        stream = "BILLING_EVENTS" if consumer.startswith(credit_notes.SPEC.durable) else "CALLS"
+        marks[stream] = max(marks[stream], seq)
+    return marks
+
+
+async def history_problems(js: JetStreamContext, conn: Any) -> list[str]:
+    """Why the streams cannot give back what the live ledger holds (empty: they can)."""
+    live = await live_marks(conn)
+    problems = []
+    for stream in STREAMS:
+        state = (await js.stream_info(stream)).state
+        if state.first_seq > 1:
+            problems.append(f"stream {stream} starts at sequence {state.first_seq}: "
+                            f"messages 1-{state.first_seq - 1} are gone")
+        if live[stream] > state.last_seq:
+            problems.append(f"stream {stream} ends at sequence {state.last_seq}, but the live ledger "
+                            f"applied up to {live[stream]}: the stream was replaced")
+    return problems
+
+
+async def sizes(conn: asyncpg.Connection) -> tuple[int, int, list[str]]:
+    """Calls and notes rebuilt, and the tables the rebuild made smaller than the live ones."""
+    problems, counts = [], []
+    for live, new in ((LIVE.calls, NEXT.calls), (LIVE.credit_notes, NEXT.credit_notes)):
+        before = await conn.fetchval(f"SELECT count(*) FROM {live}")
+        counts.append(after := await conn.fetchval(f"SELECT count(*) FROM {new}"))
+        if after < before:
+            problems.append(f"{live}: {after:,} rows rebuilt against {before:,} live")
+    return counts[0], counts[1], problems
+
+
+async def newer_versions(conn: asyncpg.Connection) -> list[Charges]:
+    """Each rebuilt total one `seq` past the live one (dial views take only newer versions);
+    the customers whose totals differ from the live ones."""
+    await conn.execute(f"UPDATE {NEXT.charges} n SET seq = l.seq + 1 FROM {LIVE.charges} l"
+                       " WHERE l.customer_id = n.customer_id")
+    return [Charges.of_row(r) for r in await conn.fetch(
+        "SELECT n.customer_id, n.charges, n.day, n.day_charges, n.seq, n.credit_notes"
+        f" FROM {NEXT.charges} n LEFT JOIN {LIVE.charges} l USING (customer_id)"
+        " WHERE l.customer_id IS NULL OR (n.charges, n.calls, n.day, n.day_charges, n.credit_notes)"
+        " IS DISTINCT FROM (l.charges, l.calls, l.day, l.day_charges, l.credit_notes)")]
+
+
+async def swap(conn: asyncpg.Connection) -> None:
+    """The copies replace the live tables, names and indexes too (in the caller's transaction)."""
+    for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
+        await conn.execute(f"ANALYZE {new}")
+        await conn.execute(f"DROP TABLE {live}")
+        await conn.execute(f"ALTER TABLE {new} RENAME TO {live}")
+        for (index,) in await conn.fetch(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                " AND tablename = $1 AND indexname LIKE '%\\_\\_next%'", live):
+            await conn.execute(f'ALTER INDEX "{index}" RENAME TO "{index.replace("__next", "")}"')
+
+
+def announcements(changed: list[Charges]) -> list[bytes]:
+    """LEDGER_CHANGED messages for the changed customers (the dial views of every replica)."""
+    return [orjson.dumps([c.item() for c in changed[i:i + _ANNOUNCE]])
+            for i in range(0, len(changed), _ANNOUNCE)]
