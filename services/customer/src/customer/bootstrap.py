@@ -141,10 +141,17 @@ async def start(settings: CustomerSettings) -> CustomerService:
         for feed in feeds:  # events may have passed while we were away: read everything again
             asyncio.get_running_loop().create_task(feed.reload_all())
 
+    async def published(events: list[EventEnvelope]) -> None:
+        for feed in feeds:  # what this connection publishes does not come back to it (no_echo)
+            feed.published(events)
+
+    # no_echo: the events this process publishes (the outbox relay's) are not delivered back to
+    # its own dial feed (a read, a parse and a header parse per event, and nats-server's send);
+    # the relay tells the feed instead, once published (docs/performance.md, "command path")
     runtime = await ServiceRuntime.open(PLUMBING, settings, pool_max=settings.db_pool_size,
-                                        reconnected_cb=reconnected)
+                                        reconnected_cb=reconnected, no_echo=True)
     pool, nc, js = runtime.pool, runtime.nc, runtime.js
-    relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js)
+    relay = OutboxRelay(dsn=settings.database_url, schema=SCHEMA, js=js, on_published=published)
     totals = board.BoardTotals(settings.board_total_ttl_s)
 
     def appended(events: list[EventEnvelope]) -> None:

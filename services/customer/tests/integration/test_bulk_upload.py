@@ -119,6 +119,21 @@ async def test_events_share_the_correlation_id_and_reach_the_stream(nc: NatsClie
     assert changed["version"] == 2 and changed["channels"] == 4
 
 
+async def test_uploaded_customers_reach_this_process_dial_answers(nc: NatsClient, service: CustomerService) -> None:
+    # the upload's events skip the command core's state cache; the service's connection has
+    # no_echo, so its own relay (not the echo of what it published) tells the dial feed
+    summary, results = await upload(nc, rows(good("dial"), good("dial")))
+    assert summary["created"] == 2
+    ids = [r["id"] for r in results]
+
+    async def answered() -> bool:
+        replies = [await nc.request("customer.query.dial-permission",
+                                    json.dumps({"customer_id": i}).encode(), timeout=2) for i in ids]
+        return all(json.loads(r.data)["reasons"] != ["not_found"] for r in replies)
+
+    await wait_for(answered, timeout=10, message="uploaded customers never reached the dial views")
+
+
 async def test_commit_is_idempotent_and_begin_answers_a_committed_upload(nc: NatsClient) -> None:
     upload_id = str(uuid.uuid4())
     await call(nc, "customer.cmd.bulk.begin", {"upload_id": upload_id})

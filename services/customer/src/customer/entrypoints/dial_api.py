@@ -12,15 +12,18 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from shared.envelope import EventEnvelope
 from shared.errors import ErrorCode, ServiceError
 from shared.rpc import error_bytes
 
+from customer.domain.events import CUSTOMER_CATEGORY
 from customer.projections.dial_views import DialViews, DialViewsReader
 from customer.projections.ledger import LEDGER_CHANGED, Charges
 
@@ -70,7 +73,9 @@ class DialPermissionApi:
     async def start(self) -> None:
         """Subscribe to events, load every customer, then answer requests."""
         # the events as they are published (core NATS, no consumer of its own: the customer
-        # identity makes none on its stream, docs/adr/0016); a reconnect reloads everything
+        # identity makes none on its stream, docs/adr/0016); a reconnect reloads everything.
+        # The service's connection has no_echo: the events its own relay publishes come through
+        # `published` instead
         self._subs.append(await self.nc.subscribe(
             "events.customer.>", cb=self._on_event, pending_msgs_limit=-1, pending_bytes_limit=-1,
         ))
@@ -101,6 +106,12 @@ class DialPermissionApi:
         except (ValueError, KeyError, TypeError):
             version = None
         self.reader.changed(customer_id, version)
+
+    def published(self, events: Sequence[EventEnvelope]) -> None:
+        """Events this process's relay published: its connection does not receive them (no_echo)."""
+        for event in events:
+            if event.category == CUSTOMER_CATEGORY:
+                self.reader.changed(event.stream_id, event.version)
 
     async def _on_charges(self, msg: Msg) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError, ArithmeticError):
