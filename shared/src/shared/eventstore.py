@@ -68,7 +68,13 @@ _COMMANDS_FINGERPRINTED = (
 )
 _REPLY_KEYS = ("command_id", "reply", "fingerprint")
 DATA_KEY_CONSTRAINTS = ("data_keys_pkey", "data_keys_key_id_key")
-_EVENT_LIST = TypeAdapter(list[EventEnvelope])
+_EVENT = TypeAdapter(EventEnvelope)
+_NULL_POSITION = b'"position":null}'  # how an event's JSON ends before it is stored (the last field)
+
+
+def published_json(wire: bytes, position: int) -> bytes:
+    """An event's JSON as stored (`"position":null` last) with its position: its model_dump_json."""
+    return wire[:-5] + str(position).encode() + b"}"
 
 
 def _row_to_event(row: asyncpg.Record) -> EventEnvelope:
@@ -98,6 +104,7 @@ class EventStore:
     def __init__(
         self, pool: asyncpg.Pool, *,
         on_appended: Callable[[list[EventEnvelope]], None] | None = None,
+        on_appended_json: Callable[[dict[int, bytes]], None] | None = None,
         unique_errors: Mapping[str, Callable[[], Exception]] | None = None,
         keys: KeyProvider | None = None, encrypt: bool = True, redact_erased: bool = False,
     ) -> None:
@@ -109,6 +116,9 @@ class EventStore:
         self.redact_erased = redact_erased  # an erased subject's values written "[erased]", not refused
         # told of every committed append (events with their positions), e.g. the outbox relay
         self.on_appended = on_appended
+        # told, with it, each appended event's JSON (its model_dump_json) by position: the relay
+        # publishes those bytes instead of serializing the event a second time
+        self.on_appended_json = on_appended_json
         # a unique constraint of the service's read-model tables -> the domain error it means
         self.unique_errors = dict(unique_errors or {})
 
@@ -190,7 +200,9 @@ class EventStore:
             parts.append(template.format(*placeholders))
             args.extend(values)
 
-        add(_EVENTS, [_EVENT_LIST.dump_json(list(events), exclude={"position"}).decode()])
+        # each event serialized once: the append's document and (position filled in) the relay's
+        wire = [_EVENT.dump_json(e) for e in events]
+        add(_EVENTS, [(b"[" + b",".join(wire) + b"]").decode()])
         parts.append(_OUTBOX)
         if replies:
             rows_json = orjson.dumps([dict(zip(_REPLY_KEYS, r, strict=False)) for r in replies]).decode()
@@ -222,4 +234,7 @@ class EventStore:
             self.on_appended(
                 [e.model_copy(update={"position": p}) for e, p in zip(events, positions, strict=True)]
             )
+            if self.on_appended_json is not None:
+                self.on_appended_json({p: published_json(w, p) for w, p in zip(wire, positions, strict=True)
+                                       if w.endswith(_NULL_POSITION)})
         return positions

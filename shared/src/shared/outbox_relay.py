@@ -30,10 +30,11 @@ MAX_HINTS = 50_000
 
 def nats_headers(event: EventEnvelope) -> dict[str, str]:
     """Headers of the published message: dedup id, type, and tracing ids."""
-    headers = {"Nats-Msg-Id": str(event.event_id), "Patchbay-Event-Type": event.type}
+    event_id = str(event.event_id)
+    headers = {"Nats-Msg-Id": event_id, "Patchbay-Event-Type": event.type}
     if event.metadata.correlation_id:
         headers[CORRELATION_HEADER] = event.metadata.correlation_id
-    headers[CAUSATION_HEADER] = str(event.event_id)
+    headers[CAUSATION_HEADER] = event_id
     return headers
 
 
@@ -67,6 +68,7 @@ class OutboxRelay:
         )
         # events this process just committed, by position: published without reading them back
         self._hints: dict[int, EventEnvelope] = {}
+        self._payloads: dict[int, bytes] = {}  # and their JSON as the store serialized it (hint_json)
 
     def hint(self, events: Sequence[EventEnvelope]) -> None:
         """Hand over just-committed events (positions set); the outbox rows stay the truth."""
@@ -75,6 +77,11 @@ class OutboxRelay:
                 if event.position is not None:
                     self._hints[event.position] = event
         self._leader.wake()
+
+    def hint_json(self, payloads: dict[int, bytes]) -> None:
+        """The just-committed events' JSON by position (EventStore's `on_appended_json`), published as is."""
+        if self.is_leader and len(self._payloads) < MAX_HINTS:
+            self._payloads.update(payloads)
 
     @property
     def is_leader(self) -> bool:
@@ -94,10 +101,13 @@ class OutboxRelay:
         ]
         if not positions:
             self._hints.clear()
+            self._payloads.clear()
             return 0
         # hints below the lowest unpublished position were published by another leader
         for stale in [p for p in self._hints if p < positions[0]]:
             del self._hints[stale]
+        for stale in [p for p in self._payloads if p < positions[0]]:
+            del self._payloads[stale]
         missing = [p for p in positions if p not in self._hints]
         fetched: dict[int, EventEnvelope] = {}
         if missing:
@@ -106,11 +116,12 @@ class OutboxRelay:
             )
             fetched = {r["position"]: _row_to_event(r) for r in rows}
         events = [hint if (hint := self._hints.pop(p, None)) is not None else fetched[p] for p in positions]
+        payloads = self._payloads
         futures = [
             await self.js.publish_async(
-                e.subject, e.model_dump_json().encode(), headers=nats_headers(e)
+                e.subject, payloads.pop(p, None) or e.model_dump_json().encode(), headers=nats_headers(e)
             )
-            for e in events
+            for p, e in zip(positions, events, strict=True)
         ]
         await wait_acks(futures)
         await conn.execute(

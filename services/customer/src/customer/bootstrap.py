@@ -167,7 +167,8 @@ async def start(settings: CustomerSettings) -> CustomerService:
         if erasure_log is not None:
             erasure_log.append(subjects)
 
-    store = customer_event_store(pool, on_appended=appended, keys=keys, encrypt=settings.encrypt_personal)
+    store = customer_event_store(pool, on_appended=appended, on_appended_json=relay.hint_json, keys=keys,
+                                 encrypt=settings.encrypt_personal)
     settings_service = SettingsService(store)
     dial_views = DialViews(CreditBook(settings.max_call_duration_s))
     commands = CustomerCommands(

@@ -129,3 +129,32 @@ async def test_only_one_relay_leads(db: str, nats: NatsClient) -> None:
         await wait_for(lambda: relays[1 - leader].is_leader, timeout=10, message="no takeover")
     finally:
         await cancel_tasks(tasks)
+
+
+async def test_hinted_events_are_published_as_their_model_dump_json(db: str, nats: NatsClient) -> None:
+    # the relay publishes the bytes the append serialized (the position filled in), not a second dump
+    js = nats.jetstream()
+    await ensure_streams(js, [CUSTOMER_EVENTS])
+    pool = await asyncpg.create_pool(db, server_settings={"search_path": SCHEMA})
+    relay = OutboxRelay(dsn=db, schema=SCHEMA, js=js, poll_interval_s=0.1)
+    task = asyncio.create_task(relay.run())
+    sid = str(uuid.uuid4())
+    appended: list[EventEnvelope] = []
+    store = EventStore(pool, on_appended=lambda e: (appended.extend(e), relay.hint(e)),
+                       on_appended_json=relay.hint_json)
+    try:
+        await wait_for(lambda: relay.is_leader, timeout=10)
+        events = [e.model_copy(update={"data": {"changes": {"name": {"old": "Zoë", "new": "\"q\" ✓"}}}})
+                  for e in events_for(sid, 1, 3)]
+        await store.append(events)
+        await wait_for(lambda: relay.published_total >= 3, timeout=10)
+        sub = await js.subscribe(f"events.customer.{sid}.>", ordered_consumer=True,
+                                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        got = [(await sub.next_msg(timeout=5)).data for _ in range(3)]
+        await sub.unsubscribe()
+        assert got == [e.model_dump_json().encode() for e in appended]
+        assert [EventEnvelope.model_validate_json(g).position for g in got] == [e.position for e in appended]
+        assert not relay._payloads  # each published once, then dropped
+    finally:
+        await cancel_tasks([task])
+        await pool.close()

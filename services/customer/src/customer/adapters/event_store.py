@@ -26,12 +26,15 @@ CONSTRAINT_ERRORS = {
 
 def customer_event_store(
     pool: asyncpg.Pool, *, on_appended: Callable[[list[EventEnvelope]], None] | None = None,
+    on_appended_json: Callable[[dict[int, bytes]], None] | None = None,
     keys: KeyProvider | None = None, encrypt: bool = True,
 ) -> EventStore:
     """The event store of the customer schema, answering taken names, e-mails and blocks.
 
+    `on_appended_json`: each appended event's JSON by position (the outbox relay publishes it).
     With `keys`, personal values are encrypted on append (`encrypt`) and opened on every load.
     """
     return EventStore(
-        pool, on_appended=on_appended, unique_errors=CONSTRAINT_ERRORS, keys=keys, encrypt=encrypt
+        pool, on_appended=on_appended, on_appended_json=on_appended_json,
+        unique_errors=CONSTRAINT_ERRORS, keys=keys, encrypt=encrypt,
     )

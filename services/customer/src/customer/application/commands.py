@@ -37,7 +37,7 @@ from shared.envelope import EventEnvelope, Metadata
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
 from shared.idempotency import fingerprint, replay
-from shared.ids import new_id
+from shared.ids import new_id_str
 from shared.personal_data import SubjectErased
 from shared.rpc import error_bytes
 
@@ -154,7 +154,7 @@ class CustomerCommands:
         """
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         stream_id = (
-            str(new_id()) if isinstance(command, CreateCustomer) else str(command.customer_id)
+            new_id_str() if isinstance(command, CreateCustomer) else str(command.customer_id)
         )
         if command.meta.command_id is not None and request_fingerprint is None:
             request_fingerprint = fingerprint(command)
