@@ -140,8 +140,13 @@ class MailCatcher:
         await say("250 OK kept")
 
 
-async def point_settings_at(http: str, token: str, catcher: MailCatcher) -> None:
-    """PUT the demo's e-mail and SMS settings (every start: the catchers' ports are new each time)."""
+async def point_settings_at(http: str, token: str, catcher: MailCatcher) -> bool:
+    """PUT the demo's e-mail and SMS settings (every start: the catchers' ports are new each time).
+
+    Waits for the notifier as long as it takes (it may still be starting, or restarting): the
+    demo's mails are queued meanwhile and sent once the settings are in. `demo_mail_settings` is
+    logged only when both are stored; False when the notifier refused them.
+    """
     email = {"from_address": "noc@patchbay-demo.example", "from_name": "Patchbay demo carrier",
              "smtp_host": "127.0.0.1", "smtp_port": catcher.port, "security": "none"}
     # the SMS API's token is a fixed demo value: the catcher checks nothing
@@ -150,20 +155,27 @@ async def point_settings_at(http: str, token: str, catcher: MailCatcher) -> None
     async with httpx.AsyncClient(base_url=http, timeout=30,
                                  headers={"Authorization": f"Bearer {token}"}) as api:
         for path, body in (("/v1/settings/email", email), ("/v1/settings/sms", sms)):
-            await _put(api, path, body)
+            if not await _put(api, path, body):
+                return False
     log.info("demo_mail_settings", smtp=f"127.0.0.1:{catcher.port}", sms=sms["api_base_url"])
+    return True
 
 
-async def _put(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
-    for attempt in range(15):  # about a minute: the notifier may still be starting
+async def _put(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> bool:
+    """PUT until stored (True) or refused (False); while the notifier is away, try again every few s."""
+    attempt = 0
+    while True:
         try:
             reply = await api.put(path, json=body)
         except httpx.TransportError:
             reply = None
         if reply is not None and reply.status_code < 400:
-            return
+            return True
         if reply is not None and reply.status_code != 429 and reply.status_code < 500:
             log.warning("demo_settings_refused", path=path, status=reply.status_code, answer=reply.text[:300])
-            return
-        await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
-    log.warning("demo_settings_failed", path=path)
+            return False
+        attempt += 1
+        if attempt % 12 == 0:  # about every minute: say why the demo's mail is not going out yet
+            log.warning("demo_settings_waiting", path=path, attempts=attempt,
+                        status=reply.status_code if reply is not None else None)
+        await asyncio.sleep(min(0.5 * 2 ** min(attempt, 4), 5.0))

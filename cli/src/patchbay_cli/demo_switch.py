@@ -145,12 +145,14 @@ async def main() -> int:
             switch.test_calls = list(json.loads(kept.read_text())["test_calls"])[:TEST_CALLS_KEPT]
     await nc.subscribe(VerificationStreams.TEST_CALL, cb=switch.answer_test_call)  # answers at once
     await nc.subscribe(VerificationStreams.DEMO_SPOKEN, cb=switch.tell_spoken)
-    # e-mails and SMS sent in the demo land here (logged); pointed at before the seed, so the
-    # seeded contacts' password e-mails are delivered at once
+    # e-mails and SMS sent in the demo land here (logged). The settings are pointed at them beside
+    # the seed, for as long as the notifier takes to answer: until then the seeded contacts'
+    # password e-mails wait queued in the notifier (it claims nothing without settings)
     demo_dir().mkdir(parents=True, exist_ok=True)
     catcher = MailCatcher(demo_dir() / "mail.json")
     mail_server, sms_server = await catcher.start(), await catcher.start_sms()
-    await point_settings_at(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], catcher)
+    pointing = asyncio.create_task(
+        point_settings_at(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], catcher))
     await seed(os.environ["PATCHBAY_DEMO_HTTP"], os.environ["PATCHBAY_ADMIN_TOKEN"], demo_dir().parent,
                switch.js)
     switch.customers = load_customers()
@@ -158,6 +160,7 @@ async def main() -> int:
     try:
         await switch.run(stop)
     finally:
+        pointing.cancel()
         mail_server.close()
         sms_server.close()
         await nc.drain()
