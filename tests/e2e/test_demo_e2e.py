@@ -256,3 +256,18 @@ def test_a_newcomer_sends_an_e_mail_from_the_board_and_sees_it_sent(demo: Stack)
                                  if e["subject"] == "Walk-through notice"] or None,
                         "the e-mail in the switch's log", demo, timeout=20)
     assert all(to.endswith("@thamesconnect.example") for e in caught for to in e["to"])
+
+
+def test_the_stack_log_is_whole_json_lines(demo: Stack) -> None:
+    """The stack's processes share one pipe: no log line is spliced into another (one write per line)."""
+    lines = [line for line in list(demo.output) if line.startswith("{")]
+    assert len(lines) > 100  # the seed, the switch's calls and the tests above logged plenty
+
+    def whole(line: str) -> bool:
+        try:
+            return isinstance(json.loads(line), dict)
+        except ValueError:
+            return False
+
+    broken = [line for line in lines if not whole(line)]
+    assert not broken, f"{len(broken)} of {len(lines)} lines spliced, e.g.\n{broken[0][:600]}"
