@@ -9,7 +9,10 @@ with its checkpoint, acks), and the figure is records per second from its first 
 to its last. Baselines in the same run: a raw read of
 the same stream in Python, by nats-py `fetch()` and by pipelined pull requests.
 Target (issue 21): sustained >= 0.8 of the raw pipelined pull in the same run. Also printed: the
-CPU microseconds per record of the reporting process, PostgreSQL and nats-server while it ingests.
+CPU microseconds per record of the reporting process, PostgreSQL and nats-server while it ingests,
+and per message of each baseline; for comparison only (not the target's baseline), the same
+pipelined pull of the service's eight partition filters at the service's batch size, which is what
+the service itself must read (docs/performance.md, "CDR ingestion against the pull").
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from reporting.projections.pull import PullReader
+from reporting.settings import ReportingSettings
 from reporting.simulator import publish_backlog
+from shared.partitions import PARTITIONS
 from shared.streams import CALLS, ensure_streams
 
 from shared import bus
@@ -32,6 +40,26 @@ from shared import bus
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import CpuMeter, process, servers
 from rebuild import raw_fetch, raw_pull
+
+
+async def raw_partitions(js: JetStreamContext, batch: int) -> tuple[int, float]:
+    """Every partition's filter read at once by pipelined pulls (no acks, nothing else): the service's read."""
+    names = [f"bench-part-{p}-{uuid.uuid4().hex[:6]}" for p in range(PARTITIONS)]
+    for p, name in enumerate(names):
+        await js.add_consumer("CALLS", ConsumerConfig(
+            name=name, ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+            filter_subject=f"calls.*.*.{p}", inactive_threshold=30.0, mem_storage=True))
+
+    async def one(name: str) -> int:
+        return sum([len(m) async for m in PullReader(js._nc, "CALLS", name, batch=batch).chunks()])
+
+    t0 = time.perf_counter()
+    n = sum(await asyncio.gather(*(one(name) for name in names)))
+    elapsed = time.perf_counter() - t0
+    for name in names:
+        with contextlib.suppress(Exception):
+            await js.delete_consumer("CALLS", name)
+    return n, elapsed
 
 
 async def fill(nats_url: str, records: int) -> int:
@@ -75,14 +103,23 @@ async def measure(nats_url: str, db_url: str, records: int, meter: CpuMeter) -> 
     await db.close()
     last = records
     rate = (last - first) / elapsed
+    base = CpuMeter()
+    base.start()
     n, s = await raw_fetch(js, "CALLS", ["calls.>"])
-    fetch_rate = n / s
+    fetch_rate, fetch_cpu = n / s, base.per_op_us(n)
+    base.start()
     n, s = await raw_pull(js, "CALLS", ["calls.>"])
-    pull_rate = n / s
-    print(f"raw fetch() of CALLS (baseline)        {fetch_rate:>9,.0f}/s")
-    print(f"raw pipelined pull of CALLS (baseline) {pull_rate:>9,.0f}/s")
+    pull_rate, pull_cpu = n / s, base.per_op_us(n)
+    base.start()
+    batch = ReportingSettings().consumer_batch
+    n, s = await raw_partitions(js, batch)
+    part_rate, part_cpu = n / s, base.per_op_us(n)
+    print(f"raw fetch() of CALLS (baseline)        {fetch_rate:>9,.0f}/s   {fetch_cpu}")
+    print(f"raw pipelined pull of CALLS (baseline) {pull_rate:>9,.0f}/s   {pull_cpu}")
+    print(f"  for comparison: the {PARTITIONS} partition filters, batch {batch}: {part_rate:,.0f}/s   {part_cpu}")
     print(f"records into the summaries, sustained  {rate:>9,.0f}/s   ratio {rate / fetch_rate:.2f} of fetch(),"
-          f" {rate / pull_rate:.2f} of pull   ({last - first:,} records, {elapsed:.1f} s)")
+          f" {rate / pull_rate:.2f} of pull   ({last - first:,} records, {elapsed:.1f} s)"
+          f"   [{rate / part_rate:.2f} of the partitions' pull]")
     print(f"while ingesting: {cpu} (client: this process, polling the count)")
     print(f"\nload average {os.getloadavg()[0]:.1f}; target: sustained >= 0.8 of the raw pipelined pull")
     await nc.close()

@@ -20,20 +20,27 @@ _RECORD_TYPES = (
     ("charge", "numeric"), ("cost", "numeric"), ("pdd_ms", "int"), ("seq", "bigint"),
 )
 _RECORD_COLUMNS = ", ".join(c for c, _ in _RECORD_TYPES)
+# the batch's JSON document names each field by one letter: a third fewer bytes to send and parse
+_KEYS = "abcdefghijklm"
 _SUMS = ("attempts", "connected", "duration_s", "billed_duration_s", "charge", "cost",
          "pdd_ms_sum", "pdd_samples")
+# the UTC hour by integer arithmetic (date_trunc with a time zone converts each value; same result)
+_HOUR = "date_bin('1 hour', started_at, timestamptz '1970-01-01 00:00:00+00')"
 
 
 def _write_sql(t: Tables, checkpoint: str) -> str:
     """One statement: new records, their hourly sums, calls in progress, the checkpoint."""
-    record = ", ".join(f"{c} {typ}" for c, typ in _RECORD_TYPES)
+    record = ", ".join(f"{k} {typ}" for k, (_, typ) in zip(_KEYS, _RECORD_TYPES, strict=True))
+    named = ", ".join(f"{k} AS {c}" for k, (c, _) in zip(_KEYS, _RECORD_TYPES, strict=True))
     add = ", ".join(f"{c} = {t['call_hours']}.{c} + excluded.{c}" for c in _SUMS)
     return (
-        f"WITH input AS (SELECT {_RECORD_COLUMNS} FROM json_to_recordset($1::json) AS r({record})),"
+        f"WITH input AS (SELECT {named} FROM json_to_recordset($1::json) AS r({record})),"
         f" new AS (INSERT INTO {t['call_records']} ({_RECORD_COLUMNS}) SELECT * FROM input"
-        f"  ON CONFLICT (call_id) DO NOTHING RETURNING *),"
+        f"  ON CONFLICT (call_id) DO NOTHING"
+        f"  RETURNING customer_id, started_at, disposition, duration_s, billed_duration_s, charge, cost,"
+        f"  pdd_ms),"
         f" hours AS (INSERT INTO {t['call_hours']} (customer_id, hour, {', '.join(_SUMS)})"
-        f"  SELECT customer_id, date_trunc('hour', started_at, 'UTC'), count(*),"
+        f"  SELECT customer_id, {_HOUR}, count(*),"
         f"  count(*) FILTER (WHERE disposition = 'answered'), sum(duration_s), sum(billed_duration_s),"
         f"  sum(charge), sum(cost), coalesce(sum(pdd_ms), 0), count(pdd_ms)"
         f"  FROM new GROUP BY 1, 2 ORDER BY 1, 2"
@@ -73,10 +80,9 @@ class CallsProjection(Projection[CallItem]):
         """Write a batch; return how many records were new (duplicates count once)."""
         records, starts = _split(items)
         rows = orjson.dumps([
-            {"call_id": r.call_id, "customer_id": r.customer_id, "started_at": r.started_at,
-             "answered_at": r.answered_at, "ended_at": r.ended_at, "disposition": r.disposition,
-             "sip_code": r.sip_code, "duration_s": r.duration_s, "billed_duration_s": r.billed_duration_s,
-             "charge": str(r.charge), "cost": str(r.cost), "pdd_ms": r.pdd_ms, "seq": seq}
+            {"a": r.call_id, "b": r.customer_id, "c": r.started_at, "d": r.answered_at, "e": r.ended_at,
+             "f": r.disposition, "g": r.sip_code, "h": r.duration_s, "i": r.billed_duration_s,
+             "j": str(r.charge), "k": str(r.cost), "l": r.pdd_ms, "m": seq}
             for seq, r in records.values()
         ]).decode()
         started = orjson.dumps([
@@ -119,7 +125,7 @@ class CallsProjection(Projection[CallItem]):
         async with conn.transaction():
             await conn.execute(
                 f"INSERT INTO {tables['call_hours']} (customer_id, hour, {', '.join(_SUMS)})"
-                f" SELECT customer_id, date_trunc('hour', started_at, 'UTC'), count(*),"
+                f" SELECT customer_id, {_HOUR}, count(*),"
                 f" count(*) FILTER (WHERE disposition = 'answered'), sum(duration_s), sum(billed_duration_s),"
                 f" sum(charge), sum(cost), coalesce(sum(pdd_ms), 0), count(pdd_ms)"
                 f" FROM {tables['call_records']} GROUP BY 1, 2")
