@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -61,6 +61,20 @@ async def test_daily_rows_count_a_duplicate_once_and_put_a_late_record_in_its_da
     assert money(totals["profit_pct"]) == Decimal("58.46")
     assert money(totals["avg_pdd_ms"]) == Decimal("2000.00")  # (1000 + 3000 + 2000) / 3 with a PDD
     assert (reply["from"], reply["to"]) == ("2030-03-01", "2030-03-02")
+
+
+async def test_a_record_counts_in_its_utc_hour_and_day_whatever_offset_it_was_sent_with(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    cid = str(uuid.uuid4())
+    india, eastern = timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-4))
+    # 2030-03-01 23:59:59.999999 UTC, the last instant of the day, sent as India's morning
+    await publish(js, f"calls.cdr.{cid}", cdr(cid, datetime(2030, 3, 2, 5, 29, 59, 999999, tzinfo=india)))
+    # 2030-03-02 00:00 UTC, sent as the evening before in New York
+    await publish(js, f"calls.cdr.{cid}", cdr(cid, datetime(2030, 3, 1, 20, 0, tzinfo=eastern)))
+    # 2030-03-02 00:30 UTC: the same day and UTC hour as the previous one
+    await publish(js, f"calls.cdr.{cid}", cdr(cid, datetime(2030, 3, 2, 6, 0, tzinfo=india)))
+    reply = await wait_attempts(nc, cid, 3, period="daily", **{"from": "2030-03-01", "to": "2030-03-02"})
+    assert {r["period_start"]: r["attempts"] for r in reply["rows"]} == {"2030-03-01": 1, "2030-03-02": 2}
 
 
 async def test_weekly_and_monthly_rows_sum_the_days(nc: NatsClient) -> None:
