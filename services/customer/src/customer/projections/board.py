@@ -135,8 +135,10 @@ def _decode_cursor(cursor: str, sort: str, kind: str) -> tuple[Any, str]:
 
 async def open_walk_pool(dsn: str, schema: str, max_size: int = 4) -> asyncpg.Pool:
     """Connections that plan without sorting, for the board's walks (see list_customers)."""
+    # max_inactive_connection_lifetime=0: no timer set on every release and cancelled on every
+    # acquire (asyncpg's default closes a connection idle for 300 s; these few are kept open)
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, reset=_no_reset,
+        dsn, min_size=1, max_size=max_size, reset=_no_reset, max_inactive_connection_lifetime=0,
         server_settings={"search_path": schema, "enable_sort": "off"},
     )
     assert pool is not None
@@ -245,7 +247,8 @@ async def list_customers(
         _encode_cursor(query.sort, rows[-1]["sort_value"], str(rows[-1]["id"])) if more else None
     )
     # the cards are stored as the JSON the API answers: join them, don't re-encode them
-    items = ",".join(r["card"] for r in rows)
-    per_status = json.dumps({s: counts.get(s, 0) for s in STATUSES}, separators=(",", ":"))
-    return (f'{{"items":[{items}],"next_cursor":{json.dumps(next_cursor)},"total":{total},'
-            f'"status_counts":{per_status}}}').encode()
+    items = ",".join([r["card"] for r in rows])
+    per_status = orjson.dumps({s: counts.get(s, 0) for s in STATUSES})
+    after = b"null" if next_cursor is None else orjson.dumps(next_cursor)
+    return b"".join((b'{"items":[', items.encode(), b'],"next_cursor":', after, b',"total":',
+                     str(total).encode(), b',"status_counts":', per_status, b"}"))
