@@ -159,6 +159,8 @@ async def run(http: str, echo: str, nats_url: str, token: str, clients: int, sec
             nats = results[versus[name]][0]
             print(f"    ratio {result.rate / nats.rate:.2f} of {nats.name} ({nats.rate:,.0f}/s) in this run")
         print(f"    {cpu_line}")
+        if name == "GET /v1/customers (board)":
+            print(f"    target p99 < 50 ms at {clients} clients: {'met' if result.pct(0.99) < 50 else 'not met'}")
     print("\ntargets: gateway CPU <= 250 µs per POST/PATCH; POST/PATCH >= 0.6 of NATS;"
           " GET /v1/customers/{id} >= 2,500 req/s; board p99 < 50 ms over 100k customers")
 

@@ -161,8 +161,8 @@ class FastRoutes:
         scope["route"] = self._route(scope, method, template)
         self.served += 1
         try:
-            data = await scope["app"].state.runtime.customers.request(subject, payload,
-                                                                      correlation_id=correlation_id)
+            data = await scope["app"].state.runtime.customers.request(
+                subject, payload, correlation_id=correlation_id, errors_first=page)  # as the board route
             response: Response = (
                 Response(data, media_type="application/json") if page  # as entrypoints.board
                 else customers.card_response(data, status_code=201 if created else 200, location=created))

@@ -14,9 +14,14 @@ from shared.logging import CORRELATION_HEADER
 from gateway.errors import ApiError
 
 
-def raise_if_error(data: bytes, service: str) -> None:
-    """Raise the service's error reply (a top-level `"error"` key) as an ApiError."""
-    if b'"error"' not in data:  # the common case costs one scan, no parse
+def raise_if_error(data: bytes, service: str, *, errors_first: bool = False) -> None:
+    """Raise the service's error reply (a top-level `"error"` key) as an ApiError.
+
+    `errors_first`: the service answers errors as `shared.rpc.error_bytes` does (`{"error":` first)
+    and nothing else with that head: look at the head only (scanning a 36 KB board page for
+    `"error"` cost 30-90 µs, its quotes defeat the byte search's skips).
+    """
+    if not (data.startswith(b'{"error"') if errors_first else b'"error"' in data):  # usually no parse
         return
     try:
         parsed = json.loads(data)
@@ -47,9 +52,10 @@ class ServiceClient:
         self.when_absent = when_absent
 
     async def request(
-        self, subject: str, payload: bytes, *, correlation_id: str, timeout_s: float | None = None
+        self, subject: str, payload: bytes, *, correlation_id: str, timeout_s: float | None = None,
+        errors_first: bool = False,
     ) -> bytes:
-        """Send one request; return the success reply's bytes untouched."""
+        """Send one request; return the success reply's bytes untouched (`errors_first`: raise_if_error)."""
         timeout = timeout_s or self.timeout_s
         try:
             msg = await self.nc.request(
@@ -63,7 +69,7 @@ class ServiceClient:
             raise self._unavailable(f"no answer on {subject} within {timeout:g} s") from None
         except nats.errors.Error as exc:
             raise self._unavailable(f"NATS is not usable ({type(exc).__name__})") from None
-        raise_if_error(msg.data, self.service)
+        raise_if_error(msg.data, self.service, errors_first=errors_first)
         return msg.data
 
     async def request_json(
