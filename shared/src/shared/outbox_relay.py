@@ -9,6 +9,7 @@ dedup (`Nats-Msg-Id` = event id) and idempotent consumers absorb it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -26,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
 MAX_HINTS = 50_000
+HINT_TURNS = 4  # loop turns a pass waits for the hints of rows committed by this process
 
 
 def nats_headers(event: EventEnvelope) -> dict[str, str]:
@@ -100,8 +102,8 @@ class OutboxRelay:
             )
         ]
         if not positions:
-            self._hints.clear()
-            self._payloads.clear()
+            # no clear() of the hints here: this read may predate a commit whose hints just came
+            # (they are pruned below once the outbox has moved past them)
             return 0
         # hints below the lowest unpublished position were published by another leader
         for stale in [p for p in self._hints if p < positions[0]]:
@@ -109,6 +111,11 @@ class OutboxRelay:
         for stale in [p for p in self._payloads if p < positions[0]]:
             del self._payloads[stale]
         missing = [p for p in positions if p not in self._hints]
+        for _ in range(HINT_TURNS):  # the NOTIFY may come before this process's append has returned
+            if not missing:
+                break
+            await asyncio.sleep(0)
+            missing = [p for p in positions if p not in self._hints]
         fetched: dict[int, EventEnvelope] = {}
         if missing:
             rows = await conn.fetch(
