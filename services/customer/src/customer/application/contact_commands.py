@@ -150,12 +150,18 @@ _PASSWORDS = (
 _FORGET_PASSWORDS = "DELETE FROM contact_passwords WHERE contact_id = ANY({}::uuid[])"
 
 
+_TOUCHING = (*ev.CONTACT_EVENTS, ev.CustomerDeleted)  # events that change a customer's contact rows
+_WITH_PASSWORD = (AddContactCmd, SetPasswordCmd)
+
+
 def contact_fragments(
     decided: Sequence[object], working: dict[str, CustomerState | None],
     events: Sequence[tuple[str, ev.Event]], now: datetime,
 ) -> list[Fragment]:
     """The batch's contact rows, password hashes and NOTIFY messages (nothing when it has none)."""
-    touched = {sid for sid, e in events if isinstance(e, (*ev.CONTACT_EVENTS, ev.CustomerDeleted))}
+    touched = {sid for sid, e in events if isinstance(e, _TOUCHING)}
+    if not touched:  # most batches: creates and field changes
+        return []
     removed = {e.contact_id: sid for sid, e in events if isinstance(e, ev.ContactRemoved)}
     live: dict[str, CustomerState] = {}
     rows: list[tuple[str, str, str, bool]] = []
@@ -174,7 +180,7 @@ def contact_fragments(
     hashes: dict[str, str] = {}
     messages: list[OutboxMessage] = []
     for cmd in decided:
-        if isinstance(cmd, AddContactCmd | SetPasswordCmd) and cmd.contact_id in live:
+        if isinstance(cmd, _WITH_PASSWORD) and cmd.contact_id in live:
             hashes[cmd.contact_id] = cmd.password.hash
             if (note := cmd.password.notification) is not None:
                 messages.append(OutboxMessage(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 from shared.contracts.fields import parse_toml
 
 # fields an operator sets through create/update, in card order
@@ -61,9 +62,14 @@ class CustomerState:
             "number_blocks": list(self.number_blocks),
             "deleted": self.deleted,
             "version": self.version,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
         }
+
+
+def _iso(at: datetime) -> str:
+    """`at.isoformat()`, written by orjson (the same text; ~3x cheaper, on every card)."""
+    return orjson.dumps(at)[1:-1].decode()
 
 
 @dataclass(frozen=True)
