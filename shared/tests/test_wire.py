@@ -8,11 +8,13 @@ from typing import Any
 import msgspec
 import pytest
 from pydantic import BaseModel, ValidationError
-from shared.contracts.calls import CallRecord, CallStarted
+from shared.contracts.calls import CallCharge, CallRecord, CallStarted
 from shared.contracts.wire import (
+    WireCallCharge,
     WireCallRecord,
     WireCallStarted,
     WireEnvelope,
+    call_charge_of,
     call_record_of,
     call_started_of,
     envelope_of,
@@ -23,6 +25,7 @@ PAIRS: list[tuple[type[BaseModel], type[msgspec.Struct], Any]] = [
     (EventEnvelope, WireEnvelope, envelope_of),
     (CallRecord, WireCallRecord, call_record_of),
     (CallStarted, WireCallStarted, call_started_of),
+    (CallCharge, WireCallCharge, call_charge_of),
 ]
 RECORD = {"call_id": "c1", "customer_id": "k1", "started_at": "2026-10-01T10:00:00Z",
           "answered_at": "2026-10-01T10:00:03+02:00", "ended_at": "2026-10-01T10:02:03Z", "cli": "+4930",
@@ -59,6 +62,9 @@ def _cases() -> list[tuple[type[BaseModel], Any, bytes]]:
     ]
     cases = [(CallRecord, call_record_of, json.dumps(c).encode()) for c in record_cases]
     cases += [(CallStarted, call_started_of, json.dumps(c).encode()) for c in started_cases]
+    charge_cases = [*record_cases, {"call_id": "c1", "customer_id": "k1", "started_at": "2026-10-01T10:00:00Z",
+                                    "charge": "1.5"}, {"call_id": "c1", "customer_id": "k1", "charge": "1"}]
+    cases += [(CallCharge, call_charge_of, json.dumps(c).encode()) for c in charge_cases]
     cases += [(EventEnvelope, envelope_of, json.dumps(c).encode()) for c in envelope_cases]
     cases += [(m, f, raw) for m, _, f in PAIRS for raw in (b"{not json", b"[]", b"\xff")]
     return cases

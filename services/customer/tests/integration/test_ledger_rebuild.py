@@ -157,6 +157,9 @@ async def setup(nc: NatsClient, svc: CustomerService, ledger: Ledger) -> list[st
         ledger.taxes[cid] = Decimal(tax)
         customers.append(cid)
     await ledger.traffic(customers, 300)
+    # what COPY's text format must escape, and numbers written with an exponent
+    await ledger.cdr(customers[0], "1E+1", call_id=f"odd\t\\id\n{uuid.uuid4().hex}")
+    await ledger.cdr(customers[1], "0E-8")
     await ledger.note(customers[0], "2.50")
     await ledger.note(customers[1], "4")
     await settled(svc, ledger)

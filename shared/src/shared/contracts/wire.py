@@ -84,9 +84,19 @@ class WireCallRecord(msgspec.Struct, frozen=True):
     pdd_ms: NonNegative | None = None
 
 
+class WireCallCharge(msgspec.Struct, frozen=True):
+    """The ledger's part of `calls.cdr.<customer_id>` (shared.contracts.calls.CallCharge)."""
+
+    call_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    started_at: Aware
+    charge: Decimal
+
+
 _ENVELOPE = msgspec.json.Decoder(WireEnvelope, strict=False)
 _STARTED = msgspec.json.Decoder(WireCallStarted, strict=False)
 _RECORD = msgspec.json.Decoder(WireCallRecord, strict=False)
+_CHARGE = msgspec.json.Decoder(WireCallCharge, strict=False)
 
 
 def envelope_of(raw: bytes) -> WireEnvelope:
@@ -102,3 +112,8 @@ def call_started_of(raw: bytes) -> WireCallStarted:
 def call_record_of(raw: bytes) -> WireCallRecord:
     """A call record; ValueError when the bytes are not one."""
     return _RECORD.decode(raw)
+
+
+def call_charge_of(raw: bytes) -> WireCallCharge:
+    """A call record's charge (the ledger, live and rebuilt); ValueError when the bytes are not one."""
+    return _CHARGE.decode(raw)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +25,7 @@ import asyncpg
 import structlog
 from nats.js import JetStreamContext
 from shared.consumer import Poison
+from shared.contracts.wire import WireCallCharge
 from shared.money import ZERO, with_tax
 
 from customer.projections import credit_notes, ledger
@@ -37,6 +40,14 @@ Progress = Callable[[int, int], None]  # (messages read, messages to read)
 _CDR = "calls.cdr."
 _NOTES = ("events.billing.*.CreditNoteIssued",)
 _DEPTH = 3  # batches decoded ahead of the writes
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: list[tuple[str, str, datetime, Decimal, Decimal, Decimal]]) -> bytes:
+    """Rows of `ledger_calls` in COPY's text format (ids escaped; numbers never in exponent form)."""
+    return "".join(
+        f"{c.translate(_ESCAPE)}\t{k.translate(_ESCAPE)}\t{t.isoformat()}\t{a:f}\t{x:f}\t{w:f}\n"
+        for c, k, t, a, x, w in rows).encode()
 
 
 class LedgerRebuildBusy(RuntimeError):
@@ -129,8 +140,8 @@ class LedgerRebuilder:
         self.warnings += problems
         log.warning("ledger_rebuild_shrinks", problems=problems)
 
-    def _records(self, msgs: list[Any]) -> list[ledger.CallCharge]:
-        records: dict[str, ledger.CallCharge] = {}
+    def _records(self, msgs: list[Any]) -> list[WireCallCharge]:
+        records: dict[str, WireCallCharge] = {}
         for msg in msgs:
             if not msg.subject.startswith(_CDR):
                 continue  # a call start: read, not counted
@@ -164,7 +175,7 @@ class LedgerRebuilder:
         notes: dict[str, Decimal] = {}
         async with self.pool.acquire() as conn:
             book = await TaxBook.load(conn)
-            queue: asyncio.Queue[tuple[list[ledger.CallCharge], list[Any]] | None] = asyncio.Queue(_DEPTH)
+            queue: asyncio.Queue[tuple[list[WireCallCharge], list[Any]] | None] = asyncio.Queue(_DEPTH)
 
             async def write() -> None:  # PostgreSQL writes a batch while the next one is decoded
                 while (item := await queue.get()) is not None:
@@ -201,8 +212,8 @@ class LedgerRebuilder:
                 columns=["customer_id", "charges", "calls", "day", "day_charges", "seq", "credit_notes"])
 
     async def _copy_calls(
-        self, conn: asyncpg.Connection, records: list[ledger.CallCharge], book: TaxBook,
-    ) -> list[tuple[ledger.CallCharge, Decimal]]:
+        self, conn: asyncpg.Connection, records: list[WireCallCharge], book: TaxBook,
+    ) -> list[tuple[WireCallCharge, Decimal]]:
         """The batch's calls into the fresh table (one statement each way: no transaction needed);
         those new to it, with their charge with tax."""
         taxes = {r.call_id: tax for r in records if (tax := book.at(r.customer_id, r.started_at)) is not None}
@@ -210,8 +221,8 @@ class LedgerRebuilder:
             taxes |= await taxes_at_start(conn, [r for r in records if r.call_id not in taxes])
         rows = [(r.call_id, r.customer_id, r.started_at, r.charge, taxes.get(r.call_id, ZERO),
                  with_tax(r.charge, taxes.get(r.call_id, ZERO))) for r in records]
-        try:
-            await conn.copy_records_to_table(NEXT.calls, records=rows, columns=[
+        try:  # COPY's text format: half the client's CPU of asyncpg's binary records (bench)
+            await conn.copy_to_table(NEXT.calls, source=io.BytesIO(copy_text(rows)), columns=[
                 "call_id", "customer_id", "started_at", "charge", "tax", "charged"])
             new = {r.call_id for r in records}
         except asyncpg.UniqueViolationError:  # a call id sent again later: the first one counts
