@@ -44,7 +44,13 @@ _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def copy_text(rows: list[tuple[str, str, datetime, Decimal, Decimal, Decimal]]) -> bytes:
-    """Rows of `ledger_calls` in COPY's text format (ids escaped; numbers never in exponent form)."""
+    """Rows of `ledger_calls` in COPY's text format (ids escaped; numbers never in exponent form).
+
+    The plain join is checked as a whole (C speed): escaping each id costs ~4x the rest."""
+    plain = "".join(f"{c}\t{k}\t{t}\t{a}\t{x}\t{w}\n" for c, k, t, a, x, w in rows)
+    if (plain.count("\t") == 5 * len(rows) and plain.count("\n") == len(rows)
+            and not any(s in plain for s in ("\\", "\r", "E+", "E-"))):
+        return plain.encode()
     return "".join(
         f"{c.translate(_ESCAPE)}\t{k.translate(_ESCAPE)}\t{t.isoformat()}\t{a:f}\t{x:f}\t{w:f}\n"
         for c, k, t, a, x, w in rows).encode()
