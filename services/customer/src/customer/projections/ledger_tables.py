@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -16,6 +18,7 @@ NEXT = LedgerTables(*(f"{t}__next" for t in (LIVE.calls, LIVE.charges, LIVE.cred
 STREAMS = ("CALLS", "BILLING_EVENTS")
 _KEYS = {LIVE.calls: "call_id", LIVE.credit_notes: "id", LIVE.charges: "customer_id"}
 _ANNOUNCE = 1000  # customers per LEDGER_CHANGED message
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 async def create_next(conn: asyncpg.Connection) -> None:
@@ -101,6 +104,19 @@ async def swap(conn: asyncpg.Connection) -> None:
                 "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
                 " AND tablename = $1 AND indexname LIKE '%\\_\\_next%'", live):
             await conn.execute(f'ALTER INDEX "{index}" RENAME TO "{index.replace("__next", "")}"')
+
+
+def copy_text(rows: list[tuple[str, str, datetime, Decimal, Decimal, Decimal]]) -> bytes:
+    """Rows of `ledger_calls` in COPY's text format (ids escaped; numbers never in exponent form).
+
+    The plain join is checked as a whole (C speed): escaping each id costs ~4x the rest."""
+    plain = "".join(f"{c}\t{k}\t{t}\t{a}\t{x}\t{w}\n" for c, k, t, a, x, w in rows)
+    if (plain.count("\t") == 5 * len(rows) and plain.count("\n") == len(rows)
+            and not any(s in plain for s in ("\\", "\r", "E+", "E-"))):
+        return plain.encode()
+    return "".join(
+        f"{c.translate(_ESCAPE)}\t{k.translate(_ESCAPE)}\t{t.isoformat()}\t{a:f}\t{x:f}\t{w:f}\n"
+        for c, k, t, a, x, w in rows).encode()
 
 
 def announcements(changed: list[Charges]) -> list[bytes]:
