@@ -57,6 +57,7 @@ def test_where_reads_the_data_dir_of_a_running_stack(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [["dead-letters", "list"], ["rebuild", "all", "--no-progress"],
+                                     ["rebuild", "ledger", "--no-progress"],
                                      ["simulate", "--customers", "c1", "--seconds", "1"]])
 def test_an_unreachable_stack_is_named_not_a_traceback(tmp_path: Path, command: list[str]) -> None:
     nats_url, db_url = f"nats://127.0.0.1:{free_port()}", f"postgresql://postgres@127.0.0.1:{free_port()}/patchbay"
