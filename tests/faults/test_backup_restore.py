@@ -254,7 +254,8 @@ async def test_moving_a_data_dir_into_a_cluster(embedded_tmp_path: Path) -> None
         headers = {"Authorization": f"Bearer {running.token()}"}
         async with httpx.AsyncClient(base_url=running.http, headers=headers, timeout=30) as http:
             rebuilt = await asyncio.to_thread(patchbay, data, "rebuild", "all", "--no-progress")
-            assert rebuilt.stdout.count("switched over") == 2 and not rebuilt.stderr.count("allow-shrink")
+            # audit, summaries and the ledger (ADR 24)
+            assert rebuilt.stdout.count("switched over") == 3 and not rebuilt.stderr.count("allow-shrink")
             assert await _settled(http, customers, customers[:2]) == live
             new = (await http.post("/v1/customers", json={"name": "After the move"})).json()["id"]
             await _settled(http, [new], [])

@@ -42,7 +42,10 @@ def _rebuild(_: Located, argv: list[str]) -> int:
     if code == 0 and argv[:1] == ["all"]:
         from customer.ledger_rebuild_cli import main as ledger
 
-        return int(ledger([a for a in argv[1:] if a in ("--no-progress", "--allow-shrink")]))
+        shared = [a for a in argv[1:] if a in ("--no-progress", "--allow-shrink")]
+        if "--batch" in argv[:-1]:
+            shared += ["--batch", argv[argv.index("--batch") + 1]]
+        return int(ledger(shared))
     return code
 
 
