@@ -74,6 +74,7 @@ class RpcServer:
         self.handled = 0
         self.failed = 0
         self._own_seed: str | None = getattr(nc, "signing_seed", None)  # checks commands' MACs
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}  # metric children: ~2 µs a labels()
 
     async def start(self) -> None:
         """Subscribe every route and make sure the server knows before returning."""
@@ -100,6 +101,14 @@ class RpcServer:
             task.add_done_callback(self._done)
 
         return on_message
+
+    def _metrics(self, subject: str, outcome: str) -> tuple[Any, Any]:
+        """The request counter and duration histogram of a subject and outcome: labels() once each."""
+        found = self._children.get((subject, outcome))
+        if found is None:
+            found = self._children[(subject, outcome)] = (
+                REQUESTS.labels(subject, outcome), REQUEST_SECONDS.labels(subject))
+        return found
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -132,8 +141,9 @@ class RpcServer:
                 log.exception("request_failed", subject=route.subject, error=str(exc))
                 reply = error_bytes(ServiceError(ErrorCode.INTERNAL, "internal error; it has been logged"))
         self.handled += 1
-        REQUESTS.labels(route.subject, outcome).inc()
-        REQUEST_SECONDS.labels(route.subject).observe(time.perf_counter() - started)
+        counter, seconds = self._metrics(route.subject, outcome)
+        counter.inc()
+        seconds.observe(time.perf_counter() - started)
         if msg.reply:
             try:
                 await self.nc.publish(msg.reply, reply)
