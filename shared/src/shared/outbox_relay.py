@@ -126,7 +126,7 @@ class OutboxRelay:
         payloads = self._payloads
         futures = [
             await self.js.publish_async(
-                e.subject, payloads.pop(p, None) or e.model_dump_json().encode(), headers=nats_headers(e)
+                e.subject, payloads.pop(p, b"") or e.model_dump_json().encode(), headers=nats_headers(e)
             )
             for p, e in zip(positions, events, strict=True)
         ]
