@@ -21,8 +21,12 @@ run: install
 servers: install
 	$(UV) run --no-sync python -m devtools.stack servers
 
+# two pytest workers, each with its own embedded servers, a test file kept on one worker;
+# TEST_WORKERS=0 runs the suite in this process (as `python -m pytest` does)
+TEST_WORKERS ?= 2
+
 test: install
-	$(UV) run --no-sync python -m pytest
+	$(UV) run --no-sync python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 asyncapi: install
 	$(UV) run --no-sync python -m shared.asyncapi docs/asyncapi.json
