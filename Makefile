@@ -21,12 +21,13 @@ run: install
 servers: install
 	$(UV) run --no-sync python -m devtools.stack servers
 
-# two pytest workers, each with its own embedded servers, a test file kept on one worker;
+# two pytest workers, each with its own embedded servers; a test file stays on one worker, the
+# browser tests are one unit, slow files go first (docs/testing.md "Two workers");
 # TEST_WORKERS=0 runs the suite in this process (as `python -m pytest` does)
 TEST_WORKERS ?= 2
 
 test: install
-	$(UV) run --no-sync python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(UV) run --no-sync python -m pytest -n $(TEST_WORKERS) --dist loadfile --suite-schedule
 
 asyncapi: install
 	$(UV) run --no-sync python -m shared.asyncapi docs/asyncapi.json

@@ -33,8 +33,8 @@ from devtools.testing.server_choice import (
 from shared import bus
 
 log = structlog.get_logger()
-pytest_plugins = [  # markers by need (browser tests never skipped quietly); hypothesis profiles
-    "devtools.testing.needs", "devtools.testing.properties",
+pytest_plugins = [  # markers by need (browser tests never skipped quietly); hypothesis profiles; xdist groups
+    "devtools.testing.needs", "devtools.testing.properties", "devtools.testing.workers",
 ]
 
 MakeDatabase = Callable[[], Awaitable[str]]

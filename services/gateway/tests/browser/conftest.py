@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,16 @@ CHROMIUM_ARGS = [
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test here (the plugin fails them without chromium, or skips them if told to)."""
+    """Mark every test here (the plugin fails them without chromium, or skips them if told to).
+
+    Under `make test` they are one unit on one worker (devtools.testing.workers.BROWSER_DIR).
+    """
     here = Path(__file__).parent
     mine = [item for item in items if here in Path(str(item.fspath)).parents]
     for item in mine:
         item.add_marker(pytest.mark.browser)
         item.add_marker(pytest.mark.e2e)
-    # Playwright's sync API keeps an event loop running on the main thread for the session;
-    # pytest-asyncio cannot run fixtures after it, so the browser tests go last
+    # kept together (one stack, one chromium); `Chromium` closes after the last of them
     items[:] = [i for i in items if i not in mine] + mine
 
 
@@ -56,21 +59,60 @@ def stack() -> Iterator[Stack]:
         pytest.fail(str(exc))
 
 
-@pytest.fixture(scope="session")
-def browser_context() -> Iterator[Any]:
-    """One chromium with a fresh user-data dir for the session."""
-    from playwright.sync_api import sync_playwright
+class Chromium:
+    """One Playwright and chromium (fresh user-data dir), open only while browser tests run.
 
-    with sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="patchbay-chromium-") as profile:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(chromium()), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 900}, accept_downloads=True,
-        )
-        context.set_default_timeout(15_000)
-        try:
-            yield context
-        finally:
-            context.close()
+    Playwright's sync API marks its event loop as this thread's running loop between calls for as
+    long as it is open; pytest-asyncio cannot run anything on the thread then. So it is started by
+    the first browser test of a run of them and closed after the last (`pytest_runtest_teardown`),
+    whatever order the tests come in (one process, or a pytest-xdist worker).
+    """
+
+    def __init__(self) -> None:
+        self._stack: ExitStack | None = None
+        self._context: Any = None
+
+    def context(self) -> Any:
+        """The browser context, launched on first use."""
+        if self._context is None:
+            from playwright.sync_api import sync_playwright
+
+            with ExitStack() as stack:
+                pw = stack.enter_context(sync_playwright())
+                profile = stack.enter_context(tempfile.TemporaryDirectory(prefix="patchbay-chromium-"))
+                context = pw.chromium.launch_persistent_context(
+                    profile, executable_path=str(chromium()), args=CHROMIUM_ARGS, headless=True,
+                    viewport={"width": 1280, "height": 900}, accept_downloads=True,
+                )
+                stack.callback(context.close)
+                context.set_default_timeout(15_000)
+                self._stack, self._context = stack.pop_all(), context
+        return self._context
+
+    def close(self) -> None:
+        """Close chromium and Playwright's event loop (no-op when closed)."""
+        stack, self._stack, self._context = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+
+_CHROMIUM = Chromium()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last browser test of a run of them (the fixtures torn down), close chromium."""
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or nextitem.get_closest_marker("browser") is None:
+            _CHROMIUM.close()
+
+
+@pytest.fixture
+def browser_context() -> Any:
+    """The chromium context shared by a run of browser tests (see `Chromium`)."""
+    return _CHROMIUM.context()
 
 
 @pytest.fixture

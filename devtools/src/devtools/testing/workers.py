@@ -1,0 +1,78 @@
+"""How `make test` splits the suite over pytest-xdist workers (`-n 2 --dist loadfile --suite-schedule`).
+
+- A test file stays on one worker (its module fixtures run once), as with plain `loadfile`.
+- The browser tests (every file under `BROWSER_DIR`) are one unit: one stack and one chromium
+  on one worker, not one of each per worker.
+- The slow kinds of tests are handed out first (browser, end-to-end, faults, fuzzing), so that
+  the last files to start are short ones and both workers end at about the same time.
+
+Each worker starts its own nats-server and PostgreSQL (the plugin's session fixtures: free
+ports, fresh temp dirs), so two files never share a server. pytest-xdist's own `loadgroup`
+cannot do the grouping here: it renames node ids through an attribute pytest 9 no longer reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+BROWSER_DIR = "services/gateway/tests/browser/"  # node ids start with the path from the root
+# markers of slow tests, slowest kind first: their files are handed out before the rest
+SLOW_FIRST = ("browser", "e2e", "faults", "fuzz")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--suite-schedule: the split described above (with -n N and --dist loadfile)."""
+    parser.addoption(
+        "--suite-schedule", action="store_true", default=False,
+        help="with -n N --dist loadfile: the browser tests as one unit, slow files handed out first")
+
+
+def scheduled(config: pytest.Config) -> bool:
+    """True when --suite-schedule is on and the tests are spread by file."""
+    return bool(config.getoption("suite_schedule")) and config.getoption("dist", "no") == "loadfile"
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit a test goes to a worker in: its file, or the whole browser folder."""
+    path = nodeid.split("::", 1)[0]
+    return "browser" if path.startswith(BROWSER_DIR) else path
+
+
+def rank(item: pytest.Item) -> int:
+    """Where a test's kind comes in the hand-out order (0 first; pure and integration tests last).
+
+    A test using a `stack` fixture (the whole stack as processes) counts as end-to-end.
+    """
+    whole_stack = "stack" in getattr(item, "fixturenames", ())
+    for index, marker in enumerate(SLOW_FIRST):
+        if item.get_closest_marker(marker) or (marker == "e2e" and whole_stack):
+            return index
+    return len(SLOW_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a worker of a scheduled run: slow kinds first (after the conftests' marks; stable sort).
+
+    Every worker sorts alike, and the controller hands the units out in this order.
+    """
+    if hasattr(config, "workerinput") and config.getoption("suite_schedule"):
+        items.sort(key=rank)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The controller's scheduler for --suite-schedule: loadfile, with the units of `unit_of`."""
+    if not scheduled(config):
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SuiteScheduling(LoadFileScheduling):  # type: ignore[misc]
+        """Units from `unit_of`, handed out in collection order (no reordering by size)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    config.option.loadscopereorder = False
+    return SuiteScheduling(config, log)
