@@ -25,9 +25,10 @@ servers: install
 # browser tests are one unit, slow files go first (docs/testing.md "Two workers");
 # TEST_WORKERS=0 runs the suite in this process (as `python -m pytest` does)
 TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 
 test: install
-	$(UV) run --no-sync python -m pytest -n $(TEST_WORKERS) --dist loadfile --suite-schedule
+	$(UV) run --no-sync python -m pytest -n $(TEST_WORKERS) --dist loadfile --suite-schedule --durations=30 $(PYTEST_ARGS)
 
 asyncapi: install
 	$(UV) run --no-sync python -m shared.asyncapi docs/asyncapi.json
