@@ -1,10 +1,11 @@
 """How `make test` splits the suite over pytest-xdist workers (`-n 2 --dist loadfile --suite-schedule`).
 
 - A test file stays on one worker (its module fixtures run once), as with plain `loadfile`.
-- The browser tests (every file under `BROWSER_DIR`) are one unit: one stack and one chromium
-  on one worker, not one of each per worker.
-- The slow kinds of tests are handed out first (browser, end-to-end, faults, fuzzing), so that
-  the last files to start are short ones and both workers end at about the same time.
+- Two folders are one unit each (`FOLDER_UNITS`): the browser tests (one stack and one chromium
+  on one worker, not one of each per worker) and the fault tests (one kill-and-restart test at
+  a time: two at once on two cores starve each other's timing).
+- The slow kinds of units are handed out first (browser, faults, end-to-end, fuzzing), so that
+  the two longest start at once and the last units to start are short ones.
 
 Each worker starts its own nats-server and PostgreSQL (the plugin's session fixtures: free
 ports, fresh temp dirs), so two files never share a server. pytest-xdist's own `loadgroup`
@@ -17,9 +18,10 @@ from typing import Any
 
 import pytest
 
-BROWSER_DIR = "services/gateway/tests/browser/"  # node ids start with the path from the root
-# markers of slow tests, slowest kind first: their files are handed out before the rest
-SLOW_FIRST = ("browser", "e2e", "faults", "fuzz")
+# folders whose tests go to one worker as one unit (node ids start with the path from the root)
+FOLDER_UNITS = {"services/gateway/tests/browser/": "browser", "tests/faults/": "faults"}
+# markers of slow tests, slowest kind first: their units are handed out before the rest
+SLOW_FIRST = ("browser", "faults", "e2e", "fuzz")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,9 +37,12 @@ def scheduled(config: pytest.Config) -> bool:
 
 
 def unit_of(nodeid: str) -> str:
-    """The unit a test goes to a worker in: its file, or the whole browser folder."""
+    """The unit a test goes to a worker in: its file, or its folder of `FOLDER_UNITS`."""
     path = nodeid.split("::", 1)[0]
-    return "browser" if path.startswith(BROWSER_DIR) else path
+    for folder, unit in FOLDER_UNITS.items():
+        if path.startswith(folder):
+            return unit
+    return path
 
 
 def rank(item: pytest.Item) -> int:
@@ -53,12 +58,19 @@ def rank(item: pytest.Item) -> int:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a worker of a scheduled run: slow kinds first (after the conftests' marks; stable sort).
+    """On a worker of a scheduled run: the units of slow kinds first, each unit's tests together.
 
+    Runs after the conftests' marks. A unit ranks as its slowest-kind test; the sort is stable.
     Every worker sorts alike, and the controller hands the units out in this order.
     """
-    if hasattr(config, "workerinput") and config.getoption("suite_schedule"):
-        items.sort(key=rank)
+    if not (hasattr(config, "workerinput") and config.getoption("suite_schedule")):
+        return
+    ranks: dict[str, int] = {}
+    for item in items:
+        unit = unit_of(item.nodeid)
+        ranks[unit] = min(ranks.get(unit, len(SLOW_FIRST)), rank(item))
+    first_seen = {unit: index for index, unit in enumerate(dict.fromkeys(unit_of(i.nodeid) for i in items))}
+    items.sort(key=lambda item: (ranks[unit_of(item.nodeid)], first_seen[unit_of(item.nodeid)]))
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

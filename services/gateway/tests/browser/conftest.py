@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test here (the plugin fails them without chromium, or skips them if told to).
 
-    Under `make test` they are one unit on one worker (devtools.testing.workers.BROWSER_DIR).
+    Under `make test` they are one unit on one worker (devtools.testing.workers.FOLDER_UNITS).
     """
     here = Path(__file__).parent
     mine = [item for item in items if here in Path(str(item.fspath)).parents]
