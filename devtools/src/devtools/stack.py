@@ -145,9 +145,14 @@ def _lock_data_dir(run_dir: Path, stack: ExitStack) -> None:
         raise SystemExit(f"another stack is already running on {run_dir.parent}") from None
 
 
+ANY_FREE_PORT = "DEVTOOLS_ANY_FREE_PORT"  # set by the test plugin: parallel stacks never race for 4222
+
+
 def _port(preferred: int) -> int:
-    """The preferred port if free, else any free one."""
-    return preferred if port_is_free(preferred) else free_port()
+    """The preferred port if free, else any free one (always any with DEVTOOLS_ANY_FREE_PORT=1)."""
+    if os.environ.get(ANY_FREE_PORT) != "1" and port_is_free(preferred):
+        return preferred
+    return free_port()
 
 
 def credentials_dir(settings: StackSettings) -> Path:

@@ -23,6 +23,7 @@ from shared.bus_identities import PROVISIONER
 
 import shared  # noqa: F401 - before any test: importlib mode would take the shared/ folder for it
 from devtools.embedded import EmbeddedNats, EmbeddedPostgres
+from devtools.stack import ANY_FREE_PORT
 from devtools.testing.server_choice import (
     NATS_IMAGE,
     POSTGRES_IMAGE,
@@ -108,6 +109,9 @@ def pytest_configure(config: pytest.Config) -> None:
     `PATCHBAY_NATS_CREDENTIALS_DIR` points every embedded server, service and client of the session
     (subprocesses too) at it; set it yourself with PATCHBAY_NATS_URL, to your server's seeds.
     """
+    # stacks started by tests (two workers, other people's runs) take free ports, never race
+    # for the well-known 4222/5432/8222/9101... (a name without PATCHBAY_: child envs keep it)
+    os.environ[ANY_FREE_PORT] = "1"
     if os.environ.get("PATCHBAY_NATS_CREDENTIALS_DIR"):
         return
     path = Path(tempfile.mkdtemp(prefix="patchbay-credentials-"))

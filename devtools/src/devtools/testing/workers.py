@@ -86,5 +86,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return unit_of(nodeid)
 
+        def _assign_work_unit(self, node: Any) -> None:
+            """Send a unit's tests, every one of them where node ids repeat.
+
+            schemathesis' tests under pytest 9 share one node id per test function (the
+            operation is not in it); xdist's own hand-out sends only the first of each id.
+            """
+            scope, work_unit = self.workqueue.popitem(last=False)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            wanted = {nodeid for nodeid, done in work_unit.items() if not done}
+            collection = self.registered_collections[node]
+            node.send_runtest_some([i for i, nodeid in enumerate(collection) if nodeid in wanted])
+
     config.option.loadscopereorder = False
     return SuiteScheduling(config, log)
