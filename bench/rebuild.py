@@ -40,6 +40,7 @@ from reporting.projections.audit import AuditProjection
 from reporting.projections.calls import CallsProjection
 from reporting.projections.rebuild import Rebuilder
 from reporting.projections.replay import replay
+from reporting.projections.split import Connect
 from reporting.rebuild_cli import run_tuned
 from reporting.settings import ReportingSettings
 from reporting.simulator import publish_backlog
@@ -160,7 +161,7 @@ async def raw_pull(js: JetStreamContext, stream: str, subjects: list[str]) -> tu
 
 async def run(
     nats_url: str, db_url: str, events: int, repeat: int, *, personal: bool = False, encrypt: bool = False,
-    profile: str | None = None,
+    profile: str | None = None, processes: tuple[int, ...] = (2,),
 ) -> list[float]:
     settings = ReportingSettings(nats_url=nats_url, database_url=db_url)
     pool, service_nc = await connect(settings)  # migrates the schema
@@ -190,24 +191,30 @@ async def run(
             fetch_rate = n / seconds
             n, seconds = await raw_pull(js, stream, subjects)
             pull_rate = n / seconds
-            spy = await start_profile(profile, projection.name) if profile else None
-            meter = CpuMeter()
-            meter.start()
-            result = await Rebuilder(pool, js, projection, batch=BATCH).run()
-            cpu = meter.per_op_us(result.events)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                await asyncio.wait_for(spy.wait(), 30)
-            print(f"{stream:<16} raw fetch() {fetch_rate:>9,.0f}/s   raw pipelined pull {pull_rate:>9,.0f}/s   "
-                  f"rebuild {projection.name:<9} {result.rate:>9,.0f}/s   ratio {result.rate / fetch_rate:.2f}"
-                  f" of fetch(), {result.rate / pull_rate:.2f} of pull   ({result.events:,} events,"
-                  f" {result.seconds:.1f} s)" + (f"  run {attempt + 1}" if repeat > 1 else ""), flush=True)
-            phases = ", ".join(f"{k} {v:.1f} s" for k, v in getattr(result, "phases", {}).items())
-            replay = getattr(result, "phases", {}).get("replay")
-            replay_rate = f"; the replay alone {result.events / replay:,.0f}/s, {result.events / replay / pull_rate:.2f}" \
-                f" of pull ({phases})" if replay else ""
-            print(f"{'':<16} {cpu} (client: this process, the rebuild){replay_rate}", flush=True)
-            rates.append(result.rate)
+            for procs in processes if projection.bulk_split else processes[:1]:
+                spy = await start_profile(profile, f"{projection.name}-{procs}") if profile else None
+                split = Connect(nats_url, db_url, {"search_path": "reporting"}) if procs > 1 else None
+                meter = CpuMeter()
+                meter.start()
+                waited = sum(os.times()[2:4])  # the second process, once it has exited
+                result = await Rebuilder(pool, js, projection, batch=BATCH, split=split).run()
+                cpu = meter.per_op_us(result.events)
+                if split is not None:
+                    cpu += f", split {(sum(os.times()[2:4]) - waited) / result.events * 1e6:,.0f}"
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    await asyncio.wait_for(spy.wait(), 30)
+                print(f"{stream:<16} raw fetch() {fetch_rate:>9,.0f}/s   raw pipelined pull {pull_rate:>9,.0f}/s   "
+                      f"rebuild {projection.name:<9} {result.rate:>9,.0f}/s   ratio {result.rate / fetch_rate:.2f}"
+                      f" of fetch(), {result.rate / pull_rate:.2f} of pull   ({result.events:,} events,"
+                      f" {result.seconds:.1f} s)" + (f"  run {attempt + 1}" if repeat > 1 else "")
+                    + (f"  {procs} processes" if projection.bulk_split else ""), flush=True)
+                phases = ", ".join(f"{k} {v:.1f} s" for k, v in getattr(result, "phases", {}).items())
+                replay = getattr(result, "phases", {}).get("replay")
+                replay_rate = f"; the replay alone {result.events / replay:,.0f}/s, {result.events / replay / pull_rate:.2f}" \
+                    f" of pull ({phases})" if replay else ""
+                print(f"{'':<16} {cpu} (client: this process, the rebuild; split: its second process){replay_rate}", flush=True)
+                rates.append(result.rate)
     print(f"\nload average {os.getloadavg()[0]:.1f}; target: every rebuild >= 0.6 of the raw pipelined pull")
     await nc.drain()
     await pool.close()
@@ -243,6 +250,8 @@ def main() -> None:
     parser.add_argument("--personal", action="store_true", help="customer events carry personal data")
     parser.add_argument("--encryption", choices=["on", "off", "both"], default="off",
                         help="personal data encrypted as the customer service writes it; both: one pass each")
+    parser.add_argument("--processes", default="1,2",
+                        help="rebuild with 1 and/or 2 processes (split.py; audit only), e.g. 1,2")
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy --native each rebuild into DIR/<projection>.txt (collapsed stacks)")
     args = parser.parse_args()
@@ -252,7 +261,8 @@ def main() -> None:
         print(f"--- personal data encryption {mode} ---", flush=True)
         with servers() as (nats_url, db_url):
             rates[mode] = run_tuned(run(nats_url, db_url, args.events, args.repeat,
-                                        personal=args.personal, encrypt=mode == "on", profile=args.profile))
+                                        personal=args.personal, encrypt=mode == "on", profile=args.profile,
+                                        processes=tuple(int(p) for p in args.processes.split(","))))
     if len(rates) == 2:
         on, off = sum(rates["on"]) / len(rates["on"]), sum(rates["off"]) / len(rates["off"])
         print(f"\naudit rebuild, encryption on / off: {on:,.0f}/s vs {off:,.0f}/s, ratio {on / off:.2f}"

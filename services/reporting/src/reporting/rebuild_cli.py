@@ -20,6 +20,7 @@ from tqdm import tqdm
 from reporting.bootstrap import PLUMBING, all_projections
 from reporting.projections.rebuild import RebuildBusy, Rebuilder, RebuildResult
 from reporting.projections.rebuild_guards import RebuildRefused
+from reporting.projections.split import Connect
 from reporting.settings import ReportingSettings
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,8 @@ def parser(prog: str = "patchbay rebuild") -> argparse.ArgumentParser:
     cli.add_argument("projection", choices=[*names, "all"], help="what to rebuild")
     cli.add_argument("--batch", type=int, default=5000, help="messages per fetch and write")
     cli.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_argument("--processes", type=int, choices=(1, 2), default=2,
+                     help="2: a second process replays the upper half of a long stream (audit)")
     cli.add_argument("--allow-shrink", action="store_true",
                      help="switch over even when the streams lost history or the rebuilt tables are smaller")
     return cli
@@ -60,7 +63,7 @@ async def schema_owner(dsn: str) -> str | None:
 
 async def rebuild(
     settings: ReportingSettings, names: Sequence[str], *, batch: int = 5000, progress: bool = True,
-    allow_shrink: bool = False,
+    allow_shrink: bool = False, processes: int = 2,
 ) -> list[RebuildResult]:
     """Rebuild the named projections one after the other.
 
@@ -69,8 +72,10 @@ async def rebuild(
     """
     await migrate(settings.database_url, PLUMBING.schema, PLUMBING.migrations)
     owner = await schema_owner(settings.database_url)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4, server_settings={
-        "search_path": PLUMBING.schema, **({"role": owner} if owner else {})})
+    server_settings = {"search_path": PLUMBING.schema, **({"role": owner} if owner else {})}
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4,
+                                     server_settings=server_settings)
+    split = Connect(settings.nats_url, settings.database_url, server_settings) if processes > 1 else None
     try:
         nc = await tool_nats(settings.nats_url)
     except BaseException:
@@ -91,7 +96,7 @@ async def rebuild(
 
             try:
                 rebuilder = Rebuilder(pool, nc.jetstream(), projection, batch=batch, progress=show,
-                                      allow_shrink=allow_shrink)
+                                      allow_shrink=allow_shrink, split=split)
                 results.append(await rebuilder.run())
                 for warning in rebuilder.warnings:
                     print(f"rebuild {projection.name}: switched over although {warning} (--allow-shrink)",
@@ -120,7 +125,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "patchbay rebuild") -> i
     names = [p.name for p in all_projections()] if args.projection == "all" else [args.projection]
     try:
         results = run_tuned(rebuild(settings, names, batch=args.batch, progress=not args.no_progress,
-                                    allow_shrink=args.allow_shrink))
+                                    allow_shrink=args.allow_shrink, processes=args.processes))
     except RebuildBusy as exc:
         print(f"rebuild: {exc}", file=sys.stderr)
         return 2

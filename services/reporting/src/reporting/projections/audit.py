@@ -53,6 +53,7 @@ class AuditProjection(Projection[AuditEntry]):
     tables = ("audit_log", "audit_checkpoints")
     checkpoint_table = "audit_checkpoints"
     sources = SOURCES
+    bulk_split = True  # a duplicate's row is replaced by that of its lower sequence (_insert_sql)
 
     def decode(self, stream: str, seq: int, subject: str, data: bytes) -> AuditEntry:
         """The envelope as an audit entry (the raw JSON is kept for customer events)."""
@@ -90,7 +91,8 @@ class AuditProjection(Projection[AuditEntry]):
             async with conn.transaction():
                 await conn.copy_records_to_table(tables["audit_log"], records=rows, columns=_COLUMN_NAMES)
                 await conn.execute(self.checkpoint_sql(tables, 1, 2), stream, last_seq)
-        except asyncpg.UniqueViolationError:
+        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+            # a deadlock: two halves' COPYs (split.py) each hold a key the other writes
             async with conn.transaction():
                 await conn.executemany(_insert_sql(tables), rows)
                 await conn.execute(self.checkpoint_sql(tables, 1, 2), stream, last_seq)
@@ -102,8 +104,13 @@ _dumps = orjson.dumps
 
 
 def _insert_sql(tables: Tables) -> str:
-    values = ", ".join(f"${i + 1}::{t}" for i, (_, t) in enumerate(COLUMNS))
-    return f"INSERT INTO {tables['audit_log']} ({NAMES}) VALUES ({values}) ON CONFLICT (event_id) DO NOTHING"
+    """Row by row; a duplicate keeps the row of its lowest sequence on its stream (the first, as live
+    keeps it), also when a replay of the stream's upper half (split.py) wrote it first."""
+    t = tables["audit_log"]
+    values = ", ".join(f"${i + 1}::{typ}" for i, (_, typ) in enumerate(COLUMNS))
+    update = ", ".join(f"{c} = excluded.{c}" for c, _ in COLUMNS[1:])
+    return (f"INSERT INTO {t} ({NAMES}) VALUES ({values}) ON CONFLICT (event_id) DO UPDATE SET {update}"
+            f" WHERE {t}.stream = excluded.stream AND {t}.seq > excluded.seq")
 
 
 def row_of(stream: str, seq: int, raw: bytes) -> Row:

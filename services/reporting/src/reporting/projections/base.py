@@ -62,6 +62,9 @@ class Projection(ABC, Generic[Item]):
     tables: tuple[str, ...]
     checkpoint_table: str
     sources: tuple[Source, ...]
+    # bulk_write keeps the lowest sequence of a duplicate key whichever write came first, so a
+    # rebuild may replay a stream's halves in two processes at once (projections/split.py)
+    bulk_split = False
 
     def consumer_spec(
         self, source: Source, prefix: str = "reporting", ack_wait_s: float = 30.0

@@ -29,6 +29,7 @@ from reporting.projections.base import NEXT, Projection, Source, Tables, checkpo
 from reporting.projections.pull import stream_seq
 from reporting.projections.rebuild_guards import history_problems, refusal, shrink_problems
 from reporting.projections.replay import pending_count, replay
+from reporting.projections.split import SPLIT_MIN, Connect, Worker
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +81,7 @@ class Rebuilder:
     def __init__(
         self, pool: asyncpg.Pool, js: JetStreamContext, projection: Projection[Any], *,
         batch: int = 5000, progress: Progress | None = None, allow_shrink: bool = False,
+        split: Connect | None = None,
     ) -> None:
         self.pool = pool
         self.js = js
@@ -87,6 +89,7 @@ class Rebuilder:
         self.batch = batch
         self.progress = progress
         self.allow_shrink = allow_shrink
+        self.split = split  # a second process replays the upper half of a long stream (split.py)
         self.warnings: list[str] = []  # what --allow-shrink let through
         self._read_to: dict[str, int] = {}  # per stream: read through here (applied or skipped)
         self.live = Tables.live(projection.tables)
@@ -98,6 +101,7 @@ class Rebuilder:
         self._indexes: list[str] = []
         self.phases: dict[str, float] = {}  # seconds per phase (prepare, replay, index, switch)
         self._lap_at = time.monotonic()
+        self._worker: Worker | None = None
 
     async def run(self) -> RebuildResult:
         """Replay, catch up, switch over; the old tables answer until the switch."""
@@ -108,11 +112,16 @@ class Rebuilder:
                 raise RebuildBusy(f"a rebuild of {self.projection.name} is already running")
             try:
                 await self._record("running", started=True)
+                self._worker = await self._start_worker()
                 if problems := await history_problems(self.js, self.pool, self.projection):
                     self._refuse_or_note(problems)
                 await self._create_next()
                 self._lap("prepare")
-                await self._replay_all()
+                try:
+                    await self._replay_all()
+                finally:
+                    if self._worker is not None:
+                        await self._worker.close()
                 self._lap("replay")
                 await self._catch_up()
                 await self._index_next()
@@ -181,7 +190,9 @@ class Rebuilder:
                 await fast_timestamps(conn)
                 try:
                     for source in self.projection.sources:
-                        if counts[source.stream]:
+                        if counts[source.stream] >= SPLIT_MIN and self._worker is not None:
+                            await self._replay_split(source, targets[source.stream], conn)
+                        elif counts[source.stream]:
                             await self._replay(source, 1, targets[source.stream], conn, bulk=True)
                     await self.projection.bulk_finish(conn, self.next)
                 finally:
@@ -189,6 +200,37 @@ class Rebuilder:
         finally:
             if collecting:
                 gc.enable()
+
+    async def _start_worker(self) -> Worker | None:
+        """The second process, when the projection may be split and a stream is long enough."""
+        if self.split is None or not self.projection.bulk_split:
+            return None
+        for source in self.projection.sources:
+            if (await self.js.stream_info(source.stream)).state.messages >= SPLIT_MIN:
+                return await Worker.start(self.split, self.projection)
+        return None
+
+    async def _replay_split(self, source: Source, until: int, conn: asyncpg.Connection) -> None:
+        """The lower half here, the upper half in the second process, at the same time."""
+        assert self._worker is not None
+        middle = until // 2
+
+        def progress(done: int, skipped: int) -> None:
+            self.done += done
+            self.skipped += skipped
+            self._report()
+
+        worker = self._worker
+        upper = asyncio.create_task(worker.replay(source.stream, middle + 1, until, self.batch, progress))
+        try:
+            await self._replay(source, 1, middle, conn, bulk=True)
+            await upper
+        finally:
+            if not upper.done():
+                upper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upper
+        self._read_to[source.stream] = max(self._read_to.get(source.stream, 0), until)
 
     async def _catch_up(self, rounds: int = 3) -> None:
         """Read what arrived during the replay, so the switch-over has little left to do."""
