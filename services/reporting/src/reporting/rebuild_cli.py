@@ -38,8 +38,9 @@ def parser(prog: str = "patchbay rebuild") -> argparse.ArgumentParser:
     cli.add_argument("projection", choices=[*names, "all"], help="what to rebuild")
     cli.add_argument("--batch", type=int, default=5000, help="messages per fetch and write")
     cli.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cli.add_argument("--processes", type=int, choices=(1, 2), default=2,
-                     help="2: a second process replays the upper half of a long stream (audit)")
+    cli.add_argument("--processes", type=int, choices=(1, 2), default=1,
+                     help="2: a second process replays the upper half of a long stream (audit; pays"
+                          " only with an idle core: docs/performance.md)")
     cli.add_argument("--allow-shrink", action="store_true",
                      help="switch over even when the streams lost history or the rebuilt tables are smaller")
     return cli
@@ -63,7 +64,7 @@ async def schema_owner(dsn: str) -> str | None:
 
 async def rebuild(
     settings: ReportingSettings, names: Sequence[str], *, batch: int = 5000, progress: bool = True,
-    allow_shrink: bool = False, processes: int = 2,
+    allow_shrink: bool = False, processes: int = 1,
 ) -> list[RebuildResult]:
     """Rebuild the named projections one after the other.
 

@@ -30,9 +30,9 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 @functools.lru_cache(maxsize=4096)
-def is_secret(key: str) -> bool:
+def is_secret(key: object) -> bool:
     """Whether a key names a secret (keys repeat: the answer is cached)."""
-    return SECRET_KEY.search(key) is not None
+    return SECRET_KEY.search(str(key)) is not None
 
 
 _NESTED = (dict, list)
@@ -43,7 +43,7 @@ def redact(value: Any) -> Any:
     a rebuild redacts every event, and most values are scalars)."""
     if isinstance(value, dict):
         return {k: redact(v) if isinstance(v, _NESTED) else v
-                for k, v in value.items() if not is_secret(str(k))}
+                for k, v in value.items() if not is_secret(k)}
     if isinstance(value, list):
         return [redact(v) if isinstance(v, _NESTED) else v for v in value]
     return value
@@ -77,13 +77,15 @@ def diff_of(event_type: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict
     """(changes as {field: {old, new}}, the remaining data when no diff can be derived)."""
     # the two common shapes are redacted as they are taken (no whole copy first: a rebuild diffs
     # every event); the result is that of redacting the data, then diffing it
+    # (the comprehensions inline _clean: a call per field was a fifth of the audit rebuild's samples)
     changes = data.get("changes")
     if isinstance(changes, dict):
-        kept = [(k, v) for k, v in changes.items() if not is_secret(str(k))]
+        kept = [(k, v) for k, v in changes.items() if not is_secret(k)]
         if all(isinstance(v, dict) for _, v in kept):
             return {k: {"old": _clean(v.get("old")), "new": _clean(v.get("new"))} for k, v in kept}, None
     if event_type.endswith("Created") and not ("old" in data and "new" in data):
-        return {k: {"old": None, "new": _clean(v)} for k, v in data.items() if not is_secret(str(k))}, None
+        return {k: {"old": None, "new": redact(v) if isinstance(v, _NESTED) else v}
+                for k, v in data.items() if not is_secret(k)}, None
     clean = redact(data)
     if "old" in clean and "new" in clean:
         out = {_changed_field(event_type): {"old": clean["old"], "new": clean["new"]}}
