@@ -171,9 +171,16 @@ class Rebuilder:
                     self._indexes.append(re.sub(pattern, target, sql))
 
     async def _index_next(self) -> None:
-        async with self.pool.acquire() as conn:
-            for sql in self._indexes:
+        """The secondary indexes side by side, then the planner's statistics of each table side by
+        side, before the switch-over's lock (this process idles meanwhile: PostgreSQL has both cores;
+        one after the other they were ~18% of a 100k-event audit rebuild's seconds)."""
+
+        async def run(sql: str) -> None:
+            async with self.pool.acquire() as conn:
                 await conn.execute(sql)
+
+        await asyncio.gather(*(run(sql) for sql in self._indexes))
+        await asyncio.gather(*(run(f"ANALYZE {table}{NEXT}") for table in self.projection.tables))
 
     async def _replay_all(self) -> None:
         targets = {}
@@ -268,7 +275,6 @@ class Rebuilder:
             if problems := await shrink_problems(conn, self.projection, self.live, self.next):
                 self._refuse_or_note(problems)
             for table in self.projection.tables:
-                await conn.execute(f"ANALYZE {table}{NEXT}")
                 await conn.execute(f"DROP TABLE {table}")
                 await conn.execute(f"ALTER TABLE {table}{NEXT} RENAME TO {table}")
                 for (index,) in await conn.fetch(
