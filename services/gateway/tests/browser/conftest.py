@@ -71,6 +71,7 @@ class Chromium:
     def __init__(self) -> None:
         self._stack: ExitStack | None = None
         self._context: Any = None
+        self.keep_open = False  # the next test is a browser test too (set before each teardown)
 
     def context(self) -> Any:
         """The browser context, launched on first use."""
@@ -101,18 +102,25 @@ _CHROMIUM = Chromium()
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """After the last browser test of a run of them (the fixtures torn down), close chromium."""
+    """After the last browser test of a run of them, close chromium.
+
+    `browser_context` closes it first thing in the teardown (before session fixtures, async ones
+    too, are torn down after the last test); here again in case the test did not use it.
+    """
+    _CHROMIUM.keep_open = nextitem is not None and nextitem.get_closest_marker("browser") is not None
     try:
         return (yield)
     finally:
-        if nextitem is None or nextitem.get_closest_marker("browser") is None:
+        if not _CHROMIUM.keep_open:
             _CHROMIUM.close()
 
 
 @pytest.fixture
-def browser_context() -> Any:
+def browser_context() -> Iterator[Any]:
     """The chromium context shared by a run of browser tests (see `Chromium`)."""
-    return _CHROMIUM.context()
+    yield _CHROMIUM.context()
+    if not _CHROMIUM.keep_open:
+        _CHROMIUM.close()
 
 
 @pytest.fixture
