@@ -36,6 +36,7 @@ from shared import bus
 log = structlog.get_logger()
 pytest_plugins = [  # markers by need (browser tests never skipped quietly); hypothesis profiles; xdist groups
     "devtools.testing.needs", "devtools.testing.properties", "devtools.testing.workers",
+    "devtools.testing.hang_guard",  # a hung async test fails within its timeout (docs/testing.md)
 ]
 
 MakeDatabase = Callable[[], Awaitable[str]]
