@@ -81,7 +81,8 @@ def test_margin_leaves_pytest_timeout_time_for_teardown() -> None:
 
 def test_hung_async_tests_fail_within_their_limit_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_hung=HUNG)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--durations=0",
+    # in an xdist worker, as under `make test`
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--durations=0", "-n", "1",
                                            timeout=INNER_LIMIT)
     result.assert_outcomes(failed=4, passed=2)
     out = result.stdout.str()
