@@ -93,6 +93,9 @@ def test_hung_async_tests_fail_within_their_limit_and_the_run_goes_on(pytester: 
         # it failed soon after the guard's deadline (or the alarm that freed a blocked loop)
         seconds = float(re.search(rf"([\d.]+)s call +test_hung.py::test_{name}", out).group(1))
         assert seconds < 2.5, out
+    # what the test may have waited for: the loop's other tasks, by name and coroutine
+    assert re.search(r"other tasks still running:\n.*Task-\d+: test_waits_while_another_task_works"
+                     r"\.<locals>\.busy", out), out
     result.stdout.fnmatch_lines(["FAILED test_hung.py::test_own_timeout_error_is_left_alone - TimeoutError"])
     assert "SystemError" not in out + result.stderr.str()
 

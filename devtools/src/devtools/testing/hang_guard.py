@@ -73,10 +73,23 @@ def guarded(item: pytest.Item, func: Callable[..., Coroutine[Any, Any, Any]]) ->
                     f"{item.nodeid} still running {budget:g} s after its timeout started: "
                     f"cancelled by the async hang guard, {limit - budget:g} s before "
                     f"pytest-timeout's {limit:g} s limit (the traceback above shows where it "
-                    f"waited; docs/testing.md \"Hung tests\")")
+                    f"waited; docs/testing.md \"Hung tests\")" + _other_tasks())
             raise
 
     return run
+
+
+def _other_tasks(limit: int = 8) -> str:
+    """The loop's other unfinished tasks, by name and coroutine (what the test may have waited for)."""
+    current = asyncio.current_task()
+    others = sorted((task for task in asyncio.all_tasks() if task is not current and not task.done()),
+                    key=lambda task: task.get_name())
+    if not others:
+        return ""
+    lines = [f"  {task.get_name()}: {getattr(task.get_coro(), '__qualname__', task.get_coro())}"
+             for task in others[:limit]]
+    more = f"\n  ... and {len(others) - limit} more" if len(others) > limit else ""
+    return "\nother tasks still running:\n" + "\n".join(lines) + more
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
