@@ -20,6 +20,7 @@ from devtools.embedded import free_port
 from devtools.testing.jetstream import stream_messages
 from devtools.testing.waiting import holds_for, wait_for
 from nats.aio.client import Client as NatsClient
+from notifier.application.recovery import CUT
 from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer, call, card, contact, use_twilio
 from shared.contracts.notify import SystemMessage
 from shared.secrets import Sealer
@@ -105,6 +106,15 @@ async def settled(nc: NatsClient, message_id: str, recipients: int, timeout: flo
     return await wait_for(done, timeout=timeout, interval=0.2, message="every recipient to be settled")
 
 
+def missing_report(final: dict[str, Any], missing: set[str], log_path: Path) -> str:
+    """What the notifier recorded for recipients the provider never got, and its log about them."""
+    rows = [i for i in final["items"] if i["to"] in missing]
+    ids = {r["delivery_id"] for r in rows}
+    lines = [ln for ln in log_path.read_text().splitlines()
+             if any(i in ln for i in ids) or "claims_settled" in ln or "orphaned" in ln]
+    return f"{len(missing)} recipients got nothing; recorded as {rows}; log: {lines[-20:]}"
+
+
 async def broadcast_killed_at_a_third(
     notifier: NotifierProcess, nats: NatsClient, channel: str, cards: list[dict[str, Any]],
     arrived: Callable[[], int],
@@ -157,10 +167,17 @@ async def test_kill_9_in_the_middle_of_a_broadcast_sends_each_recipient_exactly_
     per_recipient = {rcpt: n for rcpt, n in smtp.inbox.per_recipient().items()
                      if rcpt.endswith(f"-{tag}@kill.example")}
     expected = {f"c{i}-{j}-{tag}@kill.example" for i in range(100) for j in range(10)}
-    assert set(per_recipient) == expected
+    # a kill between the two journal notes around one message's final write (microseconds, no
+    # await) leaves that one delivery's outcome unknown: recorded failed as such, never re-sent,
+    # so it may have arrived once or not at all; at most one per killed process
+    cut = {i["to"] for i in final["items"] if i["state"] == "failed" and i["last_error"] == CUT}
+    assert len(cut) <= 1, cut
+    missing = expected - set(per_recipient) - cut
+    assert not missing, missing_report(final, missing, notifier.log_path)
+    assert set(per_recipient) <= expected
     twice = {rcpt: n for rcpt, n in per_recipient.items() if n != 1}
     assert not twice, f"{len(twice)} recipients got more than one copy: {list(twice.items())[:5]}"
-    assert final["counts"]["sent"] == 1000, final["counts"]
+    assert final["counts"]["sent"] == 1000 - len(cut), final["counts"]
     ops = f"http://127.0.0.1:{notifier.env['PATCHBAY_OPS_PORT']}"
     async with httpx.AsyncClient(base_url=ops) as http:
         assert (await http.get("/readyz")).json()["ready"] is True

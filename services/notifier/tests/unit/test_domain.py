@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from notifier.adapters.handover_journal import HandoverJournal
+from notifier.adapters.handover_journal import HANDED, INTENT, HandoverJournal
 from notifier.application.broadcast import recipients
 from notifier.application.templates import TemplateNotFound, render_system
 from notifier.domain.rendering import BROADCAST_FIELDS, UnknownPlaceholder, check, header_safe, render
@@ -119,13 +119,24 @@ def test_handover_journal_survives_its_writer(tmp_path: Path) -> None:
     journal.open()
     ids = [uuid.uuid4() for _ in range(3)]
     for i in ids:
+        journal.record(i, INTENT)
         journal.record(i)
+    cut = uuid.uuid4()
+    journal.record(cut, INTENT)  # killed between the notes around its final write
     # a torn last record (a crash mid-write) is ignored
     with HandoverJournal.path_for(tmp_path, instance).open("ab") as f:
         f.write(b"\x01\x02")
-    assert HandoverJournal.read(tmp_path, instance) == set(ids)
+    assert HandoverJournal.read(tmp_path, instance) == {i: HANDED for i in ids} | {cut: INTENT}
     assert HandoverJournal.read(tmp_path, uuid.uuid4()) is None
     journal.close()
+    HandoverJournal.remove(tmp_path, instance)
+    assert HandoverJournal.read(tmp_path, instance) is None
+
+
+def test_a_journal_of_the_earlier_format_still_reads_as_handed_over(tmp_path: Path) -> None:
+    instance, ids = uuid.uuid4(), [uuid.uuid4() for _ in range(2)]
+    HandoverJournal.legacy_path_for(tmp_path, instance).write_bytes(b"".join(i.bytes for i in ids))
+    assert HandoverJournal.read(tmp_path, instance) == {i: HANDED for i in ids}
     HandoverJournal.remove(tmp_path, instance)
     assert HandoverJournal.read(tmp_path, instance) is None
 

@@ -91,7 +91,7 @@ class SmtpSender:
     def __init__(self, cfg: SmtpConfig) -> None:
         self.cfg = cfg
         self._smtp: aiosmtplib.SMTP | None = None
-        self._on_final_write: Callable[[], None] | None = None
+        self._on_final_write: tuple[Callable[[], None], Callable[[], None]] | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
         cfg = self.cfg
@@ -112,35 +112,42 @@ class SmtpSender:
         return smtp
 
     def _hook(self, smtp: aiosmtplib.SMTP) -> None:
-        """Call the armed callback right before the write that ends DATA (the message's last bytes)."""
+        """Call the armed callbacks right before and right after the write that ends DATA."""
         protocol = smtp.protocol
         assert protocol is not None
         original = protocol.write
 
         def write(data: bytes) -> None:
-            callback = self._on_final_write
-            if callback is not None and data.endswith(b".\r\n"):
-                self._on_final_write = None
-                callback()
-            original(data)
+            callbacks = self._on_final_write
+            if callbacks is None or not data.endswith(b".\r\n"):
+                original(data)
+                return
+            self._on_final_write = None
+            callbacks[0]()  # about to write the message's last bytes
+            original(data)  # a socket send: the bytes are the kernel's now
+            callbacks[1]()
 
         protocol.write = write  # type: ignore[method-assign]
 
-    async def send(self, mail: Email, on_handover: Callable[[], None]) -> Outcome:
-        """Send one e-mail; `on_handover` runs just before its final bytes leave."""
+    async def send(
+        self, mail: Email, on_handover: Callable[[], None], on_intent: Callable[[], None] = lambda: None
+    ) -> Outcome:
+        """Send one e-mail; `on_intent` runs right before its final bytes are written, `on_handover` after."""
         reused = self._smtp is not None and self._smtp.is_connected
-        outcome = await self._send_once(mail, on_handover)
+        outcome = await self._send_once(mail, on_handover, on_intent)
         if reused and outcome.link_down:  # a kept connection the server had closed: one fresh try
-            outcome = await self._send_once(mail, on_handover)
+            outcome = await self._send_once(mail, on_handover, on_intent)
         return outcome
 
-    async def _send_once(self, mail: Email, on_handover: Callable[[], None]) -> Outcome:
+    async def _send_once(
+        self, mail: Email, on_handover: Callable[[], None], on_intent: Callable[[], None]
+    ) -> Outcome:
         handed = False
 
-        def handover() -> None:
+        def intent() -> None:
             nonlocal handed
-            on_handover()
-            handed = True
+            on_intent()
+            handed = True  # from here on the server may have it
 
         try:
             message = build_message(self.cfg, mail)
@@ -149,7 +156,7 @@ class SmtpSender:
         try:
             if self._smtp is None or not self._smtp.is_connected:
                 self._smtp = await self._connect()
-            self._on_final_write = handover
+            self._on_final_write = (intent, on_handover)
             errors, reply = await self._smtp.sendmail(self.cfg.from_address, [mail.to], message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0] if exc.recipients else None

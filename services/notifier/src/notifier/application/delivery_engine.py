@@ -14,7 +14,7 @@ from shared.eventstore import ConcurrencyError
 from shared.secrets import Sealer
 
 from notifier.adapters.delivery_store import DeliveryStore
-from notifier.adapters.handover_journal import HandoverJournal
+from notifier.adapters.handover_journal import INTENT, HandoverJournal
 from notifier.adapters.metrics import DELIVERIES, SEND_SECONDS
 from notifier.adapters.sms_sender import TwilioSender
 from notifier.adapters.smtp_sender import Email, SmtpSender
@@ -204,6 +204,7 @@ class DeliveryEngine:
             return await sender.send(
                 Email(to=d.recipient, subject=subject or "", body=body, message_key=str(d.delivery_id)),
                 handover,
+                lambda: self.journal.record(d.delivery_id, INTENT),
             )
         assert isinstance(sender, TwilioSender)
         return await sender.send(d.recipient, body, handover)

@@ -2,10 +2,12 @@
 
 Each instance holds a PostgreSQL advisory lock (keyed by its id) on a connection of its own
 while it lives; the lock goes when the process dies. Claims of an instance whose lock can be
-taken belong to the dead: a claim in its journal was handed over (recorded as sent,
-unconfirmed); one not in it never reached the provider (queued again, its attempt given
-back). With no journal to read (another host, lost disk), a claim's outcome is unknown and it
-is failed with that reason rather than risk a second copy.
+taken belong to the dead: a claim noted HANDED in its journal was handed over (recorded as
+sent, unconfirmed); one noted only INTENT was cut between the two notes around its final write,
+so its outcome is unknown (failed with that reason, never sent again); one not in it never
+reached the provider (queued again, its attempt given back). With no journal to read (another
+host, lost disk), a claim's outcome is unknown and it is failed with that reason rather than
+risk a second copy.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncpg
 import structlog
 
 from notifier.adapters.delivery_store import DeliveryStore
-from notifier.adapters.handover_journal import HandoverJournal
+from notifier.adapters.handover_journal import HANDED, INTENT, HandoverJournal
 from notifier.adapters.metrics import RECOVERED
 from notifier.domain.delivery import Recorded
 
@@ -28,6 +30,10 @@ log = structlog.get_logger(__name__)
 
 UNKNOWN = (
     "outcome unknown: the sending instance died and left no handover journal here;"
+    " not retried, so that it cannot arrive twice"
+)
+CUT = (
+    "outcome unknown: the sending instance died while writing the message's last bytes;"
     " not retried, so that it cannot arrive twice"
 )
 HANDED_OVER = "handed to the provider just before the sending instance died; its reply was not seen"
@@ -137,8 +143,10 @@ class Recovery:
         for d in claims:
             if handed is None:
                 outcomes.append(Recorded(d, "failed", error=UNKNOWN))
-            elif d.delivery_id in handed:
+            elif handed.get(d.delivery_id) == HANDED:
                 outcomes.append(Recorded(d, "sent", error=HANDED_OVER, unconfirmed=True))
+            elif handed.get(d.delivery_id) == INTENT:
+                outcomes.append(Recorded(d, "failed", error=CUT))
             else:
                 outcomes.append(Recorded(d, "queued", error=INTERRUPTED, attempts=d.attempts - 1))
         await self.store.record(outcomes)
