@@ -19,6 +19,22 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 
+def consumer_seq(msg: Msg) -> int:
+    """The consumer (delivery) sequence of a JetStream message: one more for each delivery."""
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[6])
+    return int(msg.metadata.sequence.consumer)
+
+
+class DeliveriesLost(RuntimeError):
+    """Deliveries of the durable never reached this reader (cut in flight): it must rewind."""
+
+
+class ReaderStalled(RuntimeError):
+    """The connection was re-established, or the server answers no pull request: start afresh."""
+
+
 def stream_seq(msg: Msg) -> int:
     """The stream sequence of a JetStream message, from its ack subject (no full metadata parse)."""
     tokens = msg.reply.split(".")
@@ -91,6 +107,14 @@ class StreamingPull:
     Each request asks for `batch` messages and expires after `expires_s`; a request is over when
     its `batch` messages came or a status (408 expired, 409 ...) says so, and is then replaced.
     A lone event is handed over at once; under load, batches fill up without a round trip.
+
+    Deliveries lost in flight (a link cut mid-batch) show as a gap in the consumer sequence:
+    what came before the gap is handed over, then `next_batch` raises `DeliveriesLost`, so the
+    caller rewinds the durable to its ack floor instead of acking past messages it never got
+    (with AckPolicy.ALL an ack of a later message would acknowledge them: lost for good).
+    After a reconnect, or when requests asked again still get no answer (not even their 408),
+    it raises `ReaderStalled`: requests and deliveries of the old connection are not trusted,
+    the caller starts a new reader from the durable's ack floor (a bounded stall, never a hang).
     """
 
     def __init__(
@@ -111,10 +135,15 @@ class StreamingPull:
         self._last_message = 0.0
         self._wake = asyncio.Event()
         self._sub: Subscription | None = None
+        self._delivered = 0  # the consumer sequence of the last message received
+        self._asked_again = False  # requests were taken for lost and sent again, unanswered since
+        self._reconnects = 0  # the connection's reconnect count when this reader started
+        self.lost: str | None = None  # set at a gap in the deliveries: nothing after it is kept
         self.gone = False  # the consumer was deleted: the caller re-creates it
 
     async def start(self) -> None:
         """Subscribe the inbox the requests are answered on."""
+        self._reconnects = self.nc.stats["reconnects"]
         self._sub = await self.nc.subscribe(
             self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
@@ -127,6 +156,7 @@ class StreamingPull:
 
     async def _on_msg(self, msg: Msg) -> None:
         self._last_message = time.monotonic()
+        self._asked_again = False
         status = msg.headers.get("Status") if not msg.data and msg.headers else None
         if status:
             self._outstanding = max(0, self._outstanding - 1)
@@ -135,6 +165,14 @@ class StreamingPull:
                 self.gone = True
             self._wake.set()
             return
+        if self.lost is not None:
+            return
+        delivered = consumer_seq(msg)
+        if self._delivered and delivered != self._delivered + 1:
+            self.lost = f"deliveries {self._delivered + 1}..{delivered - 1} never came"
+            self._wake.set()
+            return
+        self._delivered = delivered
         self._buffer.append(msg)
         self._head += 1
         if self._head == self.batch:
@@ -144,15 +182,27 @@ class StreamingPull:
 
     async def _top_up(self) -> None:
         now = time.monotonic()
-        if self._outstanding and now - max(self._last_request, self._last_message) > self.expires_s + 2:
+        silent = now - max(self._last_request, self._last_message)
+        if self._outstanding and silent > self.expires_s + 2:  # every request expires with a 408
+            if self._asked_again:  # asking again did not help: the caller starts a new reader
+                raise ReaderStalled(f"no answer to a pull request for {silent:.0f} s, asked again")
             self._outstanding = 0  # requests lost (a reconnect, a server restart): ask again
+            self._asked_again = True
         while self._outstanding < self.in_flight:
             await self.nc.publish(self.subject, self.request, reply=self._inbox)
             self._outstanding += 1
             self._last_request = now
 
     async def next_batch(self, wait_s: float) -> list[Msg]:
-        """Up to `batch` messages; waits up to `wait_s` for the first (an empty list: none came)."""
+        """Up to `batch` messages; waits up to `wait_s` for the first (an empty list: none came).
+
+        Raises `DeliveriesLost` once the messages before a gap in the deliveries are handed over,
+        `ReaderStalled` after a reconnect or when the server stopped answering.
+        """
+        if self.nc.stats["reconnects"] != self._reconnects:
+            raise ReaderStalled("reconnected to NATS: reading again from the durable's ack floor")
+        if self.lost is not None and not self._buffer:
+            raise DeliveriesLost(self.lost)
         await self._top_up()
         if not self._buffer:
             self._wake.clear()
