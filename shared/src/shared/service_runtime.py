@@ -44,6 +44,9 @@ class Plumbing:
     keep_session: bool = False  # skip asyncpg's reset query on release (shared.db.create_pool)
     nats_name: str | None = None  # the client name the NATS server shows
     reconnect_time_wait_s: float = 0.5
+    # a connection that stopped answering (half-open after a cut, a client no longer reading) is
+    # dropped and made again once three pings go unanswered: 30-45 s, not nats-py's 4-6 min
+    ping_interval_s: int = 15
     drain_on_stop: bool = True  # drain NATS (bounded) at stop; else flush and close
 
 
@@ -107,6 +110,7 @@ class ServiceRuntime:
                 nats_options.setdefault("name", plumbing.nats_name)
             nc = client if client is not None else new_client(plumbing.name)
             options = client_options(plumbing.name, settings.nats_servers) | nats_options
+            options.setdefault("ping_interval", plumbing.ping_interval_s)
             await nc.connect(settings.nats_servers, max_reconnect_attempts=-1,
                              # nats-py annotates int; it sleeps that many seconds, a float is fine
                              reconnect_time_wait=plumbing.reconnect_time_wait_s,  # type: ignore[arg-type]
