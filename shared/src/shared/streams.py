@@ -149,6 +149,34 @@ async def until_jetstream_answers(
         delay = min(delay * 2, 4.0)
 
 
+async def until_replicas_current(
+    js: JetStreamContext, streams: list[str], *, budget_s: float = 30.0,
+) -> list[str]:
+    """Wait (bounded) until each stream has a leader and every replica is current; those still behind.
+
+    A rebuild reads a stream through a fresh consumer, which a cluster may place on any replica:
+    one still catching up after a restart reads as a shorter stream (the rebuild is then refused,
+    not wrong). Without a cluster there is nothing to wait for.
+    """
+    deadline = time.monotonic() + budget_s
+    behind = list(streams)
+    while True:
+        still = []
+        for name in behind:
+            cluster = (await js.stream_info(name)).cluster
+            if cluster is None:
+                continue
+            lagging = any(not r.current or r.offline for r in cluster.replicas or [])
+            if not cluster.leader or lagging:
+                still.append(name)
+        if not still or time.monotonic() >= deadline:
+            if still:
+                log.warning("stream_replicas_behind", streams=still, waited_s=budget_s)
+            return still
+        behind = still
+        await asyncio.sleep(0.2)
+
+
 async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int) -> None:
     cfg = spec.config(replicas)
     try:

@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from shared.consumer import Poison
 from shared.contracts.wire import WireCallCharge
 from shared.money import ZERO, with_tax
+from shared.streams import until_replicas_current
 
 from customer.projections import credit_notes, ledger
 from customer.projections import ledger_tables as tables
@@ -93,6 +94,7 @@ class LedgerRebuilder:
             if not await lock.fetchval("SELECT pg_try_advisory_lock(hashtext('customer-ledger-rebuild'))"):
                 raise LedgerRebuildBusy("a ledger rebuild is already running")
             try:
+                await until_replicas_current(self.js, ["BILLING_EVENTS", "CALLS"])
                 self._refuse_or_note(await tables.history_problems(self.js, lock))
                 await tables.create_next(lock)
                 self._lap("prepare")

@@ -24,6 +24,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
+from shared.streams import until_replicas_current
 
 from reporting.projections.base import NEXT, Projection, Source, Tables, checkpoints
 from reporting.projections.pull import stream_seq
@@ -113,6 +114,7 @@ class Rebuilder:
             try:
                 await self._record("running", started=True)
                 self._worker = await self._start_worker()
+                await until_replicas_current(self.js, sorted({s.stream for s in self.projection.sources}))
                 if problems := await history_problems(self.js, self.pool, self.projection):
                     self._refuse_or_note(problems)
                 await self._create_next()
