@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -36,6 +36,7 @@ from customer.projections.ledger_tables import NEXT, copy_text
 from customer.projections.stream_history import count, history, seq_of
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 Progress = Callable[[int, int], None]  # (messages read, messages to read)
 _CDR = "calls.cdr."
@@ -141,28 +142,25 @@ class LedgerRebuilder:
         log.warning("ledger_rebuild_shrinks", problems=problems)
 
     def _records(self, msgs: list[Any]) -> list[WireCallCharge]:
-        records: dict[str, WireCallCharge] = {}
-        for msg in msgs:
-            if not msg.subject.startswith(_CDR):
-                continue  # a call start: read, not counted
-            try:
-                record = ledger.decode_data(msg.data)
-            except Poison:
-                self.skipped += 1
-                continue
-            records.setdefault(record.call_id, record)
-        return list(records.values())
+        """A batch's call records (call starts are read, not counted), once per call id."""
+        cdrs = [m for m in msgs if m.subject.startswith(_CDR)]
+        return self._decoded(cdrs, ledger.decode_data, lambda r: r.call_id)
 
     def _notes(self, msgs: list[Any]) -> list[Any]:
-        notes = {}
+        """A batch's credit notes, once per note id."""
+        return self._decoded(msgs, credit_notes.decode_data, lambda n: n.id)
+
+    def _decoded(self, msgs: list[Any], decode: Callable[[bytes], T], key: Callable[[T], str]) -> list[T]:
+        """Each message decoded (a poison one counted as skipped), the first of each key kept."""
+        found: dict[str, T] = {}
         for msg in msgs:
             try:
-                note = credit_notes.decode_data(msg.data)
+                item = decode(msg.data)
             except Poison:
                 self.skipped += 1
                 continue
-            notes.setdefault(note.id, note)
-        return list(notes.values())
+            found.setdefault(key(item), item)
+        return list(found.values())
 
     async def _bulk(self) -> None:
         """The first replay: calls by COPY (a batch with a call seen before: by the statement),
