@@ -30,10 +30,10 @@ import asyncpg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
-from reporting.projections.pull import PullReader
 from reporting.settings import ReportingSettings
 from reporting.simulator import publish_backlog
 from shared.partitions import PARTITIONS
+from shared.stream_replay import PullReader
 from shared.streams import CALLS, ensure_streams
 
 from shared import bus

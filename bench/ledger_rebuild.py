@@ -5,8 +5,8 @@
 Starts embedded NATS + PostgreSQL (or uses PATCHBAY_NATS_URL / PATCHBAY_DATABASE_URL), makes the
 customer schema, gives `--customers` customers a tax history, fills CALLS with `--records` call
 records (as `patchbay simulate --backlog` does), then: the raw pipelined pull of the whole stream
-(reporting's reader, the baseline bench/rebuild.py uses; no decoding, no database), the ledger's
-own reader alone, and the ledger rebuild (`patchbay rebuild ledger`) with its switch-over.
+(the rebuilds' reader, shared.stream_replay, the baseline bench/rebuild.py uses too; no decoding,
+no database), and the ledger rebuild (`patchbay rebuild ledger`) with its switch-over.
 Target (issue 21): the rebuild >= 0.6 of the raw pipelined pull. Also printed: CPU microseconds
 per record of this process (the rebuild), PostgreSQL and nats-server, and each phase's seconds.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 import asyncpg
 from customer.bootstrap import MIGRATIONS, SCHEMA
 from customer.projections.ledger_rebuild import LedgerRebuilder
-from customer.projections.stream_history import history
-from reporting.projections.replay import replay
+from nats.js import JetStreamContext
 from reporting.rebuild_cli import run_tuned
 from reporting.simulator import publish_backlog
 from shared.migrations import migrate
+from shared.stream_replay import replay
 
 from shared import bus
 
@@ -37,12 +37,11 @@ from _harness import CpuMeter, servers
 BATCH = 5000
 
 
-async def raw_pull(js: object, reader: str) -> tuple[int, float]:
-    """Every CALLS message, read and dropped: reporting's pipelined pull, or the ledger's reader."""
+async def raw_pull(js: JetStreamContext) -> tuple[int, float]:
+    """Every CALLS message, read and dropped by the rebuilds' reader (shared.stream_replay)."""
     n = 0
     t0 = time.perf_counter()
-    read = replay if reader == "reporting" else history
-    async for msgs in read(js, "CALLS", (), start_seq=1, until_seq=2**62, batch=BATCH):  # type: ignore[operator]
+    async for msgs in replay(js, "CALLS", (), start_seq=1, until_seq=2**62, batch=BATCH):
         n += len(msgs)
     return n, time.perf_counter() - t0
 
@@ -63,17 +62,15 @@ async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: 
     for attempt in range(repeat):
         meter = CpuMeter()
         meter.start()
-        n, seconds = await raw_pull(js, "reporting")
+        n, seconds = await raw_pull(js)
         pull, pull_cpu = n / seconds, meter.per_op_us(n)
-        n, seconds = await raw_pull(js, "ledger")
-        own = n / seconds
         meter = CpuMeter()
         meter.start()
         result = await LedgerRebuilder(pool, js, batch=BATCH).run()
         cpu = meter.per_op_us(result.messages)
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())
         replay_s = result.phases.get("replay", 0.0)
-        print(f"CALLS raw pipelined pull {pull:>9,.0f}/s   ledger reader alone {own:>9,.0f}/s ({own / pull:.2f})"
+        print(f"CALLS raw pipelined pull {pull:>9,.0f}/s"
               f"   rebuild ledger {result.rate:>9,.0f}/s   ratio {result.rate / pull:.2f} of pull"
               f"   ({result.records:,} calls, {result.seconds:.1f} s)"
               + (f"  run {attempt + 1}" if repeat > 1 else ""), flush=True)

@@ -39,13 +39,13 @@ from reporting.bootstrap import connect
 from reporting.projections.audit import AuditProjection
 from reporting.projections.calls import CallsProjection
 from reporting.projections.rebuild import Rebuilder
-from reporting.projections.replay import replay
 from reporting.projections.split import Connect
 from reporting.rebuild_cli import run_tuned
 from reporting.settings import ReportingSettings
 from reporting.simulator import publish_backlog
 from shared.envelope import Actor, EventEnvelope, Metadata
 from shared.personal_data import DataKey, decrypt_events, encrypt_event, encrypt_events, needs_key
+from shared.stream_replay import replay
 
 from shared import bus
 

@@ -20,12 +20,12 @@ from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from reporting.projections.live import PromptConsumer
-from reporting.projections.pull import stream_seq
 from reporting.simulator import publish_backlog
 from shared.consumer import ConsumerSpec
 from shared.partitions import PARTITIONS
 from shared.runtime import cancel_tasks
 from shared.settings import nats_servers
+from shared.stream_replay import stream_seq
 from shared.streams import CALLS, StreamSpec, ensure_streams
 
 from shared import bus

@@ -11,12 +11,11 @@ Afterwards the customers whose totals changed are announced on LEDGER_CHANGED.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -27,13 +26,13 @@ from nats.js import JetStreamContext
 from shared.consumer import Poison
 from shared.contracts.wire import WireCallCharge
 from shared.money import ZERO, with_tax
+from shared.stream_replay import overlap, pending_count, replay, stream_seq
 from shared.streams import until_replicas_current
 
 from customer.projections import credit_notes, ledger
 from customer.projections import ledger_tables as tables
 from customer.projections.ledger import LIVE, Charges, TaxBook, add_call, taxes_at_start
 from customer.projections.ledger_tables import NEXT, copy_text
-from customer.projections.stream_history import count, history, seq_of
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -42,6 +41,7 @@ Progress = Callable[[int, int], None]  # (messages read, messages to read)
 _CDR = "calls.cdr."
 _NOTES = ("events.billing.*.CreditNoteIssued",)
 _DEPTH = 3  # batches decoded ahead of the writes
+_PREFIX = "ledger-rebuild"  # the replay consumers' names
 
 
 class LedgerRebuildBusy(RuntimeError):
@@ -167,36 +167,22 @@ class LedgerRebuilder:
         totals summed here and copied once at the end."""
         ends = {s: (await self.js.stream_info(s)).state.last_seq for s in self.read_to}
         self.total = (await self.js.stream_info("CALLS")).state.messages
-        self.total += await count(self.js, "BILLING_EVENTS", _NOTES)
+        self.total += await pending_count(self.js, "BILLING_EVENTS", _NOTES, prefix=_PREFIX)
         self._report()
         totals: dict[str, list[Any]] = {}
         notes: dict[str, Decimal] = {}
         async with self.pool.acquire() as conn:
             book = await TaxBook.load(conn)
-            queue: asyncio.Queue[tuple[list[WireCallCharge], list[Any]] | None] = asyncio.Queue(_DEPTH)
 
-            async def write() -> None:  # PostgreSQL writes a batch while the next one is decoded
-                while (item := await queue.get()) is not None:
-                    if item[0]:
-                        for record, charged in await self._copy_calls(conn, item[0], book):
-                            add_call(totals, record, charged)
-                    self._read(item[1], "CALLS")
+            async def write(item: tuple[list[WireCallCharge], list[Any]]) -> None:
+                if item[0]:  # PostgreSQL writes a batch while the next one is decoded
+                    for record, charged in await self._copy_calls(conn, item[0], book):
+                        add_call(totals, record, charged)
+                self._read(item[1], "CALLS")
 
-            writer = asyncio.create_task(write())
-            try:
-                async for msgs in history(self.js, "CALLS", (), start_seq=1, until_seq=ends["CALLS"],
-                                          batch=self.batch):
-                    if writer.done():
-                        break
-                    await queue.put((self._records(msgs), msgs))
-                await queue.put(None)
-                await writer
-            finally:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
-            async for msgs in history(self.js, "BILLING_EVENTS", _NOTES, start_seq=1,
-                                      until_seq=ends["BILLING_EVENTS"], batch=self.batch):
+            await overlap(self._history("CALLS", (), 1, ends["CALLS"]),
+                          lambda msgs: (self._records(msgs), msgs), write, depth=_DEPTH)
+            async for msgs in self._history("BILLING_EVENTS", _NOTES, 1, ends["BILLING_EVENTS"]):
                 if batch := self._notes(msgs):
                     async with conn.transaction():
                         for row in await conn.fetch(
@@ -240,9 +226,9 @@ class LedgerRebuilder:
             if end < start:
                 continue
             subjects = () if stream == "CALLS" else _NOTES
-            self.total += await count(self.js, stream, subjects, start) if marks is None else 0
-            async for msgs in history(self.js, stream, subjects, start_seq=start, until_seq=end,
-                                      batch=self.batch):
+            if marks is None:
+                self.total += await pending_count(self.js, stream, subjects, start, prefix=_PREFIX)
+            async for msgs in self._history(stream, subjects, start, end):
                 behind += len(msgs)
                 await self._apply(conn, stream, msgs)
                 self._read(msgs, stream)
@@ -274,9 +260,15 @@ class LedgerRebuilder:
             await tables.swap(conn)
         return changed
 
+    def _history(self, stream: str, subjects: tuple[str, ...], start: int, end: int,
+                 ) -> AsyncIterator[list[Any]]:
+        """Batches of the stream's messages, start <= sequence <= end."""
+        return replay(self.js, stream, subjects, start_seq=start, until_seq=end, batch=self.batch,
+                      prefix=_PREFIX)
+
     def _read(self, msgs: list[Any], stream: str) -> None:
         self.done += len(msgs)
-        self.read_to[stream] = max(self.read_to[stream], seq_of(msgs[-1]))
+        self.read_to[stream] = max(self.read_to[stream], stream_seq(msgs[-1]))
         self._report()
 
     def _report(self) -> None:

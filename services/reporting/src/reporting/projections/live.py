@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from shared.consumer import JetStreamConsumer, PartitionedConsumer, Poison
 from shared.logging import bind_from_headers
 from shared.partitions import PARTITIONS
+from shared.stream_replay import stream_seq
 
 from reporting.projections.base import Projection, Source, Tables, checkpoint_key
-from reporting.projections.pull import StreamingPull, stream_seq
+from reporting.projections.pull import StreamingPull
 
 log = structlog.get_logger(__name__)
 

@@ -1,9 +1,9 @@
-"""Pipelined pull requests, messages taken in a subscription callback.
+"""Pipelined pull requests on a durable consumer, messages taken in a subscription callback.
 
 nats-py's `fetch()` awaits each message with a timeout of its own (~30k msg/s here); a
 callback that only appends, with the next pull requests already waiting at the server, reads
-the same stream several times faster. `PullReader` reads history (rebuilds, benchmarks);
-`StreamingPull` keeps a durable consumer's messages flowing (the live projections).
+the same stream several times faster. `StreamingPull` keeps a durable consumer's messages
+flowing (the live projections); history (rebuilds, benchmarks) is read by `shared.stream_replay`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -33,72 +32,6 @@ class DeliveriesLost(RuntimeError):
 
 class ReaderStalled(RuntimeError):
     """The connection was re-established, or the server answers no pull request: start afresh."""
-
-
-def stream_seq(msg: Msg) -> int:
-    """The stream sequence of a JetStream message, from its ack subject (no full metadata parse)."""
-    tokens = msg.reply.split(".")
-    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-        return int(tokens[5])
-    return int(msg.metadata.sequence.stream)
-
-
-class PullReader:
-    """Reads what a consumer has to deliver now, in chunks, until it has nothing more."""
-
-    def __init__(
-        self, nc: NatsClient, stream: str, consumer: str, *, batch: int = 5000, in_flight: int = 2
-    ) -> None:
-        self.nc = nc
-        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
-        self.request = json.dumps({"batch": batch, "no_wait": True}).encode()
-        self.batch = batch
-        self.in_flight = in_flight
-        self._inbox = nc.new_inbox()
-        self._buffer: list[Msg] = []
-        self._outstanding = 0
-        self._head = 0  # messages received for the oldest outstanding request
-        self._exhausted = False
-        self._wake = asyncio.Event()
-        self._sub: Subscription | None = None
-
-    async def _on_msg(self, msg: Msg) -> None:
-        if not msg.data and msg.headers and msg.headers.get("Status"):
-            # 404 no messages / 408 timeout / 409: this request is over; nothing more is there
-            self._outstanding -= 1
-            self._head = 0
-            self._exhausted = True
-            self._wake.set()
-            return
-        self._buffer.append(msg)
-        self._head += 1
-        if self._head == self.batch:
-            self._outstanding -= 1
-            self._head = 0
-        if len(self._buffer) >= self.batch or self._outstanding == 0:
-            self._wake.set()
-
-    async def chunks(self) -> AsyncIterator[list[Msg]]:
-        """Chunks of up to about `batch` messages, in stream order, until the consumer is drained."""
-        self._sub = await self.nc.subscribe(
-            self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
-        )
-        try:
-            while True:
-                while (not self._exhausted and self._outstanding < self.in_flight
-                       and len(self._buffer) < self.batch * self.in_flight):
-                    await self.nc.publish(self.subject, self.request, reply=self._inbox)
-                    self._outstanding += 1
-                if not self._buffer and not (self._exhausted and self._outstanding <= 0):
-                    self._wake.clear()
-                    await self._wake.wait()
-                if self._buffer:
-                    chunk, self._buffer = self._buffer, []
-                    yield chunk
-                elif self._exhausted and self._outstanding <= 0:
-                    return
-        finally:
-            await self._sub.unsubscribe()
 
 
 class StreamingPull:

@@ -24,12 +24,11 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
+from shared.stream_replay import overlap, pending_count, replay, stream_seq
 from shared.streams import until_replicas_current
 
 from reporting.projections.base import NEXT, Projection, Source, Tables, checkpoints
-from reporting.projections.pull import stream_seq
 from reporting.projections.rebuild_guards import history_problems, refusal, shrink_problems
-from reporting.projections.replay import pending_count, replay
 from reporting.projections.split import SPLIT_MIN, Connect, Worker
 
 log = structlog.get_logger(__name__)
@@ -293,33 +292,22 @@ class Rebuilder:
         `bulk`: the first replay into the fresh tables, by the projection's `bulk_write` (COPY)."""
         write_batch = self.projection.bulk_write if bulk else self.projection.write
         decode = self.projection.bulk_decode if bulk else self.projection.decode
-        queue: asyncio.Queue[tuple[list[Any], int, int] | None] = asyncio.Queue(_QUEUE_DEPTH)
 
-        async def write() -> None:
-            while (item := await queue.get()) is not None:
-                items, last, count = item
-                if items:
-                    await write_batch(conn, self.next, source.stream, items, last)
-                self.done += count
-                self._report()
-                if time.monotonic() - self._recorded > 1.0:
-                    await self._record("running")
+        def prepare(msgs: list[Msg]) -> tuple[list[Any], int, int]:
+            return (*self._decode(source.stream, msgs, decode), len(msgs))
+
+        async def write(item: tuple[list[Any], int, int]) -> None:
+            items, last, count = item
+            if items:
+                await write_batch(conn, self.next, source.stream, items, last)
+            self.done += count
+            self._report()
+            if time.monotonic() - self._recorded > 1.0:
+                await self._record("running")
 
         self._read_to[source.stream] = max(self._read_to.get(source.stream, 0), until)
-        writer = asyncio.create_task(write())
-        try:
-            async for msgs in replay(self.js, source.stream, source.replay_subjects, start_seq=start,
-                                     until_seq=until, batch=self.batch):
-                if writer.done():
-                    break
-                items, last = self._decode(source.stream, msgs, decode)
-                await queue.put((items, last, len(msgs)))
-            await queue.put(None)
-            await writer
-        finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+        await overlap(replay(self.js, source.stream, source.replay_subjects, start_seq=start,
+                             until_seq=until, batch=self.batch), prepare, write, depth=_QUEUE_DEPTH)
         self._report()
         await self._record("running")
 

@@ -1,0 +1,199 @@
+"""A stream's history read fast (rebuilds, benchmarks): an ephemeral consumer without acks, pulls pipelined.
+
+Two pull requests of `batch` messages stay outstanding, so the server sends the next batch while
+this process handles the one before (nats-py's `fetch()` waits a round trip per batch and awaits
+each message with a timeout of its own). The requests do not wait (`no_wait`): the server's
+404 says the consumer has nothing more. `overlap` runs a rebuild's decode and its database
+writes side by side: PostgreSQL writes one batch while this process decodes the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from shared.partitions import stored_filters
+from shared.streams import partition_key_of
+
+T = TypeVar("T")
+SILENCE_S = 30.0  # no message nor status for this long: the read fails (never a hang)
+
+
+def stream_seq(msg: Msg) -> int:
+    """The stream sequence of a JetStream message, from its ack subject (no full metadata parse)."""
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(tokens[5])
+    return int(msg.metadata.sequence.stream)
+
+
+class PullReader:
+    """Reads what a consumer has to deliver now, in chunks, until it has nothing more."""
+
+    def __init__(
+        self, nc: NatsClient, stream: str, consumer: str, *, batch: int = 5000, in_flight: int = 2
+    ) -> None:
+        self.nc = nc
+        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self.request = json.dumps({"batch": batch, "no_wait": True}).encode()
+        self.batch = batch
+        self.in_flight = in_flight
+        self._inbox = nc.new_inbox()
+        self._buffer: list[Msg] = []
+        self._outstanding = 0
+        self._head = 0  # messages received for the oldest outstanding request
+        self._exhausted = False
+        self._wake = asyncio.Event()
+        self._sub: Subscription | None = None
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if not msg.data and msg.headers and msg.headers.get("Status"):
+            # 404 no messages / 408 timeout / 409: this request is over; nothing more is there
+            self._outstanding -= 1
+            self._head = 0
+            self._exhausted = True
+            self._wake.set()
+            return
+        self._buffer.append(msg)
+        self._head += 1
+        if self._head == self.batch:
+            self._outstanding -= 1
+            self._head = 0
+        if len(self._buffer) >= self.batch or self._outstanding == 0:
+            self._wake.set()
+
+    async def chunks(self) -> AsyncIterator[list[Msg]]:
+        """Chunks of up to `batch` messages, in stream order, until the consumer is drained.
+
+        Raises TimeoutError when the server sends nothing for SILENCE_S seconds."""
+        self._sub = await self.nc.subscribe(
+            self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+        try:
+            while True:
+                while (not self._exhausted and self._outstanding < self.in_flight
+                       and len(self._buffer) < self.batch * self.in_flight):
+                    await self.nc.publish(self.subject, self.request, reply=self._inbox)
+                    self._outstanding += 1
+                if not self._buffer and not (self._exhausted and self._outstanding <= 0):
+                    self._wake.clear()
+                    await asyncio.wait_for(self._wake.wait(), SILENCE_S)
+                if len(self._buffer) > self.batch:
+                    chunk, self._buffer = self._buffer[:self.batch], self._buffer[self.batch:]
+                    yield chunk
+                elif self._buffer:
+                    chunk, self._buffer = self._buffer, []
+                    yield chunk
+                elif self._exhausted and self._outstanding <= 0:
+                    return
+        finally:
+            await self._sub.unsubscribe()
+
+
+async def _create(
+    js: JetStreamContext, stream: str, subjects: Sequence[str], start_seq: int, prefix: str,
+) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    # every partition at once; no subjects: the whole stream, unfiltered (the fast path)
+    filters = stored_filters(list(subjects), partition_key_of(stream))
+    await js.add_consumer(stream, ConsumerConfig(
+        name=name,
+        ack_policy=AckPolicy.NONE,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=max(start_seq, 1),
+        filter_subject=filters[0] if len(filters) == 1 else None,
+        filter_subjects=filters if len(filters) > 1 else None,
+        inactive_threshold=60.0,
+        mem_storage=True,
+    ))
+    return name
+
+
+async def _delete(js: JetStreamContext, stream: str, name: str) -> None:
+    with contextlib.suppress(Exception):
+        await js.delete_consumer(stream, name)
+
+
+async def pending_count(
+    js: JetStreamContext, stream: str, subjects: Sequence[str], start_seq: int = 1, *, prefix: str = "replay",
+) -> int:
+    """How many messages of these subjects (none: every one) the stream holds from start_seq on."""
+    name = await _create(js, stream, subjects, start_seq, prefix)
+    try:
+        return int((await js.consumer_info(stream, name)).num_pending or 0)
+    finally:
+        await _delete(js, stream, name)
+
+
+async def replay(
+    js: JetStreamContext, stream: str, subjects: Sequence[str], *, start_seq: int, until_seq: int,
+    batch: int = 5000, prefix: str = "replay",
+) -> AsyncIterator[list[Msg]]:
+    """Batches of the stream's messages of these subjects (none: every one), start_seq <= seq <= until_seq.
+
+    `prefix` names the ephemeral consumer (what an operator sees in `nats consumer ls`)."""
+    if until_seq < start_seq:
+        return
+    name = await _create(js, stream, subjects, start_seq, prefix)
+    try:
+        async for msgs in PullReader(js._nc, stream, name, batch=batch).chunks():
+            last = stream_seq(msgs[-1])
+            if last < until_seq:
+                yield msgs
+                continue
+            if last == until_seq:
+                yield msgs
+            elif wanted := [m for m in msgs if stream_seq(m) <= until_seq]:
+                yield wanted
+            return  # at until_seq: no round trip for the server's 404
+    finally:
+        await _delete(js, stream, name)
+
+
+async def overlap(
+    chunks: AsyncIterable[Any], prepare: Callable[[Any], T], write: Callable[[T], Awaitable[None]],
+    *, depth: int = 3,
+) -> None:
+    """`prepare` each chunk here while `write` (another task) takes the ones before, up to `depth` ahead.
+
+    A failed write stops the read and is raised; a failed read cancels the writes."""
+    queue: asyncio.Queue[tuple[T] | None] = asyncio.Queue(depth)
+    failed: list[BaseException] = []
+
+    async def writer() -> None:
+        while (item := await queue.get()) is not None:
+            if not failed:  # after a failure: only emptied, so the reader never blocks on a full queue
+                try:
+                    await write(item[0])
+                except Exception as exc:  # raised again below, once the queue is emptied
+                    failed.append(exc)
+        if failed:
+            raise failed[0]
+
+    task = asyncio.create_task(writer())
+    try:
+        # a stop (a failed write) closes a generator now: the reader's consumer is deleted at once
+        closing = (contextlib.aclosing(chunks) if isinstance(chunks, AsyncGenerator)
+                   else contextlib.nullcontext())
+        async with closing:
+            async for chunk in chunks:
+                if failed:
+                    break
+                await queue.put((prepare(chunk),))
+        await queue.put(None)
+        await task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
