@@ -164,15 +164,19 @@ async def with_call_records(
     print(f"records alone: {only:,} in {seconds / 2:.0f} s, {cpu.per_op_us(only)} (per record)")
     stop = asyncio.Event()
     streaming = asyncio.create_task(stream_records(nc, ids, rate, stop))
+    cpu.start()
     baseline = await closed_loop("nats-py echo, records streaming", echo, clients=clients, seconds=seconds)
+    echo_cpu = cpu.per_op_us(baseline.count)
     probe_id = ids[1]
     probing = asyncio.create_task(probe(nc, probe_id, stop))
+    cpu.start()
     result = await closed_loop("dial-permission, records streaming", dial, clients=clients, seconds=seconds)
+    dial_cpu = cpu.per_op_us(result.count)
     stop.set()
     sent, delays = await streaming, await probing
     print()
-    print(baseline.line())
-    print(result.line(baseline))
+    print(baseline.line(), f"\n    {echo_cpu} (per request, the records' share included)")
+    print(result.line(baseline), f"\n    {dial_cpu} (per request, the records' share included)")
     print(f"call records published: {sent:,} in {2 * seconds:.0f} s ({sent / (2 * seconds):,.0f}/s)")
     ms = sorted(d * 1000 for d in delays) or [float("nan")]
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
