@@ -17,6 +17,7 @@ from reporting.bootstrap import ReportingService, all_projections
 from reporting.projections.base import Tables, checkpoints
 from reporting.projections.rebuild import Rebuilder
 from reporting.settings import ReportingSettings
+from shared.db import create_pool
 
 from .conftest import call, cdr, create_customer, publish
 
@@ -156,6 +157,25 @@ async def test_switch_over_under_load_loses_and_doubles_nothing(
     live = await snapshot(reporting)
     for projection in all_projections():
         await Rebuilder(reporting.pool, js, projection).run()
+    assert await snapshot(reporting) == live
+
+
+async def test_a_rebuild_takes_no_more_than_two_connections_of_its_pool(
+    nc: NatsClient, reporting: ReportingService, reporting_settings: ReportingSettings
+) -> None:
+    """The advisory lock's connection and the writer's: a third taken meanwhile (the progress row,
+    once) waited forever when the pool's others waited on the switch-over's table lock (the
+    service's pool, shared with the live consumers and queries, hung the switch-over test so)."""
+    customers: list[str] = []
+    await workload(nc, 10, customers)
+    await quiesce(nc)
+    live = await snapshot(reporting)
+    pool = await create_pool(reporting_settings.database_url, "reporting", min_size=1, max_size=2)
+    try:
+        for projection in all_projections():
+            await asyncio.wait_for(Rebuilder(pool, nc.jetstream(), projection).run(), 60)
+    finally:
+        await pool.close()
     assert await snapshot(reporting) == live
 
 

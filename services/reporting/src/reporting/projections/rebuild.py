@@ -102,6 +102,10 @@ class Rebuilder:
         self.phases: dict[str, float] = {}  # seconds per phase (prepare, replay, index, switch)
         self._lap_at = time.monotonic()
         self._worker: Worker | None = None
+        # the progress row is written on the advisory lock's connection, held for the whole run:
+        # a second pooled connection taken under the switch-over's table lock could wait forever
+        # for a pool whose other connections all wait on that lock (a shared pool hung so)
+        self._status_conn: asyncpg.Connection | None = None
 
     async def run(self) -> RebuildResult:
         """Replay, catch up, switch over; the old tables answer until the switch."""
@@ -110,6 +114,7 @@ class Rebuilder:
             key = f"reporting-rebuild:{self.projection.name}"
             if not await lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
                 raise RebuildBusy(f"a rebuild of {self.projection.name} is already running")
+            self._status_conn = lock_conn
             try:
                 await self._record("running", started=True)
                 self._worker = await self._start_worker()
@@ -136,6 +141,7 @@ class Rebuilder:
                     await self._record("failed", finished=True, error=f"{type(exc).__name__}: {exc}")
                 raise
             finally:
+                self._status_conn = None
                 await lock_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
         result = RebuildResult(self.projection.name, self.done, self.skipped, time.monotonic() - started,
                                dict(self.phases))
@@ -344,7 +350,7 @@ class Rebuilder:
     ) -> None:
         self._recorded = time.monotonic()
         with contextlib.suppress(Exception):
-            await self.pool.execute(
+            await (self._status_conn or self.pool).execute(
                 "INSERT INTO rebuilds (projection, state, started_at, updated_at, done, total, error)"
                 " VALUES ($1, $2, now(), now(), $3, $4, $5) ON CONFLICT (projection) DO UPDATE SET"
                 " state = excluded.state, updated_at = now(), done = excluded.done,"
