@@ -70,19 +70,17 @@ async def service(
     notifier_overrides: dict[str, Any],
 ) -> AsyncIterator[NotifierService]:
     """The notifier in-process on a fresh database, with short retries (one per test module)."""
+    defaults: dict[str, Any] = {
+        "retry_base_s": 0.2, "retry_max_s": 1.0, "max_attempts": 6, "idle_poll_s": 0.1,
+        "recovery_interval_s": 0.5, "email_workers": 2, "sms_workers": 2,
+        "allow_insecure_providers": True,  # the doubles speak plain http
+    }
     settings = NotifierSettings(
         nats_url=nats_url,
         database_url=await make_database(),
         secret_key=secret_key,
-        retry_base_s=0.2,
-        retry_max_s=1.0,
-        max_attempts=6,
-        idle_poll_s=0.1,
-        recovery_interval_s=0.5,
         journal_dir=Path(tmp_path_factory.mktemp("journal")),
-        email_workers=2,
-        sms_workers=2,
-        **{"allow_insecure_providers": True, **notifier_overrides},  # the doubles speak plain http
+        **(defaults | notifier_overrides),
     )
     svc = await start(settings)
     yield svc

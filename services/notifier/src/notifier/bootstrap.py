@@ -157,6 +157,7 @@ async def start(settings: NotifierSettings) -> NotifierService:
     recovery.active = lambda: engine.active  # claims this process still works on
     listener = await asyncpg.connect(settings.database_url)
     await listener.add_listener("deliveries", waker.wake)
+    await listener.add_listener("channel_settings", waker.on_settings_notice)  # any replica's change
     system = SystemMessages(store=store, sealer=sealer, wake=waker.wake)
     consumer = PartitionedConsumer(js, NOTIFY_CONSUMER, system.handle, settings.partitions, batch=200,
                                    lease_dsn=settings.database_url,

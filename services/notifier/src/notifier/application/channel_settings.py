@@ -42,6 +42,12 @@ _UPSERT = (
     " VALUES ({}, {}::jsonb, {}, {}, {}) ON CONFLICT (channel) DO UPDATE SET data = EXCLUDED.data,"
     " sealed_secret = EXCLUDED.sealed_secret, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
 )
+# new settings are tried at once: the channel's deliveries waiting out a back-off become due (the
+# trigger of migration 0004 then wakes the workers of every replica)
+_DUE_NOW = (
+    "UPDATE deliveries SET next_attempt_at = now(), updated_at = now()"
+    " WHERE channel = {} AND state = 'queued' AND next_attempt_at > now()"
+)
 _EVENT_TYPES: dict[str, type[ChannelSettingsChanged]] = {
     "email": EmailSettingsChanged, "sms": SmsSettingsChanged,
 }
@@ -151,7 +157,8 @@ class ChannelSettings:
         )
         try:
             await self.events.append(
-                [event], fragments=[Fragment(_UPSERT, [channel, json.dumps(data), sealed, version + 1, now])]
+                [event], fragments=[Fragment(_UPSERT, [channel, json.dumps(data), sealed, version + 1, now]),
+                                    Fragment(_DUE_NOW, [channel])],
             )
         except ConcurrencyError:
             raise ServiceError(

@@ -26,13 +26,16 @@ from notifier.domain.retry import Outcome, RetryPolicy
 log = structlog.get_logger(__name__)
 
 JOURNAL_TRUNCATE_BYTES = 1 << 20
+SETTINGS_POLL_S = 10.0  # a worker backing off reads its channel's settings version this often
 
 
 class Waker:
-    """Wakes every idle worker when deliveries are queued (no wake-up is ever lost)."""
+    """Wakes every idle worker when deliveries are queued (no wake-up is ever lost), and a
+    channel's workers from their back-off when its settings change."""
 
     def __init__(self) -> None:
         self._events: set[asyncio.Event] = set()
+        self._settings: dict[str, set[asyncio.Event]] = {}
 
     def register(self) -> asyncio.Event:
         """An event for one worker."""
@@ -40,10 +43,26 @@ class Waker:
         self._events.add(event)
         return event
 
+    def register_settings(self, channel: str) -> asyncio.Event:
+        """An event for one worker of `channel`, set when that channel's settings change."""
+        event = asyncio.Event()
+        self._settings.setdefault(channel, set()).add(event)
+        return event
+
     def wake(self, *_: Any) -> None:
         """Wake them all (also usable as a LISTEN callback)."""
         for event in self._events:
             event.set()
+
+    def settings_changed(self, channel: str) -> None:
+        """The channel's settings changed: end its workers' back-off, wake the idle ones."""
+        for event in self._settings.get(channel, ()):
+            event.set()
+        self.wake()
+
+    def on_settings_notice(self, _conn: Any, _pid: int, _name: str, payload: str) -> None:
+        """The LISTEN callback of `channel_settings` (the payload is the channel)."""
+        self.settings_changed(payload)
 
 
 def content(d: Delivery, sealer: Sealer) -> tuple[str | None, str]:
@@ -96,9 +115,10 @@ class DeliveryEngine:
 
     async def _supervise(self, channel: str, index: int) -> None:
         wake = self.waker.register()
+        changed = self.waker.register_settings(channel)
         while True:
             try:
-                await self._work(channel, wake)
+                await self._work(channel, wake, changed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -109,18 +129,37 @@ class DeliveryEngine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), seconds)
 
+    async def _back_off(self, channel: str, changed: asyncio.Event, seconds: float, version: int) -> bool:
+        """Wait out a back-off, or less if the channel's settings change meanwhile (then True).
+
+        The change is told by a NOTIFY (any replica's write); the version is also read every
+        SETTINGS_POLL_S, so a notice lost with the listening connection costs seconds, not the pause.
+        """
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, SETTINGS_POLL_S))
+            if changed.is_set():
+                return True
+            with contextlib.suppress(Exception):  # PostgreSQL away: go on backing off
+                found = await self._config(channel)
+                if found is not None and found[1] != version:
+                    return True
+        return False
+
     async def _config(self, channel: str) -> tuple[Any, int] | None:
         if channel == "email":
             return await self.settings.smtp_config()
         return await self.settings.sms_config()
 
-    async def _work(self, channel: str, wake: asyncio.Event) -> None:
+    async def _work(self, channel: str, wake: asyncio.Event, changed: asyncio.Event) -> None:
         sender: SmtpSender | TwilioSender | None = None
         version = -1
         pause = 0
         try:
             while True:
                 wake.clear()
+                changed.clear()  # before the read: a change from here on ends the next back-off
                 found = await self._config(channel)
                 if found is None:  # nothing can be sent before the settings exist; nothing is claimed
                     await self._idle(wake, self.idle_poll_s * 4)
@@ -135,7 +174,8 @@ class DeliveryEngine:
                     await self._idle(wake, self.idle_poll_s)
                 elif result:  # the provider is unreachable: back off before claiming more
                     pause += 1
-                    await asyncio.sleep(self.policy.delay(pause))
+                    if await self._back_off(channel, changed, self.policy.delay(pause), version):
+                        pause = 0  # new settings: try them now, and back off afresh if they fail
                 else:
                     pause = 0
         finally:
