@@ -107,7 +107,11 @@ class SmtpSender:
         )
         await smtp.connect()
         if cfg.username:
-            await smtp.login(cfg.username, cfg.password or "")
+            try:
+                await smtp.login(cfg.username, cfg.password or "")
+            except BaseException:  # a refused login: the connection is not kept, so close it here
+                smtp.close()
+                raise
         self._hook(smtp)
         return smtp
 
