@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 
 from shared.eventstore import Fragment
 from shared.leader import LeaderLoop
-from shared.publish_acks import wait_acks
+from shared.publish_acks import BatchPublisher, header_block
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,7 @@ class MessageRelay:
         self.dsn = dsn
         self.schema = schema
         self.js = js
+        self.publisher = BatchPublisher(js)
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.published_total = 0
@@ -93,14 +94,11 @@ class MessageRelay:
         )
         if not rows:
             return 0
-        futures = [
-            await self.js.publish_async(
-                r["subject"], bytes(r["payload"]),
-                headers={**json.loads(r["headers"]), "Nats-Msg-Id": r["msg_id"]},
-            )
+        await self.publisher.publish([
+            (r["subject"], header_block({**json.loads(r["headers"]), "Nats-Msg-Id": r["msg_id"]}),
+             bytes(r["payload"]))
             for r in rows
-        ]
-        await wait_acks(futures)
+        ])
         await conn.execute("DELETE FROM message_outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.published_total += len(rows)
         return len(rows)

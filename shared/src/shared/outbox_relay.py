@@ -21,7 +21,7 @@ from shared.eventstore import EVENT_COLUMNS, _row_to_event
 from shared.leader import LeaderLoop
 from shared.logging import CAUSATION_HEADER, CORRELATION_HEADER
 from shared.ops import PUBLISHED
-from shared.publish_acks import wait_acks
+from shared.publish_acks import BatchPublisher, header_block
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,7 @@ class OutboxRelay:
         self.dsn = dsn
         self.schema = schema
         self.js = js
+        self.publisher = BatchPublisher(js)  # one write per batch, acks on one inbox (publish_acks)
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.on_published = on_published
@@ -124,13 +125,10 @@ class OutboxRelay:
             fetched = {r["position"]: _row_to_event(r) for r in rows}
         events = [hint if (hint := self._hints.pop(p, None)) is not None else fetched[p] for p in positions]
         payloads = self._payloads
-        futures = [
-            await self.js.publish_async(
-                e.subject, payloads.pop(p, b"") or e.model_dump_json().encode(), headers=nats_headers(e)
-            )
+        await self.publisher.publish([
+            (e.subject, header_block(nats_headers(e)), payloads.pop(p, b"") or e.model_dump_json().encode())
             for p, e in zip(positions, events, strict=True)
-        ]
-        await wait_acks(futures)
+        ])
         await conn.execute(
             "DELETE FROM outbox WHERE position = ANY($1::bigint[])", [e.position for e in events]
         )
