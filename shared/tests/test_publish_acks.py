@@ -10,6 +10,8 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import BadSubjectError, MaxPayloadError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NoStreamResponseError
+from shared.envelope import EventEnvelope, Metadata
+from shared.outbox_relay import event_header_block, nats_headers
 from shared.publish_acks import BatchPublisher, header_block
 from shared.streams import StreamSpec, ensure_streams
 
@@ -100,3 +102,10 @@ async def test_bad_subjects_and_oversized_payloads_are_refused_before_anything_i
         await publisher.publish([(f"{name.lower()}.big", header_block({}), b"x" * (nats.max_payload + 1))])
     await asyncio.sleep(0)
     assert await stored(nats, name) == []
+
+
+@pytest.mark.parametrize("correlation", [None, "", "c-1", " padded ", "two\r\nlines"])
+def test_the_relays_event_headers_are_its_nats_headers_block(correlation: str | None) -> None:
+    event = EventEnvelope(type="CustomerCreated", category="customer", stream_id=str(uuid.uuid4()), version=1,
+                          data={}, metadata=Metadata(correlation_id=correlation))
+    assert event_header_block(event) == header_block(nats_headers(event))

@@ -42,6 +42,12 @@ _keys_seen: set[str] = set()
 Message = tuple[str, bytes, bytes]
 
 
+def one_line(value: str) -> str:
+    """A header value as nats-py writes it: stripped, CR and LF made spaces."""
+    value = value.strip()
+    return value.translate(_ONE_LINE) if "\r" in value or "\n" in value else value
+
+
 def header_block(headers: Mapping[str, str]) -> bytes:
     """The NATS header block of `headers`: the same bytes nats-py's `publish(headers=...)` writes."""
     lines = ["NATS/1.0\r\n"]
@@ -50,7 +56,7 @@ def header_block(headers: Mapping[str, str]) -> bytes:
             if not _HEADER_KEY.fullmatch(key.strip()):
                 raise BadHeaderError(key)
             _keys_seen.add(key)
-        lines.append(f"{key.strip()}: {value.strip().translate(_ONE_LINE)}\r\n")
+        lines.append(f"{key.strip()}: {one_line(value)}\r\n")
     lines.append("\r\n")
     return "".join(lines).encode()
 
