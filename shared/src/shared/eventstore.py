@@ -10,6 +10,7 @@ fragments in ONE statement: it fully happens or not at all, in one round trip.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +121,9 @@ class EventStore:
         self.on_appended_json = on_appended_json
         # a unique constraint of the service's read-model tables -> the domain error it means
         self.unique_errors = dict(unique_errors or {})
+        # appends in flight that will tell `on_appended` (the outbox relay waits for their hints)
+        self.appending: set[int] = set()
+        self._tokens = itertools.count()
 
     async def load_as_of(self, stream_id: str, at: datetime) -> list[EventEnvelope]:
         """Events of one stream that occurred up to `at` (inclusive), in version order."""
@@ -212,6 +216,18 @@ class EventStore:
             key_sql, key_args = self.keys.store_fragment(new_keys)
             add(f"k AS ({key_sql})", key_args)
         sql = "WITH " + ", ".join(parts) + " SELECT position FROM e ORDER BY position"
+        token = next(self._tokens)
+        if self.on_appended is not None and conn is None:
+            self.appending.add(token)
+        try:
+            return await self._append(sql, args, conn, events, wire, new_keys)
+        finally:
+            self.appending.discard(token)  # after on_appended: its hints are in
+
+    async def _append(self, sql: str, args: list[Any], conn: asyncpg.Connection | None,
+                      events: Sequence[EventEnvelope], wire: list[bytes],
+                      new_keys: list[DataKey]) -> list[int]:
+        """Run the statement (unique violations raised as their errors), then tell the listeners."""
         try:
             rows = await (conn or self.pool).fetch(sql, *args)
         except asyncpg.UniqueViolationError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 import asyncpg
 import structlog
@@ -28,6 +29,13 @@ log = structlog.get_logger(__name__)
 NOTIFY_CHANNEL = "outbox"
 MAX_HINTS = 50_000
 HINT_TURNS = 4  # loop turns a pass waits for the hints of rows committed by this process
+HINT_WAIT_S = 0.5  # at most, for an append of this process still in flight (`follow`)
+_PENDING = "SELECT position FROM outbox ORDER BY position LIMIT $1"
+# one statement sees one snapshot: the rows its DELETE removes are left out of its read by hand
+_DELETE_AND_NEXT = (
+    "WITH published AS (DELETE FROM outbox WHERE position = ANY($1::bigint[]))"
+    " SELECT position FROM outbox WHERE position <> ALL($1::bigint[]) ORDER BY position LIMIT $2"
+)
 
 
 def nats_headers(event: EventEnvelope) -> dict[str, str]:
@@ -72,6 +80,7 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.on_published = on_published
         self.published_total = 0
+        self.read_back_total = 0  # events read back from the table (no hint of this process for them)
         self._leader = LeaderLoop(
             name="outbox_relay", dsn=dsn, schema=schema, lock_key=f"outbox-relay:{schema}",
             channel=NOTIFY_CHANNEL, work=self.publish_pending, batch_size=batch_size,
@@ -83,6 +92,11 @@ class OutboxRelay:
         # events this process just committed, by position: published without reading them back
         self._hints: dict[int, EventEnvelope] = {}
         self._payloads: dict[int, bytes] = {}  # and their JSON as the store serialized it (hint_json)
+        self._appending: AbstractSet[int] | None = None  # this process's appends in flight (follow)
+        # the next batch's positions, read by the last pass's delete on this connection
+        self._next: list[int] = []
+        self._next_in_flight: set[int] = set()
+        self._next_conn: asyncpg.Connection | None = None
 
     def hint(self, events: Sequence[EventEnvelope]) -> None:
         """Hand over just-committed events (positions set); the outbox rows stay the truth."""
@@ -106,13 +120,47 @@ class OutboxRelay:
         """Run until cancelled: take the lead when free, publish whenever woken."""
         await self._leader.run()
 
+    def follow(self, appending: AbstractSet[int]) -> None:
+        """Watch this process's appends in flight (`EventStore.appending`): a pass waits for their hints.
+
+        Without it a pass gives the hints `HINT_TURNS` loop turns, then reads the missing events back.
+        """
+        self._appending = appending
+
+    async def _hinted(self, positions: list[int], in_flight: set[int]) -> list[int]:
+        """Wait for the hints of this process's commits among `positions`; return the positions still missing.
+
+        `in_flight`: the appends of this process in flight when the outbox was read. Once all of them
+        have returned, a position still without a hint was committed elsewhere (another replica, a
+        caller's transaction): it is read back from the events.
+        """
+        missing = [p for p in positions if p not in self._hints]
+        deadline = asyncio.get_running_loop().time() + HINT_WAIT_S
+        turns = 0
+        while missing:
+            if self._appending is None or not in_flight:
+                if turns >= HINT_TURNS:
+                    break
+            elif in_flight.isdisjoint(self._appending) or asyncio.get_running_loop().time() > deadline:
+                break
+            # the NOTIFY may come before this process's append has returned: a few loop turns,
+            # then (an append still in flight) 1 ms sleeps
+            await asyncio.sleep(0 if turns < HINT_TURNS else 0.001)
+            turns += 1
+            missing = [p for p in missing if p not in self._hints]
+        return missing
+
+    def _in_flight(self) -> set[int]:
+        return set(self._appending) if self._appending is not None else set()
+
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished events in position order; return how many."""
-        positions = [
-            r[0] for r in await conn.fetch(
-                "SELECT position FROM outbox ORDER BY position LIMIT $1", self.batch_size
-            )
-        ]
+        if self._next and self._next_conn is conn:  # read by the last pass's delete, same session
+            positions, in_flight = self._next, self._next_in_flight
+        else:
+            in_flight = self._in_flight()
+            positions = [r[0] for r in await conn.fetch(_PENDING, self.batch_size)]
+        self._next = []
         if not positions:
             # no clear() of the hints here: this read may predate a commit whose hints just came
             # (they are pruned below once the outbox has moved past them)
@@ -122,27 +170,24 @@ class OutboxRelay:
             del self._hints[stale]
         for stale in [p for p in self._payloads if p < positions[0]]:
             del self._payloads[stale]
-        missing = [p for p in positions if p not in self._hints]
-        for _ in range(HINT_TURNS):  # the NOTIFY may come before this process's append has returned
-            if not missing:
-                break
-            await asyncio.sleep(0)
-            missing = [p for p in positions if p not in self._hints]
+        missing = await self._hinted(positions, in_flight)
         fetched: dict[int, EventEnvelope] = {}
         if missing:
             rows = await conn.fetch(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE position = ANY($1::bigint[])", missing
             )
             fetched = {r["position"]: _row_to_event(r) for r in rows}
+            self.read_back_total += len(fetched)
         events = [hint if (hint := self._hints.pop(p, None)) is not None else fetched[p] for p in positions]
         payloads = self._payloads
         await self.publisher.publish([
             (e.subject, event_header_block(e), payloads.pop(p, b"") or e.model_dump_json().encode())
             for p, e in zip(positions, events, strict=True)
         ])
-        await conn.execute(
-            "DELETE FROM outbox WHERE position = ANY($1::bigint[])", [e.position for e in events]
-        )
+        # the published rows deleted and the next batch read in one round trip
+        in_flight = self._in_flight()
+        rows = await conn.fetch(_DELETE_AND_NEXT, positions, self.batch_size)
+        self._next, self._next_in_flight, self._next_conn = [r[0] for r in rows], in_flight, conn
         self.published_total += len(events)
         PUBLISHED.labels(self.schema).inc(len(events))
         if self.on_published:

@@ -169,6 +169,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
 
     store = customer_event_store(pool, on_appended=appended, on_appended_json=relay.hint_json, keys=keys,
                                  encrypt=settings.encrypt_personal)
+    relay.follow(store.appending)  # a relay pass waits for the hints of this process's appends
     settings_service = SettingsService(store)
     dial_views = DialViews(CreditBook(settings.max_call_duration_s))
     commands = CustomerCommands(

@@ -158,3 +158,31 @@ async def test_hinted_events_are_published_as_their_model_dump_json(db: str, nat
     finally:
         await cancel_tasks([task])
         await pool.close()
+
+
+async def test_a_followed_store_is_published_from_its_hints_and_a_backlog_in_batches(db: str, nats: NatsClient) -> None:
+    # the relay follows the store's appends in flight: their events are never read back; a backlog
+    # larger than a batch goes out in order, each batch's delete reading the next batch
+    js = nats.jetstream()
+    await ensure_streams(js, [CUSTOMER_EVENTS])
+    pool = await asyncpg.create_pool(db, server_settings={"search_path": SCHEMA})
+    relay = OutboxRelay(dsn=db, schema=SCHEMA, js=js, poll_interval_s=0.1, batch_size=10)
+    store = EventStore(pool, on_appended=relay.hint, on_appended_json=relay.hint_json)
+    relay.follow(store.appending)
+    elsewhere = EventStore(pool)  # another replica: no hints here
+    task = asyncio.create_task(relay.run())
+    sids = [str(uuid.uuid4()) for _ in range(12)]
+    try:
+        await wait_for(lambda: relay.is_leader, timeout=10)
+        await asyncio.gather(*[store.append(events_for(sid, v, 1)) for v in (1, 2, 3) for sid in sids[:1]],
+                             *[store.append(events_for(sid, 1, 3)) for sid in sids[1:10]])
+        await elsewhere.append(events_for(sids[10], 1, 4))
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
+        assert relay.published_total == 3 + 27 + 4
+        assert relay.read_back_total == 4  # only the other replica's events
+        for sid in sids[1:11]:
+            versions = [v for v, _ in await published(nats, sid)]
+            assert versions == sorted(versions) and len(versions) in (3, 4)
+    finally:
+        await cancel_tasks([task])
+        await pool.close()
