@@ -32,7 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from reporting.settings import ReportingSettings
 from reporting.simulator import publish_backlog
-from shared.partitions import PARTITIONS
+from shared.partitions import PARTITIONS, partition_filters
 from shared.stream_replay import PullReader
 from shared.streams import CALLS, ensure_streams
 
@@ -49,7 +49,8 @@ async def raw_partitions(js: JetStreamContext, batch: int) -> tuple[int, float]:
     for p, name in enumerate(names):
         await js.add_consumer("CALLS", ConsumerConfig(
             name=name, ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
-            filter_subject=f"calls.*.*.{p}", inactive_threshold=30.0, mem_storage=True))
+            filter_subject=partition_filters(["calls.*.*"], CALLS.partition_key, p)[0],
+            inactive_threshold=30.0, mem_storage=True))
 
     async def one(name: str) -> int:
         return sum([len(m) async for m in PullReader(js._nc, "CALLS", name, batch=batch).chunks()])

@@ -82,7 +82,9 @@ class Identity:
         out = list(self.publish)
         for durable in self.durables:
             out += durable.api_subjects() + durable.dead_letter_subjects()
-        out += [f"$JS.API.STREAM.INFO.{stream}" for stream in self.stream_info]
+        # a durable on a stream storing the token before the key asks the stream's layout (ADR 0026)
+        laid_out = [d.stream for d in self.durables if getattr(partition_key_of(d.stream), "before", False)]
+        out += [f"$JS.API.STREAM.INFO.{stream}" for stream in _unique([*self.stream_info, *laid_out])]
         out += [f"$JS.API.STREAM.MSG.GET.{stream}" for stream in self.stream_get]
         return _unique(out)
 

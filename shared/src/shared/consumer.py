@@ -33,6 +33,7 @@ from shared.envelope import Metadata
 from shared.leases import PartitionLeases
 from shared.logging import CORRELATION_HEADER
 from shared.ops import CONSUMER_LAG, MESSAGES, PARTITION_READING
+from shared.partition_layout import plan_durable, stream_layout
 from shared.partitions import PARTITIONS, PartitionKey, partition_specs, published_subject
 from shared.streams import partition_key_of
 
@@ -56,6 +57,10 @@ class HandedBack(LeaseLost):
     """The replica this partition belongs to is back: its stand-in gave the lease back."""
 
 
+class Relayout(RuntimeError):
+    """The stream's layout moved on (switched, or older messages passed): declare the durable again."""
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     """A durable pull consumer on one stream."""
@@ -74,6 +79,9 @@ class ConsumerSpec:
     # only for a durable with a single, ordered reader (a partition). nats-server spent ~30 µs
     # of CPU per explicitly acked call record (docs/performance.md, issue 21)
     ack_all: bool = False
+    # a partition of a stream that stores the token before the key: its filters in the older
+    # layout (token last), read too while such messages remain ahead (shared.partition_layout)
+    legacy_filters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.dead_letter_subject:
@@ -104,12 +112,17 @@ class ConsumerSpec:
 async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
     """Create the durable consumer, or update it to the declared config."""
     try:
-        await js.consumer_info(spec.stream, spec.durable)
+        info = await js.consumer_info(spec.stream, spec.durable)
     except NotFoundError:
         await js.add_consumer(spec.stream, spec.config())
         return
-    with contextlib.suppress(Exception):  # an incompatible change keeps the old config
-        await js.add_consumer(spec.stream, spec.config())
+    config = spec.config()
+    # where it starts is fixed at creation (a rewound durable starts at a sequence)
+    config.deliver_policy, config.opt_start_seq = info.config.deliver_policy, info.config.opt_start_seq
+    try:
+        await js.add_consumer(spec.stream, config)
+    except Exception as exc:  # an incompatible change keeps the old config
+        log.warning("consumer_not_updated", durable=spec.durable, error=str(exc))
 
 
 async def retire_unpartitioned(js: JetStreamContext, spec: ConsumerSpec, key: PartitionKey | None) -> None:
@@ -122,6 +135,17 @@ async def retire_unpartitioned(js: JetStreamContext, spec: ConsumerSpec, key: Pa
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(spec.stream, spec.durable)
         log.info("consumer_retired", stream=spec.stream, durable=spec.durable)
+
+
+async def restart_at(js: JetStreamContext, spec: ConsumerSpec, start: int) -> None:
+    """Re-create the durable (it may not exist) to deliver from stream sequence `start` on."""
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(spec.stream, spec.durable)
+    config = spec.config()
+    config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+    config.opt_start_seq = start
+    await js.add_consumer(spec.stream, config)
+    log.info("consumer_restarted_at", durable=spec.durable, start_seq=start, filters=spec.filter_subjects)
 
 
 async def rewind(js: JetStreamContext, spec: ConsumerSpec) -> None:
@@ -184,16 +208,28 @@ class JetStreamConsumer:
         self.failures = 0
         self._lag_at = 0.0
         self._ack_last_only = False  # the durable acks all up to a message (see prepare)
+        self.declared = spec  # as declared; `spec` is what the stream's layout asks now
+        self._layout_at = 0.0
+        self._older_layout = False  # the stream still stores the token last: watch for its switch
+        self._narrow_after: int | None = None  # read both layouts until past this sequence
 
     async def run(self) -> None:
         """Fetch, handle, ack; reconnect and go on after any failure of our own."""
+        relayout = False
         while True:
             try:
-                await self.prepare()
+                if relayout:  # the lease is still ours: only the durable changes
+                    relayout = False
+                    await self.prepare_durable()
+                else:
+                    await self.prepare()
                 with self._reading():
                     await self.read()
             except asyncio.CancelledError:
                 raise
+            except Relayout as why:
+                relayout = True
+                log.info("consumer_relayout", durable=self.spec.durable, why=str(why))
             except HandedBack:
                 log.info("partition_handed_back", durable=self.spec.durable)
             except Exception as exc:
@@ -234,10 +270,20 @@ class JetStreamConsumer:
                 await sub.unsubscribe()
 
     async def idle(self) -> None:
-        """Nothing came: check the lease, note the lag."""
+        """Nothing came: check the lease, note the lag, see whether the stream's layout was switched."""
         self.check_lease()
         await self.hand_back_if_wanted()
         await self._record_lag()
+        await self._watch_layout()
+
+    async def _watch_layout(self) -> None:
+        """Reading the older layout: every few seconds, ask whether the stream was switched since."""
+        now = time.monotonic()
+        if not self._older_layout or now - self._layout_at < LAG_EVERY_S:
+            return
+        self._layout_at = now
+        if (await stream_layout(self.js, self.spec.stream)).before:
+            raise Relayout("the stream now stores the partition token before the key")
 
     async def prepare(self) -> None:
         """Take the partition's lease (if leased), create or update the durable; rewind an ordered one."""
@@ -246,7 +292,20 @@ class JetStreamConsumer:
                 await self._claim_own(self.leases)
             else:
                 await self._stand_in(self.leases, self.stand_in_after_s)
-        await ensure_consumer(self.js, self.spec)
+        await self.prepare_durable()
+
+    async def prepare_durable(self) -> None:
+        """Create or update the durable (with the filters the stream's layout asks); rewind an ordered one."""
+        start = None
+        if self.declared.legacy_filters:
+            plan = await plan_durable(self.js, self.declared)
+            self.spec, start = plan.spec, plan.start_seq
+            self._older_layout, self._narrow_after = not plan.layout.before, plan.narrow_after
+            self._layout_at = time.monotonic()
+        if start is not None:
+            await restart_at(self.js, self.spec, start)
+        else:
+            await ensure_consumer(self.js, self.spec)
         if self.ordered:
             await rewind(self.js, self.spec)
             # as the server has it: a durable made before `ack_all` keeps its explicit acks
@@ -330,6 +389,8 @@ class JetStreamConsumer:
                 await msg.ack()
         self.handled += len(msgs)
         MESSAGES.labels(self.spec.durable, "handled").inc(len(msgs))
+        if self._narrow_after is not None and msgs[-1].metadata.sequence.stream >= self._narrow_after:
+            raise Relayout("past the messages stored in the older layout")
 
     async def _one(self, msg: Msg) -> None:
         delivered = msg.metadata.num_delivered if msg.reply else self.spec.max_deliver

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TypeVar
 
@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError, ServerError, ServiceUnavailableError
 
+from shared.partition_layout import new_stream_metadata, update_stream
 from shared.partitions import PartitionKey
 
 log = structlog.get_logger(__name__)
@@ -77,7 +78,8 @@ BILLING_EVENTS = StreamSpec(
 )
 CALLS = StreamSpec(
     "CALLS", ["calls.started.*", "calls.cdr.*"], description="Call starts and records from the switch.",
-    partition_key=PartitionKey("calls.*.*", 2),
+    # the token before the customer: a partition's filter is a branch of the stored subjects (ADR 0026)
+    partition_key=PartitionKey("calls.*.*", 2, before=True),
 )
 NOTIFY = StreamSpec(
     "NOTIFY",
@@ -180,15 +182,16 @@ async def until_replicas_current(
 async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int) -> None:
     cfg = spec.config(replicas)
     try:
-        await js.stream_info(spec.name)
+        info = await js.stream_info(spec.name)
     except NotFoundError:
         try:
-            await js.add_stream(cfg)
+            await js.add_stream(replace(cfg, metadata=new_stream_metadata(spec.partition_key)))
             log.info("stream_created", stream=spec.name)
             return
         except BadRequestError:
-            pass  # another service created it at the same moment
-    await js.update_stream(cfg)
+            info = await js.stream_info(spec.name)  # another service created it at the same moment
+    # switches a stream to the layout its key declares (shared.partition_layout)
+    await update_stream(js, spec.partition_key, cfg, info)
 
 
 async def ensure_streams(

@@ -24,6 +24,7 @@ from shared.consumer import ConsumerSpec
 from shared.contracts.alerts import CALL_AREAS
 from shared.contracts.calls import CallRecord
 from shared.envelope import EventEnvelope
+from shared.streams import CALLS, CUSTOMER_EVENTS
 
 from alerts.application.apply import apply_billing_event, apply_call, apply_customer_event
 from alerts.application.firings import NewFiring, firing_of, write_firings
@@ -36,6 +37,7 @@ from alerts.domain.windows import Figures
 log = structlog.get_logger(__name__)
 NAMESPACE = uuid.UUID("8f3c2a61-0d7e-4b59-9a41-2c6e1f0b7d93")
 
+_CALLS_KEY, _CUSTOMER_KEY = CALLS.partition_key, CUSTOMER_EVENTS.partition_key
 CALLS_SPEC = ConsumerSpec(stream="CALLS", durable="alerts-calls", filter_subjects=["calls.cdr.*"])
 CUSTOMER_SPEC = ConsumerSpec(stream="CUSTOMER_EVENTS", durable="alerts-customers",
                              filter_subjects=["events.customer.*.*"])
@@ -97,10 +99,11 @@ class Evaluator:
 
     @staticmethod
     def _partition_of(msg: Msg, kind: str) -> int:
-        """The customer partition: the stored subject's last token, or (billing events) computed alike."""
+        """The customer partition: the stored subject's token, or (billing events) computed alike."""
         if kind == "billing":
             return partition_of(_customer_of(msg))
-        return int(msg.subject.rsplit(".", 1)[1])
+        _, partition = _split(msg.subject)
+        return partition_of(_customer_of(msg)) if partition is None else partition
 
     async def _generations(self, conn: asyncpg.Connection, parts: list[int]) -> dict[int, int]:
         """Bump each partition's generation; forget a partition another process wrote meanwhile."""
@@ -229,6 +232,13 @@ def is_uuid(text: str) -> bool:
     return True
 
 
+def _split(stored: str) -> tuple[str, int | None]:
+    """A stored subject's published subject and partition token (the stream's layout, ADR 0026)."""
+    key = _CALLS_KEY if stored.startswith("calls.") else _CUSTOMER_KEY
+    return key.split(stored) if key is not None else (stored, None)
+
+
 def _customer_of(msg: Msg) -> str:
-    """The customer token of a stored subject: `calls.cdr.<id>.<p>`, `events.customer.<id>.<Type>.<p>`."""
-    return msg.subject.split(".")[2]
+    """The customer token: `calls.cdr.<id>`, `events.customer.<id>.<Type>`, `events.billing.<id>.<Type>`
+    as published (stored with a partition token before the id, or after the type)."""
+    return _split(msg.subject)[0].split(".")[2]

@@ -9,7 +9,8 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from shared.consumer import ConsumerSpec
-from shared.partitions import PARTITIONS
+from shared.partitions import stored_partition
+from shared.streams import partition_key_of
 
 Item = TypeVar("Item")
 NEXT = "__next"
@@ -117,8 +118,8 @@ def checkpoint_key(stream: str, subject: str) -> str:
     """The checkpoint row a live partition's batch moves (its own: no waiting on another's commit)."""
     # one row per partition: with one row per stream, the 8 partitions' transactions queued on its
     # row lock, each behind the previous one's commit (docs/performance.md, issue 21)
-    last = subject.rsplit(".", 1)[-1]
-    return f"{stream}{PARTITION_MARK}{last}" if last.isdigit() and int(last) < PARTITIONS else stream
+    partition = stored_partition(subject, partition_key_of(stream))  # either layout (ADR 0026)
+    return stream if partition is None else f"{stream}{PARTITION_MARK}{partition}"
 
 
 async def checkpoints(conn: Any, projection: Projection[Any], tables: Tables) -> dict[str, int]:
