@@ -277,13 +277,17 @@ class JetStreamConsumer:
         await self._watch_layout()
 
     async def _watch_layout(self) -> None:
-        """Reading the older layout: every few seconds, ask whether the stream was switched since."""
+        """Every few seconds while idle: was the stream switched, is nothing of the older layout ahead?"""
         now = time.monotonic()
-        if not self._older_layout or now - self._layout_at < LAG_EVERY_S:
+        if not (self._older_layout or self._narrow_after is not None) or now - self._layout_at < LAG_EVERY_S:
             return
         self._layout_at = now
-        if (await stream_layout(self.js, self.spec.stream)).before:
+        if self._older_layout and (await stream_layout(self.js, self.spec.stream)).before:
             raise Relayout("the stream now stores the partition token before the key")
+        if self._narrow_after is not None:
+            info = await self.js.consumer_info(self.spec.stream, self.spec.durable)
+            if not info.num_pending and not info.num_ack_pending:
+                raise Relayout("nothing stored in the older layout is ahead")
 
     async def prepare(self) -> None:
         """Take the partition's lease (if leased), create or update the durable; rewind an ordered one."""

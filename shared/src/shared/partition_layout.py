@@ -128,7 +128,9 @@ async def plan_durable(js: JetStreamContext, spec: ConsumerSpec) -> Plan:
         # it read the older shape alone: it may have passed new-shape messages undelivered
         start = min(floor, layout.first_new)
     ahead = start if start is not None else (1 if info is None else floor)
-    if ahead > layout.last_old:
+    # nothing left to deliver (a quiet partition's ack floor stays behind): nothing old ahead
+    idle = start is None and info is not None and not info.num_pending and not info.num_ack_pending
+    if ahead > layout.last_old or idle:
         return Plan(spec, layout, start)
     both = list(dict.fromkeys([*spec.filter_subjects, *spec.legacy_filters]))
     return Plan(replace(spec, filter_subjects=both), layout, start, layout.last_old)
