@@ -14,7 +14,9 @@ per record of this process (the rebuild), PostgreSQL and nats-server, and each p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
 import time
 import uuid
@@ -33,6 +35,7 @@ from shared import bus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import CpuMeter, servers
+from rebuild import start_profile
 
 BATCH = 5000
 
@@ -46,7 +49,7 @@ async def raw_pull(js: JetStreamContext) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: int) -> None:
+async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: int, profile: str | None) -> None:
     await bus.provision(nats_url)
     await migrate(db_url, SCHEMA, MIGRATIONS)
     pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3, server_settings={"search_path": SCHEMA})
@@ -60,14 +63,18 @@ async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: 
     await publish_backlog(js, ids, records, days=60)
     print(f"  filled in {time.perf_counter() - t0:.0f} s\n", file=sys.stderr)
     for attempt in range(repeat):
+        spy = await start_profile(profile, f"pull-{attempt + 1}") if profile else None
         meter = CpuMeter()
         meter.start()
         n, seconds = await raw_pull(js)
         pull, pull_cpu = n / seconds, meter.per_op_us(n)
+        await stop_profile(spy)
+        spy = await start_profile(profile, f"ledger-{attempt + 1}") if profile else None
         meter = CpuMeter()
         meter.start()
         result = await LedgerRebuilder(pool, js, batch=BATCH).run()
         cpu = meter.per_op_us(result.messages)
+        await stop_profile(spy)
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())
         replay_s = result.phases.get("replay", 0.0)
         print(f"CALLS raw pipelined pull {pull:>9,.0f}/s"
@@ -83,14 +90,23 @@ async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: 
     await pool.close()
 
 
+async def stop_profile(spy: asyncio.subprocess.Process | None) -> None:
+    """py-spy writes its file when interrupted."""
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.wait_for(spy.wait(), 30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000, help="call records on CALLS")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1, help="rebuild this many times")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy --native the pull and the rebuild into DIR/{pull,ledger}-<run>.txt")
     args = parser.parse_args()
     with servers() as (nats_url, db_url):
-        run_tuned(run(nats_url, db_url, args.records, args.customers, args.repeat))
+        run_tuned(run(nats_url, db_url, args.records, args.customers, args.repeat, args.profile))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 from nats.js import JetStreamContext
 
@@ -18,6 +19,7 @@ NEXT = LedgerTables(*(f"{t}__next" for t in (LIVE.calls, LIVE.charges, LIVE.cred
 STREAMS = ("CALLS", "BILLING_EVENTS")
 _KEYS = {LIVE.calls: "call_id", LIVE.credit_notes: "id", LIVE.charges: "customer_id"}
 _ANNOUNCE = 1000  # customers per LEDGER_CHANGED message
+_JSON = msgspec.json.Encoder(decimal_format="string")  # datetimes as RFC 3339 (PostgreSQL reads them)
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -109,11 +111,16 @@ async def swap(conn: asyncpg.Connection) -> None:
 def copy_text(rows: list[tuple[str, str, datetime, Decimal, Decimal, Decimal]]) -> bytes:
     """Rows of `ledger_calls` in COPY's text format (ids escaped; numbers never in exponent form).
 
-    The plain join is checked as a whole (C speed): escaping each id costs ~4x the rest."""
-    plain = "".join(f"{c}\t{k}\t{t}\t{a}\t{x}\t{w}\n" for c, k, t, a, x, w in rows)
-    if (plain.count("\t") == 5 * len(rows) and plain.count("\n") == len(rows)
-            and not any(s in plain for s in ("\\", "\r", "E+", "E-"))):
-        return plain.encode()
+    The batch is written by msgspec as one JSON array of arrays of strings (C speed: 0.7 µs a row
+    against 3.8 for Python's formatting of the datetime and the three numbers) and the JSON's
+    punctuation replaced by tabs and newlines; when a value needs an escape (JSON's backslash), or
+    a number came out with an exponent, each row is formatted and escaped on its own."""
+    raw = _JSON.encode(rows)
+    if b"\\" not in raw:
+        body = raw[3:-3].replace(b'","', b"\t").replace(b'"],["', b"\n") + b"\n" if rows else b""
+        if (body.count(b"\t") == 5 * len(rows) and body.count(b"\n") == len(rows)
+                and b"E+" not in body and b"E-" not in body):
+            return body
     return "".join(
         f"{c.translate(_ESCAPE)}\t{k.translate(_ESCAPE)}\t{t.isoformat()}\t{a:f}\t{x:f}\t{w:f}\n"
         for c, k, t, a, x, w in rows).encode()
