@@ -109,17 +109,18 @@ async def swap(conn: asyncpg.Connection) -> None:
 
 
 def copy_text(rows: list[tuple[str, str, datetime, Decimal, Decimal, Decimal]]) -> bytes:
-    """Rows of `ledger_calls` in COPY's text format (ids escaped; numbers never in exponent form).
+    """Rows of `ledger_calls` in COPY's text format (ids escaped where they must be).
 
     The batch is written by msgspec as one JSON array of arrays of strings (C speed: 0.7 µs a row
     against 3.8 for Python's formatting of the datetime and the three numbers) and the JSON's
-    punctuation replaced by tabs and newlines; when a value needs an escape (JSON's backslash), or
-    a number came out with an exponent, each row is formatted and escaped on its own."""
+    punctuation replaced by tabs and newlines; when a value needs an escape (JSON's backslash),
+    each row is formatted and escaped on its own. A number may come out in exponent form (`0E-7`:
+    a call of no charge with 7.5% tax): PostgreSQL's numeric input reads it as the same value and
+    scale as the plain form (`0.0000000`)."""
     raw = _JSON.encode(rows)
     if b"\\" not in raw:
         body = raw[3:-3].replace(b'","', b"\t").replace(b'"],["', b"\n") + b"\n" if rows else b""
-        if (body.count(b"\t") == 5 * len(rows) and body.count(b"\n") == len(rows)
-                and b"E+" not in body and b"E-" not in body):
+        if body.count(b"\t") == 5 * len(rows) and body.count(b"\n") == len(rows):
             return body
     return "".join(
         f"{c.translate(_ESCAPE)}\t{k.translate(_ESCAPE)}\t{t.isoformat()}\t{a:f}\t{x:f}\t{w:f}\n"
