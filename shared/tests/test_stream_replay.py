@@ -7,10 +7,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from shared.stream_replay import overlap, pending_count, replay, stream_seq
+from nats.js.api import AckPolicy, ConsumerConfig
+from shared.stream_replay import Delivery, PullReader, overlap, pending_count, replay, stream_seq
 from shared.streams import StreamSpec, ensure_streams
+
+from shared import stream_replay
 
 pytestmark = pytest.mark.servers
 
@@ -124,3 +129,49 @@ async def test_a_failed_read_cancels_the_writes(nats: NatsClient) -> None:
 async def _consumers(js: JetStreamContext, stream: str) -> AsyncIterator[object]:
     for info in await js.consumers_info(stream):
         yield info
+
+
+async def test_the_parser_hands_the_replay_over_while_other_subscriptions_get_theirs_in_order(
+    nats: NatsClient,
+) -> None:
+    js, stream = await _stream(nats, 3000)
+    got: list[bytes] = []
+
+    async def side(msg: Msg) -> None:
+        got.append(msg.data)
+
+    sub = await nats.subscribe("reader.side", cb=side)
+    name = await _consumer(js, stream)
+    reader = PullReader(nats, stream, name, batch=250)
+    seqs: list[int] = []
+    sent = 0
+    async for msgs in reader.chunks():
+        assert reader.direct and all(isinstance(m, Delivery) for m in msgs)
+        seqs += [stream_seq(m) for m in msgs]
+        for _ in range(20):  # other messages on the same connection, between the replay's
+            await nats.publish("reader.side", str(sent).encode())
+            sent += 1
+        await nats.flush()
+    assert seqs == list(range(1, 3001))
+    await wait_for(lambda: len(got) == sent, timeout=10)
+    assert got == [str(n).encode() for n in range(sent)]
+    first = msgs[0]
+    assert first.metadata.sequence.stream == stream_seq(first) and first.metadata.stream == stream
+    assert await nats.request("$JS.API.INFO", b"", timeout=5)  # requests go on after the replay
+    await sub.unsubscribe()
+
+
+async def test_replay_without_the_parser_hand_over_reads_the_same(
+    nats: NatsClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    js, stream = await _stream(nats, 700)
+    monkeypatch.setattr(stream_replay, "route", lambda *_: False)  # as with another nats-py
+    chunks = await _read(js, stream, (), 3, 650, 100)
+    assert [s for c in chunks for s in c] == list(range(3, 651))
+
+
+async def _consumer(js: JetStreamContext, stream: str) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    await js.add_consumer(stream, ConsumerConfig(name=name, ack_policy=AckPolicy.NONE, mem_storage=True,
+                                                 inactive_threshold=30.0))
+    return name

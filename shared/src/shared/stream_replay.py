@@ -22,6 +22,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from shared.nats_direct import route, unroute
 from shared.partitions import stored_filters
 from shared.streams import partition_key_of
 
@@ -29,7 +30,7 @@ T = TypeVar("T")
 SILENCE_S = 30.0  # no message nor status for this long: the read fails (never a hang)
 
 
-def stream_seq(msg: Msg) -> int:
+def stream_seq(msg: Msg | Delivery) -> int:
     """The stream sequence of a JetStream message, from its ack subject (no full metadata parse)."""
     tokens = msg.reply.split(".")
     if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
@@ -37,8 +38,34 @@ def stream_seq(msg: Msg) -> int:
     return int(msg.metadata.sequence.stream)
 
 
+class Delivery:
+    """A replayed message as the reader takes it from the parser (`shared.nats_direct`): what a
+    rebuild reads of nats-py's `Msg` (subject, reply, data, headers, metadata), at a fifth of its cost."""
+
+    __slots__ = ("_headers", "data", "reply", "subject")
+
+    def __init__(self, subject: str, reply: str, data: bytes, headers: bytes | None) -> None:
+        self.subject, self.reply, self.data, self._headers = subject, reply, data, headers
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """The message's headers (the stored message's, e.g. Nats-Msg-Id), parsed when asked for."""
+        if self._headers is None:
+            return None
+        lines = self._headers.decode().split("\r\n")[1:]
+        return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+    @property
+    def metadata(self) -> Msg.Metadata:
+        """Sequences, times and pending count from the ack subject, as nats-py's `Msg` gives them."""
+        return Msg(_client=None, subject=self.subject, reply=self.reply, data=self.data).metadata  # type: ignore[arg-type]
+
+
 class PullReader:
-    """Reads what a consumer has to deliver now, in chunks, until it has nothing more."""
+    """Reads what a consumer has to deliver now, in chunks, until it has nothing more.
+
+    Its inbox's messages come straight from the connection's parser (`shared.nats_direct`), or,
+    where that cannot be set up, through nats-py's callback as any subscription's."""
 
     def __init__(
         self, nc: NatsClient, stream: str, consumer: str, *, batch: int = 5000, in_flight: int = 2
@@ -49,22 +76,22 @@ class PullReader:
         self.batch = batch
         self.in_flight = in_flight
         self._inbox = nc.new_inbox()
-        self._buffer: list[Msg] = []
+        self._buffer: list[Any] = []
         self._outstanding = 0
         self._head = 0  # messages received for the oldest outstanding request
         self._exhausted = False
         self._wake = asyncio.Event()
         self._sub: Subscription | None = None
+        self.direct = False  # taken from the parser (set when reading starts)
 
-    async def _on_msg(self, msg: Msg) -> None:
-        if not msg.data and msg.headers and msg.headers.get("Status"):
-            # 404 no messages / 408 timeout / 409: this request is over; nothing more is there
-            self._outstanding -= 1
-            self._head = 0
-            self._exhausted = True
-            self._wake.set()
-            return
-        self._buffer.append(msg)
+    def _ended(self) -> None:
+        # 404 no messages / 408 timeout / 409: this request is over; nothing more is there
+        self._outstanding -= 1
+        self._head = 0
+        self._exhausted = True
+        self._wake.set()
+
+    def _took(self) -> None:
         self._head += 1
         if self._head == self.batch:
             self._outstanding -= 1
@@ -72,13 +99,29 @@ class PullReader:
         if len(self._buffer) >= self.batch or self._outstanding == 0:
             self._wake.set()
 
-    async def chunks(self) -> AsyncIterator[list[Msg]]:
+    def _on_raw(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        if not data and headers is not None and headers.startswith(b"NATS/1.0 "):  # a status
+            self._ended()
+            return
+        self._buffer.append(Delivery(subject.decode(), reply.decode(), data, headers))
+        self._took()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if not msg.data and msg.headers and msg.headers.get("Status"):
+            self._ended()
+            return
+        self._buffer.append(msg)
+        self._took()
+
+    async def chunks(self) -> AsyncIterator[list[Any]]:
         """Chunks of up to `batch` messages, in stream order, until the consumer is drained.
 
         Raises TimeoutError when the server sends nothing for SILENCE_S seconds."""
         self._sub = await self.nc.subscribe(
             self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
+        sid = self._sub._id
+        self.direct = route(self.nc, sid, self._on_raw)  # before the first request: no message yet
         try:
             while True:
                 while (not self._exhausted and self._outstanding < self.in_flight
@@ -97,6 +140,7 @@ class PullReader:
                 elif self._exhausted and self._outstanding <= 0:
                     return
         finally:
+            unroute(self.nc, sid)
             await self._sub.unsubscribe()
 
 
@@ -138,10 +182,12 @@ async def pending_count(
 async def replay(
     js: JetStreamContext, stream: str, subjects: Sequence[str], *, start_seq: int, until_seq: int,
     batch: int = 5000, prefix: str = "replay",
-) -> AsyncIterator[list[Msg]]:
+) -> AsyncIterator[list[Any]]:
     """Batches of the stream's messages of these subjects (none: every one), start_seq <= seq <= until_seq.
 
-    `prefix` names the ephemeral consumer (what an operator sees in `nats consumer ls`)."""
+    Each message is a `Delivery` (or nats-py's `Msg` where the parser cannot hand them over): its
+    subject, reply, data, headers and metadata. `prefix` names the ephemeral consumer (what an
+    operator sees in `nats consumer ls`)."""
     if until_seq < start_seq:
         return
     name = await _create(js, stream, subjects, start_seq, prefix)
