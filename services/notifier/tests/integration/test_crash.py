@@ -199,10 +199,14 @@ async def test_kill_9_in_the_middle_of_an_sms_broadcast_texts_each_number_exactl
     )
     final = await broadcast_killed_at_a_third(notifier, nats, "sms", cards, lambda: len(twilio.requests))
     per_number = Counter(r["To"] for r in twilio.requests)
-    assert set(per_number) == set(numbers)
+    # as for e-mail: a kill between the notes around one request's last byte leaves that one
+    # text's outcome unknown (failed as such, never re-sent): zero or one copy
+    cut = {i["to"] for i in final["items"] if i["state"] == "failed" and i["last_error"] == CUT}
+    assert len(cut) <= 1, cut
+    assert set(numbers) - cut <= set(per_number) <= set(numbers)
     twice = {number: n for number, n in per_number.items() if n != 1}
     assert not twice, f"{len(twice)} numbers got more than one text: {list(twice.items())[:5]}"
-    assert final["counts"]["sent"] == 1000, final["counts"]
+    assert final["counts"]["sent"] == 1000 - len(cut), final["counts"]
 
 
 async def test_password_messages_never_reach_logs_or_events(

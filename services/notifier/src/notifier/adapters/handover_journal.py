@@ -3,9 +3,9 @@
 PostgreSQL cannot be written in the instant between "the provider has the whole message" and
 "the provider answered": an SMTP server accepts a message when it reads the final `.` of DATA,
 and a process killed right after that never learns it. So the delivery id is appended to this
-file with one `write(2)` around the write that completes a message: SMTP notes INTENT right
-before that write and HANDED right after it (no await in between); SMS notes HANDED right before
-the request's last byte. The page cache keeps the file when the process is killed -9. On
+file with one `write(2)` around the write that completes a message (SMTP's final `.`, the
+Twilio request's last byte): INTENT right before that write and HANDED right after it (no await
+in between). The page cache keeps the file when the process is killed -9. On
 recovery, per delivery, the last note counts: HANDED means the provider has it (never send
 again); INTENT alone means the kill fell between the two notes, so whether the bytes left is
 unknown (never send again, never call it sent); no note means it never completed (the server
@@ -22,7 +22,7 @@ from uuid import UUID
 RECORD = 17  # a kind byte and a delivery id (16 bytes)
 LEGACY_RECORD = 16  # journals of earlier versions: a delivery id, noted right before the final write
 INTENT = b"I"  # about to write the bytes that complete the message
-HANDED = b"H"  # those bytes were written (or, for SMS, the last byte is the next write)
+HANDED = b"H"  # those bytes were written
 
 
 class HandoverJournal:

@@ -31,47 +31,57 @@ class SmsConfig:
     timeout_s: float = 30.0
 
 
+Notes = tuple[Callable[[], None], Callable[[], None]]  # (intent, handed)
+
+
 class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """The SDK's aiohttp client, sending to another base URL (a proxy or a test double)."""
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
         super().__init__(timeout=timeout_s)
         self.base_url = base_url.rstrip("/")
-        self.before_request: Callable[[], None] | None = None
+        self.notes: Notes | None = None  # for the next request: around its last byte
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        """Rewrite the host, put the credentials in a header, send; note the handover right before
-        the request's last byte."""
+        """Rewrite the host, put the credentials in a header, send; note the intent right before
+        the request's last byte and the handover right after it."""
         if url.startswith(TWILIO_HOST):
             url = self.base_url + url[len(TWILIO_HOST) :]
         auth = kwargs.pop("auth", None)
         if auth is not None:  # aiohttp deprecates its `auth=`: the same Basic header, made here
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Basic {token}"}
-        callback, self.before_request = self.before_request, None
+        notes, self.notes = self.notes, None
         form = kwargs.get("data")
-        if callback is not None and form:
+        if notes is not None and form:
             body = urlencode(form, doseq=True).encode()
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Content-Length": str(len(body)),
                                  "Content-Type": "application/x-www-form-urlencoded"}
-            kwargs["data"] = _noted_before_its_last_byte(body, callback)
-        elif callback is not None:
-            callback()
+            kwargs["data"] = _noted_around_its_last_byte(body, *notes)
+        elif notes is not None:  # no body to split (never a message): noted before it goes
+            notes[0]()
+            notes[1]()
         return await super().request(method, url, *args, **kwargs)
 
 
-async def _noted_before_its_last_byte(body: bytes, note: Callable[[], None]) -> AsyncIterator[bytes]:
-    """A request body streamed so that `note` runs right before the byte that completes it.
+async def _noted_around_its_last_byte(
+    body: bytes, intent: Callable[[], None], handed: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """A request body streamed so that `intent` runs right before the byte that completes it and
+    `handed` right after that byte was written.
 
-    With a Content-Length, Twilio acts on a request only once its last byte arrives; aiohttp
-    writes each chunk to the socket as the generator yields it, with no await in between. So
-    the handover journal is written just before the request can take effect: a kill before the
-    note leaves an incomplete request (never sent, queued again), a kill after it a sent one
-    (recorded as sent, unconfirmed), as with SMTP's final `.`.
+    With a Content-Length, Twilio acts on a request only once its last byte arrives. aiohttp
+    writes each chunk to the socket as the generator yields it, with no await in between, and
+    asks for the next chunk only once that write is done. So a kill before `intent` leaves an
+    incomplete request (never sent, queued again), a kill after `handed` a sent one (recorded as
+    sent, unconfirmed), and a kill between the two an unknown outcome (failed as such, never
+    sent again), as with SMTP's final `.`. One note before the byte called a request cut in that
+    window sent, unconfirmed, though Twilio never got its last byte.
     """
     yield body[:-1]
-    note()
+    intent()
     yield body[-1:]
+    handed()  # aiohttp asks for more only once the last byte went to the socket
 
 
 class TwilioSender:
@@ -83,16 +93,19 @@ class TwilioSender:
         self._http = RebasedHttpClient(cfg.api_base_url, cfg.timeout_s)
         self._client = Client(cfg.account_sid, cfg.auth_token, http_client=self._http)
 
-    async def send(self, to: str, body: str, on_handover: Callable[[], None]) -> Outcome:
-        """Send one SMS; `on_handover` runs right before the request goes out."""
+    async def send(
+        self, to: str, body: str, on_handover: Callable[[], None],
+        on_intent: Callable[[], None] = lambda: None,
+    ) -> Outcome:
+        """Send one SMS; `on_intent` runs right before the request's last byte, `on_handover` after it."""
         handed = False
 
-        def handover() -> None:
+        def intent() -> None:
             nonlocal handed
-            on_handover()
-            handed = True
+            on_intent()
+            handed = True  # from here on Twilio may have the whole request
 
-        self._http.before_request = handover
+        self._http.notes = (intent, on_handover)
         try:
             message = await self._client.messages.create_async(to=to, from_=self.cfg.from_number, body=body)
         except TwilioRestException as exc:
@@ -103,7 +116,7 @@ class TwilioSender:
                 return Outcome.handed_over(f"no answer after the request was sent: {type(exc).__name__}")
             return Outcome.unreachable(f"Twilio connection: {type(exc).__name__}: {exc}")
         finally:
-            self._http.before_request = None
+            self._http.notes = None
         return Outcome.sent(message.sid)
 
     async def close(self) -> None:

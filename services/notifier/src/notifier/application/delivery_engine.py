@@ -240,14 +240,15 @@ class DeliveryEngine:
         except Exception as exc:  # a template or sealed secret that cannot be used never will be
             return Outcome.permanent(f"cannot render the message: {type(exc).__name__}")
         handover: Callable[[], None] = lambda: self.journal.record(d.delivery_id)  # noqa: E731
+        intent: Callable[[], None] = lambda: self.journal.record(d.delivery_id, INTENT)  # noqa: E731
         if isinstance(sender, SmtpSender):
             return await sender.send(
                 Email(to=d.recipient, subject=subject or "", body=body, message_key=str(d.delivery_id)),
                 handover,
-                lambda: self.journal.record(d.delivery_id, INTENT),
+                intent,
             )
         assert isinstance(sender, TwilioSender)
-        return await sender.send(d.recipient, body, handover)
+        return await sender.send(d.recipient, body, handover, intent)
 
     def _decide(self, d: Delivery, outcome: Outcome) -> Recorded:
         verdict = self.policy.decide(outcome, d.attempts)
