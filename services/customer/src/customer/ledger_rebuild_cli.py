@@ -13,8 +13,8 @@ import structlog
 import uvloop
 from shared.logging import configure_logging
 from shared.migrations import migrate
+from shared.progress import ProgressBar
 from shared.stack_file import tool_nats
-from tqdm import tqdm
 
 from customer.bootstrap import MIGRATIONS, SCHEMA, CustomerSettings
 from customer.projections.ledger_rebuild import (
@@ -59,17 +59,13 @@ async def rebuild(
         await conn.close()
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=3, server_settings={
         "search_path": SCHEMA, **({"role": owner} if owner else {})})
-    bar = tqdm(desc="rebuild ledger", unit="msg", unit_scale=True, disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
-
-    def show(done: int, total: int) -> None:
-        bar.total, bar.n = total, done
-        bar.refresh()
+    # no log line of its own: the ledger rebuilder logs its progress every 5 s
+    bar = ProgressBar("rebuild ledger", "msg", shown=progress)
 
     try:
         nc = await tool_nats(settings.nats_url)
         try:
-            return await LedgerRebuilder(pool, nc.jetstream(), batch=batch, progress=show,
+            return await LedgerRebuilder(pool, nc.jetstream(), batch=batch, progress=bar,
                                          allow_shrink=allow_shrink).run()
         finally:
             await nc.drain()

@@ -14,8 +14,8 @@ import structlog
 import uvloop
 from shared.logging import configure_logging
 from shared.migrations import migrate
+from shared.progress import ProgressBar
 from shared.stack_file import tool_nats
-from tqdm import tqdm
 
 from reporting.bootstrap import PLUMBING, all_projections
 from reporting.projections.rebuild import RebuildBusy, Rebuilder, RebuildResult
@@ -37,7 +37,7 @@ def parser(prog: str = "patchbay rebuild") -> argparse.ArgumentParser:
     )
     cli.add_argument("projection", choices=[*names, "all"], help="what to rebuild")
     cli.add_argument("--batch", type=int, default=5000, help="messages per fetch and write")
-    cli.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_argument("--no-progress", action="store_true", help="no progress bar (a log line every 5 s)")
     cli.add_argument("--processes", type=int, choices=(1, 2), default=1,
                      help="2: a second process replays the upper half of a long stream (audit; pays"
                           " only with an idle core: docs/performance.md)")
@@ -87,23 +87,13 @@ async def rebuild(
         for projection in all_projections():
             if projection.name not in names:
                 continue
-            bar = tqdm(desc=f"rebuild {projection.name}", unit="ev", unit_scale=True,
-                       disable=not progress, file=sys.stderr, dynamic_ncols=True)
-
-            def show(done: int, total: int, bar: tqdm = bar) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
-            try:
-                rebuilder = Rebuilder(pool, nc.jetstream(), projection, batch=batch, progress=show,
+            with ProgressBar(f"rebuild {projection.name}", "ev", shown=progress, log_every_s=5.0) as bar:
+                rebuilder = Rebuilder(pool, nc.jetstream(), projection, batch=batch, progress=bar,
                                       allow_shrink=allow_shrink, split=split)
                 results.append(await rebuilder.run())
                 for warning in rebuilder.warnings:
                     print(f"rebuild {projection.name}: switched over although {warning} (--allow-shrink)",
                           file=sys.stderr)
-            finally:
-                bar.close()
     finally:
         await nc.drain()
         await pool.close()

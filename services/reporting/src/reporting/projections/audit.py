@@ -11,7 +11,7 @@ from shared.contracts.events import REGISTRY
 from shared.contracts.wire import envelope_of
 
 from reporting.domain.audit import AuditEntry, action_of, diff_of, entry_of
-from reporting.projections.base import Projection, Source, Tables
+from reporting.projections.base import Projection, Source, Tables, key_after_load
 
 COLUMNS = (
     ("event_id", "uuid"), ("stream", "text"), ("seq", "bigint"), ("customer_id", "text"),
@@ -53,7 +53,8 @@ class AuditProjection(Projection[AuditEntry]):
     tables = ("audit_log", "audit_checkpoints")
     checkpoint_table = "audit_checkpoints"
     sources = SOURCES
-    bulk_split = True  # a duplicate's row is replaced by that of its lower sequence (_insert_sql)
+    bulk_split = True  # duplicates are resolved once, after the whole load (bulk_finish)
+    bulk_unkeyed = ("audit_log",)
 
     def decode(self, stream: str, seq: int, subject: str, data: bytes) -> AuditEntry:
         """The envelope as an audit entry (the raw JSON is kept for customer events)."""
@@ -81,36 +82,26 @@ class AuditProjection(Projection[AuditEntry]):
         self, conn: asyncpg.Connection, tables: Tables, stream: str, items: Sequence[Row], last_seq: int,
     ) -> None:
         """COPY the batch and move the checkpoint in one transaction (PostgreSQL: no JSON to parse
-        into rows, no plan); an event id already written (a duplicate in the stream) fails the COPY,
-        and the batch then goes in row by row, keeping the first of each id, as live does."""
-        first: dict[Any, Row] = {}
-        for row in items:
-            first.setdefault(row[0], row)
-        rows = list(first.values())
-        try:
-            async with conn.transaction():
-                await conn.copy_records_to_table(tables["audit_log"], records=rows, columns=_COLUMN_NAMES)
-                await conn.execute(self.checkpoint_sql(tables, 1, 2), stream, last_seq)
-        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
-            # a deadlock: two halves' COPYs (split.py) each hold a key the other writes
-            async with conn.transaction():
-                await conn.executemany(_insert_sql(tables), rows)
-                await conn.execute(self.checkpoint_sql(tables, 1, 2), stream, last_seq)
+        into rows, no plan, no key to look up: the table is keyed in `bulk_finish`)."""
+        async with conn.transaction():
+            await conn.copy_records_to_table(tables["audit_log"], records=items, columns=_COLUMN_NAMES)
+            await conn.execute(self.checkpoint_sql(tables, 1, 2), stream, last_seq)
+
+    async def bulk_finish(self, conn: asyncpg.Connection, tables: Tables) -> None:
+        """The event id key; an event id seen twice keeps the row live keeps: the first stream
+        replayed, on it the lowest sequence (also when the two halves of a split replay each wrote one)."""
+        t = tables["audit_log"]
+        await key_after_load(
+            conn, "audit_log", t,
+            f"DELETE FROM {t} a USING {t} b WHERE a.event_id = b.event_id AND"
+            " (array_position($1::text[], a.stream), a.seq) > (array_position($1::text[], b.stream), b.seq)",
+            [s.stream for s in self.sources],
+        )
 
 
 _COLUMN_NAMES = [c for c, _ in COLUMNS]
 Row = tuple[Any, ...]
 _dumps = orjson.dumps
-
-
-def _insert_sql(tables: Tables) -> str:
-    """Row by row; a duplicate keeps the row of its lowest sequence on its stream (the first, as live
-    keeps it), also when a replay of the stream's upper half (split.py) wrote it first."""
-    t = tables["audit_log"]
-    values = ", ".join(f"${i + 1}::{typ}" for i, (_, typ) in enumerate(COLUMNS))
-    update = ", ".join(f"{c} = excluded.{c}" for c, _ in COLUMNS[1:])
-    return (f"INSERT INTO {t} ({NAMES}) VALUES ({values}) ON CONFLICT (event_id) DO UPDATE SET {update}"
-            f" WHERE {t}.stream = excluded.stream AND {t}.seq > excluded.seq")
 
 
 def row_of(stream: str, seq: int, raw: bytes) -> Row:

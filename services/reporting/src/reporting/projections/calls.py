@@ -9,7 +9,7 @@ import asyncpg
 import orjson
 from shared.contracts.wire import WireCallRecord, WireCallStarted, call_record_of, call_started_of
 
-from reporting.projections.base import Projection, Source, Tables
+from reporting.projections.base import Projection, Source, Tables, key_after_load
 
 CallItem = tuple[int, WireCallStarted | WireCallRecord]
 
@@ -64,6 +64,7 @@ class CallsProjection(Projection[CallItem]):
     checkpoint_table = "calls_checkpoints"
     # starts and records: one filter per partition; one ack per batch (call records are many)
     sources = (Source("CALLS", ("calls.*.*",), whole=True, ack_all=True),)
+    bulk_unkeyed = ("call_records", "call_hours")
 
     def decode(self, stream: str, seq: int, subject: str, data: bytes) -> CallItem:
         """A start or a record, by subject."""
@@ -96,10 +97,11 @@ class CallsProjection(Projection[CallItem]):
     async def bulk_write(
         self, conn: asyncpg.Connection, tables: Tables, stream: str, items: Sequence[CallItem], last_seq: int,
     ) -> None:
-        """COPY records and starts with the checkpoint (hourly sums and ended calls: `bulk_finish`).
+        """COPY records and starts with the checkpoint (keys, hourly sums, ended calls: `bulk_finish`).
 
-        A call id already written (a duplicate in the stream) fails the COPY; the batch then goes
-        in by INSERT ... ON CONFLICT DO NOTHING, which keeps the first of each id, as live does.
+        Records go into a table without its key (no look-up per row; a call id seen twice is resolved
+        once at the end). A start whose call id is already in progress fails the COPY; the batch then
+        goes in again with the starts by INSERT ... ON CONFLICT DO NOTHING, which keeps the first.
         """
         records, starts = _split(items)
         rows = [(r.call_id, r.customer_id, r.started_at, r.answered_at, r.ended_at, r.disposition, r.sip_code,
@@ -113,24 +115,29 @@ class CallsProjection(Projection[CallItem]):
                 await conn.execute(checkpoint, stream, last_seq)
         except asyncpg.UniqueViolationError:
             async with conn.transaction():
-                for table, columns, batch in ((tables["call_records"], _RECORD_NAMES, rows),
-                                              (tables["live_calls"], _STARTED_NAMES, started)):
-                    values = ", ".join(f"${i + 1}" for i in range(len(columns)))
-                    await conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
-                                           " ON CONFLICT DO NOTHING", batch)
+                await _copy(conn, tables, rows, [])
+                values = ", ".join(f"${i + 1}" for i in range(len(_STARTED_NAMES)))
+                await conn.executemany(f"INSERT INTO {tables['live_calls']} ({', '.join(_STARTED_NAMES)})"
+                                       f" VALUES ({values}) ON CONFLICT DO NOTHING", started)
                 await conn.execute(checkpoint, stream, last_seq)
 
     async def bulk_finish(self, conn: asyncpg.Connection, tables: Tables) -> None:
-        """The hourly sums of every record written, and no call in progress that has its record."""
+        """Key the records (a call id seen twice keeps its first record, as live does), then the
+        hourly sums of every record (keyed after they are in) and no call in progress that has its record."""
+        t = tables["call_records"]
+        await key_after_load(conn, "call_records", t,
+                             f"DELETE FROM {t} a USING {t} b WHERE a.call_id = b.call_id AND a.seq > b.seq")
         async with conn.transaction():
             await conn.execute(
                 f"INSERT INTO {tables['call_hours']} (customer_id, hour, {', '.join(_SUMS)})"
                 f" SELECT customer_id, {_HOUR}, count(*),"
                 f" count(*) FILTER (WHERE disposition = 'answered'), sum(duration_s), sum(billed_duration_s),"
                 f" sum(charge), sum(cost), coalesce(sum(pdd_ms), 0), count(pdd_ms)"
-                f" FROM {tables['call_records']} GROUP BY 1, 2")
-            await conn.execute(f"DELETE FROM {tables['live_calls']} l USING {tables['call_records']} r"
+                f" FROM {t} GROUP BY 1, 2")
+            await conn.execute(f"DELETE FROM {tables['live_calls']} l USING {t} r"
                                " WHERE l.call_id = r.call_id")
+        # one row per (customer, hour) by the GROUP BY: no duplicate to delete
+        await key_after_load(conn, "call_hours", tables["call_hours"], "SELECT 1")
 
 
 _RECORD_NAMES = [c for c, _ in _RECORD_TYPES]
