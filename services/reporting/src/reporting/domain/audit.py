@@ -29,10 +29,18 @@ SECRET_KEY = re.compile(
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-@functools.lru_cache(maxsize=4096)
-def is_secret(key: object) -> bool:
-    """Whether a key names a secret (keys repeat: the answer is cached)."""
-    return SECRET_KEY.search(str(key)) is not None
+class _SecretKeys(dict[object, bool]):
+    """Key -> whether it names a secret, filled on first sight (keys repeat; bounded)."""
+
+    def __missing__(self, key: object) -> bool:
+        if len(self) >= 4096:
+            self.clear()
+        secret = self[key] = SECRET_KEY.search(str(key)) is not None
+        return secret
+
+
+# a dict look-up per key (C, no Python frame): a rebuild asks it for every key of every event
+is_secret = _SecretKeys().__getitem__
 
 
 _NESTED = (dict, list)
@@ -69,20 +77,24 @@ def _changed_field(event_type: str) -> str:
     return "_".join(words[:-1]) or "value"
 
 
-def _clean(value: Any) -> Any:
-    return redact(value) if isinstance(value, _NESTED) else value
-
-
 def diff_of(event_type: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(changes as {field: {old, new}}, the remaining data when no diff can be derived)."""
     # the two common shapes are redacted as they are taken (no whole copy first: a rebuild diffs
     # every event); the result is that of redacting the data, then diffing it
-    # (the comprehensions inline _clean: a call per field was a fifth of the audit rebuild's samples)
+    # (no call per field: _clean inlined, is_secret a dict look-up; a fifth of the rebuild's samples)
     changes = data.get("changes")
     if isinstance(changes, dict):
-        kept = [(k, v) for k, v in changes.items() if not is_secret(k)]
-        if all(isinstance(v, dict) for _, v in kept):
-            return {k: {"old": _clean(v.get("old")), "new": _clean(v.get("new"))} for k, v in kept}, None
+        out: dict[str, Any] = {}
+        for k, v in changes.items():
+            if is_secret(k):
+                continue
+            if not isinstance(v, dict):
+                break
+            old, new = v.get("old"), v.get("new")
+            out[k] = {"old": redact(old) if isinstance(old, _NESTED) else old,
+                      "new": redact(new) if isinstance(new, _NESTED) else new}
+        else:
+            return out, None
     if event_type.endswith("Created") and not ("old" in data and "new" in data):
         return {k: {"old": None, "new": redact(v) if isinstance(v, _NESTED) else v}
                 for k, v in data.items() if not is_secret(k)}, None

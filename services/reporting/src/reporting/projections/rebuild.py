@@ -67,7 +67,7 @@ class RebuildResult:
     events: int
     skipped: int
     seconds: float
-    phases: dict[str, float] = field(default_factory=dict)  # seconds of prepare, replay, index, switch
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: prepare, replay, catch-up, index...
 
     @property
     def rate(self) -> float:
@@ -99,7 +99,7 @@ class Rebuilder:
         self.skipped = 0
         self._recorded = 0.0
         self._indexes: list[str] = []
-        self.phases: dict[str, float] = {}  # seconds per phase (prepare, replay, index, switch)
+        self.phases: dict[str, float] = {}  # seconds per phase (prepare, replay, catch-up, index, switch)
         self._lap_at = time.monotonic()
         self._worker: Worker | None = None
         # the progress row is written on the advisory lock's connection, held for the whole run:
@@ -130,6 +130,7 @@ class Rebuilder:
                         await self._worker.close()
                 self._lap("replay")
                 await self._catch_up()
+                self._lap("catch-up")
                 await self._index_next()
                 await self._catch_up(rounds=1)
                 self._lap("index")
