@@ -86,7 +86,8 @@ async def _work(spec: dict[str, Any]) -> None:
     import asyncpg
     from shared.stack_file import tool_nats
 
-    from reporting.projections.rebuild import Rebuilder, fast_timestamps
+    from reporting.projections.bulk_codecs import bulk_codecs
+    from reporting.projections.rebuild import Rebuilder
 
     class RangeReplay(Rebuilder):
         async def _record(self, state: str, **_: Any) -> None:
@@ -100,7 +101,7 @@ async def _work(spec: dict[str, Any]) -> None:
     nc = await tool_nats(connect.nats_url)
     conn = await asyncpg.connect(connect.database_url, server_settings=connect.server_settings)
     try:
-        await fast_timestamps(conn)
+        await bulk_codecs(conn)
         while line := await asyncio.to_thread(sys.stdin.readline):
             job = json.loads(line)
             [source] = [s for s in projection.sources if s.stream == job["stream"]]
