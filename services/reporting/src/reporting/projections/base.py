@@ -63,8 +63,9 @@ class Projection(ABC, Generic[Item]):
     tables: tuple[str, ...]
     checkpoint_table: str
     sources: tuple[Source, ...]
-    # bulk_write keeps the lowest sequence of a duplicate key whichever write came first, so a
-    # rebuild may replay a stream's halves in two processes at once (projections/split.py)
+    # the bulk load keeps the lowest sequence of a duplicate key whichever write came first (its
+    # tables are keyed after the load, bulk_finish), so a rebuild may replay a stream's halves in
+    # two processes at once (projections/split.py)
     bulk_split = False
     # tables a rebuild's first replay loads without their primary key: `bulk_finish` removes the
     # duplicates and adds it (`key_after_load`: one sorted build instead of a B-tree insert per row)

@@ -2,8 +2,9 @@
 
 The rebuild's own process is its bottleneck (docs/performance.md, "Rebuild per event"): a second
 process decodes and COPYs the upper half of a long stream while the first does the lower half,
-both into the same fresh tables. Only projections whose bulk write keeps the lowest sequence of a
-duplicate key whichever half wrote first (`Projection.bulk_split`) are split.
+both into the same fresh tables. Only projections whose bulk load keeps the lowest sequence of a
+duplicate key whichever half wrote first (`Projection.bulk_split`: keyed after the load, ADR 0027)
+are split.
 
 The worker is started with the rebuild (its imports and connections take a second or more) and
 takes ranges on stdin, one JSON line each; it prints `<done> <skipped>` after each batch and
