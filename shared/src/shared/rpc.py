@@ -32,6 +32,9 @@ from shared.unavailable import unavailable_reason
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any], Awaitable[bytes]]
+Respond = Callable[[bytes], Awaitable[None]]
+# takes a valid request and `respond`, which its worker awaits once with the reply (no await here)
+Enqueue = Callable[[Any, Respond], None]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Route:
     reply: type[BaseModel] | None
     handler: Handler
     description: str = ""
+    # instead of a task awaiting `handler` per request: the request is checked, validated and
+    # queued in nats-py's callback, and the queue's worker sends the reply (ADR 0026)
+    enqueue: Enqueue | None = None
 
 
 def error_bytes(err: ServiceError) -> bytes:
@@ -75,6 +81,9 @@ class RpcServer:
         self.failed = 0
         self._own_seed: str | None = getattr(nc, "signing_seed", None)  # checks commands' MACs
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}  # metric children: ~2 µs a labels()
+        self._queued = 0  # requests handed to a route's queue, not answered yet
+        self._answered = asyncio.Event()  # set whenever none is queued
+        self._answered.set()
 
     async def start(self) -> None:
         """Subscribe every route and make sure the server knows before returning."""
@@ -91,8 +100,34 @@ class RpcServer:
         self._subs.clear()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
+        if self._queued:
+            try:
+                await asyncio.wait_for(self._answered.wait(), timeout=10)
+            except TimeoutError:
+                log.warning("requests_unanswered_at_stop", queued=self._queued)
 
     def _callback(self, route: Route) -> Callable[[Msg], Awaitable[None]]:
+        if route.enqueue is not None:
+            enqueue = route.enqueue
+
+            async def on_queued(msg: Msg) -> None:
+                # nats-py awaits callbacks one by one: this one never waits, but for a free slot
+                await self._slots.acquire()
+                started = time.perf_counter()
+                try:
+                    request = self._request(route, msg)
+                    enqueue(request, _Reply(self, route, msg.reply, started))
+                except Exception as exc:
+                    reply, outcome = self._failure(route, exc)
+                    self._finish(route, outcome, started)
+                    self._slots.release()
+                    await self._send(route, msg.reply, reply)
+                    return
+                self._queued += 1
+                self._answered.clear()
+
+            return on_queued
+
         async def on_message(msg: Msg) -> None:
             # nats-py awaits callbacks one by one: hand off at once so requests overlap
             await self._slots.acquire()
@@ -114,41 +149,72 @@ class RpcServer:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _serve(self, route: Route, msg: Msg) -> None:
+    def _request(self, route: Route, msg: Msg) -> Any:
+        """The request of a message whose sender may send it: refused (forbidden) or validated."""
         bind_from_headers(msg.headers)
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            if (why := command_check().refusal(msg.subject, msg.data, msg.headers,
-                                               own_seed=self._own_seed)) is not None:
-                raise ServiceError(ErrorCode.FORBIDDEN, why)
-            request = route.request.model_validate_json(msg.data or b"{}")
-            reply = await route.handler(request)
-        except ValidationError as exc:
-            outcome = "invalid"
-            reply = error_bytes(validation_error(exc))
-        except ServiceError as exc:
-            outcome = exc.code
-            reply = error_bytes(exc)
-        except Exception as exc:
-            if (away := unavailable_reason(exc)) is not None:
-                outcome = ErrorCode.UNAVAILABLE
-                log.warning("request_unavailable", subject=route.subject, away=away, error=repr(exc))
-                reply = error_bytes(ServiceError(ErrorCode.UNAVAILABLE, f"{away} is unavailable; retry"))
-            else:
-                outcome = "internal_error"
-                self.failed += 1
-                log.exception("request_failed", subject=route.subject, error=str(exc))
-                reply = error_bytes(ServiceError(ErrorCode.INTERNAL, "internal error; it has been logged"))
+        if (why := command_check().refusal(msg.subject, msg.data, msg.headers,
+                                           own_seed=self._own_seed)) is not None:
+            raise ServiceError(ErrorCode.FORBIDDEN, why)
+        return route.request.model_validate_json(msg.data or b"{}")
+
+    def _failure(self, route: Route, exc: Exception) -> tuple[bytes, str]:
+        """The error reply to a request that raised, and its outcome for the metrics."""
+        if isinstance(exc, ValidationError):
+            return error_bytes(validation_error(exc)), "invalid"
+        if isinstance(exc, ServiceError):
+            return error_bytes(exc), exc.code
+        if (away := unavailable_reason(exc)) is not None:
+            log.warning("request_unavailable", subject=route.subject, away=away, error=repr(exc))
+            away_error = ServiceError(ErrorCode.UNAVAILABLE, f"{away} is unavailable; retry")
+            return error_bytes(away_error), ErrorCode.UNAVAILABLE
+        self.failed += 1
+        log.exception("request_failed", subject=route.subject, error=str(exc))
+        internal = ServiceError(ErrorCode.INTERNAL, "internal error; it has been logged")
+        return error_bytes(internal), "internal_error"
+
+    def _finish(self, route: Route, outcome: str, started: float) -> None:
         self.handled += 1
         counter, seconds = self._metrics(route.subject, outcome)
         counter.inc()
         seconds.observe(time.perf_counter() - started)
-        if msg.reply:
+
+    async def _send(self, route: Route, reply_to: str, reply: bytes) -> None:
+        if reply_to:
             try:
-                await self.nc.publish(msg.reply, reply)
+                await self.nc.publish(reply_to, reply)
             except Exception as exc:  # the connection is gone; the caller will time out and retry
                 log.warning("reply_failed", subject=route.subject, error=str(exc))
+
+    async def _serve(self, route: Route, msg: Msg) -> None:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            reply = await route.handler(self._request(route, msg))
+        except Exception as exc:
+            reply, outcome = self._failure(route, exc)
+        self._finish(route, outcome, started)
+        await self._send(route, msg.reply, reply)
+
+    def _unqueued(self) -> None:
+        self._queued -= 1
+        self._slots.release()
+        if not self._queued:
+            self._answered.set()
+
+
+class _Reply:
+    """The answer of one queued request: its worker awaits it once with the reply."""
+
+    __slots__ = ("reply_to", "route", "server", "started")
+
+    def __init__(self, server: RpcServer, route: Route, reply_to: str, started: float) -> None:
+        self.server, self.route, self.reply_to, self.started = server, route, reply_to, started
+
+    async def __call__(self, reply: bytes) -> None:
+        server = self.server
+        server._unqueued()
+        server._finish(self.route, "ok", self.started)
+        await server._send(self.route, self.reply_to, reply)
 
 
 def dumps(value: Any) -> bytes:

@@ -39,7 +39,7 @@ from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fr
 from shared.idempotency import fingerprint, replay
 from shared.ids import new_id_str
 from shared.personal_data import SubjectErased
-from shared.rpc import error_bytes
+from shared.rpc import Respond, error_bytes
 
 from customer.application.contact_commands import (
     CONTACT_COMMANDS,
@@ -104,10 +104,10 @@ Command = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     command: Command
-    future: asyncio.Future[bytes]
+    answer: asyncio.Future[bytes] | Respond  # a caller awaiting a future, or the RPC server's reply
     stream_id: str  # a create's new id is fixed here, so a replayed batch keeps it
     fingerprint: str | None  # of the request, when the command has a command id
 
@@ -153,15 +153,20 @@ class CustomerCommands:
         the command holds generated values (default: the command's own).
         """
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.submit(command, future, request_fingerprint=request_fingerprint)
+        return await future
+
+    def submit(self, command: Command, answer: asyncio.Future[bytes] | Respond, *,
+               request_fingerprint: str | None = None) -> None:
+        """Queue one command; its worker sets `answer` (a future) or awaits it (a reply) with the reply."""
         stream_id = (
             new_id_str() if isinstance(command, CreateCustomer) else str(command.customer_id)
         )
         if command.meta.command_id is not None and request_fingerprint is None:
             request_fingerprint = fingerprint(command)
         self._queues[hash(stream_id) % len(self._queues)].put_nowait(
-            _Pending(command, future, stream_id, request_fingerprint)
+            _Pending(command, answer, stream_id, request_fingerprint)
         )
-        return await future
 
     async def run(self) -> None:
         """Run every partition's worker until cancelled."""
@@ -181,9 +186,19 @@ class CustomerCommands:
                 )
                 results = [(p, error_bytes(unavailable)) for p in batch]
                 self.cache.forget(p.stream_id for p in batch)
+            published = False
             for pending, reply in results:
-                if not pending.future.done():
-                    pending.future.set_result(reply)
+                answer = pending.answer
+                if isinstance(answer, asyncio.Future):
+                    if not answer.done():
+                        answer.set_result(reply)
+                else:
+                    await answer(reply)  # publishes; waits only when nats-py's buffer is full
+                    published = True
+            if published:
+                # one turn of the loop: nats-py's flusher writes the replies now, not after the
+                # next batch's decisions (the worker does not yield before its append otherwise)
+                await asyncio.sleep(0)
             self.batches += 1
             self.commands += len(batch)
 

@@ -21,7 +21,7 @@ from shared.contracts.customer import (
     UpdateCustomer,
 )
 from shared.logging import current_correlation_id
-from shared.rpc import Route, dumps
+from shared.rpc import Respond, Route, dumps
 
 from customer.application.commands import CustomerCommands
 from customer.application.queries import CustomerQueries
@@ -45,6 +45,11 @@ def routes(
             body.meta.correlation_id = current_correlation_id()
         return await commands.handle(body)
 
+    def enqueue(body: Any, respond: Respond) -> None:
+        if body.meta.correlation_id is None:
+            body.meta.correlation_id = current_correlation_id()
+        commands.submit(body, respond)
+
     async def get_customer(body: GetCustomer) -> bytes:
         return await queries.get(body.customer_id)
 
@@ -65,13 +70,14 @@ def routes(
 
     return [
         Route(Subjects.CREATE, CreateCustomer, CustomerCard, command,
-              "Create a customer card. Idempotent by meta.command_id."),
+              "Create a customer card. Idempotent by meta.command_id.", enqueue),
         Route(Subjects.UPDATE, UpdateCustomer, CustomerCard, command,
-              "Change fields of a card; expected_version makes a mismatch a version_mismatch error."),
+              "Change fields of a card; expected_version makes a mismatch a version_mismatch error.",
+              enqueue),
         Route(Subjects.SET_STATUS, SetStatus, CustomerCard, command,
-              "Change the status (penalty needs `until`)."),
+              "Change the status (penalty needs `until`).", enqueue),
         Route(Subjects.DELETE, DeleteCustomer, CustomerCard, command,
-              "Delete a customer; its history stays."),
+              "Delete a customer; its history stays.", enqueue),
         Route(Subjects.GET, GetCustomer, CustomerCard, get_customer, "One customer card."),
         Route(Subjects.LIST, ListCustomers, CustomerPage, list_customers,
               "The board: search, filters, sort, cursor paging."),
