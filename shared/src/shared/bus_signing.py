@@ -62,10 +62,17 @@ def signature_headers(seed: str, subject: str, payload: bytes, now: float | None
             SIGNATURE: sign(seed, signed_bytes(subject, signed_at, payload))}
 
 
+@functools.lru_cache(maxsize=64)
+def _keyed(key: bytes) -> Any:
+    """An HMAC-SHA256 keyed once, copied per message (a one-shot HMAC looks OpenSSL's MAC up each time)."""
+    return hmac.new(key, digestmod="sha256")
+
+
 def mac(key: bytes, subject: str, signed_at: str, payload: bytes) -> str:
     """The HMAC-SHA256 of what a signature covers, base64url without padding."""
-    digest = hmac.digest(key, signed_bytes(subject, signed_at, payload), "sha256")
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    keyed = _keyed(key).copy()
+    keyed.update(signed_bytes(subject, signed_at, payload))
+    return base64.urlsafe_b64encode(keyed.digest()).rstrip(b"=").decode()
 
 
 def mac_headers(seed: str, service_public: str, subject: str, payload: bytes,
