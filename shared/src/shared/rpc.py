@@ -47,7 +47,7 @@ class Route:
     handler: Handler
     description: str = ""
     # instead of a task awaiting `handler` per request: the request is checked, validated and
-    # queued in nats-py's callback, and the queue's worker sends the reply (ADR 0027)
+    # queued in nats-py's callback, and the queue's worker sends the reply (ADR 0028)
     enqueue: Enqueue | None = None
 
 
