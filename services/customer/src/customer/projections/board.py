@@ -133,20 +133,31 @@ def _decode_cursor(cursor: str, sort: str, kind: str) -> tuple[Any, str]:
         raise _bad("cursor", "the cursor is not valid for this sort; start again without it") from None
 
 
+# The walks' planner settings. enable_sort = off: walk an index in the page's order, never sort
+# every match. random_page_cost = 1.1 (the default 4.0 prices a disk seek): right after a burst
+# of writes, before autovacuum has marked the new pages all-visible, an index-only walk is priced
+# with a seek per row on those pages, and the planner walked the name index in heap order instead,
+# filtering out the new rows (a page of DE + EUR after 10k creates without a country: 10k rows
+# filtered, 18k buffers, 5-20 ms -> 0.2 ms from customers_board_country; docs/performance.md,
+# "Dial permission with CDRs, and the board after writes, third round"). The board's pages are
+# in memory: a random read costs about a sequential one.
+WALK_SETTINGS = {"enable_sort": "off", "random_page_cost": "1.1"}
+
+
 async def open_walk_pool(dsn: str, schema: str, max_size: int = 4) -> asyncpg.Pool:
-    """Connections that plan without sorting, for the board's walks (see list_customers)."""
+    """Connections that plan for walks (WALK_SETTINGS), for the board's pages (see list_customers)."""
     # max_inactive_connection_lifetime=0: no timer set on every release and cancelled on every
     # acquire (asyncpg's default closes a connection idle for 300 s; these few are kept open)
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=max_size, reset=_no_reset, max_inactive_connection_lifetime=0,
-        server_settings={"search_path": schema, "enable_sort": "off"},
+        server_settings={"search_path": schema, **WALK_SETTINGS},
     )
     assert pool is not None
     return pool
 
 
 async def _no_reset(_: asyncpg.Connection) -> None:
-    """Keep the session as it is on release: enable_sort = off is the point of these connections."""
+    """Keep the session as it is on release: WALK_SETTINGS are the point of these connections."""
 
 
 async def list_customers(
@@ -239,7 +250,8 @@ async def list_customers(
             rows = await walk_pool.fetch(sql, *args)
         else:
             async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SET LOCAL enable_sort = off")
+                for setting, value in WALK_SETTINGS.items():
+                    await conn.execute(f"SET LOCAL {setting} = {value}")
                 rows = await conn.fetch(sql, *args)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
