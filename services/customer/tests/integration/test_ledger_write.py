@@ -54,6 +54,14 @@ async def test_each_call_counts_once_with_its_tax_day_and_checkpoint(service: Cu
     async with service.pool.acquire() as conn, conn.transaction():
         assert await write_calls(conn, [first[1]], LIVE, (consumer, 12)) == []  # nothing new: no totals
 
+    # a customer with a credit note and no call yet (no day): its first calls start the day
+    c = str(uuid.uuid4())
+    await service.pool.execute("INSERT INTO ledger_charges (customer_id, credit_notes, seq) VALUES ($1, 5, 1)", c)
+    async with service.pool.acquire() as conn:
+        [charges] = await write_calls(conn, [record(c, "1.25", yesterday), record(c, "0.75", yesterday)], LIVE, None)
+    assert (charges.charges, charges.day, charges.day_charges, charges.credit_notes, charges.seq) == (
+        Decimal("2.00"), yesterday.date(), Decimal("2.00"), Decimal("5"), 2)
+
     rows = {r["customer_id"]: r for r in await service.pool.fetch(
         "SELECT * FROM ledger_charges WHERE customer_id = ANY($1::text[])", [a, b])}
     assert (rows[a]["charges"], rows[a]["calls"], rows[a]["seq"]) == (Decimal("3.5"), 2, 1)

@@ -91,36 +91,35 @@ class LedgerTables:
             f" $6::numeric[]) ON CONFLICT (call_id) DO NOTHING RETURNING {returning}"
         )
 
-    def insert_calls_locking_totals(self) -> str:
-        """`insert_calls`, and the totals of the customers with new calls read and locked, in one
-        statement: rows with a `call_id` are the new calls, rows with a `customer_id` the totals.
+    def add_calls(self, checkpoint: bool) -> str:
+        """New calls by call id and their customers' totals in one statement (atomic without a
+        transaction; with `checkpoint`, the consumer's checkpoint ($7, $8) too); RETURNING the
+        changed customers' totals.
 
-        The calls table is locked before the totals (the order a switch-over locks them)."""
+        A batch's new calls are summed per customer: all, how many, and those of its latest UTC
+        day; each sum is then added to the customer's totals by `_add_day`'s rule (a later day
+        starts today's charges again, the same day adds to them, an earlier day counts in all
+        only): the rule `add_call` applies call by call, applied once to the batch's sums."""
+        t = self.charges
+        # the calls first: the order a switch-over locks the tables in (`names`)
+        mark = f" checkpoint AS ({_CHECKPOINT.replace('$1', '$7').replace('$2', '$8')}),"
+        mark = mark if checkpoint else ""
         return (
-            f"WITH new AS ({self.insert_calls('call_id, customer_id')}),"
-            " locked AS (SELECT customer_id, charges, calls, day, day_charges"
-            f" FROM {self.charges} WHERE customer_id IN (SELECT customer_id FROM new)"
-            " ORDER BY customer_id FOR UPDATE)"
-            " SELECT call_id, NULL::text AS customer_id, NULL::numeric AS charges, NULL::bigint AS calls,"
-            " NULL::date AS day, NULL::numeric AS day_charges FROM new"
-            " UNION ALL SELECT NULL, customer_id, charges, calls, day, day_charges FROM locked"
+            f"WITH new AS ({self.insert_calls('customer_id, started_at, charged')}),{mark}"
+            " per_day AS (SELECT customer_id, (started_at AT TIME ZONE 'UTC')::date AS day,"
+            " sum(charged) AS charged, count(*) AS calls FROM new GROUP BY 1, 2),"
+            " batch AS (SELECT DISTINCT ON (customer_id) customer_id, day, charged AS day_charges,"
+            " sum(charged) OVER w AS charges, sum(calls) OVER w AS calls FROM per_day"
+            " WINDOW w AS (PARTITION BY customer_id) ORDER BY customer_id, day DESC)"
+            f" INSERT INTO {t} AS t (customer_id, charges, calls, day, day_charges, seq, updated_at)"
+            " SELECT customer_id, charges, calls, day, day_charges, 1, now() FROM batch ORDER BY customer_id"
+            " ON CONFLICT (customer_id) DO UPDATE SET charges = t.charges + excluded.charges,"
+            " calls = t.calls + excluded.calls, day = GREATEST(t.day, excluded.day),"
+            " day_charges = CASE WHEN t.day IS NULL OR excluded.day > t.day THEN excluded.day_charges"
+            " WHEN excluded.day = t.day THEN t.day_charges + excluded.day_charges ELSE t.day_charges END,"
+            " seq = t.seq + 1, updated_at = now()"
+            " RETURNING customer_id, charges, day, day_charges, seq, credit_notes"
         )
-
-    def upsert_totals(self) -> str:
-        """The customers' new totals, `seq` one further."""
-        return (
-            f"INSERT INTO {self.charges} (customer_id, charges, calls, day, day_charges, seq, updated_at)"
-            " SELECT c, ch, n, d, dc, 1, now() FROM unnest($1::text[], $2::numeric[], $3::bigint[],"
-            " $4::date[], $5::numeric[]) AS x(c, ch, n, d, dc)"
-            " ON CONFLICT (customer_id) DO UPDATE SET charges = excluded.charges, calls = excluded.calls,"
-            f" day = excluded.day, day_charges = excluded.day_charges, seq = {self.charges}.seq + 1,"
-            " updated_at = now() RETURNING customer_id, charges, day, day_charges, seq, credit_notes"
-        )
-
-    def upsert_totals_and_checkpoint(self) -> str:
-        """`upsert_totals`, and the consumer's checkpoint ($6, $7) in the same statement."""
-        checkpoint = _CHECKPOINT.replace("$1", "$6").replace("$2", "$7")
-        return f"WITH checkpoint AS ({checkpoint}) {self.upsert_totals()}"
 
 
 LIVE = LedgerTables()
@@ -251,8 +250,8 @@ class LedgerProjection:
             await self.on_changed(changed)
 
     async def write(self, records: list[WireCallCharge], consumer: str, last_seq: int) -> list[Charges]:
-        """One transaction: the new calls, their customers' totals, the checkpoint."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        """The new calls, their customers' totals and the checkpoint: one statement, no transaction."""
+        async with self.pool.acquire() as conn:
             return await write_calls(conn, records, LIVE, (consumer, last_seq))
 
 
@@ -260,41 +259,24 @@ async def write_calls(
     conn: asyncpg.Connection, records: list[WireCallCharge], tables: LedgerTables,
     checkpoint: tuple[str, int] | None,
 ) -> list[Charges]:
-    """The new calls (once by call id), their customers' totals and the checkpoint, in the caller's
-    transaction; a rebuild's catch-up writes its `__next` tables this way (no checkpoint).
+    """The new calls (once by call id), their customers' totals and the checkpoint; a rebuild's
+    catch-up writes its `__next` tables this way (no checkpoint).
 
-    Three statements: the taxes; the calls with their customers' totals locked and read; the new
-    totals with the checkpoint (each round trip cost this process ~30 µs and PostgreSQL more)."""
+    Two round trips, the taxes then `add_calls` (one atomic statement): a transaction's BEGIN,
+    the totals read back to Python and COMMIT were five (docs/performance.md, "Dial permission
+    with CDRs, and the board after writes, third round")."""
     taxes = await taxes_at_start(conn, records)
-    charged = {r.call_id: with_tax(r.charge, taxes.get(r.call_id, ZERO)) for r in records}
-    new: set[str] = set()
-    totals: dict[str, list] = {}
-    for row in await conn.fetch(
-        tables.insert_calls_locking_totals(),
+    args: list[object] = [
         [r.call_id for r in records],
         [r.customer_id for r in records],
         [r.started_at for r in records],
         [r.charge for r in records],
         [taxes.get(r.call_id, ZERO) for r in records],
-        [charged[r.call_id] for r in records],
-    ):
-        if row["call_id"] is not None:
-            new.add(row["call_id"])
-        else:
-            totals[row["customer_id"]] = [row["charges"], row["calls"], row["day"], row["day_charges"]]
-    fresh = sorted((r for r in records if r.call_id in new), key=lambda r: r.started_at)
-    if not fresh:
-        if checkpoint is not None:
-            await conn.execute(_CHECKPOINT, *checkpoint)
-        return []
-    customers = sorted({r.customer_id for r in fresh})
-    for r in fresh:
-        add_call(totals, r, charged[r.call_id])
-    cols = [list(c) for c in zip(*[(c, *totals[c]) for c in customers], strict=True)]
-    if checkpoint is None:
-        rows = await conn.fetch(tables.upsert_totals(), *cols)
-    else:
-        rows = await conn.fetch(tables.upsert_totals_and_checkpoint(), *cols, *checkpoint)
+        [with_tax(r.charge, taxes.get(r.call_id, ZERO)) for r in records],
+    ]
+    if checkpoint is not None:
+        args += checkpoint
+    rows = await conn.fetch(tables.add_calls(checkpoint is not None), *args)
     return [Charges.of_row(row) for row in rows]
 
 
