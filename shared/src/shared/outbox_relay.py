@@ -31,11 +31,6 @@ MAX_HINTS = 50_000
 HINT_TURNS = 4  # loop turns a pass waits for the hints of rows committed by this process
 HINT_WAIT_S = 0.5  # at most, for an append of this process still in flight (`follow`)
 _PENDING = "SELECT position FROM outbox ORDER BY position LIMIT $1"
-# one statement sees one snapshot: the rows its DELETE removes are left out of its read by hand
-_DELETE_AND_NEXT = (
-    "WITH published AS (DELETE FROM outbox WHERE position = ANY($1::bigint[]))"
-    " SELECT position FROM outbox WHERE position <> ALL($1::bigint[]) ORDER BY position LIMIT $2"
-)
 
 
 def nats_headers(event: EventEnvelope) -> dict[str, str]:
@@ -93,10 +88,6 @@ class OutboxRelay:
         self._hints: dict[int, EventEnvelope] = {}
         self._payloads: dict[int, bytes] = {}  # and their JSON as the store serialized it (hint_json)
         self._appending: AbstractSet[int] | None = None  # this process's appends in flight (follow)
-        # the next batch's positions, read by the last pass's delete on this connection
-        self._next: list[int] = []
-        self._next_in_flight: set[int] = set()
-        self._next_conn: asyncpg.Connection | None = None
 
     def hint(self, events: Sequence[EventEnvelope]) -> None:
         """Hand over just-committed events (positions set); the outbox rows stay the truth."""
@@ -155,12 +146,8 @@ class OutboxRelay:
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished events in position order; return how many."""
-        if self._next and self._next_conn is conn:  # read by the last pass's delete, same session
-            positions, in_flight = self._next, self._next_in_flight
-        else:
-            in_flight = self._in_flight()
-            positions = [r[0] for r in await conn.fetch(_PENDING, self.batch_size)]
-        self._next = []
+        in_flight = self._in_flight()  # before the read: the appends whose rows it may see
+        positions = [r[0] for r in await conn.fetch(_PENDING, self.batch_size)]
         if not positions:
             # no clear() of the hints here: this read may predate a commit whose hints just came
             # (they are pruned below once the outbox has moved past them)
@@ -184,10 +171,7 @@ class OutboxRelay:
             (e.subject, event_header_block(e), payloads.pop(p, b"") or e.model_dump_json().encode())
             for p, e in zip(positions, events, strict=True)
         ])
-        # the published rows deleted and the next batch read in one round trip
-        in_flight = self._in_flight()
-        rows = await conn.fetch(_DELETE_AND_NEXT, positions, self.batch_size)
-        self._next, self._next_in_flight, self._next_conn = [r[0] for r in rows], in_flight, conn
+        await conn.execute("DELETE FROM outbox WHERE position = ANY($1::bigint[])", positions)
         self.published_total += len(events)
         PUBLISHED.labels(self.schema).inc(len(events))
         if self.on_published:

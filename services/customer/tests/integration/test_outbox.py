@@ -162,7 +162,7 @@ async def test_hinted_events_are_published_as_their_model_dump_json(db: str, nat
 
 async def test_a_followed_store_is_published_from_its_hints_and_a_backlog_in_batches(db: str, nats: NatsClient) -> None:
     # the relay follows the store's appends in flight: their events are never read back; a backlog
-    # larger than a batch goes out in order, each batch's delete reading the next batch
+    # larger than a batch goes out in order
     js = nats.jetstream()
     await ensure_streams(js, [CUSTOMER_EVENTS])
     pool = await asyncpg.create_pool(db, server_settings={"search_path": SCHEMA})
