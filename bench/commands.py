@@ -4,7 +4,9 @@
 
 Starts embedded NATS + PostgreSQL (or uses PATCHBAY_NATS_URL / PATCHBAY_DATABASE_URL), the
 customer service as its own process, and a bare FastStream echo as the baseline; this process
-is the client. Prints throughput and p50/p99 of the echo, creates, and updates.
+is the client. Prints throughput and p50/p99 of the echo, creates, and updates; per phase the CPU
+per operation and how busy each process kept its core, and the customer service's command worker:
+commands per batch and its share of the phase awaiting the append (its /metrics, on a free port).
 
     uv run python bench/commands.py --personal --encryption both
 
@@ -19,8 +21,10 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,32 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _harness import CpuMeter, Result, closed_loop, process, servers, wait_answering
 
 
-async def run(nats_url: str, clients: int, seconds: float, personal: bool = False) -> list[Result]:
+def _worker_figures(ops_port: int | None) -> dict[str, float]:
+    """The customer service's command-worker counters (its /metrics), or {} when not served."""
+    if ops_port is None:
+        return {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return {}
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line.startswith("patchbay_command_") and "_created" not in line}
+
+
+def _cycle(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """The worker's batches over a phase: their size and its share of the time awaiting the append."""
+    def delta(name: str) -> float:
+        return after.get(f"patchbay_command_{name}_total", 0.0) - before.get(f"patchbay_command_{name}_total", 0.0)
+    if not delta("batches"):
+        return ""
+    return (f"\n    command worker: {delta('batched') / delta('batches'):.1f} commands per batch, in batches"
+            f" {delta('batch_seconds') / seconds:.0%} of the phase, awaiting the append"
+            f" {delta('append_wait_seconds') / seconds:.0%}")
+
+
+async def run(nats_url: str, clients: int, seconds: float, personal: bool = False,
+              ops_port: int | None = None) -> list[Result]:
     admin = await bus.connect(nats_url, "provisioner")  # the echo baseline (not a gateway subject)
     nc = await bus.connect(nats_url, "gateway")  # commands as the gateway sends them: signed, an actor named
     actor = {"kind": "operator", "id": "bench", "name": "bench"}
@@ -77,8 +106,11 @@ async def run(nats_url: str, clients: int, seconds: float, personal: bool = Fals
     for name, op in (("FastStream echo (baseline)", echo), ("customer.cmd.create", create),
                      ("customer.cmd.update", update)):
         cpu.start()
+        before, worker_before = cpu.totals(), _worker_figures(ops_port)
         result = await closed_loop(name, op, clients=clients, seconds=seconds)
-        results.append((result, cpu.per_op_us(result.count)))
+        busy = _busy(before, cpu.totals(), result.seconds)
+        cycle = _cycle(worker_before, _worker_figures(ops_port), result.seconds)
+        results.append((result, f"{cpu.per_op_us(result.count)}\n    {busy}{cycle}"))
     print()
     baseline = results[0][0]
     for result, cpu_line in results:
@@ -88,6 +120,23 @@ async def run(nats_url: str, clients: int, seconds: float, personal: bool = Fals
     await nc.close()
     await admin.close()
     return [r for r, _ in results]
+
+
+def _busy(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """How much of a core each kind of process kept busy over a phase (1.00 = one core all the time).
+
+    The customer service runs on one core: well under 1.00 while the rate is flat means it waits
+    (on PostgreSQL's commit, mostly), not that it is short of CPU.
+    """
+    parts = [f"{kind} {(after[kind] - before.get(kind, 0.0)) / seconds:.2f}" for kind in sorted(after)
+             if after[kind] - before.get(kind, 0.0) > 0.05]
+    return "CPU busy (cores): " + ", ".join(parts)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def main() -> None:
@@ -104,14 +153,16 @@ def main() -> None:
     for mode in passes:
         print(f"--- personal data encryption {mode} ---")
         with servers() as (nats_url, db_url):
-            env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url,
+            ops_port = _free_port()  # the customer service's /metrics: its command worker's counters
+            env = {"PATCHBAY_NATS_URL": nats_url, "PATCHBAY_DATABASE_URL": db_url, "PATCHBAY_OPS_PORT": str(ops_port),
                    "PATCHBAY_ENCRYPT_PERSONAL": "1" if mode == "on" else "0",
                    "PATCHBAY_SECRET_KEY": os.environ.get("PATCHBAY_SECRET_KEY") or Fernet.generate_key().decode()}
             with process([sys.executable, str(Path(__file__).parent / "echo_service.py")], env), \
                     process([sys.executable, *(os.environ.get("CUSTOMER_CMD", "-m customer").split())], env):
                 asyncio.run(wait_answering(nats_url, "bench.echo", b"{}"))
                 asyncio.run(wait_answering(nats_url, "customer.query.settings.audit", b"{}"))
-                measured[mode].append(asyncio.run(run(nats_url, args.clients, args.seconds, args.personal)))
+                measured[mode].append(asyncio.run(run(nats_url, args.clients, args.seconds, args.personal,
+                                                      ops_port)))
     if measured["on"] and measured["off"]:
         print(f"\nencryption on / off, median of {args.rounds} alternating round(s) (target: within 15%)")
         for i in (1, 2):

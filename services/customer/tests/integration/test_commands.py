@@ -192,3 +192,15 @@ async def test_reason_required_when_the_audit_setting_is_on(nc: NatsClient, serv
         assert "customer asked for more channels" in meta
     finally:
         await call(nc, "customer.cmd.settings.audit", {"require_reason": False})
+
+
+async def test_the_worker_counts_its_batches_and_its_waits_on_the_append(nc: NatsClient) -> None:
+    from customer.application.commands import APPEND_SECONDS, BATCHED, BATCHES
+
+    before = (BATCHES._value.get(), BATCHED._value.get(), APPEND_SECONDS._value.get())
+    cards = await asyncio.gather(*[create(nc) for _ in range(12)])
+    assert len({c["id"] for c in cards}) == 12
+    batches, batched, waited = (BATCHES._value.get() - before[0], BATCHED._value.get() - before[1],
+                                APPEND_SECONDS._value.get() - before[2])
+    assert 1 <= batches <= 12 and batched == 12  # concurrent creates share batches
+    assert waited > 0

@@ -17,6 +17,7 @@ gets that reply, the same id with another request a conflict.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import Counter
 from shared.contracts.customer import (
     CommandMeta,
     CreateCustomer,
@@ -76,6 +78,13 @@ from customer.projections import board
 log = structlog.get_logger(__name__)
 
 RETRIES = 5
+# the worker's cycle, per batch (not per command): how large its batches are and how much of its
+# time goes to waiting on the append's statement (bench/commands.py prints both)
+BATCHES = Counter("patchbay_command_batches_total", "Batches of commands the command workers ran")
+BATCHED = Counter("patchbay_command_batched_total", "Commands the command workers ran in batches")
+BATCH_SECONDS = Counter("patchbay_command_batch_seconds_total", "Wall seconds the workers spent in batches")
+APPEND_SECONDS = Counter("patchbay_command_append_wait_seconds_total",
+                         "Wall seconds the workers awaited their appends' statements (the round trip)")
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,7 @@ class CustomerCommands:
             batch = [await queue.get()]
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
+            started = time.perf_counter()
             try:
                 results = await self._run_batch(batch)
             except Exception as exc:  # the database is down, say: answer, don't hang
@@ -199,6 +209,9 @@ class CustomerCommands:
                     await answer(reply)
             self.batches += 1
             self.commands += len(batch)
+            BATCHES.inc()
+            BATCHED.inc(len(batch))
+            BATCH_SECONDS.inc(time.perf_counter() - started)
 
     async def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
         try:
@@ -292,6 +305,7 @@ class CustomerCommands:
             results.append((pending, reply))
         if events:
             rows = [board.row(s, cards[sid].decode()) for sid, s in working.items() if s is not None]
+            waiting = time.perf_counter()
             try:
                 await self.store.append(
                     events, replies=replies,
@@ -302,6 +316,8 @@ class CustomerCommands:
                 )
             except (ConcurrencyError, DuplicateCommand, Taken, SubjectErased) as exc:
                 raise _AppendFailed() from exc
+            finally:
+                APPEND_SECONDS.inc(time.perf_counter() - waiting)
             if gone := erased_subjects(facts):
                 for stream_id in {s for s, e in facts if isinstance(e, ev.ERASURE_EVENTS)}:
                     self.recent.forget_customer(stream_id)
