@@ -107,7 +107,8 @@ class LedgerRebuilder:
                     if collecting:
                         gc.enable()
                 self._lap("replay")
-                await tables.index_next(lock)
+                await tables.index_next(self.pool)
+                self._lap("index")
                 for _ in range(3):
                     if await self._catch_up() < self.batch:
                         break
