@@ -1,7 +1,7 @@
 """Blue/green rebuild of the ledger's stream-fed tables (calls, credit notes, the totals on them).
 
 Replays CALLS (`calls.cdr.*`) and BILLING_EVENTS (`CreditNoteIssued`) from their first message
-into `<table>__next` (calls by COPY, totals summed in memory and copied once), catches up with
+into `<table>__next` (calls by COPY, keyed after; totals summed in memory and copied once), catches up with
 the live consumers' statements, then switches over in one transaction: it locks the live tables,
 replays what the live consumers applied since, checks nothing shrank, moves every customer's
 `seq` past the live one (the dial views take only newer rows) and renames the new tables into
@@ -164,8 +164,9 @@ class LedgerRebuilder:
         return list(found.values())
 
     async def _bulk(self) -> None:
-        """The first replay: calls by COPY (a batch with a call seen before: by the statement),
-        totals summed here and copied once at the end."""
+        """The first replay: calls by COPY into a table keyed after the load (a call id copied twice:
+        the later copy dropped then, its customer's totals summed again), totals summed here and
+        copied once at the end."""
         ends = {s: (await self.js.stream_info(s)).state.last_seq for s in self.read_to}
         self.total = (await self.js.stream_info("CALLS")).state.messages
         self.total += await pending_count(self.js, "BILLING_EVENTS", _NOTES, prefix=_PREFIX)
@@ -183,6 +184,13 @@ class LedgerRebuilder:
 
             await overlap(self._history("CALLS", (), 1, ends["CALLS"]),
                           lambda msgs: (self._records(msgs), msgs), write, depth=_DEPTH)
+            if again := await tables.key_calls(conn):  # later copies of a call id were dropped
+                log.info("ledger_rebuild_copies_dropped", customers=len(again))
+                for customer_id in again:
+                    totals.pop(customer_id, None)
+                for r in await tables.calls_of(conn, again):
+                    call = WireCallCharge(r["call_id"], r["customer_id"], r["started_at"], r["charge"])
+                    add_call(totals, call, r["charged"])
             async for msgs in self._history("BILLING_EVENTS", _NOTES, 1, ends["BILLING_EVENTS"]):
                 if batch := self._notes(msgs):
                     async with conn.transaction():
@@ -199,21 +207,17 @@ class LedgerRebuilder:
     async def _copy_calls(
         self, conn: asyncpg.Connection, records: list[WireCallCharge], book: TaxBook,
     ) -> list[tuple[WireCallCharge, Decimal]]:
-        """The batch's calls into the fresh table (one statement each way: no transaction needed);
-        those new to it, with their charge with tax."""
+        """The batch's calls into the fresh table, each with its charge with tax (a call id copied in
+        an earlier batch too is dropped after the load, `tables.key_calls`)."""
         taxes = {r.call_id: tax for r in records if (tax := book.at(r.customer_id, r.started_at)) is not None}
         if len(taxes) < len(records):  # customers the snapshot does not know (new since): as live
             taxes |= await taxes_at_start(conn, [r for r in records if r.call_id not in taxes])
         rows = [(r.call_id, r.customer_id, r.started_at, r.charge, taxes.get(r.call_id, ZERO),
                  with_tax(r.charge, taxes.get(r.call_id, ZERO))) for r in records]
-        try:  # COPY's text format: half the client's CPU of asyncpg's binary records (bench)
-            await conn.copy_to_table(NEXT.calls, source=io.BytesIO(copy_text(rows)), columns=[
-                "call_id", "customer_id", "started_at", "charge", "tax", "charged"])
-            new = {r.call_id for r in records}
-        except asyncpg.UniqueViolationError:  # a call id sent again later: the first one counts
-            cols = [list(c) for c in zip(*rows, strict=True)]
-            new = {row["call_id"] for row in await conn.fetch(NEXT.insert_calls(), *cols)}
-        return [(r, row[5]) for r, row in zip(records, rows, strict=True) if r.call_id in new]
+        # COPY's text format: half the client's CPU of asyncpg's binary records (bench)
+        await conn.copy_to_table(NEXT.calls, source=io.BytesIO(copy_text(rows)), columns=[
+            "call_id", "customer_id", "started_at", "charge", "tax", "charged"])
+        return [(r, row[5]) for r, row in zip(records, rows, strict=True)]
 
     async def _catch_up(self, conn: Any = None) -> int:
         """What arrived since, written as the live consumers write (into the new tables).
@@ -264,8 +268,9 @@ class LedgerRebuilder:
     def _history(self, stream: str, subjects: tuple[str, ...], start: int, end: int,
                  ) -> AsyncIterator[list[Any]]:
         """Batches of the stream's messages, start <= sequence <= end."""
-        return replay(self.js, stream, subjects, start_seq=start, until_seq=end, batch=self.batch,
-                      prefix=_PREFIX)
+        batches: AsyncIterator[list[Any]] = replay(
+            self.js, stream, subjects, start_seq=start, until_seq=end, batch=self.batch, prefix=_PREFIX)
+        return batches
 
     def _read(self, msgs: list[Any], stream: str) -> None:
         self.done += len(msgs)
