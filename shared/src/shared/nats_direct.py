@@ -58,43 +58,44 @@ async def _parse(self: Any, data: bytes = b"") -> None:
         return
     buf: bytearray = self.buf
     buf.extend(data)
+    view = bytes(buf)  # one copy per read (32 KiB); its slices are bytes at once
     routes: dict[int, Handler] = getattr(self, _ROUTES)
     stats = self.nc.stats
-    end = len(buf)
+    end = len(view)
     pos = 0
     try:
         while pos < end:
-            eol = buf.find(b"\r\n", pos)
+            eol = view.find(b"\r\n", pos)
             if eol < 0:
                 break
-            if buf.startswith(b"MSG ", pos) or buf.startswith(b"HMSG ", pos):
-                args = buf[pos:eol].split()
+            if view.startswith(b"HMSG ", pos) or view.startswith(b"MSG ", pos):
+                args = view[pos:eol].split()
                 try:
-                    if args[0] == b"HMSG":  # HMSG <subject> <sid> [reply] <header bytes> <total bytes>
+                    if len(args[0]) == 4:  # HMSG <subject> <sid> [reply] <header bytes> <total bytes>
                         size, header_size = int(args[-1]), int(args[-2])
-                        reply = bytes(args[3]) if len(args) == 6 else b""
+                        reply = args[3] if len(args) == 6 else b""
                     else:  # MSG <subject> <sid> [reply] <bytes>
                         size, header_size = int(args[-1]), 0
-                        reply = bytes(args[3]) if len(args) == 5 else b""
+                        reply = args[3] if len(args) == 5 else b""
                     sid = int(args[2])
                 except (IndexError, ValueError):
                     raise ProtocolError("nats: malformed MSG") from None
                 start = eol + 2
                 if end < start + size + 2:
                     break  # the payload is not all here: this line again with the next read
-                headers = bytes(buf[start:start + header_size]) if header_size else None
-                payload = bytes(buf[start + header_size:start + size])
+                headers = view[start:start + header_size] if header_size else None
+                payload = view[start + header_size:start + size]
                 pos = start + size + 2
                 handler = routes.get(sid)
                 if handler is not None:
                     stats["in_msgs"] += 1
-                    stats["in_bytes"] += len(payload)
-                    handler(bytes(args[1]), reply, payload, headers)
+                    stats["in_bytes"] += size - header_size
+                    handler(args[1], reply, payload, headers)
                 else:
-                    await self.nc._process_msg(sid, bytes(args[1]), reply, payload, headers)
+                    await self.nc._process_msg(sid, args[1], reply, payload, headers)
             else:  # one other protocol line, by nats-py's own parser
                 line = nats_parser.Parser(self.nc)
-                line.buf = bytearray(buf[pos:eol + 2])
+                line.buf = bytearray(view[pos:eol + 2])
                 pos = eol + 2
                 await nats_parser.Parser.parse(line)
     finally:

@@ -103,8 +103,14 @@ class PullReader:
         if not data and headers is not None and headers.startswith(b"NATS/1.0 "):  # a status
             self._ended()
             return
-        self._buffer.append(Delivery(subject.decode(), reply.decode(), data, headers))
-        self._took()
+        buffer = self._buffer
+        buffer.append(Delivery(subject.decode(), reply.decode(), data, headers))
+        self._head += 1  # as _took, inline: this runs for every message
+        if self._head == self.batch:
+            self._outstanding -= 1
+            self._head = 0
+        if len(buffer) >= self.batch or self._outstanding == 0:
+            self._wake.set()
 
     async def _on_msg(self, msg: Msg) -> None:
         if not msg.data and msg.headers and msg.headers.get("Status"):
