@@ -65,15 +65,14 @@ async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: 
     for attempt in range(repeat):
         spy = await start_profile(profile, f"pull-{attempt + 1}") if profile else None
         meter = CpuMeter()
-        meter.start()
+        before = meter.totals()
         n, seconds = await raw_pull(js)
-        pull, pull_cpu = n / seconds, meter.per_op_us(n)
+        pull, pull_cpu = n / seconds, cpu_us(before, meter.totals(), n)
         await stop_profile(spy)
         spy = await start_profile(profile, f"ledger-{attempt + 1}") if profile else None
-        meter = CpuMeter()
-        meter.start()
+        before = meter.totals()
         result = await LedgerRebuilder(pool, js, batch=BATCH).run()
-        cpu = meter.per_op_us(result.messages)
+        cpu = cpu_us(before, meter.totals(), result.messages)
         await stop_profile(spy)
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())
         replay_s = result.phases.get("replay", 0.0)
@@ -88,6 +87,13 @@ async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: 
     print(f"\nload average {os.getloadavg()[0]:.1f}; target: the rebuild >= 0.6 of the raw pipelined pull")
     await nc.drain()
     await pool.close()
+
+
+def cpu_us(before: dict[str, float], after: dict[str, float], n: int) -> str:
+    """CPU µs per record of this process (client), PostgreSQL and nats-server, one decimal."""
+    kinds = ("client", "postgres", "nats-server")
+    return "CPU µs/record: " + ", ".join(
+        f"{k} {(after.get(k, 0.0) - before.get(k, 0.0)) / n * 1e6:.1f}" for k in kinds)
 
 
 async def stop_profile(spy: asyncio.subprocess.Process | None) -> None:

@@ -210,7 +210,8 @@ class LedgerRebuilder:
         """The batch's calls into the fresh table, each with its charge with tax (a call id copied in
         an earlier batch too is dropped after the load, `tables.key_calls`)."""
         found = [book.at(r.customer_id, r.started_at) for r in records]
-        if None in found:  # customers the snapshot does not know (new since): as live
+        if [t for t in found if t is None]:  # customers the snapshot does not know (new since): as live
+            # (not `None in found`: that compares each Decimal with None, 2% of the rebuild's samples)
             asked = await taxes_at_start(conn, [r for r, t in zip(records, found, strict=True) if t is None])
             found = [asked.get(r.call_id, ZERO) if t is None else t
                      for r, t in zip(records, found, strict=True)]
