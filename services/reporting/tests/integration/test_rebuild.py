@@ -79,7 +79,10 @@ async def workload(nc: NatsClient, rounds: int, customers: list[str]) -> None:
         record = cdr(cid, started, disposition=rng.choice(["answered", "answered", "busy", "failed"]),
                      duration_s=rng.randrange(1, 900), charge=f"{rng.randrange(1, 9999) / 10000:.4f}",
                      cost=f"{rng.randrange(1, 5000) / 10000:.4f}", pdd_ms=rng.choice([None, 900, 2500]))
-        await publish(js, f"calls.started.{cid}", {k: record[k] for k in ("call_id", "customer_id", "started_at")})
+        start = {k: record[k] for k in ("call_id", "customer_id", "started_at")}
+        await publish(js, f"calls.started.{cid}", start)
+        if i % 7 == 3:  # a start sent twice: the rebuild's COPY of starts falls back to ON CONFLICT
+            await publish(js, f"calls.started.{cid}", start)
         await publish(js, f"calls.cdr.{cid}", record)
         if i % 5 == 0:
             await publish(js, f"calls.cdr.{cid}", record)  # a duplicate
