@@ -47,6 +47,16 @@ async def indexes(service: ReportingService) -> set[tuple[str, str]]:
     return {(r["tablename"], r["indexname"] + " " + r["indexdef"].split(" USING ")[1]) for r in rows}
 
 
+async def storage(service: ReportingService) -> dict[str, list[str] | None]:
+    """Every projection table's storage options (reloptions) and statistics targets set on columns."""
+    rows = await service.pool.fetch(
+        "SELECT c.relname, c.reloptions, array_agg(a.attname || '=' || a.attstattarget ORDER BY a.attname)"
+        " FILTER (WHERE a.attstattarget >= 0) AS targets FROM pg_class c JOIN pg_namespace n ON n.oid ="
+        " c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
+        " WHERE n.nspname = 'reporting' AND c.relkind = 'r' GROUP BY 1, 2")
+    return {r["relname"]: [*(r["reloptions"] or []), *(r["targets"] or [])] for r in rows}
+
+
 async def quiesce(nc: NatsClient) -> None:
     """Wait until every projection consumer has handled everything and nothing new arrives."""
     last: list[Any] = [None]
@@ -102,8 +112,14 @@ async def test_rebuild_from_the_cli_equals_the_live_projection(
     await workload(nc, 60, customers)
     cid = customers[0]
     await quiesce(nc)
+    # an operator's tuning of the live tables survives the rebuild
+    await reporting.pool.execute("ALTER TABLE call_records SET (fillfactor = 90);"
+                                 " ALTER TABLE call_hours SET (autovacuum_enabled = true);"
+                                 " ALTER TABLE audit_log ALTER COLUMN event SET STATISTICS 0")
     before = await snapshot(reporting)
     indexes_before = await indexes(reporting)
+    storage_before = await storage(reporting)
+    assert "fillfactor=90" in (storage_before["call_records"] or [])
     assert len(before["audit_log"]) > 60 and len(before["call_records"]) == 60
     env = os.environ | {"PATCHBAY_NATS_URL": reporting_settings.nats_url,
                         "PATCHBAY_DATABASE_URL": reporting_settings.database_url, "PATCHBAY_LOG_LEVEL": "WARNING"}
@@ -117,6 +133,7 @@ async def test_rebuild_from_the_cli_equals_the_live_projection(
     after = await snapshot(reporting)
     assert after == before
     assert await indexes(reporting) == indexes_before  # same names, same definitions
+    assert await storage(reporting) == storage_before  # and autovacuum on again (off while filling)
     lag = await call(nc, "reporting.query.lag", {})
     assert {r["projection"]: r["state"] for r in lag["rebuilds"]} == {
         "audit": "switched", "summaries": "switched"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ from pydantic import ValidationError
 from shared.stream_replay import overlap, pending_count, replay, stream_seq
 from shared.streams import until_replicas_current
 
-from reporting.projections.base import NEXT, Projection, Source, Tables, checkpoints, primary_key
+from reporting.projections.base import NEXT, Projection, Source, Tables, checkpoints
 from reporting.projections.bulk_codecs import bulk_codecs, reset_bulk_codecs
 from reporting.projections.rebuild_guards import history_problems, refusal, shrink_problems
+from reporting.projections.rebuild_tables import create_next, switch_in
 from reporting.projections.split import SPLIT_MIN, Connect, Worker
 
 log = structlog.get_logger(__name__)
@@ -82,6 +82,7 @@ class Rebuilder:
         self.skipped = 0
         self._recorded = 0.0
         self._indexes: list[str] = []
+        self._options: dict[str, list[str]] = {}  # per live table: its storage options (reloptions)
         self.phases: dict[str, float] = {}  # seconds per phase (prepare, replay, catch-up, index, switch)
         self._lap_at = time.monotonic()
         self._worker: Worker | None = None
@@ -135,35 +136,14 @@ class Rebuilder:
         return result
 
     async def _create_next(self) -> None:
-        """Copies without secondary indexes (built once after the load: faster than row by row), and
-        without primary keys where the projection keys a table after its first replay itself."""
+        """The copies, without secondary indexes (built once after the load) and without the
+        primary keys the projection adds after its first replay itself (rebuild_tables.py)."""
         self._indexes = []
         async with self.pool.acquire() as conn, conn.transaction():
             for table in self.projection.tables:
-                await conn.execute(f"DROP TABLE IF EXISTS {table}{NEXT}")
-                await conn.execute(f"CREATE TABLE {table}{NEXT} (LIKE {table} INCLUDING DEFAULTS"
-                                   " INCLUDING CONSTRAINTS INCLUDING GENERATED)")
-                # LIKE leaves per-column statistics targets behind: ANALYZE then does what live's does
-                for column, target in await conn.fetch(
-                    "SELECT attname, attstattarget FROM pg_attribute WHERE attrelid = $1::regclass"
-                    " AND attnum > 0 AND NOT attisdropped AND attstattarget >= 0", table,
-                ):
-                    await conn.execute(f'ALTER TABLE {table}{NEXT} ALTER COLUMN "{column}"'
-                                       f" SET STATISTICS {int(target)}")
-                key = await primary_key(conn, table)
-                # the writes' ON CONFLICT needs it from the first row; bulk_finish keys the others
-                if key and table not in self.projection.bulk_unkeyed:
-                    await conn.execute(f"ALTER TABLE {table}{NEXT} ADD PRIMARY KEY ({key})")
-                for name, sql in await conn.fetch(
-                    "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i"
-                    " JOIN pg_class c ON c.oid = i.indexrelid"
-                    " WHERE i.indrelid = $1::regclass AND NOT i.indisprimary", table,
-                ):
-                    renamed = name.replace(table, table + NEXT, 1) if name.startswith(table) else name + NEXT
-                    pattern = (rf"^CREATE (UNIQUE )?INDEX {re.escape(name)} ON (ONLY )?((\S+\.)?)"
-                               rf"{re.escape(table)} ")
-                    target = rf"CREATE \1INDEX {renamed} ON \3{table}{NEXT} "
-                    self._indexes.append(re.sub(pattern, target, sql))
+                indexes, self._options[table] = await create_next(
+                    conn, table, keyed=table not in self.projection.bulk_unkeyed)
+                self._indexes += indexes
 
     async def _index_next(self) -> None:
         """The secondary indexes and the planner's statistics of each table, all side by side, before
@@ -272,15 +252,7 @@ class Rebuilder:
             if problems := await shrink_problems(conn, self.projection, self.live, self.next):
                 self._refuse_or_note(problems)
             for table in self.projection.tables:
-                await conn.execute(f"DROP TABLE {table}")
-                await conn.execute(f"ALTER TABLE {table}{NEXT} RENAME TO {table}")
-                for (index,) in await conn.fetch(
-                    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-                    " AND tablename = $1", table,
-                ):
-                    if index.startswith(table + NEXT):
-                        renamed = table + index[len(table + NEXT):]
-                        await conn.execute(f'ALTER INDEX "{index}" RENAME TO "{renamed}"')
+                await switch_in(conn, table, self._options.get(table, []))
 
     async def _replay(self, source: Source, start: int, until: int, conn: Any, *, bulk: bool = False) -> None:
         """Decode in this task while the previous batch is written (PostgreSQL works meanwhile).
