@@ -110,6 +110,7 @@ class SmtpServer:
         self.tls = tls
         self.users = users
         self.logins: list[str] = []
+        self.refused_logins = 0
         self._controller: Controller | None = None
 
     def _authenticate(
@@ -119,6 +120,8 @@ class SmtpServer:
         ok = self.users is not None and self.users.get(login) == password
         if ok:
             self.logins.append(login)
+        else:
+            self.refused_logins += 1
         return AuthResult(success=ok, handled=False)
 
     def start(self) -> SmtpServer:

@@ -57,6 +57,13 @@ def test_smtp_and_twilio_classification() -> None:
     assert twilio_outcome(400, 21211, "bad number").kind == "permanent"
     assert twilio_outcome(429, 20429, "too many").kind == "transient"
     assert twilio_outcome(503, None, "down").kind == "transient"
+    # credentials refused: retried, and the channel pauses (every message would fail alike)
+    login = smtp_outcome(535, "auth failed", at_login=True)
+    assert login.kind == "transient" and login.credentials_refused
+    assert not smtp_outcome(535, "auth failed").credentials_refused  # a reply to a message, not a login
+    token = twilio_outcome(401, 20003, "authenticate")
+    assert token.kind == "transient" and token.credentials_refused
+    assert not twilio_outcome(403, None, "forbidden").credentials_refused
 
 
 def test_system_templates_render_with_the_secret() -> None:

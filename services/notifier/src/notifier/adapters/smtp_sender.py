@@ -176,6 +176,9 @@ class SmtpSender:
             if handed:  # the server may have taken it: a retry could deliver it twice
                 return Outcome.handed_over(f"no reply after the message was sent: {type(exc).__name__}")
             return Outcome.unreachable(f"SMTP connection: {type(exc).__name__}: {exc}")
+        except aiosmtplib.SMTPAuthenticationError as exc:  # at login: nothing of the message went
+            await self.close()
+            return smtp_outcome(exc.code, exc.message, at_login=True)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return smtp_outcome(exc.code, exc.message)

@@ -183,7 +183,8 @@ class DeliveryEngine:
                 await sender.close()
 
     async def _one_batch(self, channel: str, sender: Any) -> bool | None:
-        """Claim and send one batch; None when nothing was due, True when the provider was unreachable."""
+        """Claim and send one batch; None when nothing was due, True when the provider was unreachable
+        or refused the credentials (the channel pauses)."""
         self.in_flight += 1  # before the claim, so the journal is never truncated under a claim
         try:
             claimed = await self.store.claim(channel, self.instance, self.batch)
@@ -199,7 +200,7 @@ class DeliveryEngine:
                 SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
                 done.append(self._decide(d, outcome))
                 DELIVERIES.labels(channel, done[-1].state if not done[-1].dead_letter else "dead").inc()
-                if outcome.link_down:  # the rest were not attempted: give their attempt back
+                if outcome.link_down or outcome.credentials_refused:  # the rest alike: given back untried
                     unreachable = True
                     untouched = [u.delivery_id for u in claimed[index + 1 :]]
                     break

@@ -24,6 +24,9 @@ class Outcome:
     error: str | None = None
     unconfirmed: bool = False
     link_down: bool = False  # the provider could not be reached at all: pause the channel
+    # the provider refused our credentials (SMTP 530/534/535 at login, Twilio 401): every message
+    # would fail alike until an admin fixes the settings, so the channel pauses as for an outage
+    credentials_refused: bool = False
 
     @classmethod
     def sent(cls, provider_id: str | None = None) -> Outcome:
@@ -78,11 +81,14 @@ class RetryPolicy:
 AUTH_CODES = frozenset({530, 534, 535})
 
 
-def smtp_outcome(code: int | None, message: str) -> Outcome:
-    """Classify an SMTP reply code: 5xx permanent, anything else worth a retry."""
+def smtp_outcome(code: int | None, message: str, *, at_login: bool = False) -> Outcome:
+    """Classify an SMTP reply code: 5xx permanent, anything else worth a retry (a login refused:
+    the credentials, `at_login`)."""
     text = f"SMTP {code}: {message}" if code else message
     if code is not None and 500 <= code < 600 and code not in AUTH_CODES:
         return Outcome.permanent(text)
+    if at_login and code in AUTH_CODES:
+        return Outcome(OutcomeKind.TRANSIENT, error=text[:1000], credentials_refused=True)
     return Outcome.transient(text)
 
 
@@ -97,6 +103,8 @@ def twilio_outcome(status: int, code: int | None, message: str) -> Outcome:
     text = f"Twilio {status}" + (f" code {code}" if code else "") + f": {message}"
     if code in TWILIO_PERMANENT_CODES:
         return Outcome.permanent(text)
-    if status in (401, 403, 429) or status >= 500:
+    if status == 401:
+        return Outcome(OutcomeKind.TRANSIENT, error=text[:1000], credentials_refused=True)
+    if status in (403, 429) or status >= 500:
         return Outcome.transient(text)  # credentials may be fixed; rate limits pass
     return Outcome.permanent(text)
