@@ -136,6 +136,10 @@ async def test_reporting_ingests_once_through_a_link_cut_mid_batch(
         except AssertionError:  # what the durables say: idle and acked (lost) or stuck (pending)
             print(await consumer_states(servers.nats_url), "count", await count(db, records),
                   "link open", link.open, "connections", link.connections)
+            # the call-record readers' story (the log's tail is mostly the other durables' restarts)
+            lines = reporting.log_path.read_text(errors="replace").splitlines()
+            print("--- summaries-calls in the reporting log ---\n" + "\n".join(
+                [ln for ln in lines if "summaries-calls" in ln or '"level": "error"' in ln][-80:]))
             raise
         await wait_caught_up(servers.nats_url, CALLS.name,
                              [f"reporting-summaries-calls-p{p}" for p in range(PARTITIONS)])
