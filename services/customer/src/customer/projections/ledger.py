@@ -3,8 +3,8 @@
 Each record counts once by call id (`ledger_calls`), with the customer's tax at the call's
 start (`tax_history`, kept by the events trigger of migration 0010) put on by
 `shared.money.with_tax`. A batch's rows, the customers' totals and the partition's checkpoint
-commit in one transaction; then the new totals go to the dial views in memory (this process
-at once, other replicas through `LEDGER_CHANGED` on core NATS).
+commit together (one statement, `LedgerTables.add_calls`); then the new totals go to the dial
+views in memory (this process at once, other replicas through `LEDGER_CHANGED` on core NATS).
 """
 
 from __future__ import annotations
