@@ -70,6 +70,10 @@ class Projection(ABC, Generic[Item]):
     # tables a rebuild's first replay loads without their primary key: `bulk_finish` removes the
     # duplicates and adds it (`key_after_load`: one sorted build instead of a B-tree insert per row)
     bulk_unkeyed: tuple[str, ...] = ()
+    # tables of current state that later messages shrink (a call's live row goes when its record
+    # comes): a rebuild caught up past a lagging live partition rightly has fewer rows there, so
+    # the shrink guard (rebuild_guards.py) compares the history tables only
+    state_tables: tuple[str, ...] = ()
 
     def consumer_spec(
         self, source: Source, prefix: str = "reporting", ack_wait_s: float = 30.0

@@ -65,6 +65,7 @@ class CallsProjection(Projection[CallItem]):
     # starts and records: one filter per partition; one ack per batch (call records are many)
     sources = (Source("CALLS", ("calls.*.*",), whole=True, ack_all=True),)
     bulk_unkeyed = ("call_records", "call_hours")
+    state_tables = ("live_calls",)
 
     def decode(self, stream: str, seq: int, subject: str, data: bytes) -> CallItem:
         """A start or a record, by subject."""
