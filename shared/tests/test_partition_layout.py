@@ -183,3 +183,15 @@ async def test_a_new_release_reading_the_older_layout_follows_the_switch_while_i
         await cancel_tasks([task])
     assert all(calls.seen[c] == [0, 1, 2] for c in calls.customers), dict(calls.seen)
     assert await calls.filters(3) == [f"{calls.tag}.*.3.*"]
+
+
+async def test_a_switch_stopped_half_way_is_finished_by_the_next_provisioning(nats: NatsClient) -> None:
+    calls = Calls(nats.jetstream())
+    await calls.stream(calls.last)
+    await calls.publish(0)
+    # as a provisioner leaves it when it dies between its two updates: the end of the older shape unknown
+    spec = StreamSpec(calls.name, [f"{calls.tag}.cdr.*"], partition_key=calls.before)
+    await calls.js.update_stream(replace(spec.config(), metadata={FROM: "25", UNTIL: str(2**63 - 1)}))
+    last = await calls.publish(1)
+    await calls.stream(calls.before)
+    assert await stream_layout(calls.js, calls.name) == Layout(True, 25, last)  # every message so far may be old
