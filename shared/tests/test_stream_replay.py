@@ -175,3 +175,16 @@ async def _consumer(js: JetStreamContext, stream: str) -> str:
     await js.add_consumer(stream, ConsumerConfig(name=name, ack_policy=AckPolicy.NONE, mem_storage=True,
                                                  inactive_threshold=30.0))
     return name
+
+
+async def test_messages_larger_than_a_read_come_whole(nats: NatsClient) -> None:
+    js = nats.jetstream()
+    name = f"R{uuid.uuid4().hex[:8]}".upper()
+    await ensure_streams(js, [StreamSpec(name, [f"{name.lower()}.>"])])
+    bodies = [bytes([65 + n]) * (70_000 + n) for n in range(6)]  # each more than two 32 KiB reads
+    for n, body in enumerate(bodies):
+        await js.publish(f"{name.lower()}.big", body, headers={"Nats-Msg-Id": f"m{n}"})
+    got = [m async for msgs in replay(js, name, (), start_seq=1, until_seq=2**62, batch=4) for m in msgs]
+    assert [m.data for m in got] == bodies
+    assert [m.headers["Nats-Msg-Id"] for m in got] == [f"m{n}" for n in range(6)]
+    assert all(isinstance(m, Delivery) and m.subject == f"{name.lower()}.big" for m in got)
