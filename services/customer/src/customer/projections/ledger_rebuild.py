@@ -11,6 +11,7 @@ Afterwards the customers whose totals changed are announced on LEDGER_CHANGED.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import io
@@ -107,7 +108,7 @@ class LedgerRebuilder:
                     if collecting:
                         gc.enable()
                 self._lap("replay")
-                await tables.index_next(self.pool)
+                await tables.index_next(self.pool, (LIVE.credit_notes, LIVE.charges))
                 self._lap("index")
                 for _ in range(3):
                     if await self._catch_up() < self.batch:
@@ -184,7 +185,10 @@ class LedgerRebuilder:
 
             await overlap(self._history("CALLS", (), 1, ends["CALLS"]),
                           lambda msgs: (self._records(msgs), msgs), write, depth=_DEPTH)
-            if again := await tables.key_calls(conn):  # later copies of a call id were dropped
+            # the calls' key here (their totals need its verdict), their other indexes beside it
+            again, _ = await asyncio.gather(tables.key_calls(conn),
+                                            tables.index_next(self.pool, (LIVE.calls,), analyze=False))
+            if again:  # later copies of a call id were dropped
                 log.info("ledger_rebuild_copies_dropped", customers=len(again))
                 for customer_id in again:
                     totals.pop(customer_id, None)

@@ -40,20 +40,28 @@ async def key_calls(conn: asyncpg.Connection) -> list[str]:
     key 1.1 µs a row against 3.0 with it; built at once: 0.55). A call id copied twice (sent again,
     in a later batch): the first copy in the stream is kept, as live keeps it (the fresh table's
     physical order is the order of the COPYs: nothing was deleted or updated in it); returned: the
-    customers whose later copies were dropped (their totals are to be summed again)."""
-    key = f"ALTER TABLE {NEXT.calls} ADD PRIMARY KEY (call_id)"
-    try:
+    customers whose later copies were dropped (their totals are to be summed again).
+
+    The key's index is built by CREATE UNIQUE INDEX (a SHARE lock: the other indexes of the table
+    may be built beside it, `index_next`), then made the primary key (a moment's lock)."""
+    index = f"{NEXT.calls}_pkey"  # the switch-over renames it to the live key's name
+
+    async def key() -> None:
         async with conn.transaction():
-            await conn.execute(key)
+            await conn.execute(f"CREATE UNIQUE INDEX {index} ON {NEXT.calls} (call_id)")
+            await conn.execute(f"ALTER TABLE {NEXT.calls} ADD CONSTRAINT {index}"
+                               f" PRIMARY KEY USING INDEX {index}")
+
+    try:
+        await key()
         return []
     except asyncpg.UniqueViolationError:
         pass
-    async with conn.transaction():
-        dropped = await conn.fetch(
-            f"DELETE FROM {NEXT.calls} d USING (SELECT call_id, min(ctid) AS first FROM {NEXT.calls}"
-            " GROUP BY call_id HAVING count(*) > 1) f WHERE d.call_id = f.call_id AND d.ctid <> f.first"
-            " RETURNING d.customer_id")
-        await conn.execute(key)
+    dropped = await conn.fetch(
+        f"DELETE FROM {NEXT.calls} d USING (SELECT call_id, min(ctid) AS first FROM {NEXT.calls}"
+        " GROUP BY call_id HAVING count(*) > 1) f WHERE d.call_id = f.call_id AND d.ctid <> f.first"
+        " RETURNING d.customer_id")
+    await key()
     return sorted({r[0] for r in dropped})
 
 
@@ -71,25 +79,29 @@ async def drop_next(conn: asyncpg.Connection) -> None:
         await conn.execute(f"DROP TABLE IF EXISTS {new}")
 
 
-async def index_next(pool: asyncpg.Pool) -> None:
-    """The live tables' other indexes on the copies, built once after the load, then the copies'
-    planner statistics: each on a connection of its own, side by side (PostgreSQL gets both cores;
-    the ANALYZE is no longer in the switch-over's lock: the catch-up adds next to nothing)."""
+async def index_next(
+    pool: asyncpg.Pool, live: tuple[str, ...] = LIVE.names(), *, analyze: bool = True,
+) -> None:
+    """The live tables' other indexes on these copies, built once after the load, then (`analyze`)
+    every copy's planner statistics: each on a connection of its own, side by side (PostgreSQL gets
+    both cores; ANALYZE is no longer in the switch-over's lock: the catch-up adds next to nothing)."""
 
     async def run(sql: str) -> None:
         async with pool.acquire() as conn:
             await conn.execute(sql)
 
     statements = []
-    for live, new in zip(LIVE.names(), NEXT.names(), strict=True):
+    for table in live:
+        new = f"{table}__next"
         for name, sql in await pool.fetch(
                 "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c"
-                " ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT i.indisprimary", live):
+                " ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT i.indisprimary", table):
             sql = sql.replace(f"INDEX {name} ON", f"INDEX {name}__next ON", 1)
-            on_table = rf"( ON (?:ONLY )?(?:\S+\.)?){re.escape(live)} "
+            on_table = rf"( ON (?:ONLY )?(?:\S+\.)?){re.escape(table)} "
             statements.append(re.sub(on_table, rf"\g<1>{new} ", sql, count=1))
     await asyncio.gather(*(run(sql) for sql in statements))
-    await asyncio.gather(*(run(f"ANALYZE {new}") for new in NEXT.names()))
+    if analyze:
+        await asyncio.gather(*(run(f"ANALYZE {new}") for new in NEXT.names()))
 
 
 async def live_marks(conn: Any) -> dict[str, int]:
