@@ -50,7 +50,7 @@ def layout_of(config: StreamConfig) -> Layout:
     """The layout a stream's config says: its transform, and the bounds in its metadata."""
     transform = config.subject_transform
     dest = transform.dest if transform is not None and transform.dest else ""
-    before = bool(dest) and "{{partition(" not in dest.rsplit(".", 1)[-1]
+    before = "{{partition(" in dest and "{{partition(" not in dest.rsplit(".", 1)[-1]
     meta = config.metadata or {}
     if not before:
         return Layout(False)
