@@ -8,7 +8,8 @@ to `handler(subject, reply, data, headers)` (bytes; the headers raw, None withou
 cut from the buffer: the control line split at its spaces, no object, no queue, no task.
 
 The parser is nats-py's own object with its `parse` replaced on that instance: the same buffer
-and state, the messages of every other subscription passed on to nats-py as before (in order),
+and state (a payload nats-py was waiting for is finished here), the messages of every other
+subscription passed on to nats-py as before (in order),
 and any other protocol line (PING, +OK, INFO, -ERR) handed to nats-py's own parser one at a time.
 When nats-py's internals are not as expected (another version), `route` says so and changes
 nothing: the caller keeps its ordinary callback.
@@ -53,11 +54,10 @@ def unroute(nc: NatsClient, sid: int) -> None:
 
 async def _parse(self: Any, data: bytes = b"") -> None:
     """nats-py's `Parser.parse`, MSG and HMSG cut here; everything else by nats-py's parser."""
-    if self.state != _CONTROL:  # nats-py was in the middle of a payload when routing began
-        await nats_parser.Parser.parse(self, data)
-        return
     buf: bytearray = self.buf
     buf.extend(data)
+    if self.state != _CONTROL and not await _finish_payload(self):
+        return
     view = bytes(buf)  # one copy per read (32 KiB); its slices are bytes at once
     routes: dict[int, Handler] = getattr(self, _ROUTES)
     stats = self.nc.stats
@@ -100,3 +100,27 @@ async def _parse(self: Any, data: bytes = b"") -> None:
                 await nats_parser.Parser.parse(line)
     finally:
         del buf[:pos]
+
+
+async def _finish_payload(self: Any) -> bool:
+    """The payload nats-py's own parse was waiting for when routing began (False: not all here).
+
+    Delivered here, not by nats-py's parse, which would go on with the rest of the buffer in its
+    own way: a routed message after it would reach its subscription's queue instead, out of order."""
+    needed, header_size = self.needed, self.header_needed
+    if len(self.buf) < needed + 2:
+        return False
+    headers = bytes(self.buf[:header_size]) if header_size else None
+    payload = bytes(self.buf[header_size:needed])
+    del self.buf[:needed + 2]
+    self.state, self.needed, self.header_needed = _CONTROL, 0, 0
+    arg = self.msg_arg
+    subject, sid, reply = bytes(arg["subject"]), arg["sid"], bytes(arg["reply"])
+    handler = getattr(self, _ROUTES).get(sid)
+    if handler is not None:
+        self.nc.stats["in_msgs"] += 1
+        self.nc.stats["in_bytes"] += len(payload)
+        handler(subject, reply, payload, headers)
+    else:
+        await self.nc._process_msg(sid, subject, reply, payload, headers)
+    return True
