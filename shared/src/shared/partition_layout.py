@@ -113,16 +113,19 @@ def _filters(info: ConsumerInfo) -> set[str]:
 async def plan_durable(js: JetStreamContext, spec: ConsumerSpec) -> Plan:
     """The filters (and start) of a partition's durable on a stream that has or may get the new layout.
 
-    `spec.filter_subjects` are the new shape's, `spec.legacy_filters` the older shape's.
+    `spec.filter_subjects` are the new shape's, `spec.legacy_filters` the older shape's. A durable
+    whose filters change is re-created (at its ack floor, or before the switch): an update in place
+    would leave the pull requests of its previous reader waiting at the server, to be answered
+    into an inbox nobody reads.
     """
     layout = await stream_layout(js, spec.stream)
-    if not layout.before:  # not switched yet: the older shape, watched for a switch
-        return Plan(replace(spec, filter_subjects=list(spec.legacy_filters)), layout)
     try:
         info: ConsumerInfo | None = await js.consumer_info(spec.stream, spec.durable)
     except NotFoundError:
         info = None
     floor = (info.ack_floor.stream_seq if info is not None and info.ack_floor else 0) + 1
+    if not layout.before:  # not switched yet: the older shape, watched for a switch
+        return _planned(replace(spec, filter_subjects=list(spec.legacy_filters)), layout, info, floor, None)
     start: int | None = None
     if info is not None and not set(spec.filter_subjects) <= _filters(info):
         # it read the older shape alone: it may have passed new-shape messages undelivered
@@ -131,6 +134,14 @@ async def plan_durable(js: JetStreamContext, spec: ConsumerSpec) -> Plan:
     # nothing left to deliver (a quiet partition's ack floor stays behind): nothing old ahead
     idle = start is None and info is not None and not info.num_pending and not info.num_ack_pending
     if ahead > layout.last_old or idle:
-        return Plan(spec, layout, start)
+        return _planned(spec, layout, info, floor, start)
     both = list(dict.fromkeys([*spec.filter_subjects, *spec.legacy_filters]))
-    return Plan(replace(spec, filter_subjects=both), layout, start, layout.last_old)
+    return _planned(replace(spec, filter_subjects=both), layout, info, floor, start, layout.last_old)
+
+
+def _planned(spec: ConsumerSpec, layout: Layout, info: ConsumerInfo | None, floor: int, start: int | None,
+             narrow_after: int | None = None) -> Plan:
+    """The plan, re-creating the durable at its ack floor when its filters change."""
+    if start is None and info is not None and set(spec.filter_subjects) != _filters(info):
+        start = floor
+    return Plan(spec, layout, start, narrow_after)
