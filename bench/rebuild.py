@@ -28,7 +28,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,19 +85,13 @@ def _personalize(kind: str, data: dict[str, Any], i: int) -> dict[str, Any]:
     return data
 
 
-async def fill_customer_events(
-    js: JetStreamContext, count: int, customers: int = 20_000, *, personal: bool = False,
-    keys: LocalKeys | None = None,
-) -> list[EventEnvelope]:
-    """Created + updated + status events of many customers, as the relay publishes them
-    (a sample of them is returned, as published)."""
+def customer_events(count: int, customers: int = 20_000, *, personal: bool = False) -> Iterator[EventEnvelope]:
+    """Created + updated + status events of many customers, in the order the relay publishes them."""
     rng = random.Random(1)
     ids = [str(uuid.uuid4()) for _ in range(customers)]
     versions = dict.fromkeys(ids, 0)
     actor = Actor(kind="operator", id="tok-bench", name="bench", ip="192.0.2.1")
-    pending = []
     t0 = datetime.now(UTC) - timedelta(days=90)
-    sample: list[EventEnvelope] = []
     for i in range(count):
         cid = ids[i % customers] if i < customers else rng.choice(ids)
         versions[cid] += 1
@@ -118,9 +112,19 @@ async def fill_customer_events(
                                                          "notes": {"old": "", "new": f"note {i}"}}}
         if personal:
             data = _personalize(kind, data, i)
-        event = EventEnvelope(type=kind, category="customer", stream_id=cid, version=v,
-                              occurred_at=t0 + timedelta(seconds=i), data=data,
-                              metadata=Metadata(actor=actor, correlation_id=uuid.uuid4().hex))
+        yield EventEnvelope(type=kind, category="customer", stream_id=cid, version=v,
+                            occurred_at=t0 + timedelta(seconds=i), data=data,
+                            metadata=Metadata(actor=actor, correlation_id=uuid.uuid4().hex))
+
+
+async def fill_customer_events(
+    js: JetStreamContext, count: int, customers: int = 20_000, *, personal: bool = False,
+    keys: LocalKeys | None = None,
+) -> list[EventEnvelope]:
+    """Publish customer_events() as the relay does (a sample of them is returned, as published)."""
+    pending = []
+    sample: list[EventEnvelope] = []
+    for event in customer_events(count, customers, personal=personal):
         if keys is not None and (subject := needs_key(event)) is not None:
             event = encrypt_event(event, keys.key(subject))
         if len(sample) < 20_000:

@@ -34,9 +34,9 @@ from reporting.projections.calls import CallsProjection
 from reporting.projections.rebuild import Rebuilder
 from reporting.settings import ReportingSettings
 from reporting.simulator import make_call
-from shared.envelope import Actor, EventEnvelope, Metadata
 
 sys.path.insert(0, str(Path(__file__).parent))
+import rebuild as rebuild_bench
 from _harness import servers
 
 BATCH = 5000
@@ -44,36 +44,8 @@ Message = tuple[str, bytes]
 
 
 def customer_events(count: int, customers: int = 20_000) -> list[Message]:
-    """Created, updated and status events in bench/rebuild.py's mix."""
-    rng = random.Random(1)
-    ids = [str(uuid.uuid4()) for _ in range(customers)]
-    versions = dict.fromkeys(ids, 0)
-    actor = Actor(kind="operator", id="tok-bench", name="bench", ip="192.0.2.1")
-    t0 = datetime.now(UTC) - timedelta(days=90)
-    out = []
-    for i in range(count):
-        cid = ids[i % customers] if i < customers else rng.choice(ids)
-        versions[cid] += 1
-        v = versions[cid]
-        if v == 1:
-            kind, data = "CustomerCreated", {
-                "name": f"bench {cid[:8]}", "paypal_email": None, "website": None, "status": "active",
-                "penalty_until": None, "debit_limit": "0", "minimum_payment": "0", "tax": "19",
-                "currency": "EUR", "portal_access": True, "channels": 10, "cps": "5",
-                "address": {"country": "DE"}, "tags": ["bench"], "config_toml": "",
-                "verification": {"email_required": False, "mobile_required": False,
-                                 "approved_clis_only": False}, "notes": ""}
-        elif v % 5 == 0:
-            kind, data = "CustomerStatusChanged", {"old": "active", "new": "inactive", "until": None,
-                                                   "old_until": None}
-        else:
-            kind, data = "CustomerUpdated", {"changes": {"channels": {"old": v - 1, "new": v},
-                                                         "notes": {"old": "", "new": f"note {i}"}}}
-        event = EventEnvelope(type=kind, category="customer", stream_id=cid, version=v,
-                              occurred_at=t0 + timedelta(seconds=i), data=data,
-                              metadata=Metadata(actor=actor, correlation_id=uuid.uuid4().hex))
-        out.append((event.subject, event.model_dump_json().encode()))
-    return out
+    """Created, updated and status events in bench/rebuild.py's mix, as published."""
+    return [(e.subject, e.model_dump_json().encode()) for e in rebuild_bench.customer_events(count, customers)]
 
 
 def call_records(count: int, customers: int = 2000) -> list[Message]:
