@@ -12,6 +12,7 @@ import pytest
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
+from shared.partitions import published_subject
 from shared.settings import nats_servers
 from shared.streams import ALL_STREAMS, DEAD_LETTERS, OPS_EVENTS
 
@@ -83,7 +84,9 @@ def poison_subject(info: ConsumerInfo) -> str:
     for subject in candidates:
         if any(matches(f, subject) for f in filters) and any(matches(p, subject) for p in stream.subjects):
             return subject
-    plain = [f.rsplit(".", 1)[0] for f in filters]
+    # a partition's filter names the stored shape: publish its plain form (the partition token
+    # taken out where the stream's layout puts it), which lands in the partition of its key token
+    plain = [published_subject(f, stream.partition_key) for f in filters]
     for subject in [m for f in plain for p in stream.subjects if (m := meet(f, p, token))]:
         if stream.partition_key and any(matches(p, subject) for p in stream.subjects):
             return subject
@@ -121,10 +124,14 @@ async def dead_letters_on(nc: NatsClient, subject: str) -> int:
 
 async def test_every_consumer_dead_letters_poison_and_goes_on(client: NatsClient, fuzz_stack: FuzzStack) -> None:
     js = client.jetstream()
-    consumers = await wait_for(lambda: durable_consumers(client), timeout=30,
-                               message="the services' durable consumers")
+    async def declared() -> list[ConsumerInfo]:
+        # the stack is up once the gateway answers: the other services may still be declaring theirs
+        found = await durable_consumers(client)
+        names = {c.config.durable_name or "" for c in found}
+        return found if any("reporting" in d for d in names) and len(names) >= 4 else []
+
+    consumers = await wait_for(declared, timeout=60, interval=0.2, message="the services' durable consumers")
     durables = {c.config.durable_name for c in consumers}
-    assert any("reporting" in d for d in durables) and len(durables) >= 4, durables
     print("poisoning", sorted(d for d in durables if d))
     # poison until each durable got one (each partition of a consumer is a durable of its own;
     # a plain subject lands in the partition of its customer token), counting where each went
