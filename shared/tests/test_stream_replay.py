@@ -188,3 +188,44 @@ async def test_messages_larger_than_a_read_come_whole(nats: NatsClient) -> None:
     assert [m.data for m in got] == bodies
     assert [m.headers["Nats-Msg-Id"] for m in got] == [f"m{n}" for n in range(6)]
     assert all(isinstance(m, Delivery) and m.subject == f"{name.lower()}.big" for m in got)
+
+
+class _UnheardReader(PullReader):
+    """The first `left` readers ask before their consumer is heard of (as a cluster's server can,
+    the new consumer's interest not yet there): the server answers 503, no messages."""
+
+    left = 0
+
+    def __init__(self, nc: NatsClient, stream: str, consumer: str, **kw: int) -> None:
+        super().__init__(nc, stream, consumer, **kw)
+        if _UnheardReader.left > 0:
+            _UnheardReader.left -= 1
+            self.subject = f"{self.subject}-not-yet"
+
+
+async def test_a_read_ended_early_by_the_server_is_read_again_not_taken_as_the_end(
+    nats: NatsClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    js, stream = await _stream(nats, 30)
+    monkeypatch.setattr(stream_replay, "PullReader", _UnheardReader)
+    _UnheardReader.left = 2  # the whole read, then a filtered one
+    assert [s for c in await _read(js, stream, (), 1, 30, 7) for s in c] == list(range(1, 31))
+    assert [s for c in await _read(js, stream, (f"{stream.lower()}.b",), 3, 29, 7) for s in c] == list(
+        range(4, 29, 2))
+    assert _UnheardReader.left == 0
+    # a filtered read that ends before until_seq because the subject has no more is not short
+    assert [s for c in await _read(js, stream, (f"{stream.lower()}.a",), 25, 2**62, 7) for s in c] == [
+        25, 27, 29]
+    assert not [c for c in (await js.consumers_info(stream)) if c.name.startswith("replay-")]
+
+
+async def test_a_read_that_stays_short_fails_instead_of_leaving_a_gap(
+    nats: NatsClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    js, stream = await _stream(nats, 10)
+    monkeypatch.setattr(stream_replay, "PullReader", _UnheardReader)
+    monkeypatch.setattr(stream_replay, "SHORT_READ_BUDGET_S", 0.5)
+    _UnheardReader.left = 1000
+    with pytest.raises(stream_replay.ShortRead, match="503"):
+        await _read(js, stream, (), 1, 10, 4)
+    _UnheardReader.left = 0

@@ -16,11 +16,13 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from shared.nats_direct import route, unroute
 from shared.partitions import stored_filters
@@ -28,6 +30,12 @@ from shared.streams import partition_key_of
 
 T = TypeVar("T")
 SILENCE_S = 30.0  # no message nor status for this long: the read fails (never a hang)
+SHORT_READ_BUDGET_S = 30.0  # a read that ends before a message the stream holds: re-read this long
+log = structlog.get_logger(__name__)
+
+
+class ShortRead(RuntimeError):
+    """The consumer kept saying it had nothing more while the stream's leader holds more."""
 
 
 def stream_seq(msg: Msg | Delivery) -> int:
@@ -83,9 +91,12 @@ class PullReader:
         self._wake = asyncio.Event()
         self._sub: Subscription | None = None
         self.direct = False  # taken from the parser (set when reading starts)
+        self.statuses: list[str] = []  # the status lines that ended requests (what a short read says)
 
-    def _ended(self) -> None:
+    def _ended(self, status: str) -> None:
         # 404 no messages / 408 timeout / 409: this request is over; nothing more is there
+        if len(self.statuses) < 8:
+            self.statuses.append(status)
         self._outstanding -= 1
         self._head = 0
         self._exhausted = True
@@ -101,7 +112,7 @@ class PullReader:
 
     def _on_raw(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         if not data and headers is not None and headers.startswith(b"NATS/1.0 "):  # a status
-            self._ended()
+            self._ended(headers.split(b"\r\n", 1)[0][9:].decode(errors="replace"))
             return
         buffer = self._buffer
         buffer.append(Delivery(subject.decode(), reply.decode(), data, headers))
@@ -114,7 +125,7 @@ class PullReader:
 
     async def _on_msg(self, msg: Msg) -> None:
         if not msg.data and msg.headers and msg.headers.get("Status"):
-            self._ended()
+            self._ended(f"{msg.headers.get('Status')} {msg.headers.get('Description', '')}".strip())
             return
         self._buffer.append(msg)
         self._took()
@@ -185,6 +196,20 @@ async def pending_count(
         await _delete(js, stream, name)
 
 
+async def next_stored(
+    js: JetStreamContext, stream: str, subjects: Sequence[str], seq: int,
+) -> int | None:
+    """The first sequence >= seq of these subjects (none: any) as the stream's leader holds it; None: none.
+
+    Asked of the leader (not a direct get, which any replica answers), so a replica behind, or a
+    consumer's early "no messages", is not taken for the stream's end."""
+    found: list[int] = []
+    for subject in stored_filters(list(subjects), partition_key_of(stream)) or [">"]:
+        with contextlib.suppress(NotFoundError):
+            found.append((await js.get_msg(stream, seq=max(seq, 1), subject=subject, next=True)).seq or 0)
+    return min(found) if found else None
+
+
 async def replay(
     js: JetStreamContext, stream: str, subjects: Sequence[str], *, start_seq: int, until_seq: int,
     batch: int = 5000, prefix: str = "replay",
@@ -193,23 +218,41 @@ async def replay(
 
     Each message is a `Delivery` (or nats-py's `Msg` where the parser cannot hand them over): its
     subject, reply, data, headers and metadata. `prefix` names the ephemeral consumer (what an
-    operator sees in `nats consumer ls`)."""
+    operator sees in `nats consumer ls`). A read that ends before until_seq is checked with the
+    stream's leader: a message left out (a consumer answering "no messages" too early, e.g. a
+    cluster's request routed before the new consumer's interest arrived) is read again from there
+    by a fresh consumer for up to SHORT_READ_BUDGET_S, then ShortRead is raised: never a silent gap."""
     if until_seq < start_seq:
         return
-    name = await _create(js, stream, subjects, start_seq, prefix)
-    try:
-        async for msgs in PullReader(js._nc, stream, name, batch=batch).chunks():
-            last = stream_seq(msgs[-1])
-            if last < until_seq:
-                yield msgs
-                continue
-            if last == until_seq:
-                yield msgs
-            elif wanted := [m for m in msgs if stream_seq(m) <= until_seq]:
-                yield wanted
-            return  # at until_seq: no round trip for the server's 404
-    finally:
-        await _delete(js, stream, name)
+    deadline = asyncio.get_running_loop().time() + SHORT_READ_BUDGET_S
+    start, attempt = start_seq, 0
+    while True:
+        name = await _create(js, stream, subjects, start, prefix)
+        reader = PullReader(js._nc, stream, name, batch=batch)
+        try:
+            async for msgs in reader.chunks():
+                last = stream_seq(msgs[-1])
+                if last < until_seq:
+                    start = last + 1
+                    yield msgs
+                    continue
+                if last == until_seq:
+                    yield msgs
+                elif wanted := [m for m in msgs if stream_seq(m) <= until_seq]:
+                    yield wanted
+                return  # at until_seq: no round trip for the server's 404
+        finally:
+            await _delete(js, stream, name)
+        missed = await next_stored(js, stream, subjects, start)
+        if missed is None or missed > until_seq:
+            return  # the read ended where the stream's messages of these subjects end
+        attempt += 1
+        log.warning("replay_read_short", stream=stream, subjects=list(subjects), read_to=start - 1,
+                    next_stored=missed, until=until_seq, statuses=reader.statuses, attempt=attempt)
+        if asyncio.get_running_loop().time() >= deadline:
+            raise ShortRead(f"{stream}: the read ended at {start - 1} but the stream holds {missed} "
+                            f"(<= {until_seq}); statuses {reader.statuses}")
+        await asyncio.sleep(min(0.1 * 2 ** attempt, 2.0))
 
 
 async def overlap(
