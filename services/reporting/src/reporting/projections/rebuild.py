@@ -176,7 +176,9 @@ class Rebuilder:
                     for source in self.projection.sources:
                         if counts[source.stream] >= SPLIT_MIN and self._worker is not None:
                             await self._replay_split(source, targets[source.stream], conn)
-                        elif counts[source.stream]:
+                        elif counts[source.stream] or targets[source.stream]:
+                            # by the leader's last sequence too: a count taken by a consumer on a
+                            # replica behind may say 0 (the replay checks its end with the leader)
                             await self._replay(source, 1, targets[source.stream], conn, bulk=True)
                     await self.projection.bulk_finish(conn, self.next)
                 finally:
