@@ -210,6 +210,16 @@ async def next_stored(
     return min(found) if found else None
 
 
+async def _consumer_view(js: JetStreamContext, stream: str, name: str) -> dict[str, Any]:
+    """Where a consumer runs and what it counts (a short read's warning says which replica erred)."""
+    try:
+        info = await js.consumer_info(stream, name)
+    except Exception as exc:  # diagnostics only: the read is retried either way
+        return {"error": str(exc) or type(exc).__name__}
+    return {"server": info.cluster.leader if info.cluster else None, "num_pending": info.num_pending,
+            "delivered": info.delivered.stream_seq if info.delivered else None}
+
+
 async def replay(
     js: JetStreamContext, stream: str, subjects: Sequence[str], *, start_seq: int, until_seq: int,
     batch: int = 5000, prefix: str = "replay",
@@ -241,14 +251,16 @@ async def replay(
                 elif wanted := [m for m in msgs if stream_seq(m) <= until_seq]:
                     yield wanted
                 return  # at until_seq: no round trip for the server's 404
+            missed = await next_stored(js, stream, subjects, start)
+            if missed is None or missed > until_seq:
+                return  # the read ended where the stream's messages of these subjects end
+            seen = await _consumer_view(js, stream, name)  # before it is deleted: what it said
         finally:
             await _delete(js, stream, name)
-        missed = await next_stored(js, stream, subjects, start)
-        if missed is None or missed > until_seq:
-            return  # the read ended where the stream's messages of these subjects end
         attempt += 1
         log.warning("replay_read_short", stream=stream, subjects=list(subjects), read_to=start - 1,
-                    next_stored=missed, until=until_seq, statuses=reader.statuses, attempt=attempt)
+                    next_stored=missed, until=until_seq, statuses=reader.statuses, consumer=seen,
+                    attempt=attempt)
         if asyncio.get_running_loop().time() >= deadline:
             raise ShortRead(f"{stream}: the read ended at {start - 1} but the stream holds {missed} "
                             f"(<= {until_seq}); statuses {reader.statuses}")
