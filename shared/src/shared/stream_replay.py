@@ -229,8 +229,8 @@ async def replay(
     Each message is a `Delivery` (or nats-py's `Msg` where the parser cannot hand them over): its
     subject, reply, data, headers and metadata. `prefix` names the ephemeral consumer (what an
     operator sees in `nats consumer ls`). A read that ends before until_seq is checked with the
-    stream's leader: a message left out (a consumer answering "no messages" too early, e.g. a
-    cluster's request routed before the new consumer's interest arrived) is read again from there
+    stream's leader: a message left out (e.g. a cluster's server answering the pull requests 503,
+    no responders, before the new consumer's interest reached it) is read again from there
     by a fresh consumer for up to SHORT_READ_BUDGET_S, then ShortRead is raised: never a silent gap."""
     if until_seq < start_seq:
         return
