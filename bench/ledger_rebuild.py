@@ -40,11 +40,12 @@ from rebuild import start_profile
 BATCH = 5000
 
 
-async def raw_pull(js: JetStreamContext) -> tuple[int, float]:
-    """Every CALLS message, read and dropped by the rebuilds' reader (shared.stream_replay)."""
+async def raw_pull(js: JetStreamContext, *, direct: bool = True) -> tuple[int, float]:
+    """Every CALLS message, read and dropped by the rebuilds' reader (shared.stream_replay);
+    direct=False: the same reader through nats-py's own message path (the issue's first baseline)."""
     n = 0
     t0 = time.perf_counter()
-    async for msgs in replay(js, "CALLS", (), start_seq=1, until_seq=2**62, batch=BATCH):
+    async for msgs in replay(js, "CALLS", (), start_seq=1, until_seq=2**62, batch=BATCH, direct=direct):
         n += len(msgs)
     return n, time.perf_counter() - t0
 
@@ -68,6 +69,8 @@ async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: 
         before = meter.totals()
         n, seconds = await raw_pull(js)
         pull, pull_cpu = n / seconds, cpu_us(before, meter.totals(), n)
+        n, seconds = await raw_pull(js, direct=False)
+        nats_py_pull = n / seconds
         await stop_profile(spy)
         spy = await start_profile(profile, f"ledger-{attempt + 1}") if profile else None
         before = meter.totals()
@@ -78,6 +81,7 @@ async def run(nats_url: str, db_url: str, records: int, customers: int, repeat: 
         replay_s = result.phases.get("replay", 0.0)
         print(f"CALLS raw pipelined pull {pull:>9,.0f}/s"
               f"   rebuild ledger {result.rate:>9,.0f}/s   ratio {result.rate / pull:.2f} of pull"
+              f"   ({result.rate / nats_py_pull:.2f} of the pull through nats-py's Msg path, {nats_py_pull:,.0f}/s)"
               f"   ({result.records:,} calls, {result.seconds:.1f} s)"
               + (f"  run {attempt + 1}" if repeat > 1 else ""), flush=True)
         alone = f"; the replay alone {result.messages / replay_s:,.0f}/s, " \

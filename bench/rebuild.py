@@ -154,11 +154,14 @@ async def raw_fetch(js: JetStreamContext, stream: str, subjects: list[str]) -> t
     return n, elapsed
 
 
-async def raw_pull(js: JetStreamContext, stream: str, subjects: list[str]) -> tuple[int, float]:
-    """Baseline 2: the same read with pipelined pull requests (what the rebuild reads with)."""
+async def raw_pull(
+    js: JetStreamContext, stream: str, subjects: list[str], *, direct: bool = True
+) -> tuple[int, float]:
+    """Baseline 2: the same read with pipelined pull requests (what the rebuild reads with);
+    direct=False: through nats-py's own message path (how the pull read when the issue was filed)."""
     n = 0
     t0 = time.perf_counter()
-    async for msgs in replay(js, stream, subjects, start_seq=1, until_seq=2**62, batch=BATCH):
+    async for msgs in replay(js, stream, subjects, start_seq=1, until_seq=2**62, batch=BATCH, direct=direct):
         n += len(msgs)
     return n, time.perf_counter() - t0
 
@@ -195,6 +198,8 @@ async def run(
             fetch_rate = n / seconds
             n, seconds = await raw_pull(js, stream, subjects)
             pull_rate = n / seconds
+            n, seconds = await raw_pull(js, stream, subjects, direct=False)
+            nats_py_rate = n / seconds
             for procs in processes if projection.bulk_split else processes[:1]:
                 spy = await start_profile(profile, f"{projection.name}-{procs}") if profile else None
                 split = Connect(nats_url, db_url, {"search_path": "reporting"}) if procs > 1 else None
@@ -213,6 +218,8 @@ async def run(
                       f" of fetch(), {result.rate / pull_rate:.2f} of pull   ({result.events:,} events,"
                       f" {result.seconds:.1f} s)" + (f"  run {attempt + 1}" if repeat > 1 else "")
                     + (f"  {procs} processes" if projection.bulk_split else ""), flush=True)
+                print(f"{'':<16} the pull through nats-py's Msg path {nats_py_rate:,.0f}/s: the rebuild "
+                      f"{result.rate / nats_py_rate:.2f} of it", flush=True)
                 phases = ", ".join(f"{k} {v:.1f} s" for k, v in getattr(result, "phases", {}).items())
                 replay = getattr(result, "phases", {}).get("replay")
                 replay_rate = f"; the replay alone {result.events / replay:,.0f}/s, {result.events / replay / pull_rate:.2f}" \

@@ -76,9 +76,11 @@ class PullReader:
     where that cannot be set up, through nats-py's callback as any subscription's."""
 
     def __init__(
-        self, nc: NatsClient, stream: str, consumer: str, *, batch: int = 5000, in_flight: int = 2
+        self, nc: NatsClient, stream: str, consumer: str, *, batch: int = 5000, in_flight: int = 2,
+        direct: bool = True,
     ) -> None:
         self.nc = nc
+        self.allow_direct = direct  # False: nats-py's own path (the benches' second baseline)
         self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self.request = json.dumps({"batch": batch, "no_wait": True}).encode()
         self.batch = batch
@@ -138,7 +140,8 @@ class PullReader:
             self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
         sid = self._sub._id
-        self.direct = route(self.nc, sid, self._on_raw)  # before the first request: no message yet
+        # before the first request: no message yet
+        self.direct = self.allow_direct and route(self.nc, sid, self._on_raw)
         try:
             while True:
                 while (not self._exhausted and self._outstanding < self.in_flight
@@ -222,7 +225,7 @@ async def _consumer_view(js: JetStreamContext, stream: str, name: str) -> dict[s
 
 async def replay(
     js: JetStreamContext, stream: str, subjects: Sequence[str], *, start_seq: int, until_seq: int,
-    batch: int = 5000, prefix: str = "replay",
+    batch: int = 5000, prefix: str = "replay", direct: bool = True,
 ) -> AsyncIterator[list[Any]]:
     """Batches of the stream's messages of these subjects (none: every one), start_seq <= seq <= until_seq.
 
@@ -231,14 +234,15 @@ async def replay(
     operator sees in `nats consumer ls`). A read that ends before until_seq is checked with the
     stream's leader: a message left out (e.g. a cluster's server answering the pull requests 503,
     no responders, before the new consumer's interest reached it) is read again from there
-    by a fresh consumer for up to SHORT_READ_BUDGET_S, then ShortRead is raised: never a silent gap."""
+    by a fresh consumer for up to SHORT_READ_BUDGET_S, then ShortRead is raised: never a silent gap.
+    `direct=False` reads through nats-py's own message path (a baseline for the benches)."""
     if until_seq < start_seq:
         return
     deadline = asyncio.get_running_loop().time() + SHORT_READ_BUDGET_S
     start, attempt = start_seq, 0
     while True:
         name = await _create(js, stream, subjects, start, prefix)
-        reader = PullReader(js._nc, stream, name, batch=batch)
+        reader = PullReader(js._nc, stream, name, batch=batch, direct=direct)
         try:
             async for msgs in reader.chunks():
                 last = stream_seq(msgs[-1])
