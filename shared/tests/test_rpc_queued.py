@@ -115,3 +115,30 @@ async def test_stop_waits_for_queued_requests(nats: NatsClient) -> None:
         assert orjson.loads((await asked).data) == {"n": 42}
     finally:
         task.cancel()
+
+
+async def test_an_error_answered_by_the_worker_is_counted_under_its_code(nats: NatsClient) -> None:
+    from shared.errors import ErrorCode, ServiceError
+    from shared.ops import REQUESTS
+    from shared.rpc import error_bytes
+
+    server, queued, _ = await _served(nats, worker := Worker())
+    errors = {1: ServiceError(ErrorCode.CONFLICT, "busy"), 2: ServiceError(ErrorCode.INTERNAL, "boom")}
+
+    async def answer() -> None:
+        for _ in range(3):
+            body, respond = await worker.queue.get()
+            await respond(error_bytes(errors[body.n]) if body.n in errors else orjson.dumps({"n": body.n}))
+
+    def counted(outcome: str) -> float:
+        return REQUESTS.labels(queued, outcome)._value.get()
+
+    task = asyncio.create_task(answer())
+    try:
+        for n in (1, 2, 3):
+            await nats.request(queued, orjson.dumps({"n": n}), timeout=5)
+        assert (counted("conflict"), counted("internal_error"), counted("ok")) == (1, 1, 1)
+        assert server.failed == 1
+    finally:
+        await server.stop()
+        task.cancel()

@@ -213,8 +213,21 @@ class _Reply:
     async def __call__(self, reply: bytes) -> None:
         server = self.server
         server._unqueued()
-        server._finish(self.route, "ok", self.started)
+        outcome = outcome_of(reply)
+        if outcome == ErrorCode.INTERNAL:
+            server.failed += 1
+        server._finish(self.route, outcome, self.started)
         await server._send(self.route, self.reply_to, reply)
+
+
+_ERROR_HEAD = b'{"error":{"code":"'  # how error_bytes begins
+
+
+def outcome_of(reply: bytes) -> str:
+    """A reply's outcome for the metrics: "ok", or the code of an error reply made by error_bytes."""
+    if not reply.startswith(_ERROR_HEAD):
+        return "ok"
+    return reply[len(_ERROR_HEAD):reply.find(b'"', len(_ERROR_HEAD))].decode()
 
 
 def dumps(value: Any) -> bytes:
