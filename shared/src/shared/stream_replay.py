@@ -244,17 +244,20 @@ async def replay(
         name = await _create(js, stream, subjects, start, prefix)
         reader = PullReader(js._nc, stream, name, batch=batch, direct=direct)
         try:
-            async for msgs in reader.chunks():
-                last = stream_seq(msgs[-1])
-                if last < until_seq:
-                    start = last + 1
-                    yield msgs
-                    continue
-                if last == until_seq:
-                    yield msgs
-                elif wanted := [m for m in msgs if stream_seq(m) <= until_seq]:
-                    yield wanted
-                return  # at until_seq: no round trip for the server's 404
+            # aclosing: a return at until_seq, or a stop from outside, unroutes and unsubscribes
+            # the reader at once (a request still in flight would fill a buffer nobody reads)
+            async with contextlib.aclosing(reader.chunks()) as chunks:
+                async for msgs in chunks:
+                    last = stream_seq(msgs[-1])
+                    if last < until_seq:
+                        start = last + 1
+                        yield msgs
+                        continue
+                    if last == until_seq:
+                        yield msgs
+                    elif wanted := [m for m in msgs if stream_seq(m) <= until_seq]:
+                        yield wanted
+                    return  # at until_seq: no round trip for the server's 404
             missed = await next_stored(js, stream, subjects, start)
             if missed is None or missed > until_seq:
                 return  # the read ended where the stream's messages of these subjects end
