@@ -40,15 +40,16 @@ def routes(
 ) -> list[Route]:
     """Every subject of the customer API with its models and handler."""
 
-    async def command(body: Any) -> bytes:
+    def correlated(body: Any) -> Any:
         if body.meta.correlation_id is None:
             body.meta.correlation_id = current_correlation_id()
-        return await commands.handle(body)
+        return body
+
+    async def command(body: Any) -> bytes:  # the route's handler; its requests are queued (enqueue)
+        return await commands.handle(correlated(body))
 
     def enqueue(body: Any, respond: Respond) -> None:
-        if body.meta.correlation_id is None:
-            body.meta.correlation_id = current_correlation_id()
-        commands.submit(body, respond)
+        commands.submit(correlated(body), respond)
 
     async def get_customer(body: GetCustomer) -> bytes:
         return await queries.get(body.customer_id)

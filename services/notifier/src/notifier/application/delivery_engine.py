@@ -200,7 +200,7 @@ class DeliveryEngine:
                 SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
                 done.append(self._decide(d, outcome))
                 DELIVERIES.labels(channel, done[-1].state if not done[-1].dead_letter else "dead").inc()
-                if outcome.link_down or outcome.credentials_refused:  # the rest alike: given back untried
+                if outcome.pauses_channel:  # the rest alike: given back untried
                     unreachable = True
                     untouched = [u.delivery_id for u in claimed[index + 1 :]]
                     break

@@ -28,6 +28,11 @@ class Outcome:
     # would fail alike until an admin fixes the settings, so the channel pauses as for an outage
     credentials_refused: bool = False
 
+    @property
+    def pauses_channel(self) -> bool:
+        """Every message of the channel would fail alike now: pause it (an outage, refused credentials)."""
+        return self.link_down or self.credentials_refused
+
     @classmethod
     def sent(cls, provider_id: str | None = None) -> Outcome:
         """The provider accepted the message."""
