@@ -25,6 +25,7 @@ from nats.aio.client import Client as NatsClient
 from notifier.bootstrap import NotifierService, NotifierSettings
 from notifier.bootstrap import start as start_notifier
 from notifier_testkit import SmtpServer, use_smtp
+from strangers import strangers_queued
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +54,14 @@ async def customer_service(nats_url: str, make_database: Any, secret_key: str) -
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def notifier(nats_url: str, make_database: Any, secret_key: str, tmp_path_factory: pytest.TempPathFactory,
                    smtp: SmtpServer) -> AsyncIterator[NotifierService]:
-    """The notifier in-process, sending to the local SMTP server."""
+    """The notifier in-process, sending to the local SMTP server; other tests' leftovers queued (`strangers`)."""
     settings = NotifierSettings(
         nats_url=nats_url, database_url=await make_database(), secret_key=secret_key, retry_base_s=0.2,
         retry_max_s=1.0, idle_poll_s=0.1, recovery_interval_s=0.5,
         journal_dir=Path(tmp_path_factory.mktemp("journal")), allow_insecure_providers=True,
     )
     svc = await start_notifier(settings)
+    await strangers_queued(nats_url)
     yield svc
     await svc.stop()
 

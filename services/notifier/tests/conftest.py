@@ -20,6 +20,7 @@ from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from notifier.bootstrap import NotifierService, NotifierSettings, start
 from notifier_testkit import FakeCustomers, FakeTwilio, SmtpServer
+from strangers import strangers_queued
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,10 @@ async def service(
     tmp_path_factory: pytest.TempPathFactory,
     notifier_overrides: dict[str, Any],
 ) -> AsyncIterator[NotifierService]:
-    """The notifier in-process on a fresh database, with short retries (one per test module)."""
+    """The notifier in-process on a fresh database, with short retries (one per test module).
+
+    It starts with other tests' leftovers queued (`strangers`): its first settings send them.
+    """
     defaults: dict[str, Any] = {
         "retry_base_s": 0.2, "retry_max_s": 1.0, "max_attempts": 6, "idle_poll_s": 0.1,
         "recovery_interval_s": 0.5, "email_workers": 2, "sms_workers": 2,
@@ -83,6 +87,7 @@ async def service(
         **(defaults | notifier_overrides),
     )
     svc = await start(settings)
+    await strangers_queued(nats_url)
     yield svc
     await svc.stop()
 

@@ -221,6 +221,6 @@ async def test_test_email_and_test_sms(client: Any, smtp: SmtpServer) -> None:
         assert ok["delivered"] is True and ok["provider_id"].startswith("SM")
         bad = (await client.post("/v1/settings/sms/test", json={"to": "+15550000000"})).json()
         assert bad["delivered"] is False and bad["permanent"] is True and "21211" in bad["reason"]
-        assert twilio.requests[0]["From"] == "+15551112222"
+        assert twilio.to("+15553334444")[0]["From"] == "+15551112222"
     finally:
         await twilio.stop()

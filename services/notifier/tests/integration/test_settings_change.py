@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from devtools.embedded import free_port
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
+from notifier.bootstrap import NotifierService
 from notifier_testkit import FakeCustomers, SmtpServer, call, card, contact, settled, status
+from strangers import settle_leftovers
 
 pytestmark = [
     pytest.mark.servers,
@@ -28,6 +31,14 @@ SOON_S = 10.0  # well under the shortest back-off below (30 s less 20 % jitter)
 def notifier_overrides() -> dict[str, Any]:
     """Production-like back-off: 30 s after a first failure, doubling up to 600 s."""
     return {"retry_base_s": 30.0, "retry_max_s": 600.0}
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def no_other_email_waiting(nc: NatsClient, service: NotifierService) -> None:
+    """These tests count logins and attempts of the whole channel: e-mails other tests left queued
+    (the worker's NOTIFY, `strangers`) would be tried first and pause the channel before this
+    test's own, so they are sent away first."""
+    await settle_leftovers(nc, service)
 
 
 @pytest.fixture
