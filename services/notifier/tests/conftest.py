@@ -70,10 +70,7 @@ async def service(
     tmp_path_factory: pytest.TempPathFactory,
     notifier_overrides: dict[str, Any],
 ) -> AsyncIterator[NotifierService]:
-    """The notifier in-process on a fresh database, with short retries (one per test module).
-
-    It starts with other tests' leftovers queued (`strangers`): its first settings send them.
-    """
+    """The notifier in-process on a fresh database, with short retries (one per test module)."""
     defaults: dict[str, Any] = {
         "retry_base_s": 0.2, "retry_max_s": 1.0, "max_attempts": 6, "idle_poll_s": 0.1,
         "recovery_interval_s": 0.5, "email_workers": 2, "sms_workers": 2,
@@ -87,14 +84,18 @@ async def service(
         **(defaults | notifier_overrides),
     )
     svc = await start(settings)
-    await strangers_queued(nats_url)
     yield svc
     await svc.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def nc(service: NotifierService, nats: NatsClient) -> NatsClient:
-    """A client the notifier already answers."""
+async def nc(service: NotifierService, nats: NatsClient, nats_url: str) -> NatsClient:
+    """A client the notifier already answers; other tests' leftovers queued before the test (`strangers`).
+
+    Leftovers reach a notifier at any time (a message another module's notifier fetched and never
+    acknowledged comes again after its ack wait), and wait for the channel's next settings: here
+    a few are queued before every test, so the test's first settings send them to its server.
+    """
 
     async def answers() -> bool:
         try:
@@ -104,4 +105,5 @@ async def nc(service: NotifierService, nats: NatsClient) -> NatsClient:
             return False
 
     await wait_for(answers, timeout=10, message="the notifier never answered")
+    await strangers_queued(nats_url)
     return nats
