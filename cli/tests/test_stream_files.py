@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from nats.aio.client import Client as NatsClient
-from patchbay_cli.stream_files import dump_stream, load_stream, read_messages
+from nats.js.errors import NoStreamResponseError
+from patchbay_cli.stream_files import dump_stream, load_stream, publish_when_served, read_messages
 from shared.partitions import PartitionKey
 from shared.streams import StreamSpec, ensure_streams
 
@@ -47,6 +50,31 @@ async def test_a_stream_comes_back_at_its_old_sequences(nats: NatsClient, tmp_pa
     assert ack.seq == 13
     fresh = await js.get_msg(name, 13)
     assert fresh.subject.startswith(f"{prefix}.a.c1.")  # the transform is back
+
+
+async def test_a_publish_waits_for_a_stream_that_takes_its_subjects_a_moment_later(nats: NatsClient) -> None:
+    """On a cluster a fresh stream's subjects reach the other nodes a moment after its creation: the
+    restore's publishes met "no response from stream" (a 503, nothing stored) and gave up at once."""
+    js = nats.jetstream()
+    name = f"L{uuid.uuid4().hex[:8]}".upper()
+    subject = f"{name.lower()}.x"
+    with pytest.raises(NoStreamResponseError):  # what the restore met, without waiting
+        await js.publish(subject, b"early")
+
+    async def made_late() -> None:
+        await asyncio.sleep(0.5)
+        await js.add_stream(name=name, subjects=[subject])
+
+    started = time.monotonic()
+    late = asyncio.create_task(made_late())
+    try:
+        ack = await publish_when_served(js, subject, b"first", {"Nats-Msg-Id": "m1"})
+    finally:
+        await late
+    assert ack.stream == name and ack.seq == 1 and not ack.duplicate
+    assert 0.4 < time.monotonic() - started < 5
+    assert (await js.stream_info(name)).state.messages == 1  # the refused tries stored nothing
+    await js.delete_stream(name)
 
 
 def _read(summary: dict[str, object], directory: Path) -> list:  # type: ignore[type-arg]

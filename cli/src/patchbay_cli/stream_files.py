@@ -15,6 +15,7 @@ import base64
 import contextlib
 import gzip
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck, StreamConfig
+from nats.js.errors import NoStreamResponseError
 
 Progress = Callable[[int, int], None]  # (done, total)
 FILLER = "_patchbay_restore"  # the subject of gap fillers (deleted at once)
 DEDUP_WHILE_RESTORING_S = 0.1  # JetStream's least duplicate window
+NO_STREAM_WAIT_S = 10.0  # how long a publish waits for a stream just made to take its subjects
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,25 @@ def restore_config(summary: dict[str, Any], in_dir: Path, replicas: int) -> Stre
     return config
 
 
+async def publish_when_served(js: JetStreamContext, subject: str, data: bytes,
+                              headers: dict[str, str] | None = None) -> PubAck:
+    """Publish, waiting out "no response from stream" (a 503: nothing was stored) for NO_STREAM_WAIT_S.
+
+    A stream just created on a NATS cluster takes its subjects on every node a moment later (the
+    server that answered the create may know it before the one this client is connected to), and
+    a leader change leaves it without one for a moment; nats-py does not retry (the Go client
+    retries this 503 twice), so the restore's first publish into a fresh clustered stream failed.
+    """
+    deadline = time.monotonic() + NO_STREAM_WAIT_S
+    while True:
+        try:
+            return await js.publish(subject, data, headers=headers)
+        except NoStreamResponseError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def load_stream(js: JetStreamContext, in_dir: Path, summary: dict[str, Any], *, replicas: int,
                       keep: Callable[[StoredMessage], bool] = lambda _: True,
                       progress: Progress | None = None) -> tuple[int, set[str]]:
@@ -143,19 +165,19 @@ async def load_stream(js: JetStreamContext, in_dir: Path, summary: dict[str, Any
     async def fill_to(seq: int) -> None:
         nonlocal expected
         while expected < seq:
-            ack = await js.publish(filler, b"")
+            ack = await publish_when_served(js, filler, b"")
             await js.delete_msg(name, ack.seq)
             expected = ack.seq + 1
 
     for msg in read_messages(in_dir, name):
         await fill_to(msg.seq)
         if keep(msg):
-            ack = await js.publish(msg.subject, msg.data, headers=msg.headers)
+            ack = await publish_when_served(js, msg.subject, msg.data, msg.headers)
             for _ in range(3):  # the same dedup id restored a moment ago: let the window pass
                 if not ack.duplicate:
                     break
                 await asyncio.sleep(DEDUP_WHILE_RESTORING_S * 1.5)
-                ack = await js.publish(msg.subject, msg.data, headers=msg.headers)
+                ack = await publish_when_served(js, msg.subject, msg.data, msg.headers)
             if ack.seq != msg.seq:
                 raise RuntimeError(f"{name}: message {msg.seq} restored at {ack.seq}")
             restored += 1
