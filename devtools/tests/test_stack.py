@@ -21,6 +21,8 @@ from devtools.stack import StackSettings, banner, load_admin_token, redact_url, 
 from devtools.testing.waiting import wait_for
 from pydantic import SecretStr
 
+from devtools import stack
+
 FAKES = Path(__file__).parent / "fakes"
 
 
@@ -39,6 +41,14 @@ def test_the_banner_links_the_console_and_the_portal() -> None:
     text = banner(http="http://127.0.0.1:18080", nats_url="nats://127.0.0.1:4222",
                   database_url="postgresql://postgres@127.0.0.1:5432/patchbay", token="pb_x")
     assert "http://127.0.0.1:18080/console/" in text and "http://127.0.0.1:18080/portal/" in text
+
+
+def test_a_cluster_stack_of_the_tests_takes_any_free_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cluster stacks at once (tests of two people or workers) both found 4222 free and raced."""
+    monkeypatch.setenv(stack.ANY_FREE_PORT, "1")
+    assert stack.cluster_ports(3) is None
+    monkeypatch.delenv(stack.ANY_FREE_PORT)
+    assert stack.cluster_ports(3) == [4222, 4223, 4224]
 
 
 def test_admin_token_is_generated_once_and_private(tmp_path: Path) -> None:

@@ -155,6 +155,11 @@ def _port(preferred: int) -> int:
     return free_port()
 
 
+def cluster_ports(size: int) -> list[int] | None:
+    """A cluster's preferred client ports: 4222... if free; any free ones with DEVTOOLS_ANY_FREE_PORT=1."""
+    return None if os.environ.get(ANY_FREE_PORT) == "1" else [4222 + i for i in range(size)]
+
+
 def credentials_dir(settings: StackSettings) -> Path:
     """Where the NATS identities' seeds are kept: PATCHBAY_NATS_CREDENTIALS_DIR, else the data dir's."""
     return BusSettings(data_dir=settings.data_dir).credentials_dir().resolve()
@@ -175,7 +180,7 @@ def start_servers(settings: StackSettings, stack: ExitStack,
     if nats_url is None and settings.nats_cluster > 1:
         size = settings.nats_cluster
         cluster = EmbeddedNatsCluster(settings.data_dir / "nats-cluster", size=size,
-                                      ports=[4222 + i for i in range(size)], sync_always=True,
+                                      ports=cluster_ports(size), sync_always=True,
                                       credentials_dir=creds)
         stack.callback(cluster.stop)
         nats_url = cluster.start()
