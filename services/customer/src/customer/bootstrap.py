@@ -211,6 +211,9 @@ async def start(settings: CustomerSettings) -> CustomerService:
     service = CustomerService(settings, runtime, rpc, commands, queries, relay, dial=dial)
     results = verification_results.VerificationResults(commands, keys)
     runtime.spawn(commands.run(), name="commands")
+    if commands.trace is not None:
+        commands.trace.install(store=store, relay=relay, nc=nc)
+        runtime.spawn(commands.trace.run(), name="command-trace")
     runtime.spawn(relay.run(), name="outbox-relay")
     runtime.spawn(run_sweeper(pool, commands, settings.penalty_sweep_interval_s), name="penalty-sweeper")
     runtime.spawn(MessageRelay(dsn=settings.database_url, schema=SCHEMA, js=js).run(), name="message-relay")

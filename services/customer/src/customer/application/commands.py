@@ -19,23 +19,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 from prometheus_client import Counter
-from shared.contracts.customer import (
-    CommandMeta,
-    CreateCustomer,
-    DeleteCustomer,
-    SetStatus,
-    UpdateCustomer,
-)
+from shared.contracts.customer import CreateCustomer
 from shared.contracts.events import REGISTRY
-from shared.contracts.privacy import EraseContact, EraseCustomer
-from shared.envelope import EventEnvelope, Metadata
+from shared.envelope import EventEnvelope
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
 from shared.idempotency import fingerprint, replay
@@ -43,37 +36,24 @@ from shared.ids import new_id_str
 from shared.personal_data import SubjectErased
 from shared.rpc import Respond, error_bytes
 
-from customer.application.contact_commands import (
-    CONTACT_COMMANDS,
-    ContactCommand,
-    contact_fragments,
-    decide_contact,
-)
-from customer.application.erasure import decide_erase, erased_replies, erased_subjects, erasure_fragments
+from customer.application import young_collections
+from customer.application.command_kinds import Command, EditCustomerCmd, ExpirePenalty, decide, event_metadata
+from customer.application.command_trace import from_environment
+from customer.application.contact_commands import contact_fragments
+from customer.application.erasure import erased_replies, erased_subjects, erasure_fragments
 from customer.application.idempotency import RecentReplies
-from customer.application.number_block_commands import (
-    NUMBER_BLOCK_COMMANDS,
-    NumberBlockCommand,
-    block_fragments,
-    decide_number_block,
-)
-from customer.application.payments import (
-    PAYMENT_COMMANDS,
-    PaymentCommand,
-    decide_payment,
-    payment_reply,
-    receipt_fragments,
-)
+from customer.application.number_block_commands import block_fragments
+from customer.application.payments import PAYMENT_COMMANDS, payment_reply, receipt_fragments
 from customer.application.settings import SettingsService
 from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
-from customer.domain import erasure
 from customer.domain import events as ev
-from customer.domain.bulk_edit import decide_bulk_edit
 from customer.domain.errors import Taken
 from customer.domain.evolve import apply
 from customer.domain.state import CustomerState
 from customer.projections import board
+
+__all__ = ["Command", "CustomerCommands", "EditCustomerCmd", "ExpirePenalty"]
 
 log = structlog.get_logger(__name__)
 
@@ -85,32 +65,6 @@ BATCHED = Counter("patchbay_command_batched_total", "Commands the command worker
 BATCH_SECONDS = Counter("patchbay_command_batch_seconds_total", "Wall seconds the workers spent in batches")
 APPEND_SECONDS = Counter("patchbay_command_append_wait_seconds_total",
                          "Wall seconds the workers awaited their appends' statements (the round trip)")
-
-
-@dataclass(frozen=True)
-class ExpirePenalty:
-    """The system returns a customer whose penalty has passed to active."""
-
-    customer_id: str
-    meta: CommandMeta
-
-
-@dataclass(frozen=True)
-class EditCustomerCmd:
-    """One customer's share of a bulk edit (`changes` as JSON-mode values)."""
-
-    customer_id: str
-    meta: CommandMeta
-    changes: dict[str, Any]
-    add_tags: list[str] = field(default_factory=list)
-    remove_tags: list[str] = field(default_factory=list)
-    expected_version: int | None = None
-
-
-Command = (
-    CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
-    | NumberBlockCommand | EditCustomerCmd | PaymentCommand | EraseCustomer | EraseContact
-)
 
 
 @dataclass(slots=True)
@@ -154,6 +108,8 @@ class CustomerCommands:
         self.recent = RecentReplies(recent_replies)
         self.batches = 0
         self.commands = 0
+        self.trace = from_environment()  # diagnostics, off unless PATCHBAY_COMMAND_TRACE
+        self._marks: list[float] = []
 
     async def handle(self, command: Command, *, request_fingerprint: str | None = None) -> bytes:
         """Run one command; answer its reply (a card, or an error) as JSON bytes.
@@ -179,6 +135,7 @@ class CustomerCommands:
 
     async def run(self) -> None:
         """Run every partition's worker until cancelled."""
+        young_collections.install()
         await asyncio.gather(*[self._work(queue) for queue in self._queues])
 
     async def _work(self, queue: asyncio.Queue[_Pending]) -> None:
@@ -187,6 +144,7 @@ class CustomerCommands:
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             started = time.perf_counter()
+            self._marks = [started]
             try:
                 results = await self._run_batch(batch)
             except Exception as exc:  # the database is down, say: answer, don't hang
@@ -207,6 +165,9 @@ class CustomerCommands:
                     # here to write them sooner let the relay run first: 81 % -> 95 % of the
                     # worker's time in batches without it (docs/performance.md, third round)
                     await answer(reply)
+            if self.trace is not None:
+                self._marks.append(time.perf_counter())
+                self.trace.batch(self._marks, batch)
             self.batches += 1
             self.commands += len(batch)
             BATCHES.inc()
@@ -279,7 +240,7 @@ class CustomerCommands:
                     state = None
                 else:
                     state = self.cache.get(stream_id)
-                drafts = _decide(cmd, state, now)
+                drafts = decide(cmd, state, now)
             except ServiceError as err:
                 results.append((pending, error_bytes(err)))
                 continue
@@ -288,7 +249,7 @@ class CustomerCommands:
                 version = (state.version if state else 0) + 1
                 events.append(REGISTRY.envelope(
                     draft, category=ev.CUSTOMER_CATEGORY, stream_id=stream_id, version=version,
-                    occurred_at=now, metadata=_metadata(cmd.meta),
+                    occurred_at=now, metadata=event_metadata(cmd.meta),
                 ))
                 facts.append((stream_id, draft))
                 state = apply(state, draft, stream_id=stream_id, version=version, at=now)
@@ -305,7 +266,9 @@ class CustomerCommands:
             results.append((pending, reply))
         if events:
             rows = [board.row(s, cards[sid].decode()) for sid, s in working.items() if s is not None]
+            young_collections.collect_soon()  # while PostgreSQL commits
             waiting = time.perf_counter()
+            self._marks.append(waiting)
             try:
                 await self.store.append(
                     events, replies=replies,
@@ -318,6 +281,7 @@ class CustomerCommands:
                 raise _AppendFailed() from exc
             finally:
                 APPEND_SECONDS.inc(time.perf_counter() - waiting)
+                self._marks.append(time.perf_counter())
             if gone := erased_subjects(facts):
                 for stream_id in {s for s, e in facts if isinstance(e, ev.ERASURE_EVENTS)}:
                     self.recent.forget_customer(stream_id)
@@ -328,35 +292,3 @@ class CustomerCommands:
             for cid, first in answered.items():
                 self.recent.put(cid, first)
         return results
-
-
-def _metadata(meta: CommandMeta) -> Metadata:
-    return Metadata(
-        actor=meta.actor, correlation_id=meta.correlation_id, causation_id=meta.command_id,
-        command_id=meta.command_id, reason=meta.reason,
-    )
-
-
-def _decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.Event]:
-    if isinstance(cmd, CreateCustomer):
-        return rules.decide_create(cmd.customer, now)
-    erasure.require_not_erased(state)
-    if isinstance(cmd, EraseCustomer | EraseContact):
-        return decide_erase(cmd, state)
-    live = rules.require_live(state, str(cmd.customer_id))
-    if isinstance(cmd, ExpirePenalty):
-        return rules.decide_penalty_expiry(live, now)
-    rules.require_expected_version(live, cmd.expected_version)
-    if isinstance(cmd, UpdateCustomer):
-        return rules.decide_update(live, cmd.changes)
-    if isinstance(cmd, SetStatus):
-        return rules.decide_set_status(live, cmd.status, cmd.until, now)
-    if isinstance(cmd, CONTACT_COMMANDS):
-        return decide_contact(cmd, live, now)
-    if isinstance(cmd, NUMBER_BLOCK_COMMANDS):
-        return decide_number_block(cmd, live)
-    if isinstance(cmd, EditCustomerCmd):
-        return decide_bulk_edit(live, cmd.changes, cmd.add_tags, cmd.remove_tags, now)
-    if isinstance(cmd, PAYMENT_COMMANDS):
-        return decide_payment(cmd, live)
-    return rules.decide_delete(live)

@@ -1,0 +1,92 @@
+"""The customer commands the worker runs, and the rule that decides each against its customer's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.contracts.customer import (
+    CommandMeta,
+    CreateCustomer,
+    DeleteCustomer,
+    SetStatus,
+    UpdateCustomer,
+)
+from shared.contracts.privacy import EraseContact, EraseCustomer
+from shared.envelope import Metadata
+
+from customer.application.contact_commands import CONTACT_COMMANDS, ContactCommand, decide_contact
+from customer.application.erasure import decide_erase
+from customer.application.number_block_commands import (
+    NUMBER_BLOCK_COMMANDS,
+    NumberBlockCommand,
+    decide_number_block,
+)
+from customer.application.payments import PAYMENT_COMMANDS, PaymentCommand, decide_payment
+from customer.domain import decide as rules
+from customer.domain import erasure
+from customer.domain import events as ev
+from customer.domain.bulk_edit import decide_bulk_edit
+from customer.domain.state import CustomerState
+
+
+@dataclass(frozen=True)
+class ExpirePenalty:
+    """The system returns a customer whose penalty has passed to active."""
+
+    customer_id: str
+    meta: CommandMeta
+
+
+@dataclass(frozen=True)
+class EditCustomerCmd:
+    """One customer's share of a bulk edit (`changes` as JSON-mode values)."""
+
+    customer_id: str
+    meta: CommandMeta
+    changes: dict[str, Any]
+    add_tags: list[str] = field(default_factory=list)
+    remove_tags: list[str] = field(default_factory=list)
+    expected_version: int | None = None
+
+
+Command = (
+    CreateCustomer | UpdateCustomer | SetStatus | DeleteCustomer | ExpirePenalty | ContactCommand
+    | NumberBlockCommand | EditCustomerCmd | PaymentCommand | EraseCustomer | EraseContact
+)
+
+
+
+def event_metadata(meta: CommandMeta) -> Metadata:
+    """The metadata of the events a command makes."""
+    return Metadata(
+        actor=meta.actor, correlation_id=meta.correlation_id, causation_id=meta.command_id,
+        command_id=meta.command_id, reason=meta.reason,
+    )
+
+
+def decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.Event]:
+    """The events a command makes from its customer's state (a ServiceError when refused)."""
+    if isinstance(cmd, CreateCustomer):
+        return rules.decide_create(cmd.customer, now)
+    erasure.require_not_erased(state)
+    if isinstance(cmd, EraseCustomer | EraseContact):
+        return decide_erase(cmd, state)
+    live = rules.require_live(state, str(cmd.customer_id))
+    if isinstance(cmd, ExpirePenalty):
+        return rules.decide_penalty_expiry(live, now)
+    rules.require_expected_version(live, cmd.expected_version)
+    if isinstance(cmd, UpdateCustomer):
+        return rules.decide_update(live, cmd.changes)
+    if isinstance(cmd, SetStatus):
+        return rules.decide_set_status(live, cmd.status, cmd.until, now)
+    if isinstance(cmd, CONTACT_COMMANDS):
+        return decide_contact(cmd, live, now)
+    if isinstance(cmd, NUMBER_BLOCK_COMMANDS):
+        return decide_number_block(cmd, live)
+    if isinstance(cmd, EditCustomerCmd):
+        return decide_bulk_edit(live, cmd.changes, cmd.add_tags, cmd.remove_tags, now)
+    if isinstance(cmd, PAYMENT_COMMANDS):
+        return decide_payment(cmd, live)
+    return rules.decide_delete(live)
