@@ -13,6 +13,7 @@ import asyncpg
 import psutil
 import pytest
 from devtools.embedded import (
+    SERVER_SETTINGS,
     EmbeddedNats,
     EmbeddedPostgres,
     free_port,
@@ -101,6 +102,9 @@ async def test_postgres_answers_queries(embedded_tmp_path: Path) -> None:
         assert await conn.fetchval("SELECT current_database()") == "patchbay"
         assert await conn.fetchval("SHOW max_connections") == "200"
         assert await conn.fetchval("SHOW fsync") == "off"
+        # the memory and checkpoint settings of docs/operations.md, also for tests' servers
+        for name, value in SERVER_SETTINGS.items():
+            assert await conn.fetchval(f"SHOW {name}") == value
         await conn.close()
     finally:
         server.stop()
@@ -112,6 +116,9 @@ async def test_postgres_restarts_on_existing_data(embedded_tmp_path: Path) -> No
     url = server.start()
     try:
         conn = await asyncpg.connect(url)
+        # a server that is not unsafe_fast keeps every durability setting at its default
+        for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_init_zero"):
+            assert await conn.fetchval(f"SHOW {name}") == "on"
         await conn.execute("CREATE TABLE kept (id int PRIMARY KEY, note text)")
         await conn.executemany("INSERT INTO kept VALUES ($1, $2)", [(i, f"row {i}") for i in range(100)])
         await conn.close()

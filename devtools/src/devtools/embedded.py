@@ -26,6 +26,21 @@ log = structlog.get_logger()
 _PR_SET_PDEATHSIG = 1
 _PG_SYSTEM_USER = "pgserver"
 
+# The embedded PostgreSQL's settings (docs/operations.md, "PostgreSQL settings"; measured in
+# docs/performance.md, "Commands: PostgreSQL, fourth round"). Durability stays the default:
+# fsync, synchronous_commit and full_page_writes on (only `unsafe_fast` turns them off).
+# - shared_buffers 512MB (wal_buffers follows: 16MB): the board over 100k customers after a burst
+#   of writes no longer fits 128MB and read ~10k pages a second back from the OS;
+# - max_wal_size 4GB, checkpoint_timeout 15min: seeding 100k customers wrote ~550MB of WAL and
+#   started a checkpoint in the middle of the next phase (full-page images, its writes).
+# Memory is touched only as it is used: a test's server stays small.
+SERVER_SETTINGS = {
+    "max_connections": "200",
+    "shared_buffers": "512MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+}
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free right now on host."""
@@ -360,7 +375,7 @@ class EmbeddedPostgres:
 
     def _server_args(self, socket_dir: Path) -> list[str]:
         """The postgres command line."""
-        settings = {"max_connections": "200", "shared_buffers": "128MB"}
+        settings = dict(SERVER_SETTINGS)
         if self.unsafe_fast:
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         args = [str(self.bin_dir() / "postgres"), "-D", str(self.data_dir),
