@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -68,3 +69,53 @@ async def test_a_malformed_message_line_is_a_protocol_error() -> None:
     route(nc, 7, lambda *_: None)
     with pytest.raises(ProtocolError):
         await nc._ps.parse(b"HMSG in.7 seven 12 40\r\n")
+
+
+async def _fed(wire: bytes, step: int) -> tuple[float, list[int]]:
+    """CPU seconds to parse `wire` in reads of `step` bytes (sid 7 routed), and the sizes cut."""
+    nc = Recorder()
+    got: list[int] = []
+    route(nc, 7, lambda s, r, d, h: got.append(len(d)))  # type: ignore[arg-type]
+    started = time.process_time()
+    for i in range(0, len(wire), step):
+        await nc._ps.parse(wire[i:i + step])
+    return time.process_time() - started, got
+
+
+async def test_a_payload_over_thousands_of_reads_costs_about_what_one_read_costs() -> None:
+    # 8 MiB in 2 KiB reads: a copy of the buffer per read would move ~17 GB (seconds); appending, ~8 MiB
+    wire = _hmsg(7, 0, 8 << 20) + _hmsg(7, 1)
+    whole, got = await _fed(wire, len(wire))
+    assert got == [8 << 20, 40]
+    spread, got = await _fed(wire, 2048)
+    assert got == [8 << 20, 40]
+    assert spread < max(0.15, 10 * whole), (spread, whole)
+
+
+async def test_the_last_unroute_gives_nats_py_its_own_parser_back_mid_message() -> None:
+    nc = Recorder()
+    got: list[bytes] = []
+    route(nc, 7, lambda s, r, d, h: got.append(d))  # type: ignore[arg-type]
+    route(nc, 8, lambda s, r, d, h: got.append(d))  # type: ignore[arg-type]
+    wire = _hmsg(7, 0) + _hmsg(7, 1, 3000)
+    await nc._ps.parse(wire[:200])  # the first message, part of the second
+    unroute(nc, 8)
+    assert "parse" in vars(nc._ps)  # one route left: still cut here
+    unroute(nc, 7)
+    assert "parse" not in vars(nc._ps) and nc._ps.parse.__func__ is Parser.parse
+    await nc._ps.parse(wire[200:])  # nats-py's own parser finishes the message it was waiting for
+    assert [d[:2] for d in got] == [b"0:"] and nc.seen == [("nats-py", 7, wire[-3002:-2])]
+    assert not nc._ps.buf
+    route(nc, 7, lambda s, r, d, h: got.append(d))  # type: ignore[arg-type]
+    await nc._ps.parse(_hmsg(7, 2))
+    assert [d[:2] for d in got] == [b"0:", b"2:"]
+
+
+async def test_a_reconnect_mid_message_leaves_no_wait_for_the_lost_bytes() -> None:
+    nc = Recorder()
+    got: list[bytes] = []
+    route(nc, 7, lambda s, r, d, h: got.append(d))  # type: ignore[arg-type]
+    await nc._ps.parse(_hmsg(7, 0, 5000)[:300])  # waiting for 5000 bytes
+    nc._ps.reset()  # what nats-py does on a reconnect: a new, empty buffer
+    await nc._ps.parse(_hmsg(7, 1))
+    assert [d[:2] for d in got] == [b"1:"]

@@ -11,8 +11,10 @@ The parser is nats-py's own object with its `parse` replaced on that instance: t
 and state (a payload nats-py was waiting for is finished here), the messages of every other
 subscription passed on to nats-py as before (in order),
 and any other protocol line (PING, +OK, INFO, -ERR) handed to nats-py's own parser one at a time.
-When nats-py's internals are not as expected (another version), `route` says so and changes
-nothing: the caller keeps its ordinary callback.
+A message spread over many reads (a large payload) is cut once all of it is there: the reads
+before only append to the buffer (linear, not a copy of the buffer per read). When the last
+route goes, the parser is nats-py's own again. When nats-py's internals are not as expected
+(another version), `route` says so and changes nothing: the caller keeps its ordinary callback.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from nats.protocol import parser as nats_parser
 
 Handler = Callable[[bytes, bytes, bytes, bytes | None], None]  # subject, reply, data, raw headers
 _ROUTES = "_patchbay_routes"
+# (buffer, bytes it must hold before anything more can be cut from it): the buffer named, as a
+# reconnect's `Parser.reset()` starts a new one (the message waited for is gone with the old)
+_NEED = "_patchbay_need"
 _CONTROL = nats_parser.AWAITING_CONTROL_LINE
 
 
@@ -40,29 +45,39 @@ def route(nc: NatsClient, sid: int, handler: Handler) -> bool:
     if routes is None:
         routes = {}
         setattr(ps, _ROUTES, routes)
+        setattr(ps, _NEED, (None, 0))
         ps.parse = MethodType(_parse, ps)  # type: ignore[method-assign]
     routes[sid] = handler
     return True
 
 
 def unroute(nc: NatsClient, sid: int) -> None:
-    """Back to nats-py's own handling for this subscription (the parser stays, routing the others)."""
-    routes = getattr(getattr(nc, "_ps", None), _ROUTES, None)
-    if routes is not None:
-        routes.pop(sid, None)
+    """Back to nats-py's own handling for this subscription; after the last, nats-py's own parser."""
+    ps = getattr(nc, "_ps", None)
+    routes = getattr(ps, _ROUTES, None)
+    if routes is None:
+        return
+    routes.pop(sid, None)
+    if not routes:  # the buffer starts at a line (state: control line), as nats-py's parse expects
+        del ps.parse  # the instance's own attribute: `Parser.parse` again
+        delattr(ps, _ROUTES)
+        delattr(ps, _NEED)
 
 
 async def _parse(self: Any, data: bytes = b"") -> None:
     """nats-py's `Parser.parse`, MSG and HMSG cut here; everything else by nats-py's parser."""
     buf: bytearray = self.buf
     buf.extend(data)
+    waiting, needed = getattr(self, _NEED)
+    if waiting is buf and len(buf) < needed:
+        return  # the message being cut is not all here yet: nothing copied, nothing scanned
     if self.state != _CONTROL and not await _finish_payload(self):
         return
-    view = bytes(buf)  # one copy per read (32 KiB); its slices are bytes at once
+    view = bytes(buf)  # one copy of what this read completes (~32 KiB); its slices are bytes at once
     routes: dict[int, Handler] = getattr(self, _ROUTES)
     stats = self.nc.stats
     end = len(view)
-    pos = 0
+    pos = need = 0
     try:
         while pos < end:
             eol = view.find(b"\r\n", pos)
@@ -81,8 +96,9 @@ async def _parse(self: Any, data: bytes = b"") -> None:
                 except (IndexError, ValueError):
                     raise ProtocolError("nats: malformed MSG") from None
                 start = eol + 2
-                if end < start + size + 2:
-                    break  # the payload is not all here: this line again with the next read
+                if end < start + size + 2:  # the payload is not all here: this line again once it is
+                    need = start + size + 2 - pos
+                    break
                 headers = view[start:start + header_size] if header_size else None
                 payload = view[start + header_size:start + size]
                 pos = start + size + 2
@@ -99,7 +115,9 @@ async def _parse(self: Any, data: bytes = b"") -> None:
                 pos = eol + 2
                 await nats_parser.Parser.parse(line)
     finally:
-        del buf[:pos]
+        del buf[:pos]  # from the front: CPython moves the bytearray's start, no copy of the rest
+        if getattr(self, _ROUTES, None) is routes:  # still routed (a handler may have unrouted the last)
+            setattr(self, _NEED, (buf, need))
 
 
 async def _finish_payload(self: Any) -> bool:
