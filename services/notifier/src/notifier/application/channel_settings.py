@@ -166,6 +166,12 @@ class ChannelSettings:
                 f"the {channel} settings changed meanwhile; read them and try again",
             ) from None
 
+    async def version(self, channel: str) -> int | None:
+        """The channel's settings version alone (nothing opened); None when unset."""
+        version: int | None = await self.pool.fetchval(
+            "SELECT version FROM channel_settings WHERE channel = $1", channel)
+        return version
+
     async def smtp_config(self) -> tuple[SmtpConfig, int] | None:
         """The SMTP connection settings with the password opened, and their version; None when unset."""
         row = await self._row("email")

@@ -142,8 +142,8 @@ class DeliveryEngine:
             if changed.is_set():
                 return True
             with contextlib.suppress(Exception):  # PostgreSQL away: go on backing off
-                found = await self._config(channel)
-                if found is not None and found[1] != version:
+                current = await self.settings.version(channel)  # the version alone: no secret opened
+                if current is not None and current != version:
                     return True
         return False
 
@@ -160,12 +160,13 @@ class DeliveryEngine:
             while True:
                 wake.clear()
                 changed.clear()  # before the read: a change from here on ends the next back-off
-                found = await self._config(channel)
-                if found is None:  # nothing can be sent before the settings exist; nothing is claimed
-                    await self._idle(wake, self.idle_poll_s * 4)
-                    continue
-                if sender is None or found[1] != version:  # new settings: a new connection
-                    if sender is not None:
+                # the version alone each round; the settings (their secret opened) only when it moved
+                if sender is None or await self.settings.version(channel) != version:
+                    found = await self._config(channel)
+                    if found is None:  # nothing can be sent before the settings exist; nothing is claimed
+                        await self._idle(wake, self.idle_poll_s * 4)
+                        continue
+                    if sender is not None:  # new settings: a new connection
                         await sender.close()
                     sender = SmtpSender(found[0]) if channel == "email" else TwilioSender(found[0])
                     version = found[1]
