@@ -6,9 +6,9 @@ import asyncio
 import uuid
 
 import pytest
+from devtools.testing.jetstream import stored_messages
 from nats.aio.client import Client as NatsClient
 from nats.errors import BadSubjectError, MaxPayloadError
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NoStreamResponseError
 from shared.envelope import EventEnvelope, Metadata
 from shared.outbox_relay import event_header_block, nats_headers
@@ -24,19 +24,8 @@ async def stream(nats: NatsClient) -> str:
 
 async def stored(nats: NatsClient, name: str) -> list[tuple[str, bytes, dict[str, str]]]:
     """(subject, payload, headers) of every message of the stream, in stream order."""
-    js = nats.jetstream()
-    sub = await js.subscribe(f"{name.lower()}.>", ordered_consumer=True,
-                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-    out = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except TimeoutError:
-                return out
-            out.append((msg.subject, msg.data, dict(msg.headers or {})))
-    finally:
-        await sub.unsubscribe()
+    msgs = await stored_messages(nats.jetstream(), f"{name.lower()}.>", name)
+    return [(m.subject, m.data, dict(m.headers or {})) for m in msgs]
 
 
 def batch(name: str, first: int, count: int) -> list[tuple[str, bytes, bytes]]:

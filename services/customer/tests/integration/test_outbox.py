@@ -8,9 +8,9 @@ import uuid
 import asyncpg
 import pytest_asyncio
 from customer.bootstrap import MIGRATIONS, SCHEMA
+from devtools.testing.jetstream import stored_messages, stream_messages
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from shared.envelope import EventEnvelope
 from shared.eventstore import ConcurrencyError, EventStore
 from shared.migrations import migrate
@@ -28,23 +28,12 @@ async def db(make_database: object) -> str:
 
 async def published(nats: NatsClient, stream_id: str) -> list[tuple[int, str]]:
     """(version, event id) of every message of one customer in CUSTOMER_EVENTS."""
-    js = nats.jetstream()
-    sub = await js.subscribe(
-        f"events.customer.{stream_id}.>", ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-    )
     out = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except TimeoutError:
-                return out
-            event = EventEnvelope.model_validate_json(msg.data)
-            assert msg.headers and msg.headers["Nats-Msg-Id"] == str(event.event_id)
-            out.append((event.version, str(event.event_id)))
-    finally:
-        await sub.unsubscribe()
+    for msg in await stored_messages(nats.jetstream(), f"events.customer.{stream_id}.>", CUSTOMER_EVENTS.name):
+        event = EventEnvelope.model_validate_json(msg.data)
+        assert msg.headers and msg.headers["Nats-Msg-Id"] == str(event.event_id)
+        out.append((event.version, str(event.event_id)))
+    return out
 
 
 def events_for(stream_id: str, first: int, count: int) -> list[EventEnvelope]:
@@ -148,10 +137,7 @@ async def test_hinted_events_are_published_as_their_model_dump_json(db: str, nat
                   for e in events_for(sid, 1, 3)]
         await store.append(events)
         await wait_for(lambda: relay.published_total >= 3, timeout=10)
-        sub = await js.subscribe(f"events.customer.{sid}.>", ordered_consumer=True,
-                                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-        got = [(await sub.next_msg(timeout=5)).data for _ in range(3)]
-        await sub.unsubscribe()
+        got = await stream_messages(js, f"events.customer.{sid}.>", CUSTOMER_EVENTS.name)
         assert got == [e.model_dump_json().encode() for e in appended]
         assert [EventEnvelope.model_validate_json(g).position for g in got] == [e.position for e in appended]
         assert not relay._payloads  # each published once, then dropped
