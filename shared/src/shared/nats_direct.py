@@ -53,7 +53,7 @@ def route(nc: NatsClient, sid: int, handler: Handler) -> bool:
 
 def unroute(nc: NatsClient, sid: int) -> None:
     """Back to nats-py's own handling for this subscription; after the last, nats-py's own parser."""
-    ps = getattr(nc, "_ps", None)
+    ps: Any = getattr(nc, "_ps", None)
     routes = getattr(ps, _ROUTES, None)
     if routes is None:
         return
