@@ -14,8 +14,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig, SubjectTransform
-from shared.consumer import ConsumerSpec, JetStreamConsumer, PartitionedConsumer
+from shared.consumer import ConsumerSpec, JetStreamConsumer
 from shared.partition_layout import FROM, UNTIL, Layout, layout_of, stream_layout
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.partitions import (
     PartitionKey,
     partition_filters,

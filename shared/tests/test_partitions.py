@@ -14,7 +14,8 @@ from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from shared.consumer import ConsumerSpec, JetStreamConsumer, PartitionedConsumer, ensure_consumer
+from shared.consumer import ConsumerSpec, JetStreamConsumer, ensure_consumer
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.partitions import (
     PARTITIONS,
     PartitionKey,

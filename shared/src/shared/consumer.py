@@ -8,6 +8,8 @@ message whose handler raised), so consumers are built on nats-py's pull API dire
 - a message that can never succeed (bad JSON, wrong schema: `Poison`), or that ran out of
   deliveries, goes to `dlq.<durable>` on the DEAD_LETTERS stream with the error in its
   headers, is TERMed, and the consumer goes on with the next message.
+Beside it: the lease claim of a partition's reader (`shared.leases`), the parking of a dead
+letter (`shared.dead_lettering`), one consumer per partition (`shared.partitioned_consumer`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -26,40 +27,25 @@ from nats.js.api import AckPolicy
 from pydantic import ValidationError
 
 from shared.consumer_spec import ConsumerSpec, ensure_consumer, restart_at, retire_unpartitioned, rewind
-from shared.contracts.events import REGISTRY
-from shared.contracts.events.ops import OPS_CATEGORY, MessageDeadLettered
-from shared.envelope import Metadata
-from shared.leases import PartitionLeases
-from shared.logging import CORRELATION_HEADER
+from shared.dead_lettering import DEAD_LETTERED, park
+from shared.leases import STANDBY_RETRY_S, HandedBack, LeaseLost, PartitionClaim, PartitionLeases
 from shared.ops import CONSUMER_LAG, MESSAGES, PARTITION_READING
 from shared.partition_layout import plan_durable, stream_layout
-from shared.partitions import PARTITIONS, PartitionKey, published_subject
-from shared.streams import partition_key_of
 
 __all__ = [
     "DEAD_LETTERED", "LAG_EVERY_S", "STANDBY_RETRY_S", "BatchHandler", "ConsumerSpec", "HandedBack",
-    "JetStreamConsumer", "LeaseLost", "PartitionedConsumer", "Poison", "Relayout", "ensure_consumer",
+    "JetStreamConsumer", "LeaseLost", "Poison", "Relayout", "ensure_consumer",
     "restart_at", "retire_unpartitioned", "rewind",
 ]
 
 log = structlog.get_logger(__name__)
 
 LAG_EVERY_S = 5.0  # an idle consumer asks the server for its pending count this often
-DEAD_LETTERED = MessageDeadLettered.TYPE  # the error event of a dead letter, on OPS_EVENTS
-STANDBY_RETRY_S = 2.0  # a standby tries to take a partition's lease this often
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
 
 
 class Poison(Exception):
     """A message that no retry can fix: dead-letter it at once."""
-
-
-class LeaseLost(RuntimeError):
-    """This process no longer holds its partition's lease: stop reading, wait to take it again."""
-
-
-class HandedBack(LeaseLost):
-    """The replica this partition belongs to is back: its stand-in gave the lease back."""
 
 
 class Relayout(RuntimeError):
@@ -87,13 +73,10 @@ class JetStreamConsumer:
     ) -> None:
         self.ordered = ordered
         self.leases = leases
-        self.lease = f"{spec.stream}/{spec.durable}"
-        # held by the replica the partition belongs to while it runs (shared.leases)
-        self.wanted = f"wanted:{self.lease}"
-        # None: the partition is this replica's own; else read it only while its replica has
-        # been gone this long, and hand it back when it returns
-        self.stand_in_after_s = stand_in_after_s
-        self._wanted_check_at = 0.0
+        # stand_in_after_s None: the partition is this replica's own; else read it only while its
+        # replica has been gone this long, and hand it back when it returns (shared.leases)
+        self.claim = PartitionClaim(leases, f"{spec.stream}/{spec.durable}", spec.durable, stand_in_after_s)
+        self.lease = self.claim.lease
         self.js = js
         self.spec = spec
         self.handler = handler
@@ -190,11 +173,7 @@ class JetStreamConsumer:
 
     async def prepare(self) -> None:
         """Take the partition's lease (if leased), create or update the durable; rewind an ordered one."""
-        if self.leases is not None:
-            if self.stand_in_after_s is None:
-                await self._claim_own(self.leases)
-            else:
-                await self._stand_in(self.leases, self.stand_in_after_s)
+        await self.claim.take()
         await self.prepare_durable()
 
     async def prepare_durable(self) -> None:
@@ -215,49 +194,9 @@ class JetStreamConsumer:
             info = await self.js.consumer_info(self.spec.stream, self.spec.durable)
             self._ack_last_only = info.config.ack_policy == AckPolicy.ALL
 
-    async def _claim_own(self, leases: PartitionLeases) -> None:
-        """Take this replica's own partition: say it is wanted, wait for its lease."""
-        standby = False
-        while True:
-            # claimed again each round: a stand-in looking at it holds it for an instant
-            await leases.claim(self.wanted)
-            if await leases.claim(self.lease):
-                break
-            if not standby:
-                log.info("partition_standby", durable=self.spec.durable,
-                         hint="another process reads this partition; taking over when it stops")
-                standby = True
-            await asyncio.sleep(STANDBY_RETRY_S)
-        if standby:
-            log.info("partition_taken_over", durable=self.spec.durable)
-
-    async def _stand_in(self, leases: PartitionLeases, after_s: float) -> None:
-        """Wait until the replica this partition belongs to has been gone `after_s`, then take it."""
-        unwanted_since: float | None = None
-        while True:
-            if await leases.taken(self.wanted):
-                unwanted_since = None
-            else:
-                now = time.monotonic()
-                unwanted_since = unwanted_since or now
-                if now - unwanted_since >= after_s and await leases.claim(self.lease):
-                    log.warning("partition_stood_in", durable=self.spec.durable,
-                                hint="its replica is down; reading it until the replica returns")
-                    self._wanted_check_at = now + STANDBY_RETRY_S
-                    return
-            await asyncio.sleep(min(STANDBY_RETRY_S, max(after_s / 2, 0.1)))
-
     async def hand_back_if_wanted(self) -> None:
         """A stand-in, between batches: give the lease back once the partition's replica is back."""
-        if self.leases is None or self.stand_in_after_s is None:
-            return
-        now = time.monotonic()
-        if now < self._wanted_check_at:
-            return
-        self._wanted_check_at = now + STANDBY_RETRY_S
-        if await self.leases.taken(self.wanted):
-            await self.leases.release(self.lease)
-            raise HandedBack(f"gave {self.lease} back to its replica")
+        await self.claim.hand_back_if_wanted()
 
     async def _record_lag(self) -> None:
         """When idle, note how far behind the stream this consumer is (a gauge, every few seconds)."""
@@ -271,8 +210,7 @@ class JetStreamConsumer:
 
     def check_lease(self) -> None:
         """Raise LeaseLost when this process lost its partition's lease (its PostgreSQL session)."""
-        if self.leases is not None and not self.leases.holds(self.lease):
-            raise LeaseLost(f"lost the lease of {self.lease}")
+        self.claim.check()
 
     async def process(self, msgs: Sequence[Msg]) -> None:
         """Handle a batch; on failure, each message alone. An empty batch reaches no handler."""
@@ -323,93 +261,10 @@ class JetStreamConsumer:
             return
 
     async def dead_letter(self, msg: Msg, exc: BaseException) -> None:
-        """Park a message on `dlq.<durable>` (of the unpartitioned durable) with its error, then TERM it."""
-        meta = msg.metadata
-        headers = {
-            "Patchbay-Error": f"{type(exc).__name__}: {exc}"[:1000],
-            # as published (what a replay publishes again); the stored one has the partition token
-            "Patchbay-Original-Subject": published_subject(msg.subject, partition_key_of(meta.stream)),
-            "Patchbay-Stored-Subject": msg.subject,
-            "Patchbay-Original-Stream": meta.stream,
-            "Patchbay-Original-Sequence": str(meta.sequence.stream),
-            "Patchbay-Consumer": self.spec.durable,
-            "Nats-Msg-Id": f"dlq:{self.spec.durable}:{meta.stream}:{meta.sequence.stream}",
-        }
-        parked = await self.js.publish(self.spec.dead_letter_subject, msg.data, headers=headers)
-        await self._error_event(msg, headers, parked.seq)
+        """Park a message on `dlq.<durable>` with its error (shared.dead_lettering), then TERM it."""
+        await park(self.js, self.spec, msg, exc)
         await msg.term()
         self.dead_lettered += 1
         MESSAGES.labels(self.spec.durable, "dead_lettered").inc()
         log.error("message_dead_lettered", durable=self.spec.durable, subject=msg.subject,
-                  sequence=meta.sequence.stream, error=str(exc))
-
-
-    async def _error_event(self, msg: Msg, letter: dict[str, str], parked_seq: int) -> None:
-        """Announce the dead letter as an event (`events.ops.<consumer>.MessageDeadLettered`, stream
-        OPS_EVENTS) for alerting and operators; best effort: the letter itself is what is kept."""
-        consumer = self.spec.dead_letter_subject.removeprefix("dlq.")
-        dead = MessageDeadLettered(
-            consumer=self.spec.durable, stream=letter["Patchbay-Original-Stream"],
-            sequence=int(letter["Patchbay-Original-Sequence"]),
-            subject=letter["Patchbay-Original-Subject"], error=letter["Patchbay-Error"],
-            dead_letter_sequence=parked_seq,
-        )
-        event = REGISTRY.envelope(
-            dead, category=OPS_CATEGORY, stream_id=consumer, version=parked_seq,
-            metadata=Metadata(correlation_id=(msg.headers or {}).get(CORRELATION_HEADER)),
-        )
-        try:
-            await self.js.publish(event.subject, event.model_dump_json().encode(),
-                                  headers={"Nats-Msg-Id": f"ops:{letter['Nats-Msg-Id']}"})
-        except Exception as exc:
-            log.warning("dead_letter_event_not_published", durable=self.spec.durable, error=str(exc))
-
-
-class PartitionedConsumer:
-    """A consumer split by customer partition: one loop per owned partition, each in order.
-
-    Runs the partitions of `spec` this replica owns (see shared.partitions), each a
-    `JetStreamConsumer` (or `consumer_cls`) of its own, so partitions go on in parallel while
-    one partition's messages are handled one batch after another. With leases and
-    `failover_after_s`, it also stands in for the other replicas' partitions: one whose replica
-    has been gone that long is read here until the replica is back.
-    """
-
-    def __init__(
-        self, js: JetStreamContext, spec: ConsumerSpec, handler: BatchHandler, owned: list[int], *,
-        consumer_cls: type[JetStreamConsumer] = JetStreamConsumer, key: PartitionKey | None = None,
-        lease_dsn: str | None = None, failover_after_s: float = 0.0, **options: Any,
-    ) -> None:
-        self.js = js
-        self.spec = spec
-        self.key = key or partition_key_of(spec.stream)
-        # with a database, each partition is read by one process at a time (shared.leases)
-        self.leases = PartitionLeases(lease_dsn) if lease_dsn else None
-        self.consumers = [consumer_cls(js, s, handler, ordered=True, leases=self.leases, **options)
-                          for s in spec.partitioned(owned, self.key)]
-        if self.leases is not None and failover_after_s > 0:
-            # stand in for the other replicas' partitions while they are down
-            others = [p for p in range(PARTITIONS) if p not in owned]
-            self.consumers += [
-                consumer_cls(js, s, handler, ordered=True, leases=self.leases,
-                             stand_in_after_s=failover_after_s, **options)
-                for s in spec.partitioned(others, self.key)]
-
-    @property
-    def handled(self) -> int:
-        """Messages handled by every partition."""
-        return sum(c.handled for c in self.consumers)
-
-    @property
-    def dead_lettered(self) -> int:
-        """Messages dead-lettered by every partition."""
-        return sum(c.dead_lettered for c in self.consumers)
-
-    async def run(self) -> None:
-        """Retire the unpartitioned durable of earlier releases, then run every partition."""
-        try:
-            await retire_unpartitioned(self.js, self.spec, self.key)
-            await asyncio.gather(*(c.run() for c in self.consumers))
-        finally:
-            if self.leases is not None:
-                await self.leases.close()
+                  sequence=msg.metadata.sequence.stream, error=str(exc))

@@ -13,8 +13,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from shared.consumer import ConsumerSpec, PartitionedConsumer, Poison
+from shared.consumer import ConsumerSpec, Poison
 from shared.envelope import EventEnvelope
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.personal_data import contact_subject
 from shared.settings import CommonSettings
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
+
+STANDBY_RETRY_S = 2.0  # a standby tries to take a partition's lease this often
 
 
 class PartitionLeases:
@@ -83,3 +86,88 @@ class PartitionLeases:
             if not self._conn.is_closed():
                 self._conn.terminate()
             self._conn = None
+
+
+class LeaseLost(RuntimeError):
+    """This process no longer holds its partition's lease: stop reading, wait to take it again."""
+
+
+class HandedBack(LeaseLost):
+    """The replica this partition belongs to is back: its stand-in gave the lease back."""
+
+
+class PartitionClaim:
+    """One reader's claim on a partition's durable: its own replica's, or a stand-in's for a replica gone.
+
+    `stand_in_after_s` None: the partition is this replica's own (it says it is wanted, then waits
+    for the lease); else it is read only once its replica has been gone that long, and handed
+    back when the replica returns. Without leases every claim is granted at once.
+    """
+
+    def __init__(
+        self, leases: PartitionLeases | None, lease: str, durable: str, stand_in_after_s: float | None = None,
+    ) -> None:
+        self.leases = leases
+        self.lease = lease
+        self.wanted = f"wanted:{lease}"  # held by the replica the partition belongs to while it runs
+        self.durable = durable  # what the logs name
+        self.stand_in_after_s = stand_in_after_s
+        self._wanted_check_at = 0.0
+
+    async def take(self) -> None:
+        """Wait until this process holds the partition's lease (at once without leases)."""
+        if self.leases is None:
+            return
+        if self.stand_in_after_s is None:
+            await self._claim_own(self.leases)
+        else:
+            await self._stand_in(self.leases, self.stand_in_after_s)
+
+    async def _claim_own(self, leases: PartitionLeases) -> None:
+        """Take this replica's own partition: say it is wanted, wait for its lease."""
+        standby = False
+        while True:
+            # claimed again each round: a stand-in looking at it holds it for an instant
+            await leases.claim(self.wanted)
+            if await leases.claim(self.lease):
+                break
+            if not standby:
+                log.info("partition_standby", durable=self.durable,
+                         hint="another process reads this partition; taking over when it stops")
+                standby = True
+            await asyncio.sleep(STANDBY_RETRY_S)
+        if standby:
+            log.info("partition_taken_over", durable=self.durable)
+
+    async def _stand_in(self, leases: PartitionLeases, after_s: float) -> None:
+        """Wait until the replica this partition belongs to has been gone `after_s`, then take it."""
+        unwanted_since: float | None = None
+        while True:
+            if await leases.taken(self.wanted):
+                unwanted_since = None
+            else:
+                now = time.monotonic()
+                unwanted_since = unwanted_since or now
+                if now - unwanted_since >= after_s and await leases.claim(self.lease):
+                    log.warning("partition_stood_in", durable=self.durable,
+                                hint="its replica is down; reading it until the replica returns")
+                    self._wanted_check_at = now + STANDBY_RETRY_S
+                    return
+            await asyncio.sleep(min(STANDBY_RETRY_S, max(after_s / 2, 0.1)))
+
+    async def hand_back_if_wanted(self) -> None:
+        """A stand-in, between batches: give the lease back once the partition's replica is back."""
+        if self.leases is None or self.stand_in_after_s is None:
+            return
+        now = time.monotonic()
+        if now < self._wanted_check_at:
+            return
+        self._wanted_check_at = now + STANDBY_RETRY_S
+        if await self.leases.taken(self.wanted):
+            await self.leases.release(self.lease)
+            raise HandedBack(f"gave {self.lease} back to its replica")
+
+    def check(self) -> None:
+        """Raise LeaseLost when this process lost its partition's lease (its PostgreSQL session)."""
+        if self.leases is not None and not self.leases.holds(self.lease):
+            raise LeaseLost(f"lost the lease of {self.lease}")

@@ -8,8 +8,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
-from shared.consumer import PartitionedConsumer
 from shared.message_outbox import MessageRelay
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.rpc import RpcServer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 from shared.settings import CommonSettings

@@ -12,11 +12,11 @@ import orjson
 import structlog
 from nats.aio.client import Client as NatsClient
 from pydantic import Field
-from shared.consumer import PartitionedConsumer
 from shared.contracts.contacts import ContactSubjects
 from shared.envelope import EventEnvelope
 from shared.message_outbox import MessageRelay
 from shared.outbox_relay import OutboxRelay
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service

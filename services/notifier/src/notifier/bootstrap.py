@@ -10,13 +10,13 @@ from uuid import UUID
 import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
-from shared.consumer import PartitionedConsumer
 from shared.data_keys import DataKeyClient
 from shared.erasure_feed import erasure_consumer
 from shared.erasure_feed import replay as replay_erasures
 from shared.eventstore import EventStore
 from shared.ids import new_id
 from shared.outbox_relay import OutboxRelay
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.rpc import RpcServer
 from shared.secrets import Sealer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service

@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 import structlog
 from nats.aio.client import Client as NatsClient
-from shared.consumer import PartitionedConsumer
 from shared.data_keys import DataKeyClient
 from shared.outbox_relay import OutboxRelay
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.rpc import RpcServer
 from shared.service_runtime import Plumbing, ServiceRuntime, run_service
 

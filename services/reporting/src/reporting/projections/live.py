@@ -11,8 +11,9 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
-from shared.consumer import JetStreamConsumer, PartitionedConsumer, Poison
+from shared.consumer import JetStreamConsumer, Poison
 from shared.logging import bind_from_headers
+from shared.partitioned_consumer import PartitionedConsumer
 from shared.partitions import PARTITIONS
 from shared.stream_replay import stream_seq
 
