@@ -15,7 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from shared.stream_replay import Delivery, PullReader, overlap, pending_count, replay, stream_seq
 from shared.streams import StreamSpec, ensure_streams
 
-from shared import stream_replay
+from shared import pull_reader, stream_replay
 
 pytestmark = pytest.mark.servers
 
@@ -165,7 +165,7 @@ async def test_replay_without_the_parser_hand_over_reads_the_same(
     nats: NatsClient, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     js, stream = await _stream(nats, 700)
-    monkeypatch.setattr(stream_replay, "route", lambda *_: False)  # as with another nats-py
+    monkeypatch.setattr(pull_reader, "route", lambda *_: False)  # as with another nats-py
     chunks = await _read(js, stream, (), 3, 650, 100)
     assert [s for c in chunks for s in c] == list(range(3, 651))
 
