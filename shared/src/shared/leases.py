@@ -9,7 +9,7 @@ wait as hot standbys and take over when its session ends (the process died, or l
 Failover between replicas: the replica a partition belongs to also holds `wanted:<lease>` while
 it runs. The other replicas watch that one; when nobody has held it for a while (the replica is
 down), one of them takes the partition's lease and reads it, and gives it back as soon as
-`wanted:` is held again.
+`wanted:` is held again. `PartitionClaim` is that protocol for one reader (shared.consumer).
 """
 
 from __future__ import annotations
