@@ -58,7 +58,8 @@ def unroute(nc: NatsClient, sid: int) -> None:
     if routes is None:
         return
     routes.pop(sid, None)
-    if not routes:  # the buffer starts at a line (state: control line), as nats-py's parse expects
+    # buffer and state as nats-py's parse takes them: a line's start, or its own payload wait
+    if not routes:
         del ps.parse  # the instance's own attribute: `Parser.parse` again
         delattr(ps, _ROUTES)
         delattr(ps, _NEED)
