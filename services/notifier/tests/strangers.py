@@ -28,11 +28,6 @@ DOMAIN = "elsewhere.example"  # the strangers' e-mail addresses
 PREFIX = "+1555999"  # and their mobile numbers
 
 
-def is_stranger(address: str) -> bool:
-    """A recipient of `leave_strangers` (an e-mail address or a number)."""
-    return address.endswith("@" + DOMAIN) or address.startswith(PREFIX)
-
-
 async def leave_strangers(js: JetStreamContext, *, emails: int = 2, texts: int = 1) -> list[str]:
     """Publish unsealed alert messages to NOTIFY as an alerts test leaves them; their recipients."""
     tag = uuid.uuid4().hex[:8]
