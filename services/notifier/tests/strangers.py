@@ -15,10 +15,10 @@ import json
 import uuid
 
 from devtools.embedded import free_port
-from devtools.testing.jetstream import consumers_caught_up
 from devtools.testing.waiting import wait_for
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from notifier.bootstrap import NotifierService
 from notifier_testkit import SmtpServer, call
 
@@ -28,34 +28,46 @@ DOMAIN = "elsewhere.example"  # the strangers' e-mail addresses
 PREFIX = "+1555999"  # and their mobile numbers
 
 
-async def leave_strangers(js: JetStreamContext, *, emails: int = 2, texts: int = 1) -> list[str]:
-    """Publish unsealed alert messages to NOTIFY as an alerts test leaves them; their recipients."""
+async def leave_strangers(js: JetStreamContext, *, emails: int = 2, texts: int = 1) -> dict[str, int]:
+    """Publish unsealed alert messages to NOTIFY as an alerts test leaves them; recipient -> sequence."""
     tag = uuid.uuid4().hex[:8]
     to = [f"stranger{i}-{tag}@{DOMAIN}" for i in range(emails)]
     to += [f"{PREFIX}{uuid.uuid4().int % 10_000:04d}" for _ in range(texts)]
     variables = {"customer_name": "Stranger", "contact_name": "Sam", "alert_name": f"left-{tag}",
                  "level": "warning", "area": "asr", "value": "10", "direction": "below",
                  "threshold": "30", "penalty_until": ""}
+    left = {}
     for address in to:
         channel = "sms" if address.startswith("+") else "email"
         body = {"notification_id": f"stranger:{tag}:{address}", "channel": channel,
                 "template": "alert_customer", "to": address, "variables": variables}
-        await js.publish(f"notify.{channel}.alert_customer.none", json.dumps(body).encode(),
-                         headers={"Nats-Msg-Id": body["notification_id"]})
-    return to
+        ack = await js.publish(f"notify.{channel}.alert_customer.none", json.dumps(body).encode(),
+                               headers={"Nats-Msg-Id": body["notification_id"]})
+        left[address] = ack.seq
+    return left
 
 
 async def strangers_queued(nats_url: str, *, emails: int = 2, texts: int = 1) -> list[str]:
-    """`leave_strangers`, then wait until the notifier's durable has queued them."""
+    """`leave_strangers`, then wait until the notifier has queued them (acknowledged: the work queue
+    dropped them); only them, as another module's message may wait out its ack wait (30 s) meanwhile."""
     nc = await bus.connect(nats_url, "provisioner")
     try:
         js = nc.jetstream()
-        to = await leave_strangers(js, emails=emails, texts=texts)
-        await wait_for(lambda: consumers_caught_up(js, "NOTIFY", "notifier"), timeout=15,
-                       message="the notifier to queue the strangers' messages")
+        left = await leave_strangers(js, emails=emails, texts=texts)
+
+        async def queued() -> bool:
+            for seq in left.values():
+                try:
+                    await js.get_msg("NOTIFY", seq)
+                    return False
+                except NotFoundError:
+                    continue
+            return True
+
+        await wait_for(queued, timeout=15, interval=0.05, message="the notifier to queue the strangers' messages")
     finally:
         await nc.drain()
-    return to
+    return list(left)
 
 
 async def settle_leftovers(nc: NatsClient, service: NotifierService) -> None:
