@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from shared.contracts.customer import (
     CommandMeta,
     CreateCustomer,
@@ -13,8 +14,9 @@ from shared.contracts.customer import (
     SetStatus,
     UpdateCustomer,
 )
+from shared.contracts.events import REGISTRY
 from shared.contracts.privacy import EraseContact, EraseCustomer
-from shared.envelope import Metadata
+from shared.envelope import EventEnvelope, Metadata
 
 from customer.application.contact_commands import CONTACT_COMMANDS, ContactCommand, decide_contact
 from customer.application.erasure import decide_erase
@@ -28,6 +30,7 @@ from customer.domain import decide as rules
 from customer.domain import erasure
 from customer.domain import events as ev
 from customer.domain.bulk_edit import decide_bulk_edit
+from customer.domain.evolve import apply
 from customer.domain.state import CustomerState
 
 
@@ -90,3 +93,32 @@ def decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.
     if isinstance(cmd, PAYMENT_COMMANDS):
         return decide_payment(cmd, live)
     return rules.decide_delete(live)
+
+
+@dataclass(slots=True)
+class Decision:
+    """A command decided against `base`: its events (enveloped), the state after them, its card JSON."""
+
+    base: CustomerState | None
+    drafts: list[ev.Event]
+    events: list[EventEnvelope]
+    state: CustomerState | None
+    card: bytes
+
+
+def decision(cmd: Command, stream_id: str, state: CustomerState | None, now: datetime) -> Decision:
+    """Decide `cmd` against `state` and build what its append needs (a ServiceError when refused)."""
+    base = state
+    drafts = decide(cmd, state, now)
+    events: list[EventEnvelope] = []
+    for draft in drafts:
+        # `state` moves on with each event, so the next version is always one more
+        version = (state.version if state else 0) + 1
+        events.append(REGISTRY.envelope(
+            draft, category=ev.CUSTOMER_CATEGORY, stream_id=stream_id, version=version,
+            occurred_at=now, metadata=event_metadata(cmd.meta),
+        ))
+        state = apply(state, draft, stream_id=stream_id, version=version, at=now)
+    card = (orjson.dumps(state.card(), default=str)
+            if state is not None and (drafts or not isinstance(cmd, PAYMENT_COMMANDS)) else b"")
+    return Decision(base, drafts, events, state, card)

@@ -1,6 +1,6 @@
-"""Diagnostics: a timeline of the command path, written when PATCHBAY_COMMAND_TRACE names a file.
+"""The command worker's cycle: counters (/metrics), and a timeline when PATCHBAY_COMMAND_TRACE names a file.
 
-Off (the default) it costs one `is None` test per batch. On, it records per batch when it was
+The timeline is off by default (an `is None` test per batch). On, it records per batch when it was
 cut, decided, sent to PostgreSQL, back and answered, with each command's correlation id and
 when the RPC callback received it; and beside them the collector's runs, the outbox relay's
 passes, nats-py's socket writes and the loop's stalls (a 1 ms ticker that came late). All times
@@ -17,8 +17,24 @@ import time
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
 _now = time.perf_counter
+
+# the worker's cycle, per batch (not per command): how large its batches are and how much of its
+# time goes to waiting on the append's statement (bench/commands.py prints both)
+BATCHES = Counter("patchbay_command_batches_total", "Batches of commands the command workers ran")
+BATCHED = Counter("patchbay_command_batched_total", "Commands the command workers ran in batches")
+BATCH_SECONDS = Counter("patchbay_command_batch_seconds_total", "Wall seconds the workers spent in batches")
+APPEND_SECONDS = Counter("patchbay_command_append_wait_seconds_total",
+                         "Wall seconds the workers awaited their appends' statements (the round trip)")
+
+
+def batch_done(size: int, started: float) -> None:
+    """Count one batch of `size` commands begun at `started` (perf_counter)."""
+    BATCHES.inc()
+    BATCHED.inc(size)
+    BATCH_SECONDS.inc(_now() - started)
 
 
 class CommandTrace:

@@ -1,17 +1,16 @@
 """Customer commands: load, decide, append; many concurrent commands share one statement.
 
 Commands queue up by customer partition; each partition's worker takes whatever has arrived
-(up to `max_batch`), decides each against the states in memory, and appends all their
-events, read-model rows and replies in one statement (one round trip, one commit). With
-several partitions (`partitions`), batches commit at once, so one batch's commit wait overlaps
-the next batch's work; with one (the default), commands that arrive during a commit wait and
-make the next batch larger, which costs less CPU per command wherever the CPU, not the
-database's latency, is the limit (docs/performance.md). One customer's commands stay in order
-in one worker. If that statement fails (a duplicate name, a
-concurrent writer), the batch is replayed one command at a time, so each gets its own
-answer; a version conflict without an expected version is retried on fresh state. A command
-with a command id stores its reply with its request's fingerprint (`shared.idempotency`): a retry
-gets that reply, the same id with another request a conflict.
+(up to `max_batch`), decides each against the states in memory (creates and updates were
+mostly decided on arrival already, ADR 0030), and appends all their events, read-model rows
+and replies in one statement (one round trip, one commit). With one partition (the default),
+commands that arrive during a commit make the next batch larger, which costs less CPU per
+command (docs/performance.md; more `partitions` overlap commits, at more CPU). One customer's
+commands stay in order in one worker. If the statement fails (a duplicate name, a concurrent
+writer), the batch is replayed one command at a time, so each gets its own answer; a version
+conflict without an expected version is retried on fresh state. A command with a command id
+stores its reply with its request's fingerprint (`shared.idempotency`): a retry gets that
+reply, the same id with another request a conflict.
 """
 
 from __future__ import annotations
@@ -25,9 +24,7 @@ from typing import Any
 
 import orjson
 import structlog
-from prometheus_client import Counter
-from shared.contracts.customer import CreateCustomer
-from shared.contracts.events import REGISTRY
+from shared.contracts.customer import CreateCustomer, UpdateCustomer
 from shared.envelope import EventEnvelope
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
@@ -37,8 +34,15 @@ from shared.personal_data import SubjectErased
 from shared.rpc import Respond, error_bytes
 
 from customer.application import young_collections
-from customer.application.command_kinds import Command, EditCustomerCmd, ExpirePenalty, decide, event_metadata
-from customer.application.command_trace import from_environment
+from customer.application.command_kinds import Command, Decision, EditCustomerCmd, ExpirePenalty, decision
+from customer.application.command_trace import (
+    APPEND_SECONDS,
+    BATCH_SECONDS,
+    BATCHED,
+    BATCHES,
+    batch_done,
+    from_environment,
+)
 from customer.application.contact_commands import contact_fragments
 from customer.application.erasure import erased_replies, erased_subjects, erasure_fragments
 from customer.application.idempotency import RecentReplies
@@ -49,22 +53,17 @@ from customer.application.state_cache import StateCache
 from customer.domain import decide as rules
 from customer.domain import events as ev
 from customer.domain.errors import Taken
-from customer.domain.evolve import apply
 from customer.domain.state import CustomerState
 from customer.projections import board
 
-__all__ = ["Command", "CustomerCommands", "EditCustomerCmd", "ExpirePenalty"]
+__all__ = [
+    "APPEND_SECONDS", "BATCHED", "BATCHES", "BATCH_SECONDS", "Command", "CustomerCommands", "EditCustomerCmd",
+    "ExpirePenalty",
+]
 
 log = structlog.get_logger(__name__)
 
 RETRIES = 5
-# the worker's cycle, per batch (not per command): how large its batches are and how much of its
-# time goes to waiting on the append's statement (bench/commands.py prints both)
-BATCHES = Counter("patchbay_command_batches_total", "Batches of commands the command workers ran")
-BATCHED = Counter("patchbay_command_batched_total", "Commands the command workers ran in batches")
-BATCH_SECONDS = Counter("patchbay_command_batch_seconds_total", "Wall seconds the workers spent in batches")
-APPEND_SECONDS = Counter("patchbay_command_append_wait_seconds_total",
-                         "Wall seconds the workers awaited their appends' statements (the round trip)")
 
 
 @dataclass(slots=True)
@@ -73,6 +72,7 @@ class _Pending:
     answer: asyncio.Future[bytes] | Respond  # a caller awaiting a future, or the RPC server's reply
     stream_id: str  # a create's new id is fixed here, so a replayed batch keeps it
     fingerprint: str | None  # of the request, when the command has a command id
+    ahead: Decision | None = None  # decided on arrival; its batch uses it if `base` is still the state
 
 
 def _dumps(value: Any) -> bytes:
@@ -95,6 +95,7 @@ class CustomerCommands:
         max_batch: int = 256,
         partitions: int = 1,
         recent_replies: int = 20_000,
+        decide_ahead: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_erased: Callable[[list[str]], None] | None = None,
     ) -> None:
@@ -103,6 +104,7 @@ class CustomerCommands:
         self.settings = settings
         self.cache = cache
         self.max_batch = max_batch
+        self.decide_ahead = decide_ahead  # creates and updates decided on arrival (ADR 0030)
         self.clock = clock
         self._queues: list[asyncio.Queue[_Pending]] = [asyncio.Queue() for _ in range(partitions)]
         self.recent = RecentReplies(recent_replies)
@@ -130,8 +132,24 @@ class CustomerCommands:
         if command.meta.command_id is not None and request_fingerprint is None:
             request_fingerprint = fingerprint(command)
         self._queues[hash(stream_id) % len(self._queues)].put_nowait(
-            _Pending(command, answer, stream_id, request_fingerprint)
+            _Pending(command, answer, stream_id, request_fingerprint, self._decide_ahead(command, stream_id))
         )
+
+    def _decide_ahead(self, command: Command, stream_id: str) -> Decision | None:
+        """A create or update decided on arrival, against the state in memory now (ADR 0030).
+
+        Its batch uses it only if that is still the customer's state then, else decides again.
+        """
+        if not self.decide_ahead or not isinstance(command, CreateCustomer | UpdateCustomer):
+            return None
+        state = None
+        if isinstance(command, UpdateCustomer) and (state := self.cache.peek(stream_id)) is None:
+            return None
+        try:
+            decided = decision(command, stream_id, state, self.clock())
+        except Exception:  # refused (or worse): the batch decides it and answers as before
+            return None
+        return decided if decided.drafts else None
 
     async def run(self) -> None:
         """Run every partition's worker until cancelled."""
@@ -170,9 +188,7 @@ class CustomerCommands:
                 self.trace.batch(self._marks, batch)
             self.batches += 1
             self.commands += len(batch)
-            BATCHES.inc()
-            BATCHED.inc(len(batch))
-            BATCH_SECONDS.inc(time.perf_counter() - started)
+            batch_done(len(batch), started)
 
     async def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bytes]]:
         try:
@@ -240,21 +256,16 @@ class CustomerCommands:
                     state = None
                 else:
                     state = self.cache.get(stream_id)
-                drafts = decide(cmd, state, now)
+                made = pending.ahead  # decided on arrival against this very state (submit), or now
+                if made is None or made.base is not state:
+                    made = decision(cmd, stream_id, state, now)
             except ServiceError as err:
                 results.append((pending, error_bytes(err)))
                 continue
-            for draft in drafts:
-                # `state` moves on with each event, so the next version is always one more
-                version = (state.version if state else 0) + 1
-                events.append(REGISTRY.envelope(
-                    draft, category=ev.CUSTOMER_CATEGORY, stream_id=stream_id, version=version,
-                    occurred_at=now, metadata=event_metadata(cmd.meta),
-                ))
-                facts.append((stream_id, draft))
-                state = apply(state, draft, stream_id=stream_id, version=version, at=now)
+            drafts, state, card = made.drafts, made.state, made.card
+            events.extend(made.events)
+            facts.extend((stream_id, draft) for draft in drafts)
             assert state is not None
-            card = _dumps(state.card()) if drafts or not isinstance(cmd, PAYMENT_COMMANDS) else b""
             reply = _dumps(payment_reply(cmd, state)) if isinstance(cmd, PAYMENT_COMMANDS) else card
             if drafts:
                 decided.append(cmd)
