@@ -142,3 +142,26 @@ async def test_an_error_answered_by_the_worker_is_counted_under_its_code(nats: N
     finally:
         await server.stop()
         task.cancel()
+
+
+async def test_a_queued_request_s_reply_carries_its_correlation_header(nats: NatsClient) -> None:
+    from shared.logging import CORRELATION_HEADER
+
+    seen: list[str | None] = []
+    worker = Worker()
+    enqueue = worker.enqueue
+
+    def remember(body: Ask, respond: Respond) -> None:
+        seen.append(respond.correlation_id)
+        enqueue(body, respond)
+
+    worker.enqueue = remember  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run())
+    server, queued, _ = await _served(nats, worker)
+    try:
+        await nats.request(queued, orjson.dumps({"n": 1}), timeout=5, headers={CORRELATION_HEADER: "corr-7"})
+        await nats.request(queued, orjson.dumps({"n": 2}), timeout=5)
+        assert seen == ["corr-7", None]
+    finally:
+        await server.stop()
+        task.cancel()

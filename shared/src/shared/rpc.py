@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -25,14 +25,23 @@ from pydantic import BaseModel, ValidationError
 
 from shared.bus_signing import command_check
 from shared.errors import ErrorCode, ServiceError, details_from_pydantic
-from shared.logging import bind_from_headers
+from shared.logging import CORRELATION_HEADER, bind_from_headers
 from shared.ops import REQUEST_SECONDS, REQUESTS
 from shared.unavailable import unavailable_reason
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any], Awaitable[bytes]]
-Respond = Callable[[bytes], Awaitable[None]]
+
+
+class Respond(Protocol):
+    """The reply of one queued request: its worker awaits it once with the reply."""
+
+    correlation_id: str | None  # the request's correlation header, if it had one
+
+    async def __call__(self, reply: bytes) -> None: ...
+
+
 # takes a valid request and `respond`, which its worker awaits once with the reply (no await here)
 Enqueue = Callable[[Any, Respond], None]
 
@@ -116,7 +125,9 @@ class RpcServer:
                 started = time.perf_counter()
                 try:
                     request = self._request(route, msg)
-                    enqueue(request, _Reply(self, route, msg.reply, started))
+                    # the correlation id as the log context has it (bind_from_headers), read at once
+                    correlation = (msg.headers.get(CORRELATION_HEADER) or None) if msg.headers else None
+                    enqueue(request, _Reply(self, route, msg.reply, started, correlation))
                 except Exception as exc:
                     reply, outcome = self._failure(route, exc)
                     self._finish(route, outcome, started)
@@ -205,10 +216,12 @@ class RpcServer:
 class _Reply:
     """The answer of one queued request: its worker awaits it once with the reply."""
 
-    __slots__ = ("reply_to", "route", "server", "started")
+    __slots__ = ("correlation_id", "reply_to", "route", "server", "started")
 
-    def __init__(self, server: RpcServer, route: Route, reply_to: str, started: float) -> None:
+    def __init__(self, server: RpcServer, route: Route, reply_to: str, started: float,
+                 correlation_id: str | None = None) -> None:
         self.server, self.route, self.reply_to, self.started = server, route, reply_to, started
+        self.correlation_id = correlation_id
 
     async def __call__(self, reply: bytes) -> None:
         server = self.server

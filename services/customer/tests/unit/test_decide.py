@@ -199,3 +199,22 @@ def test_reason_required_by_the_audit_setting() -> None:
     assert error_code(exc) == ErrorCode.REASON_REQUIRED
     require_reason(SettingsState(require_reason=True), "customer asked")
     require_reason(SettingsState(), None)
+
+
+def test_a_state_copied_with_changes_equals_dataclasses_replace() -> None:
+    from dataclasses import replace as dataclass_replace
+    from datetime import UTC, datetime
+
+    import pytest
+    from customer.domain.state import CustomerState
+
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    state = CustomerState(id="c1", fields={"name": "A", "channels": 2}, version=3, created_at=at, updated_at=at,
+                          approved_clis=("1",))
+    later = datetime(2026, 12, 7, tzinfo=UTC)
+    copied = state.copy_with(version=4, updated_at=later)
+    assert copied == dataclass_replace(state, version=4, updated_at=later)
+    assert state.version == 3 and copied.fields is state.fields
+    assert state.with_fields(channels=5) == dataclass_replace(state, fields={"name": "A", "channels": 5})
+    with pytest.raises(TypeError, match="no field"):
+        state.copy_with(versoin=4)

@@ -76,7 +76,7 @@ def decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.
     erasure.require_not_erased(state)
     if isinstance(cmd, EraseCustomer | EraseContact):
         return decide_erase(cmd, state)
-    live = rules.require_live(state, str(cmd.customer_id))
+    live = rules.require_live(state, cmd.customer_id)  # the id's text only in the error
     if isinstance(cmd, ExpirePenalty):
         return rules.decide_penalty_expiry(live, now)
     rules.require_expected_version(live, cmd.expected_version)

@@ -19,7 +19,7 @@ def _invalid(field: str, message: str, code: str = ErrorCode.VALIDATION) -> Serv
     return ServiceError(code, message, [ErrorDetail(field=field, message=message)])
 
 
-def require_live(state: CustomerState | None, customer_id: str) -> CustomerState:
+def require_live(state: CustomerState | None, customer_id: object) -> CustomerState:
     """The customer exists and is not deleted."""
     if state is None:
         raise ServiceError(ErrorCode.NOT_FOUND, f"customer {customer_id} does not exist")

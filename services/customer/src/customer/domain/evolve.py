@@ -38,7 +38,7 @@ def apply(
         return CustomerState(id=stream_id, fields=fields, version=version, created_at=at, updated_at=at)
     if state is None:
         return None  # an event before creation cannot happen; ignore rather than crash a fold
-    state = replace(state, version=version, updated_at=at)
+    state = state.copy_with(version=version, updated_at=at)
     match event:
         case ev.CustomerUpdated(changes=changes):
             return state.with_fields(**{k: v["new"] for k, v in changes.items()})

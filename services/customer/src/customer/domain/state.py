@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +45,21 @@ class CustomerState:
 
     def with_fields(self, **changes: Any) -> CustomerState:
         """A copy with some card fields replaced."""
-        return replace(self, fields={**self.fields, **changes})
+        return self.copy_with(fields={**self.fields, **changes})
+
+    def copy_with(self, **changes: Any) -> CustomerState:
+        """`dataclasses.replace(self, **changes)`, without a run of `__init__` (0.7 against 3.6 µs).
+
+        Every command that changes a customer copies its state (twice for an update); this class
+        has no `__post_init__` and no slots, so copying its attributes is what `replace` amounts to.
+        """
+        if not changes.keys() <= _STATE_FIELDS:
+            raise TypeError(f"CustomerState has no field(s) {sorted(changes.keys() - _STATE_FIELDS)}")
+        copy = object.__new__(type(self))
+        attributes = copy.__dict__
+        attributes.update(self.__dict__)
+        attributes.update(changes)
+        return copy
 
     def card(self) -> dict[str, Any]:
         """The card as the API shows it (JSON-mode)."""
@@ -65,6 +80,9 @@ class CustomerState:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+
+
+_STATE_FIELDS = frozenset(f.name for f in dataclass_fields(CustomerState))
 
 
 def _iso(at: datetime) -> str:

@@ -40,16 +40,17 @@ def routes(
 ) -> list[Route]:
     """Every subject of the customer API with its models and handler."""
 
-    def correlated(body: Any) -> Any:
+    def correlated(body: Any, correlation_id: str | None) -> Any:
         if body.meta.correlation_id is None:
-            body.meta.correlation_id = current_correlation_id()
+            body.meta.correlation_id = correlation_id
         return body
 
     async def command(body: Any) -> bytes:  # the route's handler; its requests are queued (enqueue)
-        return await commands.handle(correlated(body))
+        return await commands.handle(correlated(body, current_correlation_id()))
 
     def enqueue(body: Any, respond: Respond) -> None:
-        commands.submit(correlated(body), respond)
+        # the request's header, as the RPC server read it (not the log context's copy: ~3 µs)
+        commands.submit(correlated(body, respond.correlation_id), respond)
 
     async def get_customer(body: GetCustomer) -> bytes:
         return await queries.get(body.customer_id)
