@@ -220,6 +220,7 @@ async def test_creates_and_updates_are_decided_on_arrival_and_again_only_when_th
         return real(*args)
 
     monkeypatch.setattr(module, "decision", spy)
+    monkeypatch.setattr(service.commands, "decide_ahead", True)  # PATCHBAY_COMMAND_DECIDE_AHEAD=1
     cards = await asyncio.gather(*[create(nc) for _ in range(6)])
     updated = await call(nc, "customer.cmd.update", {"customer_id": cards[0]["id"], "changes": {"channels": 4}})
     assert updated["version"] == 2 and updated["channels"] == 4
@@ -235,3 +236,7 @@ async def test_creates_and_updates_are_decided_on_arrival_and_again_only_when_th
     assert final["version"] == 4 and final["channels"] == 5 and final["notes"] == "again"
     assert callers.count("_decide_ahead") == 2 and callers.count("_execute") == 1
     assert await count_events(service, cards[0]["id"]) == 4
+    monkeypatch.setattr(service.commands, "decide_ahead", False)  # the default: decided in the batch
+    callers.clear()
+    await create(nc)
+    assert callers == ["_execute"]

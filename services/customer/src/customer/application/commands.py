@@ -1,8 +1,8 @@
 """Customer commands: load, decide, append; many concurrent commands share one statement.
 
 Commands queue up by customer partition; each partition's worker takes whatever has arrived
-(up to `max_batch`), decides each against the states in memory (creates and updates were
-mostly decided on arrival already, ADR 0030), and appends all their events, read-model rows
+(up to `max_batch`), decides each against the states in memory (with `decide_ahead`, creates
+and updates were mostly decided on arrival already, ADR 0030), and appends all their events, read-model rows
 and replies in one statement (one round trip, one commit). With one partition (the default),
 commands that arrive during a commit make the next batch larger, which costs less CPU per
 command (docs/performance.md; more `partitions` overlap commits, at more CPU). One customer's
@@ -95,7 +95,7 @@ class CustomerCommands:
         max_batch: int = 256,
         partitions: int = 1,
         recent_replies: int = 20_000,
-        decide_ahead: bool = True,
+        decide_ahead: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_erased: Callable[[list[str]], None] | None = None,
     ) -> None:
