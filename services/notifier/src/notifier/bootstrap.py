@@ -57,6 +57,7 @@ class NotifierSettings(CommonSettings):
     recovery_interval_s: float = 2.0
     dead_letter_interval_s: float = 1.0
     journal_dir: Path | None = None  # default: <data_dir>/notifier/handover
+    provider_timeout_s: float = 30.0  # an SMTP exchange step or a Twilio request, at most
     smtp_validate_certs: bool = True
     smtp_ca_file: Path | None = None  # trust this CA too (a relay with a private certificate)
     # plain-http provider APIs (the SMS api_base_url): local test doubles only, never in production
@@ -129,6 +130,7 @@ async def start(settings: NotifierSettings) -> NotifierService:
         validate_certs=settings.smtp_validate_certs,
         ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
         allow_insecure=settings.allow_insecure_providers,
+        timeout_s=settings.provider_timeout_s,
     )
     waker = Waker()
     journal = HandoverJournal(settings.handover_dir(), instance)
@@ -187,6 +189,8 @@ async def start(settings: NotifierSettings) -> NotifierService:
     runtime.spawn(erasure_consumer(js, "notifier-erasures", store.erase, settings, keys.forget).run(),
                   name="erasures")
     runtime.stop_first(rpc.stop)
+    # the workers stopped and awaited before anything they use closes (the pool last of all)
+    runtime.stop_first(engine.stop)
     runtime.stop_first(keys.stop)
     runtime.after_tasks(service.settle)
     await rpc.start()

@@ -60,10 +60,10 @@ _DELIVERIES = (
     " {}::uuid[], {}::text[], {}::text[], {}::text[], {}::jsonb[], {}::text[], {}::bool[])"
     " ON CONFLICT (idempotency_key) DO NOTHING"
 )
-_RECORD = (
+_RECORD_SQL = (
     "UPDATE deliveries d SET state = u.state, last_error = u.error,"
     " provider_id = COALESCE(u.provider_id, d.provider_id),"
-    " next_attempt_at = now() + make_interval(secs => u.retry_in),"
+    " next_attempt_at = now() + make_interval(secs => {retry_in}),"
     " sent_at = CASE WHEN u.state = 'sent' THEN now() ELSE d.sent_at END,"
     " dead_letter = CASE WHEN u.dead THEN 'pending' ELSE d.dead_letter END,"
     " unconfirmed = u.unconfirmed, attempts = COALESCE(u.attempts, d.attempts),"
@@ -71,6 +71,20 @@ _RECORD = (
     " FROM unnest({}::uuid[], {}::text[], {}::text[], {}::text[], {}::float8[], {}::bool[], {}::bool[],"
     " {}::int[]) AS u(id, state, error, provider_id, retry_in, dead, unconfirmed, attempts)"
     " WHERE d.delivery_id = u.id AND d.state = 'sending'"
+)
+# A retry after an attempt with settings older than the channel's current ones is due at once
+# (docs/notifier.md, "Retries"). The settings row is read FOR SHARE: a settings write locks it
+# FOR UPDATE before its statement, so either it waits for this record and then finds the rows
+# queued (and makes them due), or this record waits for it and reads the new version.
+_STALE = "(SELECT version FROM channel_settings WHERE channel = {} FOR SHARE)"
+_RECORD = _RECORD_SQL.replace("{retry_in}", "u.retry_in")
+_RECORD_TRIED_WITH = _RECORD_SQL.replace(
+    "{retry_in}", f"CASE WHEN u.state = 'queued' AND {{}}::int < {_STALE} THEN 0 ELSE u.retry_in END")
+_RELEASE = (
+    "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, claimed_by = NULL,"
+    " next_attempt_at = now() + make_interval(secs => CASE WHEN $3::int < (SELECT version"
+    " FROM channel_settings WHERE channel = $4 FOR SHARE) THEN 0 ELSE $2 END), updated_at = now()"
+    " WHERE delivery_id = ANY($1::uuid[]) AND state = 'sending'"
 )
 _CLAIM = (
     "UPDATE deliveries d SET state = 'sending', claimed_by = $1, claimed_at = now(),"
@@ -179,8 +193,12 @@ class DeliveryStore:
             _ERASE, erasure.contact_ids, erasure.customer_id if erasure.whole_customer else None, ERASED
         )
 
-    async def record(self, outcomes: Sequence[Recorded]) -> None:
-        """Write outcomes and their events atomically (a stale claim fails on the event version)."""
+    async def record(self, outcomes: Sequence[Recorded], tried_with: int | None = None) -> None:
+        """Write outcomes and their events atomically (a stale claim fails on the event version).
+
+        `tried_with`: the settings version the attempts used; a retry is then due at once if the
+        channel's settings are newer (tried with settings no longer in force).
+        """
         if not outcomes:
             return
         args: list[Any] = [
@@ -193,17 +211,17 @@ class DeliveryStore:
             [o.unconfirmed for o in outcomes],
             [o.attempts for o in outcomes],
         ]
-        await self.events.append([outcome_event(o) for o in outcomes], fragments=[Fragment(_RECORD, args)])
+        sql = _RECORD
+        if tried_with is not None and any(o.state == "queued" for o in outcomes):
+            sql = _RECORD_TRIED_WITH
+            args = [tried_with, outcomes[0].delivery.channel, *args]  # their {} come first, in SET
+        await self.events.append([outcome_event(o) for o in outcomes], fragments=[Fragment(sql, args)])
 
-    async def release(self, ids: Sequence[UUID], delay_s: float) -> None:
-        """Give claimed, unattempted deliveries back to the queue with their attempt (no event)."""
-        await self.pool.execute(
-            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, claimed_by = NULL,"
-            " next_attempt_at = now() + make_interval(secs => $2), updated_at = now()"
-            " WHERE delivery_id = ANY($1::uuid[]) AND state = 'sending'",
-            list(ids),
-            delay_s,
-        )
+    async def release(self, ids: Sequence[UUID], delay_s: float, tried_with: int | None = None,
+                      channel: str | None = None) -> None:
+        """Give claimed, unattempted deliveries back to the queue with their attempt (no event);
+        due at once if the channel's settings are newer than `tried_with`."""
+        await self.pool.execute(_RELEASE, list(ids), delay_s, tried_with, channel)
 
     async def orphans(self, instance: UUID, known: set[UUID], older_than_s: float) -> list[UUID]:
         """Claims of this instance that it does not know of (a claim whose answer was lost)."""

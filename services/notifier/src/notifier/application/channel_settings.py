@@ -48,6 +48,7 @@ _DUE_NOW = (
     "UPDATE deliveries SET next_attempt_at = now(), updated_at = now()"
     " WHERE channel = {} AND state = 'queued' AND next_attempt_at > now()"
 )
+_LOCK = "SELECT 1 FROM channel_settings WHERE channel = $1 FOR UPDATE"
 _EVENT_TYPES: dict[str, type[ChannelSettingsChanged]] = {
     "email": EmailSettingsChanged, "sms": SmsSettingsChanged,
 }
@@ -74,6 +75,7 @@ class ChannelSettings:
         validate_certs: bool = True,
         ca_file: str | None = None,
         allow_insecure: bool = False,
+        timeout_s: float = 30.0,
     ) -> None:
         self.pool = pool
         self.events = events
@@ -81,6 +83,7 @@ class ChannelSettings:
         self.validate_certs = validate_certs
         self.ca_file = ca_file
         self.allow_insecure = allow_insecure  # plain-http provider APIs (local test doubles only)
+        self.timeout_s = timeout_s  # of a provider's answer
 
     async def _row(self, channel: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
@@ -156,10 +159,15 @@ class ChannelSettings:
             ),
         )
         try:
-            await self.events.append(
-                [event], fragments=[Fragment(_UPSERT, [channel, json.dumps(data), sealed, version + 1, now]),
-                                    Fragment(_DUE_NOW, [channel])],
-            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                # the row locked before the write's snapshot: a delivery recorded meanwhile (it reads
+                # the row FOR SHARE) is committed first and then made due by _DUE_NOW below
+                await conn.execute(_LOCK, channel)
+                await self.events.append(
+                    [event], conn=conn,
+                    fragments=[Fragment(_UPSERT, [channel, json.dumps(data), sealed, version + 1, now]),
+                               Fragment(_DUE_NOW, [channel])],
+                )
         except ConcurrencyError:
             raise ServiceError(
                 ErrorCode.VERSION_MISMATCH,
@@ -189,6 +197,7 @@ class ChannelSettings:
             password=password,
             validate_certs=self.validate_certs,
             ca_file=self.ca_file,
+            timeout_s=self.timeout_s,
         )
         return cfg, row["version"]
 
@@ -203,6 +212,7 @@ class ChannelSettings:
             auth_token=self.sealer.unseal(row["sealed_secret"]),
             from_number=data["from_number"],
             api_base_url=data["api_base_url"],
+            timeout_s=self.timeout_s,
         )
         return cfg, row["version"]
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +21,7 @@ from notifier.adapters.sms_sender import TwilioSender
 from notifier.adapters.smtp_sender import Email, SmtpSender
 from notifier.application.channel_settings import ChannelSettings
 from notifier.application.templates import render_system
+from notifier.application.waker import Waker
 from notifier.domain.delivery import Delivery, Recorded
 from notifier.domain.retry import Outcome, RetryPolicy
 
@@ -27,42 +29,9 @@ log = structlog.get_logger(__name__)
 
 JOURNAL_TRUNCATE_BYTES = 1 << 20
 SETTINGS_POLL_S = 10.0  # a worker backing off reads its channel's settings version this often
+STOP_WITHIN_S = 10.0  # a stop waits this long for the workers (they are cancelled, again if need be)
 
-
-class Waker:
-    """Wakes every idle worker when deliveries are queued (no wake-up is ever lost), and a
-    channel's workers from their back-off when its settings change."""
-
-    def __init__(self) -> None:
-        self._events: set[asyncio.Event] = set()
-        self._settings: dict[str, set[asyncio.Event]] = {}
-
-    def register(self) -> asyncio.Event:
-        """An event for one worker."""
-        event = asyncio.Event()
-        self._events.add(event)
-        return event
-
-    def register_settings(self, channel: str) -> asyncio.Event:
-        """An event for one worker of `channel`, set when that channel's settings change."""
-        event = asyncio.Event()
-        self._settings.setdefault(channel, set()).add(event)
-        return event
-
-    def wake(self, *_: Any) -> None:
-        """Wake them all (also usable as a LISTEN callback)."""
-        for event in self._events:
-            event.set()
-
-    def settings_changed(self, channel: str) -> None:
-        """The channel's settings changed: end its workers' back-off, wake the idle ones."""
-        for event in self._settings.get(channel, ()):
-            event.set()
-        self.wake()
-
-    def on_settings_notice(self, _conn: Any, _pid: int, _name: str, payload: str) -> None:
-        """The LISTEN callback of `channel_settings` (the payload is the channel)."""
-        self.settings_changed(payload)
+__all__ = ["DeliveryEngine", "Waker", "content"]
 
 
 def content(d: Delivery, sealer: Sealer) -> tuple[str | None, str]:
@@ -105,23 +74,56 @@ class DeliveryEngine:
         self.active: set[UUID] = set()  # claimed here and not yet recorded
         self.sent = 0
         self.failed = 0
+        self.stopping = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self._stopped: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
-        """Run every worker until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            for channel, count in self.workers.items():
-                for index in range(count):
-                    group.create_task(self._supervise(channel, index), name=f"deliver-{channel}-{index}")
+        """Run every worker until cancelled or stopped; a cancel stops the workers before it returns."""
+        self.tasks = [
+            asyncio.create_task(self._supervise(channel, index), name=f"deliver-{channel}-{index}")
+            for channel, count in self.workers.items() for index in range(count)
+        ]
+        try:
+            if self.tasks:
+                await asyncio.wait(self.tasks)  # they end only at the stop
+        finally:
+            stopping = asyncio.ensure_future(self.stop())
+            while not stopping.done():  # a stop asked again (cancelled again) still waits for the workers
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(stopping)
+
+    async def stop(self) -> None:
+        """Stop the workers and wait for them (bounded): no round starts after this, none is left
+        running to use the pool once the service closes it. Idempotent."""
+        self.stopping = True
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._cancel_workers())
+        await asyncio.shield(self._stopped)
+
+    async def _cancel_workers(self) -> None:
+        # cancelled again while one is left: Python 3.11's wait_for drops a cancel that arrives as
+        # its awaited future completes (the worker then goes on; `stopping` ends it at its next round)
+        pending = {t for t in self.tasks if not t.done()}
+        deadline = time.monotonic() + STOP_WITHIN_S
+        while pending and time.monotonic() < deadline:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        if pending:
+            log.warning("delivery_workers_not_stopped", workers=sorted(t.get_name() for t in pending))
 
     async def _supervise(self, channel: str, index: int) -> None:
         wake = self.waker.register()
         changed = self.waker.register_settings(channel)
-        while True:
+        while not self.stopping:
             try:
                 await self._work(channel, wake, changed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self.stopping:  # cut short by the stop, not a failure
+                    return
                 log.exception("delivery_worker_failed", channel=channel, worker=index, error=str(exc))
                 await asyncio.sleep(1.0)
 
@@ -157,7 +159,7 @@ class DeliveryEngine:
         version = -1
         pause = 0
         try:
-            while True:
+            while not self.stopping:
                 wake.clear()
                 changed.clear()  # before the read: a change from here on ends the next back-off
                 # the version alone each round; the settings (their secret opened) only when it moved
@@ -170,7 +172,7 @@ class DeliveryEngine:
                         await sender.close()
                     sender = SmtpSender(found[0]) if channel == "email" else TwilioSender(found[0])
                     version = found[1]
-                result = await self._one_batch(channel, sender)
+                result = await self._one_batch(channel, sender, version, changed)
                 if result is None:
                     await self._idle(wake, self.idle_poll_s)
                 elif result:  # the provider is unreachable: back off before claiming more
@@ -183,9 +185,11 @@ class DeliveryEngine:
             if sender is not None:
                 await sender.close()
 
-    async def _one_batch(self, channel: str, sender: Any) -> bool | None:
-        """Claim and send one batch; None when nothing was due, True when the provider was unreachable
-        or refused the credentials (the channel pauses)."""
+    async def _one_batch(
+        self, channel: str, sender: Any, version: int, changed: asyncio.Event | None = None,
+    ) -> bool | None:
+        """Claim and send one batch with the settings of `version`; None when nothing was due, True
+        when the provider was unreachable or refused the credentials (the channel pauses)."""
         self.in_flight += 1  # before the claim, so the journal is never truncated under a claim
         try:
             claimed = await self.store.claim(channel, self.instance, self.batch)
@@ -201,21 +205,40 @@ class DeliveryEngine:
                 SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
                 done.append(self._decide(d, outcome))
                 DELIVERIES.labels(channel, done[-1].state if not done[-1].dead_letter else "dead").inc()
-                if outcome.pauses_channel:  # the rest alike: given back untried
-                    unreachable = True
+                # the rest alike: given back untried; or the settings changed: the rest get the new ones
+                if outcome.pauses_channel or (changed is not None and changed.is_set()):
+                    unreachable = outcome.pauses_channel
                     untouched = [u.delivery_id for u in claimed[index + 1 :]]
                     break
+            delay = self.policy.delay(1)
+            if (untouched or any(r.state == "queued" for r in done)) and await self._stale(channel, version):
+                # (a change NOTIFY'd but not yet readable here is made good by the store's own check)
+                # tried with settings no longer in force: the retries are due at once (their attempt
+                # counted), the untried ones too, and the pause those settings decided does not hold
+                done = [replace(r, retry_in_s=0.0) if r.state == "queued" else r for r in done]
+                delay, unreachable = 0.0, False
             # outcomes are facts now: keep trying to write them (a lost outcome would leave a claim
-            # that only this process's death could settle)
-            await self._persist(lambda: self.store.record(done))
+            # that only this process's death could settle); the store checks the version again
+            await self._persist(lambda: self.store.record(done, version))
             if untouched:
-                await self._persist(lambda: self.store.release(untouched, self.policy.delay(1)))
+                await self._persist(lambda: self.store.release(untouched, delay, version, channel))
             self.active.difference_update(d.delivery_id for d in claimed)
             return unreachable
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._truncate_journal()
+
+    async def _stale(self, channel: str, version: int) -> bool:
+        """Whether the channel's settings are newer than `version` (an unreadable version: not known)."""
+        try:
+            current = await self.settings.version(channel)
+        except Exception:
+            return False  # the store's record still compares the versions
+        stale = current is not None and current > version
+        if stale:
+            log.info("attempts_with_stale_settings", channel=channel, tried_with=version, current=current)
+        return stale
 
     async def _persist(self, write: Callable[[], Awaitable[None]]) -> None:
         delay = 0.2
