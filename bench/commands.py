@@ -10,6 +10,11 @@ commands per batch and its share of the phase awaiting the append (its /metrics,
 
     uv run python bench/commands.py --personal --encryption both
 
+`BENCH_TRACE=<dir>` (diagnostics) also writes each request's timeline, the customer service's
+(PATCHBAY_COMMAND_TRACE), PostgreSQL's checkpoint/autovacuum log and WAL position into <dir>;
+`bench/commands_trace.py <dir>` says where the slowest requests spent their time
+(docs/performance.md, "Commands: service and tail latency, fourth round").
+
 `--personal` gives every card a PayPal e-mail and address lines and every update a new PayPal
 e-mail (the fields section 15 encrypts); `--encryption both` runs the customer service twice in
 one run, with PATCHBAY_ENCRYPT_PERSONAL=1 and =0 (fresh servers each), and prints the ratio.
