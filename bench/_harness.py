@@ -34,6 +34,10 @@ def servers() -> Iterator[tuple[str, str]]:
             pg = EmbeddedPostgres(tmp / "pg", unsafe_fast=bool(os.environ.get("BENCH_UNSAFE")))
             db_url = pg.start()
             stack.callback(pg.stop)
+            # WAL segments ready for reuse, as on a server that has run a while: a fresh cluster
+            # makes each new one inside a commit (docs/performance.md, "Commands: PostgreSQL,
+            # fourth round"); 40 x 16 MB covers bench/commands.py with 10 s phases (~27)
+            pg.recycle_wal(40)
         yield nats_url, db_url
 
 

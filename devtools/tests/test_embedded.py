@@ -111,6 +111,29 @@ async def test_postgres_answers_queries(embedded_tmp_path: Path) -> None:
     assert not _servers_on("postgres", embedded_tmp_path)
 
 
+async def test_recycled_wal_segments_are_reused_not_made(embedded_tmp_path: Path) -> None:
+    server = EmbeddedPostgres(embedded_tmp_path / "pg", unsafe_fast=True)
+    url = server.start()
+    try:
+        server.recycle_wal(6)
+        conn = await asyncpg.connect(url)
+        try:
+            made = {r["name"] for r in await conn.fetch("SELECT name FROM pg_ls_waldir()")}
+            assert len(made) >= 6
+            await conn.execute("CREATE TABLE t (n int)")
+            for i in range(4):  # into four more segments: the recycled files, no new ones
+                await conn.execute("INSERT INTO t VALUES ($1)", i)
+                await conn.fetchval("SELECT pg_switch_wal()")
+            await conn.execute("INSERT INTO t VALUES (4)")
+            current = await conn.fetchval("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            assert current in made
+            assert {r["name"] for r in await conn.fetch("SELECT name FROM pg_ls_waldir()")} <= made
+        finally:
+            await conn.close()
+    finally:
+        server.stop()
+
+
 async def test_postgres_restarts_on_existing_data(embedded_tmp_path: Path) -> None:
     server = EmbeddedPostgres(embedded_tmp_path / "pg")
     url = server.start()
