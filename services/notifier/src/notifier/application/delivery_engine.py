@@ -210,9 +210,9 @@ class DeliveryEngine:
                     unreachable = outcome.pauses_channel
                     untouched = [u.delivery_id for u in claimed[index + 1 :]]
                     break
-            delay = self.policy.delay(1)
+            # untried ones wait the first step of a pause, not when cut short by a settings notice
+            delay = self.policy.delay(1) if unreachable else 0.0
             if (untouched or any(r.state == "queued" for r in done)) and await self._stale(channel, version):
-                # (a change NOTIFY'd but not yet readable here is made good by the store's own check)
                 # tried with settings no longer in force: the retries are due at once (their attempt
                 # counted), the untried ones too, and the pause those settings decided does not hold
                 done = [replace(r, retry_in_s=0.0) if r.state == "queued" else r for r in done]
