@@ -198,8 +198,18 @@ async def list_customers(
         where.append(f"created_at < {arg(query.created_to)}")
     but_status, but_status_args = " AND ".join(where), list(args)
 
+    # a search is driven by its GIN index (not partial). `NOT deleted` is tested after a fence
+    # (`OFFSET 0`), or the planner may AND that index with a whole scan of a partial index for
+    # `NOT deleted` (customers_filters: 130k entries, 5-10 ms a page after a burst of writes,
+    # docs/performance.md "Commands: PostgreSQL, fourth round")
+    fenced = bool(query.q and search_query(query.q))
+    live_but_status = " AND ".join(where[1:])  # the search and the filters, without `NOT deleted`
+
     async def count() -> StatusCounts:
         sql = f"SELECT status, count(*) AS n FROM customers WHERE {but_status} GROUP BY status"
+        if fenced:
+            sql = (f"SELECT status, count(*) AS n FROM (SELECT status, deleted FROM customers"
+                   f" WHERE {live_but_status} OFFSET 0) m WHERE NOT m.deleted GROUP BY status")
         rows = await pool.fetch(sql, *but_status_args)
         return {r["status"]: int(r["n"]) for r in rows}
 
@@ -220,7 +230,8 @@ async def list_customers(
     if query.cursor:
         value, last_id = _decode_cursor(query.cursor, query.sort, kind)
         op = "<" if descending else ">"
-        page_where += f" AND ({key}, {row_id}) {op} ({arg(value)}, {arg(last_id)}::uuid)"
+        where.append(f"({key}, {row_id}) {op} ({arg(value)}, {arg(last_id)}::uuid)")
+        page_where = " AND ".join(where)
     limit = arg(query.limit + 1)
     keys = f"SELECT {key} AS sort_value, {row_id} AS id FROM {source} WHERE {page_where}"
     # the page's keys first (from an index alone where one covers the sort and the filters),
@@ -234,8 +245,12 @@ async def list_customers(
         # sort's index and testing each row reads most of the table when matches are rare (a
         # search word: 15-20 ms over 100k customers -> under 1 ms); `OFFSET 0` keeps the
         # planner from merging the two steps back into that walk
+        if fenced:  # `NOT deleted` (where[0]) after the fence, as in count above
+            live = " AND ".join(where[1:])
+            keys = f"SELECT {key} AS sort_value, {row_id} AS id, deleted FROM {source} WHERE {live}"
         rows = await pool.fetch(
             f"WITH page AS MATERIALIZED (SELECT sort_value, id FROM ({keys} OFFSET 0) matches"
+            f"{' WHERE NOT matches.deleted' if fenced else ''}"
             f" ORDER BY sort_value {order}, id {order} LIMIT {limit}){cards}", *args)
     else:
         # many matches: walk the sort's index (where there is one) until the page is full. The
