@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import structlog
@@ -42,6 +44,25 @@ SERVER_SETTINGS = {
 }
 
 
+# A port we chose with free_port() can be taken by another process (an xdist worker, a client
+# socket) before the server binds it: we then choose again, up to this many tries in all.
+PORT_ATTEMPTS = 3
+_TAKEN = re.compile(r"address already in use", re.IGNORECASE)
+_TAKEN_PORT = re.compile(r":(\d+): bind: address already in use", re.IGNORECASE)  # Go's wording
+T = TypeVar("T")
+
+
+class PortInUse(RuntimeError):
+    """A server exited because a port it was to listen on is held by another process."""
+
+    def __init__(self, what: str, port: int, line: str, *, fixed: bool) -> None:
+        self.port = port
+        hint = (f"stop the process holding it (`ss -ltnp | grep :{port}`) or choose another port "
+                "(leave it unset to take a free one)") if fixed else \
+            "it was free when chosen but another process took it before the server bound it"
+        super().__init__(f"{what} cannot listen: port {port} is already in use ({line}); {hint}")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free right now on host."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -57,6 +78,30 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
+
+
+def _port_taken(log_file: Path, offset: int) -> str | None:
+    """The line the server logged (after offset) saying an address was in use, if any."""
+    try:
+        with log_file.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    return next((line.strip() for line in text.splitlines() if _TAKEN.search(line)), None)
+
+
+def retry_taken_ports(start: Callable[[], T], what: str, attempts: int = PORT_ATTEMPTS) -> T:
+    """Call start() - which chooses its ports afresh - again while a port it chose was taken."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except PortInUse as exc:
+            if attempt == attempts:
+                raise
+            log.warning("port taken before the server bound it; choosing another", server=what,
+                        port=exc.port, attempt=attempt, attempts=attempts)
+    raise AssertionError("unreachable")
 
 
 def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
@@ -157,13 +202,22 @@ def stop_stale_postgres(data_dir: Path) -> bool:
     return _stop_stale("postgres", str(data_dir), locks, signal.SIGINT, workdir=data_dir)
 
 
+def _exit_error(what: str, proc: subprocess.Popen[bytes], log_file: Path, offset: int,
+                port: int, *, fixed: bool) -> RuntimeError:
+    """Why proc exited: PortInUse when its log (after offset) says a port was taken."""
+    if line := _port_taken(log_file, offset):
+        named = _TAKEN_PORT.search(line)
+        return PortInUse(what, int(named.group(1)) if named else port, line, fixed=fixed)
+    return RuntimeError(f"{what} exited with {proc.returncode}; log:\n{_tail(log_file)}")
+
+
 def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str,
-                log_file: Path, timeout: float) -> None:
-    """Poll ready() until true; fail fast if proc exits, or after timeout."""
+                log_file: Path, timeout: float, *, offset: int, port: int, fixed: bool) -> None:
+    """Poll ready() until true; fail fast if proc exits (PortInUse if a port was taken), or after timeout."""
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}; log:\n{_tail(log_file)}")
+            raise _exit_error(what, proc, log_file, offset, port, fixed=fixed)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not ready after {timeout} s; log:\n{_tail(log_file)}")
         time.sleep(0.01)
@@ -214,6 +268,9 @@ class EmbeddedNats:
         self.server_name = server_name
         self.extra_config = extra_config  # appended verbatim (a cluster block, a monitor port)
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file = self.store_dir / "nats.log"
+        self._log_offset = 0
+        self._fixed = port is not None
 
     @staticmethod
     def binary() -> Path:
@@ -257,28 +314,52 @@ class EmbeddedNats:
             return False
 
     def start(self, timeout: float = 10.0) -> str:
-        """Start the server (after stopping a stale one) and return its URL."""
+        """Start the server (after stopping a stale one) and return its URL.
+
+        Without a port, a free one is chosen, and chosen again if another process takes it
+        first (PORT_ATTEMPTS); a given port (or the one of an earlier start) is kept, and
+        PortInUse says so when it is taken.
+        """
         refuse_in_pure_test("nats-server")
         binary = self.binary()
         self.store_dir.mkdir(parents=True, exist_ok=True)
         stop_stale_nats(self.store_dir)
-        self.port = self.port or free_port(self.host)
+        if self.port is None:
+            return retry_taken_ports(lambda: self._start_on(free_port(self.host), binary, timeout,
+                                                            fixed=False), "nats-server")
+        return self._start_on(self.port, binary, timeout, fixed=True)
+
+    def _start_on(self, port: int, binary: Path, timeout: float, *, fixed: bool) -> str:
+        """Start the server on port and wait until it accepts clients."""
+        self.port = port
         config = self._write_config()
-        log_file = self.store_dir / "nats.log"
-        with log_file.open("ab") as out:
+        self._log_file = self.store_dir / "nats.log"
+        self._log_offset = self._log_file.stat().st_size if self._log_file.exists() else 0
+        self._fixed = fixed
+        with self._log_file.open("ab") as out:
             self._proc = subprocess.Popen(
                 [str(binary), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, process_group=0,
                 preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None)
         try:
-            _wait_until(self._accepts, self._proc, "nats-server", log_file, timeout)
+            _wait_until(self._accepts, self._proc, "nats-server", self._log_file, timeout,
+                        offset=self._log_offset, port=port, fixed=fixed)
         except BaseException:
             self.stop()
+            if not fixed:
+                self.port = None
             raise
         log.info("embedded nats started", url=self.url, pid=self._proc.pid)
         if self.auth and self.provision_replicas is not None:
             self.provision(self.provision_replicas)
         return self.url
+
+    def check_running(self) -> None:
+        """Raise why the server exited if it did since start() (a cluster's route port taken
+        after the client port was bound); nothing if it runs or was stopped or killed."""
+        if self._proc is not None and self._proc.poll() is not None:
+            raise _exit_error("nats-server", self._proc, self._log_file, self._log_offset,
+                              int(self.port or 0), fixed=self._fixed)
 
     def provision(self, replicas: int = 1) -> None:
         """As the provisioner: make the streams (idempotent; a restart brings them to their config)."""
@@ -403,8 +484,16 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8",
                       "--username=postgres", user=user)
-        self.port = self.port or free_port()
+        if self.port is None:  # ours: chosen again if taken first (as EmbeddedNats.start)
+            return retry_taken_ports(lambda: self._start_on(free_port(), user, timeout, fixed=False),
+                                     "postgres")
+        return self._start_on(self.port, user, timeout, fixed=True)
+
+    def _start_on(self, port: int, user: str | None, timeout: float, *, fixed: bool) -> str:
+        """Start the server on port, wait until it is ready, make the patchbay database."""
+        self.port = port
         log_file = self.data_dir / "postgres.log"
+        offset = log_file.stat().st_size if log_file.exists() else 0
         with log_file.open("ab") as out:
             self._proc = subprocess.Popen(
                 self._server_args(self._socket_dir_for(user)), stdout=out,
@@ -412,10 +501,13 @@ class EmbeddedPostgres:
                 process_group=0,
                 preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_parent else None)
         try:
-            _wait_until(self._ready, self._proc, "postgres", log_file, timeout)
+            _wait_until(self._ready, self._proc, "postgres", log_file, timeout,
+                        offset=offset, port=port, fixed=fixed)
             self._ensure_database("patchbay")
         except BaseException:
             self.stop()
+            if not fixed:
+                self.port = None
             raise
         log.info("embedded postgres started", url=self.url, pid=self._proc.pid)
         return self.url

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import structlog
 
-from devtools.embedded import EmbeddedNats, free_port, port_is_free, stop_stale_nats
+from devtools.embedded import (
+    EmbeddedNats,
+    PortInUse,
+    free_port,
+    port_is_free,
+    retry_taken_ports,
+    stop_stale_nats,
+)
 
 log = structlog.get_logger()
 
@@ -82,30 +89,49 @@ class EmbeddedNatsCluster:
                 f"  routes: [{routes}]\n}}\n")
 
     def start(self, timeout: float = 30.0) -> str:
-        """Start every node, wait until JetStream has a meta leader; return the URL list."""
-        if not self.nodes:
+        """Start every node, wait until JetStream has a meta leader; return the URL list.
+
+        The first start chooses every port (client, route, monitor) and, when another process
+        takes one before its node binds it, stops the nodes and chooses them all again
+        (PORT_ATTEMPTS); a restart keeps the ports its clients know.
+        """
+        if self.nodes:
+            self._start_nodes(timeout)
+        else:
             for i in range(self.size):  # first, so that a stale node does not hold our ports
                 stop_stale_nats(self.node_dir(i))
-            clients = self._pick_ports()
-            self.nodes = [
-                EmbeddedNats(self.node_dir(i), port=clients[i], host=self.host,
-                             sync_always=self.sync_always, die_with_parent=self.die_with_parent,
-                             server_name=f"{CLUSTER_NAME}-n{i + 1}", extra_config=self._cluster_block(i),
-                             credentials_dir=self.credentials_dir, provision_replicas=None)
-                for i in range(self.size)
-            ]
+            retry_taken_ports(lambda: self._start_fresh(timeout), "nats cluster")
+        log.info("embedded nats cluster started", url=self.url)
+        return self.url
+
+    def _start_fresh(self, timeout: float) -> None:
+        """Choose the ports, make the nodes and start them (forgotten again if a port was taken)."""
+        clients = self._pick_ports()
+        self.nodes = [
+            EmbeddedNats(self.node_dir(i), port=clients[i], host=self.host,
+                         sync_always=self.sync_always, die_with_parent=self.die_with_parent,
+                         server_name=f"{CLUSTER_NAME}-n{i + 1}", extra_config=self._cluster_block(i),
+                         credentials_dir=self.credentials_dir, provision_replicas=None)
+            for i in range(self.size)
+        ]
+        try:
+            self._start_nodes(timeout)
+        except PortInUse:
+            self.nodes = []
+            raise
+
+    def _start_nodes(self, timeout: float) -> None:
+        """Start every node not running, wait for health, provision; stop all on failure."""
         try:
             for node in self.nodes:
                 if node.pid is None:
                     node.start(timeout)
-            self.wait_healthy(timeout=timeout)
+            self.wait_healthy(timeout=timeout, all_nodes=True)
             if self.provision_replicas is not None:
                 self.nodes[0].provision(self.provision_replicas)
         except BaseException:
             self.stop()
             raise
-        log.info("embedded nats cluster started", url=self.url)
-        return self.url
 
     def healthy(self, index: int) -> bool:
         """True when node index says JetStream is healthy (meta leader known, assets current)."""
@@ -116,10 +142,13 @@ class EmbeddedNatsCluster:
         except OSError:
             return False
 
-    def wait_healthy(self, *, timeout: float = 30.0) -> None:
-        """Wait until every running node reports JetStream healthy."""
+    def wait_healthy(self, *, timeout: float = 30.0, all_nodes: bool = False) -> None:
+        """Wait until every running node reports JetStream healthy (all_nodes: raise if one exited)."""
         deadline = time.monotonic() + timeout
         while True:
+            if all_nodes:
+                for node in self.nodes:
+                    node.check_running()
             running = [i for i, node in enumerate(self.nodes) if node.pid is not None]
             if running and all(self.healthy(i) for i in running):
                 return

@@ -34,6 +34,7 @@ from devtools.embedded import (
     die_with_parent,
     free_port,
     port_is_free,
+    retry_taken_ports,
     stop_stale_nats,
     stop_stale_postgres,
 )
@@ -189,11 +190,18 @@ def start_servers(settings: StackSettings, stack: ExitStack,
     elif nats_url is None:
         store = settings.data_dir / "nats"
         stop_stale_nats(store)  # first, so that a stale server does not hold our port
-        monitor = _port(8222)
-        nats = EmbeddedNats(store, port=_port(4222), sync_always=True, credentials_dir=creds,
-                            extra_config=f'http: "127.0.0.1:{monitor}"\n')  # monitoring endpoint
-        stack.callback(nats.stop)
-        nats_url = nats.start()
+
+        def start_nats() -> tuple[EmbeddedNats, int]:
+            monitor = _port(8222)
+            nats = EmbeddedNats(store, port=_port(4222), sync_always=True, credentials_dir=creds,
+                                extra_config=f'http: "127.0.0.1:{monitor}"\n')  # monitoring endpoint
+            stack.callback(nats.stop)
+            nats.start()
+            return nats, monitor
+
+        # a port taken between our choice and the server's bind: choose both again
+        nats, monitor = retry_taken_ports(start_nats, "nats-server")
+        nats_url = nats.url
         watched.append(Watched("nats-server", nats, f"http://127.0.0.1:{monitor}"))
     elif (seed := seed_for(PROVISIONER, BusSettings(data_dir=settings.data_dir))) is not None:
         provision_blocking(nats_url, replicas=settings.stream_replicas, seed=seed)
@@ -203,9 +211,15 @@ def start_servers(settings: StackSettings, stack: ExitStack,
     if database_url is None:
         data = settings.data_dir / "pg"
         stop_stale_postgres(data)
-        postgres = EmbeddedPostgres(data, port=_port(5432))
-        stack.callback(postgres.stop)
-        database_url = postgres.start()
+
+        def start_postgres() -> EmbeddedPostgres:
+            postgres = EmbeddedPostgres(data, port=_port(5432))
+            stack.callback(postgres.stop)
+            postgres.start()
+            return postgres
+
+        postgres = retry_taken_ports(start_postgres, "PostgreSQL")
+        database_url = postgres.url
         watched.append(Watched("PostgreSQL", postgres))
     return nats_url, database_url
 
