@@ -70,7 +70,7 @@ class CustomerSettings(CommonSettings):
     # has cores to spare (docs/performance.md)
     command_partitions: int = 1
     # creates and updates decided as they arrive, while the worker awaits its append (ADR 0030):
-    # off until a quiet machine shows the shorter cycle pays for its CPU (+8 % at load 4-7)
+    # off until a quiet machine shows the shorter cycle pays for its CPU (+8-13 % CPU per command, load 4-7)
     command_decide_ahead: bool = False
     # memory (bench/memory.py): a customer's state is ~1.1 KB, a stored reply ~1.3 KB; states
     # past this many are loaded again (one query) when a command needs them; replies past this

@@ -234,7 +234,8 @@ async def test_creates_and_updates_are_decided_on_arrival_and_again_only_when_th
     assert sorted([first["version"], second["version"]]) == [3, 4]
     final = await call(nc, "customer.query.get", {"customer_id": cards[0]["id"]})
     assert final["version"] == 4 and final["channels"] == 5 and final["notes"] == "again"
-    assert callers.count("_decide_ahead") == 2 and callers.count("_execute") == 1
+    # the second is decided again in its batch unless it arrived after the first one's commit
+    assert callers.count("_decide_ahead") == 2 and callers.count("_execute") in (0, 1)
     assert await count_events(service, cards[0]["id"]) == 4
     monkeypatch.setattr(service.commands, "decide_ahead", False)  # the default: decided in the batch
     callers.clear()

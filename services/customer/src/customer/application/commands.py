@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+_MARKS: ContextVar[list[float] | None] = ContextVar("command_trace_marks", default=None)
 
 RETRIES = 5
 
@@ -111,7 +113,6 @@ class CustomerCommands:
         self.batches = 0
         self.commands = 0
         self.trace = from_environment()  # diagnostics, off unless PATCHBAY_COMMAND_TRACE
-        self._marks: list[float] = []
 
     async def handle(self, command: Command, *, request_fingerprint: str | None = None) -> bytes:
         """Run one command; answer its reply (a card, or an error) as JSON bytes.
@@ -162,7 +163,8 @@ class CustomerCommands:
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             started = time.perf_counter()
-            self._marks = [started]
+            marks = [started] if self.trace is not None else None
+            _MARKS.set(marks)  # each partition's worker is a task of its own: its own marks
             try:
                 results = await self._run_batch(batch)
             except Exception as exc:  # the database is down, say: answer, don't hang
@@ -183,9 +185,9 @@ class CustomerCommands:
                     # here to write them sooner let the relay run first: 81 % -> 95 % of the
                     # worker's time in batches without it (docs/performance.md, third round)
                     await answer(reply)
-            if self.trace is not None:
-                self._marks.append(time.perf_counter())
-                self.trace.batch(self._marks, batch)
+            if self.trace is not None and marks is not None:
+                marks.append(time.perf_counter())
+                self.trace.batch(marks, batch)
             self.batches += 1
             self.commands += len(batch)
             batch_done(len(batch), started)
@@ -198,6 +200,8 @@ class CustomerCommands:
             return await self._execute(batch, check_stored=False)
         except _AppendFailed:
             self.cache.forget(p.stream_id for p in batch)
+            if (marks := _MARKS.get()) is not None:
+                del marks[1:]  # the timeline shows the last try's round trip, not the failed first
         return [(p, await self._execute_one(p)) for p in batch]
 
     async def _execute_one(self, pending: _Pending) -> bytes:
@@ -279,7 +283,8 @@ class CustomerCommands:
             rows = [board.row(s, cards[sid].decode()) for sid, s in working.items() if s is not None]
             young_collections.collect_soon()  # while PostgreSQL commits
             waiting = time.perf_counter()
-            self._marks.append(waiting)
+            if (marks := _MARKS.get()) is not None:
+                marks.append(waiting)
             try:
                 await self.store.append(
                     events, replies=replies,
@@ -292,7 +297,8 @@ class CustomerCommands:
                 raise _AppendFailed() from exc
             finally:
                 APPEND_SECONDS.inc(time.perf_counter() - waiting)
-                self._marks.append(time.perf_counter())
+                if marks is not None:
+                    marks.append(time.perf_counter())
             if gone := erased_subjects(facts):
                 for stream_id in {s for s, e in facts if isinstance(e, ev.ERASURE_EVENTS)}:
                     self.recent.forget_customer(stream_id)
