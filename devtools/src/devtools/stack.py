@@ -157,7 +157,7 @@ def _port(preferred: int) -> int:
 
 
 def cluster_ports(size: int) -> list[int] | None:
-    """A cluster's preferred client ports: 4222... if free; any free ones with DEVTOOLS_ANY_FREE_PORT=1."""
+    """A cluster's client ports: 4222... (unchecked), or any free ones with DEVTOOLS_ANY_FREE_PORT=1."""
     return None if os.environ.get(ANY_FREE_PORT) == "1" else [4222 + i for i in range(size)]
 
 

@@ -83,14 +83,22 @@ async def settle_leftovers(nc: NatsClient, service: NotifierService) -> None:
             "security": "none", "smtp_username": None, "smtp_password": ""})
         assert "error" not in reply, reply
 
-        async def none_waiting() -> bool:
-            # one tried with the old settings while they changed comes back with a back-off to wait
-            # out (up to 30 s in test_settings_change): due again, as the settings change makes them
-            await service.pool.execute("UPDATE deliveries SET next_attempt_at = now() WHERE channel = 'email'"
-                                       " AND state = 'queued' AND next_attempt_at > now()")
-            return not await service.pool.fetchval(
-                "SELECT count(*) FROM deliveries WHERE channel = 'email' AND state IN ('queued', 'sending')")
-
-        await wait_for(none_waiting, timeout=15, interval=0.2, message="other tests' e-mails to go to the sink")
+        await nothing_else_waiting(service, "email")
     finally:
         sink.stop()
+
+
+async def nothing_else_waiting(service: NotifierService, channel: str) -> None:
+    """Wait until no delivery of the channel is queued or sending (each made due at once meanwhile).
+
+    One tried with the old settings while they changed may come back with a back-off to wait out
+    (up to 30 s in test_settings_change): due again, as the settings change makes the others.
+    """
+
+    async def none_waiting() -> bool:
+        await service.pool.execute("UPDATE deliveries SET next_attempt_at = now() WHERE channel = $1"
+                                   " AND state = 'queued' AND next_attempt_at > now()", channel)
+        return not await service.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE channel = $1 AND state IN ('queued', 'sending')", channel)
+
+    await wait_for(none_waiting, timeout=15, interval=0.2, message=f"other tests' {channel} deliveries sent")

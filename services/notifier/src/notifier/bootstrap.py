@@ -28,10 +28,11 @@ from notifier.adapters.handover_journal import HandoverJournal
 from notifier.application.broadcast import BroadcastService
 from notifier.application.channel_settings import ChannelSettings
 from notifier.application.dead_letters import DeadLetterPublisher
-from notifier.application.delivery_engine import DeliveryEngine, Waker
+from notifier.application.delivery_engine import DeliveryEngine
 from notifier.application.message_queries import MessageQueries
 from notifier.application.recovery import InstanceLease, Recovery
 from notifier.application.system_messages import NOTIFY_CONSUMER, SystemMessages
+from notifier.application.waker import Waker
 from notifier.domain.retry import RetryPolicy
 from notifier.entrypoints.nats_api import QUEUE, routes
 

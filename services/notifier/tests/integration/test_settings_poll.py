@@ -16,7 +16,8 @@ from nats.aio.client import Client as NatsClient
 from notifier.adapters.delivery_store import DeliveryStore
 from notifier.application import delivery_engine
 from notifier.application.channel_settings import ChannelSettings
-from notifier.application.delivery_engine import DeliveryEngine, Waker
+from notifier.application.delivery_engine import DeliveryEngine
+from notifier.application.waker import Waker
 from notifier.bootstrap import NotifierService
 from notifier.domain.delivery import Delivery
 from notifier_testkit import SmtpServer, call

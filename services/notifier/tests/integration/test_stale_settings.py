@@ -31,6 +31,7 @@ from notifier_testkit import (
     use_smtp,
     use_twilio,
 )
+from strangers import nothing_else_waiting
 
 pytestmark = pytest.mark.servers
 
@@ -71,18 +72,6 @@ async def silent() -> AsyncIterator[Silent]:
     yield port
     assert port.server is not None
     port.server.close()
-
-
-async def nothing_else_waiting(service: NotifierService, channel: str) -> None:
-    """Other tests' leftovers of the channel (`strangers`) sent away first: the next claim is this test's."""
-
-    async def none_waiting() -> bool:
-        await service.pool.execute("UPDATE deliveries SET next_attempt_at = now() WHERE channel = $1"
-                                   " AND state = 'queued' AND next_attempt_at > now()", channel)
-        return not await service.pool.fetchval(
-            "SELECT count(*) FROM deliveries WHERE channel = $1 AND state IN ('queued', 'sending')", channel)
-
-    await wait_for(none_waiting, timeout=15, interval=0.2, message=f"other tests' {channel} deliveries sent")
 
 
 async def broadcast(nc: NatsClient, customers: FakeCustomers, channel: str, to: list[str]) -> str:

@@ -31,7 +31,7 @@ JOURNAL_TRUNCATE_BYTES = 1 << 20
 SETTINGS_POLL_S = 10.0  # a worker backing off reads its channel's settings version this often
 STOP_WITHIN_S = 10.0  # a stop waits this long for the workers (they are cancelled, again if need be)
 
-__all__ = ["DeliveryEngine", "Waker", "content"]
+__all__ = ["DeliveryEngine", "content"]
 
 
 def content(d: Delivery, sealer: Sealer) -> tuple[str | None, str]:
