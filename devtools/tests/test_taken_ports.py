@@ -6,15 +6,17 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import asyncpg
 import pytest
 from devtools.embedded import PORT_ATTEMPTS, EmbeddedNats, EmbeddedPostgres, PortInUse
 from devtools.embedded_cluster import EmbeddedNatsCluster
+from devtools.server_watch import Watched
 from structlog.testing import capture_logs
 
-from devtools import embedded, embedded_cluster
+from devtools import embedded, embedded_cluster, stack
 from shared import bus
 
 pytestmark = pytest.mark.servers
@@ -123,3 +125,25 @@ def test_cluster_with_a_taken_route_port_chooses_all_its_ports_again(
         assert all(cluster.healthy(i) for i in range(3))
     finally:
         cluster.stop()
+
+
+async def test_stack_servers_choose_again_when_their_chosen_ports_are_taken(
+        embedded_tmp_path: Path, held_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # free_port calls: NATS monitor, NATS client (held), again both, then PostgreSQL (held), again
+    monkeypatch.setenv(stack.ANY_FREE_PORT, "1")
+    choose, answers = _chooser(held_port, at={2, 5})
+    monkeypatch.setattr(stack, "free_port", choose)
+    settings = stack.StackSettings(data_dir=embedded_tmp_path / "data", nats_url=None, database_url=None)
+    watched: list[Watched] = []
+    with ExitStack() as servers, capture_logs() as logs:
+        nats_url, database_url = stack.start_servers(settings, servers, watched)
+        assert len(answers) == 6
+        assert [(e["server"], e["port"]) for e in _retries(logs)] == [("nats-server", held_port),
+                                                                      ("PostgreSQL", held_port)]
+        assert nats_url == f"nats://127.0.0.1:{answers[3]}" and f":{answers[5]}/" in database_url
+        assert watched[0].monitor == f"http://127.0.0.1:{answers[2]}"
+        assert all(item.server.pid is not None for item in watched)
+        conn = await asyncpg.connect(database_url)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+    assert all(item.server.pid is None for item in watched)
