@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -43,7 +44,7 @@ def _chooser(held: int, *, at: set[int]) -> tuple[Callable[..., int], list[int]]
     return choose, answers
 
 
-def _retries(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+def _retries(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [e for e in logs if e["event"] == "port taken before the server bound it; choosing another"]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import shutil
 import signal
 import socket
@@ -15,13 +14,20 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import structlog
 from shared.bus import BusSettings, provision_blocking
 from shared.bus_credentials import authorization_block, ensure_credentials, seed_path
 from shared.bus_identities import PROVISIONER
+
+# re-exported (`X as X`): callers import the port helpers from here
+from devtools.ports import PORT_ATTEMPTS as PORT_ATTEMPTS
+from devtools.ports import PortInUse as PortInUse
+from devtools.ports import free_port as free_port
+from devtools.ports import port_is_free as port_is_free
+from devtools.ports import port_taken
+from devtools.ports import retry_taken_ports as retry_taken_ports
 
 log = structlog.get_logger()
 
@@ -43,65 +49,6 @@ SERVER_SETTINGS = {
     "checkpoint_timeout": "15min",
 }
 
-
-# A port we chose with free_port() can be taken by another process (an xdist worker, a client
-# socket) before the server binds it: we then choose again, up to this many tries in all.
-PORT_ATTEMPTS = 3
-_TAKEN = re.compile(r"address already in use", re.IGNORECASE)
-_TAKEN_PORT = re.compile(r":(\d+): bind: address already in use", re.IGNORECASE)  # Go's wording
-T = TypeVar("T")
-
-
-class PortInUse(RuntimeError):
-    """A server exited because a port it was to listen on is held by another process."""
-
-    def __init__(self, what: str, port: int, line: str, *, fixed: bool) -> None:
-        self.port = port
-        hint = (f"stop the process holding it (`ss -ltnp | grep :{port}`) or choose another port "
-                "(leave it unset to take a free one)") if fixed else \
-            "it was free when chosen but another process took it before the server bound it"
-        super().__init__(f"{what} cannot listen: port {port} is already in use ({line}); {hint}")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free right now on host."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Tell whether port can be bound on host."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _port_taken(log_file: Path, offset: int) -> str | None:
-    """The line the server logged (after offset) saying an address was in use, if any."""
-    try:
-        with log_file.open("rb") as f:
-            f.seek(offset)
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    return next((line.strip() for line in text.splitlines() if _TAKEN.search(line)), None)
-
-
-def retry_taken_ports(start: Callable[[], T], what: str, attempts: int = PORT_ATTEMPTS) -> T:
-    """Call start() - which chooses its ports afresh - again while a port it chose was taken."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return start()
-        except PortInUse as exc:
-            if attempt == attempts:
-                raise
-            log.warning("port taken before the server bound it; choosing another", server=what,
-                        port=exc.port, attempt=attempt, attempts=attempts)
-    raise AssertionError("unreachable")
 
 
 def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
@@ -205,10 +152,8 @@ def stop_stale_postgres(data_dir: Path) -> bool:
 def _exit_error(what: str, proc: subprocess.Popen[bytes], log_file: Path, offset: int,
                 port: int, *, fixed: bool) -> RuntimeError:
     """Why proc exited: PortInUse when its log (after offset) says a port was taken."""
-    if line := _port_taken(log_file, offset):
-        named = _TAKEN_PORT.search(line)
-        return PortInUse(what, int(named.group(1)) if named else port, line, fixed=fixed)
-    return RuntimeError(f"{what} exited with {proc.returncode}; log:\n{_tail(log_file)}")
+    taken = port_taken(log_file, offset, what, port, fixed=fixed)
+    return taken or RuntimeError(f"{what} exited with {proc.returncode}; log:\n{_tail(log_file)}")
 
 
 def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str,
