@@ -69,9 +69,6 @@ class CustomerSettings(CommonSettings):
     # service's CPU per create -25%, PostgreSQL's -45%); more where the database is remote or
     # has cores to spare (docs/performance.md)
     command_partitions: int = 1
-    # creates and updates decided as they arrive, while the worker awaits its append (ADR 0030):
-    # off until a quiet machine shows the shorter cycle pays for its CPU (+8-13 % CPU per command, load 4-7)
-    command_decide_ahead: bool = False
     # memory (bench/memory.py): a customer's state is ~1.1 KB, a stored reply ~1.3 KB; states
     # past this many are loaded again (one query) when a command needs them; replies past this
     # many are looked up in `commands` when a retry comes. Every customer's dial view (~0.5 KB)
@@ -178,7 +175,7 @@ async def start(settings: CustomerSettings) -> CustomerService:
     commands = CustomerCommands(
         store, settings_service, StateCacheWithDialViews(store, dial_views, settings.state_cache_size),
         max_batch=settings.command_batch, partitions=settings.command_partitions,
-        recent_replies=settings.recent_replies, on_erased=erased, decide_ahead=settings.command_decide_ahead,
+        recent_replies=settings.recent_replies, on_erased=erased,
     )
     passwords = Passwords(threads=settings.password_hash_threads)
     if sealer is None:

@@ -206,38 +206,13 @@ async def test_the_worker_counts_its_batches_and_its_waits_on_the_append(nc: Nat
     assert waited > 0
 
 
-async def test_creates_and_updates_are_decided_on_arrival_and_again_only_when_their_state_moved(
-        nc: NatsClient, service: CustomerService, monkeypatch: Any) -> None:
-    import sys
-
-    from customer.application import commands as module
-
-    callers: list[str] = []
-    real = module.decision
-
-    def spy(*args: Any) -> Any:
-        callers.append(sys._getframe(1).f_code.co_name)
-        return real(*args)
-
-    monkeypatch.setattr(module, "decision", spy)
-    monkeypatch.setattr(service.commands, "decide_ahead", True)  # PATCHBAY_COMMAND_DECIDE_AHEAD=1
-    cards = await asyncio.gather(*[create(nc) for _ in range(6)])
-    updated = await call(nc, "customer.cmd.update", {"customer_id": cards[0]["id"], "changes": {"channels": 4}})
-    assert updated["version"] == 2 and updated["channels"] == 4
-    assert callers == ["_decide_ahead"] * 7  # on arrival only: the batches used those decisions
-    callers.clear()
-    # both decided on arrival against version 2; the second one's batch finds the first one's
-    # state (version 3) and decides it again against that
+async def test_concurrent_updates_of_one_customer_each_build_on_the_one_before(
+        nc: NatsClient, service: CustomerService) -> None:
+    card = await create(nc)
     first, second = await asyncio.gather(
-        call(nc, "customer.cmd.update", {"customer_id": cards[0]["id"], "changes": {"channels": 5}}),
-        call(nc, "customer.cmd.update", {"customer_id": cards[0]["id"], "changes": {"notes": "again"}}))
-    assert sorted([first["version"], second["version"]]) == [3, 4]
-    final = await call(nc, "customer.query.get", {"customer_id": cards[0]["id"]})
-    assert final["version"] == 4 and final["channels"] == 5 and final["notes"] == "again"
-    # the second is decided again in its batch unless it arrived after the first one's commit
-    assert callers.count("_decide_ahead") == 2 and callers.count("_execute") in (0, 1)
-    assert await count_events(service, cards[0]["id"]) == 4
-    monkeypatch.setattr(service.commands, "decide_ahead", False)  # the default: decided in the batch
-    callers.clear()
-    await create(nc)
-    assert callers == ["_execute"]
+        call(nc, "customer.cmd.update", {"customer_id": card["id"], "changes": {"channels": 5}}),
+        call(nc, "customer.cmd.update", {"customer_id": card["id"], "changes": {"notes": "again"}}))
+    assert sorted([first["version"], second["version"]]) == [2, 3]
+    final = await call(nc, "customer.query.get", {"customer_id": card["id"]})
+    assert final["version"] == 3 and final["channels"] == 5 and final["notes"] == "again"
+    assert await count_events(service, card["id"]) == 3

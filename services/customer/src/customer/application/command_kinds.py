@@ -97,9 +97,8 @@ def decide(cmd: Command, state: CustomerState | None, now: datetime) -> list[ev.
 
 @dataclass(slots=True)
 class Decision:
-    """A command decided against `base`: its events (enveloped), the state after them, its card JSON."""
+    """A decided command: its events (enveloped), the state after them, its card JSON."""
 
-    base: CustomerState | None
     drafts: list[ev.Event]
     events: list[EventEnvelope]
     state: CustomerState | None
@@ -108,7 +107,6 @@ class Decision:
 
 def decision(cmd: Command, stream_id: str, state: CustomerState | None, now: datetime) -> Decision:
     """Decide `cmd` against `state` and build what its append needs (a ServiceError when refused)."""
-    base = state
     drafts = decide(cmd, state, now)
     events: list[EventEnvelope] = []
     for draft in drafts:
@@ -121,4 +119,4 @@ def decision(cmd: Command, stream_id: str, state: CustomerState | None, now: dat
         state = apply(state, draft, stream_id=stream_id, version=version, at=now)
     card = (orjson.dumps(state.card(), default=str)
             if state is not None and (drafts or not isinstance(cmd, PAYMENT_COMMANDS)) else b"")
-    return Decision(base, drafts, events, state, card)
+    return Decision(drafts, events, state, card)

@@ -1,15 +1,14 @@
 """Customer commands: load, decide, append; many concurrent commands share one statement.
 
-Commands queue up by customer partition; each partition's worker takes whatever has arrived
-(up to `max_batch`), decides each against the states in memory (with `decide_ahead`, creates
-and updates were mostly decided on arrival already, ADR 0030), and appends all their events, read-model rows
-and replies in one statement (one round trip, one commit). With one partition (the default),
-commands that arrive during a commit make the next batch larger, which costs less CPU per
-command (docs/performance.md; more `partitions` overlap commits, at more CPU). One customer's
-commands stay in order in one worker. If the statement fails (a duplicate name, a concurrent
-writer), the batch is replayed one command at a time, so each gets its own answer; a version
-conflict without an expected version is retried on fresh state. A command with a command id
-stores its reply with its request's fingerprint (`shared.idempotency`): a retry gets that
+Commands queue up by customer partition; each partition's worker takes whatever has arrived (up
+to `max_batch`), decides each against the states in memory, and appends all their events,
+read-model rows and replies in one statement (one round trip, one commit). With one partition
+(the default), commands that arrive during a commit make the next batch larger, which costs less
+CPU per command (docs/performance.md; more `partitions` overlap commits, at more CPU). One
+customer's commands stay in order in one worker. If the statement fails (a duplicate name, a
+concurrent writer), the batch is replayed one command at a time, so each gets its own answer; a
+version conflict without an expected version is retried on fresh state. A command with a command
+id stores its reply with its request's fingerprint (`shared.idempotency`): a retry gets that
 reply, the same id with another request a conflict.
 """
 
@@ -25,7 +24,7 @@ from typing import Any
 
 import orjson
 import structlog
-from shared.contracts.customer import CreateCustomer, UpdateCustomer
+from shared.contracts.customer import CreateCustomer
 from shared.envelope import EventEnvelope
 from shared.errors import ErrorCode, ServiceError
 from shared.eventstore import ConcurrencyError, DuplicateCommand, EventStore, Fragment, StoredReply
@@ -35,7 +34,7 @@ from shared.personal_data import SubjectErased
 from shared.rpc import Respond, error_bytes
 
 from customer.application import young_collections
-from customer.application.command_kinds import Command, Decision, EditCustomerCmd, ExpirePenalty, decision
+from customer.application.command_kinds import Command, EditCustomerCmd, ExpirePenalty, decision
 from customer.application.command_trace import (
     APPEND_SECONDS,
     BATCH_SECONDS,
@@ -74,7 +73,6 @@ class _Pending:
     answer: asyncio.Future[bytes] | Respond  # a caller awaiting a future, or the RPC server's reply
     stream_id: str  # a create's new id is fixed here, so a replayed batch keeps it
     fingerprint: str | None  # of the request, when the command has a command id
-    ahead: Decision | None = None  # decided on arrival; its batch uses it if `base` is still the state
 
 
 def _dumps(value: Any) -> bytes:
@@ -97,7 +95,6 @@ class CustomerCommands:
         max_batch: int = 256,
         partitions: int = 1,
         recent_replies: int = 20_000,
-        decide_ahead: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_erased: Callable[[list[str]], None] | None = None,
     ) -> None:
@@ -106,7 +103,6 @@ class CustomerCommands:
         self.settings = settings
         self.cache = cache
         self.max_batch = max_batch
-        self.decide_ahead = decide_ahead  # creates and updates decided on arrival (ADR 0030)
         self.clock = clock
         self._queues: list[asyncio.Queue[_Pending]] = [asyncio.Queue() for _ in range(partitions)]
         self.recent = RecentReplies(recent_replies)
@@ -133,24 +129,8 @@ class CustomerCommands:
         if command.meta.command_id is not None and request_fingerprint is None:
             request_fingerprint = fingerprint(command)
         self._queues[hash(stream_id) % len(self._queues)].put_nowait(
-            _Pending(command, answer, stream_id, request_fingerprint, self._decide_ahead(command, stream_id))
+            _Pending(command, answer, stream_id, request_fingerprint)
         )
-
-    def _decide_ahead(self, command: Command, stream_id: str) -> Decision | None:
-        """A create or update decided on arrival, against the state in memory now (ADR 0030).
-
-        Its batch uses it only if that is still the customer's state then, else decides again.
-        """
-        if not self.decide_ahead or not isinstance(command, CreateCustomer | UpdateCustomer):
-            return None
-        state = None
-        if isinstance(command, UpdateCustomer) and (state := self.cache.peek(stream_id)) is None:
-            return None
-        try:
-            decided = decision(command, stream_id, state, self.clock())
-        except Exception:  # refused (or worse): the batch decides it and answers as before
-            return None
-        return decided if decided.drafts else None
 
     async def run(self) -> None:
         """Run every partition's worker until cancelled."""
@@ -260,9 +240,7 @@ class CustomerCommands:
                     state = None
                 else:
                     state = self.cache.get(stream_id)
-                made = pending.ahead  # decided on arrival against this very state (submit), or now
-                if made is None or made.base is not state:
-                    made = decision(cmd, stream_id, state, now)
+                made = decision(cmd, stream_id, state, now)
             except ServiceError as err:
                 results.append((pending, error_bytes(err)))
                 continue

@@ -26,10 +26,6 @@ class StateCache:
         self._states.move_to_end(stream_id)
         return self._states[stream_id]
 
-    def peek(self, stream_id: str) -> CustomerState | None:
-        """A cached state, or None when not cached (or without events); not counted as a use."""
-        return self._states.get(stream_id)
-
     async def ensure(self, stream_ids: Iterable[str]) -> None:
         """Load (by folding their events) the states not in memory yet, in one query."""
         missing = [s for s in set(stream_ids) if s not in self._states]
