@@ -70,14 +70,21 @@ class CustomerLifecycle(Workflow):  # type: ignore[misc,valid-type]
                                headers={"Authorization": "Bearer ..."})
 
 
+ROUNDS = 3  # random chains: a round of SCENARIOS may, rarely, use nothing it made (seen once in CI)
+
+
 def test_linked_operations_keep_to_the_document(fuzz_stack: FuzzStack) -> None:
     CustomerLifecycle.stack = fuzz_stack
     CustomerLifecycle.seen = []
-    CustomerLifecycle.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=6, deadline=None,
-                                            database=None, suppress_health_check=list(HealthCheck)))
-    assert fuzz_stack.alive(), "".join(fuzz_stack.output[-40:])
-    # the chain reached real resources: something made, and then used by a linked step
-    made = [s for s in CustomerLifecycle.seen if s[2] == 201]
-    used = [s for s in CustomerLifecycle.seen if s[1] in (CUSTOMER, CONTACT) and 200 <= s[2] < 300]
+    for _ in range(ROUNDS):
+        # every round's answers are checked against the document; more rounds only until the chain
+        # has reached a real resource (a 2xx on what a 201 made), which random bodies can miss
+        CustomerLifecycle.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=6, deadline=None,
+                                                database=None, suppress_health_check=list(HealthCheck)))
+        assert fuzz_stack.alive(), "".join(fuzz_stack.output[-40:])
+        made = [s for s in CustomerLifecycle.seen if s[2] == 201]
+        used = [s for s in CustomerLifecycle.seen if s[1] in (CUSTOMER, CONTACT) and 200 <= s[2] < 300]
+        if made and used:
+            break
     linked = Counter(s for s in CustomerLifecycle.seen if s[1] in (CUSTOMER, CONTACTS, CONTACT))
-    assert made and used, f"made {len(made)}; linked steps {dict(linked)}"
+    assert made and used, f"made {len(made)}; linked steps {dict(linked)} in {ROUNDS} rounds"
