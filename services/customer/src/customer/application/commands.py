@@ -180,8 +180,6 @@ class CustomerCommands:
             return await self._execute(batch, check_stored=False)
         except _AppendFailed:
             self.cache.forget(p.stream_id for p in batch)
-            if (marks := _MARKS.get()) is not None:
-                del marks[1:]  # the timeline shows the last try's round trip, not the failed first
         return [(p, await self._execute_one(p)) for p in batch]
 
     async def _execute_one(self, pending: _Pending) -> bytes:
@@ -262,6 +260,7 @@ class CustomerCommands:
             young_collections.collect_soon()  # while PostgreSQL commits
             waiting = time.perf_counter()
             if (marks := _MARKS.get()) is not None:
+                del marks[1:]  # the timeline shows the batch's last append (a replay's, a retry's)
                 marks.append(waiting)
             try:
                 await self.store.append(
