@@ -61,6 +61,21 @@ async def waiting_on_a_lock(pool: asyncpg.Pool) -> bool:
                                     " AND wait_event_type = 'Lock'"))
 
 
+async def held_while(pool: asyncpg.Pool, statements: list[tuple[str, tuple[Any, ...]]],
+                     other: Any, waits: str) -> Any:
+    """Run `statements` in a transaction, start `other` (a coroutine), wait until it waits on a lock
+    (bounded), then commit; return `other`'s result."""
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        for sql, args in statements:
+            await conn.execute(sql, *args)
+        task = asyncio.create_task(other)
+        await wait_for(lambda: waiting_on_a_lock(pool), timeout=10, message=f"{waits} to wait")
+        await tx.commit()
+    return await asyncio.wait_for(task, 10)
+
+
 async def due_in(pool: asyncpg.Pool, d: Delivery) -> float:
     """Seconds until the delivery is due (<= 0: due now); it must be queued."""
     row = await pool.fetchrow("SELECT state, extract(epoch FROM next_attempt_at - now()) AS s FROM deliveries"
@@ -78,16 +93,11 @@ async def test_a_settings_write_waits_for_an_outcome_recorded_meanwhile_then_mak
     d = await claimed(pool, store)
     # the outcome's write as the store makes it, held open: the settings row read FOR SHARE, the
     # delivery queued with its back-off (tried with the settings in force at that moment)
-    async with pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        await conn.execute("SELECT version FROM channel_settings WHERE channel = 'email' FOR SHARE")
-        await conn.execute("UPDATE deliveries SET state = 'queued', claimed_by = NULL, next_attempt_at ="
-                           f" now() + interval '{BACK_OFF_S} s' WHERE delivery_id = $1", d.delivery_id)
-        write = asyncio.create_task(settings.set_email(email(2526)))  # the admin's change, meanwhile
-        await wait_for(lambda: waiting_on_a_lock(pool), timeout=10, message="the settings write to wait")
-        await tx.commit()
-    await asyncio.wait_for(write, 10)
+    await held_while(pool, [
+        ("SELECT version FROM channel_settings WHERE channel = 'email' FOR SHARE", ()),
+        ("UPDATE deliveries SET state = 'queued', claimed_by = NULL, next_attempt_at ="
+         f" now() + interval '{BACK_OFF_S} s' WHERE delivery_id = $1", (d.delivery_id,)),
+    ], settings.set_email(email(2526)), "the settings write")  # the admin's change, meanwhile
     assert await due_in(pool, d) <= 0
 
 
@@ -99,16 +109,11 @@ async def test_an_outcome_recorded_while_settings_are_written_reads_the_new_vers
     assert version is not None
     d = await claimed(pool, store)
     # a settings write in progress (its row locked and a new version written, not yet committed)
-    async with pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        await conn.execute("SELECT 1 FROM channel_settings WHERE channel = 'email' FOR UPDATE")
-        await conn.execute("UPDATE channel_settings SET version = version + 1 WHERE channel = 'email'")
-        outcome = Recorded(d, "queued", error="SMTP connection: timed out", retry_in_s=BACK_OFF_S)
-        record = asyncio.create_task(store.record([outcome], tried_with=version))
-        await wait_for(lambda: waiting_on_a_lock(pool), timeout=10, message="the outcome's write to wait")
-        await tx.commit()
-    await asyncio.wait_for(record, 10)
+    outcome = Recorded(d, "queued", error="SMTP connection: timed out", retry_in_s=BACK_OFF_S)
+    await held_while(pool, [
+        ("SELECT 1 FROM channel_settings WHERE channel = 'email' FOR UPDATE", ()),
+        ("UPDATE channel_settings SET version = version + 1 WHERE channel = 'email'", ()),
+    ], store.record([outcome], tried_with=version), "the outcome's write")
     assert await due_in(pool, d) <= 0
 
 
